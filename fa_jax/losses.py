@@ -1,0 +1,84 @@
+"""Losses by name, each ``loss(logits, labels) -> scalar`` (mean over the batch).
+
+Label conventions, shared by every task in ``fa_jax.data``:
+- binary tasks: ``logits`` (batch, 1), ``labels`` (batch,) in {-1, +1};
+- multi-class tasks: ``logits`` (batch, C), ``labels`` integer (batch,) or one-hot (batch, C).
+The per-example formulas are optax's (``optax.losses``) wherever optax has them.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fa_jax.registry import lookup
+
+
+def _targets(logits, labels):
+    """Real-valued targets shaped like ``logits``: ±1 for binary, one-hot for classes."""
+    if logits.shape[-1] == 1 and labels.ndim == logits.ndim - 1:
+        return labels[..., None].astype(logits.dtype)
+    if labels.ndim == logits.ndim:
+        return labels.astype(logits.dtype)
+    return jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+
+
+def mse(logits, labels):
+    """mean_i sum_j (z_ij - t_ij)^2 with ±1 / one-hot targets t."""
+    return optax.losses.squared_error(logits, _targets(logits, labels)).sum(-1).mean()
+
+
+def mae(logits, labels):
+    """mean_i sum_j |z_ij - t_ij|."""
+    return jnp.abs(logits - _targets(logits, labels)).sum(-1).mean()
+
+
+def softmax_ce(logits, labels):
+    """Softmax cross-entropy with integer (batch,) or one-hot (batch, C) labels."""
+    if logits.shape[-1] == 1:
+        raise ValueError("softmax_ce needs >= 2 outputs; use 'bce' for a single-logit binary task")
+    if labels.ndim == logits.ndim:
+        return optax.losses.softmax_cross_entropy(logits, labels).mean()
+    return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32)).mean()
+
+
+def bce(logits, labels):
+    """Sigmoid binary cross-entropy; targets (y + 1) / 2 for ±1 labels, one-hot for classes.
+
+    For one logit z and target t: -t log s(z) - (1 - t) log(1 - s(z)); dL/dz = s(z) - t
+    (the seed's ``y_hat - y``).
+    """
+    t = _targets(logits, labels)
+    if logits.shape[-1] == 1 and labels.ndim == logits.ndim - 1:
+        t = (t + 1.0) / 2.0
+    return optax.losses.sigmoid_binary_cross_entropy(logits, t).sum(-1).mean()
+
+
+def hinge(logits, labels):
+    """Binary: max(0, 1 - y z); multi-class: Crammer-Singer (``optax.losses.multiclass_hinge_loss``)."""
+    if logits.shape[-1] == 1:
+        return optax.losses.hinge_loss(logits[..., 0], labels.astype(logits.dtype)).mean()
+    if labels.ndim == logits.ndim:
+        labels = labels.argmax(-1)
+    return optax.losses.multiclass_hinge_loss(logits, labels.astype(jnp.int32)).mean()
+
+
+def cosine(logits, labels):
+    """1 - cos(z, t) with ±1 / one-hot targets t (``optax.losses.cosine_distance``)."""
+    return optax.losses.cosine_distance(logits, _targets(logits, labels)).mean()
+
+
+LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine}
+
+
+def get(name: str):
+    """Loss by name; unknown names list the known ones."""
+    return lookup(LOSSES, name, "loss")
+
+
+def accuracy(logits, labels):
+    """Per-example correctness (batch,): sign for one logit (z > 0 <-> +1), argmax otherwise."""
+    if logits.shape[-1] == 1:
+        return ((logits[..., 0] > 0) == (labels > 0)).astype(jnp.float32)
+    if labels.ndim == logits.ndim:
+        labels = labels.argmax(-1)
+    return (logits.argmax(-1) == labels).astype(jnp.float32)

@@ -1,0 +1,81 @@
+"""From-scratch numpy reference for BP and DFA gradients (no autodiff): the math, by hand.
+
+Network: ``a_l = h_{l-1} W_l + b_l``, ``h_l = f(a_l)`` for hidden layers l = 1..L
+(``h_0 = X``), logits ``z = h_L W_out + b_out``, prediction ``y_hat = sigmoid(z)``.
+Loss: binary cross-entropy averaged over the N examples of the batch, with targets
+``y in {0, 1}``. For sigmoid + BCE the output error is (seed 000, appendix):
+
+    e = dL/dz = (y_hat - y) / N                     (N, 1)
+    dW_out = h_L^T e,      db_out = sum_n e          (the output layer: same for BP and DFA)
+
+BP carries the error backwards through the transposed weights:
+
+    delta_L = (e W_out^T) * f'(a_L),   delta_l = (delta_{l+1} W_{l+1}^T) * f'(a_l)
+
+DFA (Nøkland 2016) sends the output error straight to every hidden layer through a fixed
+random ``B_l`` of shape (n_out, h_l):
+
+    delta_l = (e B_l) * f'(a_l)
+
+and in both cases ``dW_l = h_{l-1}^T delta_l``, ``db_l = sum_n delta_l``. For one hidden
+layer, ``B_1 = W_out^T`` makes DFA equal to BP: that is the seed's
+``dBCE/dW_1 = X^T (y_hat - y) B * f'(a_1)`` with ``B = W_2^T``.
+"""
+
+import numpy as np
+
+_ACT = {
+    "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(a.dtype)),
+    "tanh": (np.tanh, lambda a: 1.0 - np.tanh(a) ** 2),
+    "sigmoid": (lambda a: 1 / (1 + np.exp(-a)), lambda a: np.exp(-a) / (1 + np.exp(-a)) ** 2),
+    "identity": (lambda a: a, lambda a: np.ones_like(a)),
+}
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def forward(params, x, activation="relu"):
+    """Pre-activations [a_1..a_L], activations [h_0=X, h_1..h_L] and logits z (N, n_out)."""
+    f, _ = _ACT[activation]
+    hs, as_ = [np.asarray(x, np.float64)], []
+    for p in params[:-1]:
+        as_.append(hs[-1] @ p["w"] + p["b"])
+        hs.append(f(as_[-1]))
+    z = hs[-1] @ params[-1]["w"] + params[-1]["b"]
+    return as_, hs, z
+
+
+def bce_loss(params, x, y01, activation="relu"):
+    """Mean binary cross-entropy, y01: (N,) targets in {0, 1}."""
+    _, _, z = forward(params, x, activation)
+    p = _sigmoid(z[:, 0])
+    return float(-np.mean(y01 * np.log(p) + (1 - y01) * np.log(1 - p)))
+
+
+def _grads(params, x, y01, activation, signal):
+    _, df = _ACT[activation]
+    params = [{k: np.asarray(v, np.float64) for k, v in p.items()} for p in params]
+    as_, hs, z = forward(params, x, activation)
+    n = x.shape[0]
+    e = (_sigmoid(z) - np.asarray(y01, np.float64).reshape(-1, 1)) / n
+    grads = [None] * len(params)
+    grads[-1] = {"w": hs[-1].T @ e, "b": e.sum(0)}
+    delta_above = e
+    for l in range(len(params) - 2, -1, -1):
+        delta = signal(l, e, delta_above, params) * df(as_[l])
+        grads[l] = {"w": hs[l].T @ delta, "b": delta.sum(0)}
+        delta_above = delta
+    return grads
+
+
+def bp_grads(params, x, y01, activation="relu"):
+    """BP gradients [{"w": dW_l, "b": db_l}] by the chain rule written out by hand."""
+    return _grads(params, x, y01, activation, lambda l, e, d, p: d @ p[l + 1]["w"].T)
+
+
+def dfa_grads(params, x, y01, feedback, activation="relu"):
+    """DFA gradients; feedback[l]: (n_out, h_{l+1}) for hidden layer l+1."""
+    fb = [np.asarray(B, np.float64) for B in feedback]
+    return _grads(params, x, y01, activation, lambda l, e, d, p: e @ fb[l])

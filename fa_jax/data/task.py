@@ -1,0 +1,57 @@
+"""A training task as one pytree: resident arrays plus a pure, jittable batch sampler.
+
+Labels follow ``fa_jax.losses``: binary tasks have ``n_out == 1`` and labels in {-1, +1};
+multi-class tasks have integer labels in [0, n_out).
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+def sample_fixed(task: "Task", key, batch_size: int):
+    """Mini-batch drawn with replacement from the resident training set.
+
+    A ``batch_size`` of at least the training-set size returns the whole set (full-batch GD).
+    """
+    n = task.x_train.shape[0]
+    if batch_size >= n:
+        return task.x_train, task.y_train
+    idx = jax.random.randint(key, (batch_size,), 0, n)
+    return task.x_train[idx], task.y_train[idx]
+
+
+@struct.dataclass
+class Task:
+    """Arrays live on the device and are passed to jitted code as arguments (never constants).
+
+    x_test: (n_test, n_in), y_test: (n_test,). ``x_train``/``y_train`` hold a fixed training
+    set or are ``None`` when ``sampler`` generates fresh samples; ``aux`` holds any other
+    arrays the sampler needs (e.g. the parity's relevant coordinates).
+    """
+
+    x_test: jax.Array
+    y_test: jax.Array
+    x_train: jax.Array | None = None
+    y_train: jax.Array | None = None
+    aux: dict = struct.field(default_factory=dict)
+    name: str = struct.field(pytree_node=False, default="task")
+    n_in: int = struct.field(pytree_node=False, default=0)
+    n_out: int = struct.field(pytree_node=False, default=1)
+    default_loss: str = struct.field(pytree_node=False, default="bce")
+    sampler: Callable = struct.field(pytree_node=False, default=sample_fixed)
+
+    def sample(self, key, batch_size: int):
+        """One training batch ``(x (batch, n_in), y (batch,))``, a pure function of ``key``."""
+        return self.sampler(self, key, batch_size)
+
+    @property
+    def n_train(self) -> int | None:
+        """Size of the fixed training set, or None for generated (fresh) samples."""
+        return None if self.x_train is None else int(self.x_train.shape[0])
+
+
+def labels_dtype(n_out: int):
+    return jnp.float32 if n_out == 1 else jnp.int32

@@ -1,0 +1,284 @@
+"""Training: one train-state pytree, a pure step, ``lax.scan`` over steps, ``vmap`` over seeds.
+
+``sweep(model, task, rule=..., seeds=8, ...)`` trains every seed of one configuration as one
+compiled program: the seed is a leading array axis of the :class:`TrainState`; the task's
+arrays are shared (not copied per seed). Evaluation runs inside the scan every
+``eval_every`` steps; the host only sees one chunk of evaluations at a time (for the
+progress bar), never single steps.
+"""
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from tqdm.auto import tqdm
+
+from fa_jax import losses as losses_lib
+from fa_jax import optim
+from fa_jax import rules as rules_lib
+from fa_jax.feedback import check_feedback_options, init_feedback
+
+# fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
+# seeds to a sweep never changes the earlier ones.
+PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN = 0, 1, 2
+
+
+@struct.dataclass
+class TrainState:
+    """Everything one seed's run carries: params, optimizer state, feedback, RNG key, step.
+
+    ``diverged_at`` is the first step whose loss was not finite (-1 while finite).
+    """
+
+    params: list
+    opt_state: optax.OptState
+    feedback: list | None
+    key: jax.Array
+    step: jax.Array
+    diverged_at: jax.Array
+
+
+def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
+    """A fresh TrainState for one seed. seed_key: ``jax.random.key(seed)``."""
+    params = model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
+    fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}))
+    opt_state = tx.init(params)
+    if learning_rate is not None:
+        opt_state = optim.set_learning_rate(opt_state, jnp.asarray(learning_rate, jnp.float32))
+    return TrainState(params=params, opt_state=opt_state, feedback=fb,
+                      key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
+                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
+
+
+def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
+    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update."""
+
+    def step(state: TrainState, task):
+        key, k_batch = jax.random.split(state.key)
+        x, y = task.sample(k_batch, batch_size)
+
+        def objective(params):
+            logits = model.apply(params, x, rule=rule, feedback=state.feedback)
+            return loss_fn(logits, y), logits
+
+        (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
+        diverged_at = jnp.where(bad, state.step, state.diverged_at)
+        new = state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1,
+                            diverged_at=diverged_at)
+        return new, (loss, losses_lib.accuracy(logits, y).mean())
+
+    return step
+
+
+def make_evaluate(model, rule: str, loss_fn):
+    """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set."""
+
+    def evaluate(state, task):
+        logits = model.apply(state.params, task.x_test, rule=rule, feedback=state.feedback)
+        return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
+
+    return evaluate
+
+
+def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int):
+    """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
+    loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy."""
+
+    def run_chunk(state, task):
+        def interval(state, _):
+            def body(carry, _):
+                s, tot_loss, tot_acc = carry
+                s, (loss, acc) = step(s, task)
+                return (s, tot_loss + loss, tot_acc + acc), None
+
+            zero = jnp.zeros((), jnp.float32)
+            (state, tot_loss, tot_acc), _ = jax.lax.scan(body, (state, zero, zero), None, length=eval_every)
+            test_loss, test_acc = evaluate(state, task)
+            return state, {"loss": tot_loss / eval_every, "train_acc": tot_acc / eval_every,
+                           "test_loss": test_loss, "test_acc": test_acc}
+
+        return jax.lax.scan(interval, state, None, length=evals_per_chunk)
+
+    return run_chunk
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """Per-seed results of one :func:`sweep`; arrays are numpy, seeds on axis 0.
+
+    eval_steps: (E,) steps at which metrics were taken. loss, train_acc, test_loss,
+    test_acc: (S, E). diverged_at: (S,) first non-finite step or -1. state: the final
+    batched TrainState (leading axis S).
+    """
+
+    rule: str
+    seeds: list[int]
+    eval_steps: np.ndarray
+    loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    diverged_at: np.ndarray
+    state: TrainState
+    compile_s: float
+    run_s: float
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.diverged_at >= 0
+
+    @property
+    def final_test_acc(self) -> np.ndarray:
+        """(S,) final test accuracy; NaN where the seed diverged (never reported as a number)."""
+        return np.where(self.diverged, np.nan, self.test_acc[:, -1])
+
+    def rows(self) -> list[dict]:
+        """One summary row per seed (JSON-ready; diverged seeds get ``null`` accuracy/loss)."""
+        out = []
+        wall = (self.compile_s + self.run_s)
+        for i, seed in enumerate(self.seeds):
+            div = bool(self.diverged[i])
+            out.append({
+                "rule": self.rule, "seed": int(seed),
+                "test_accuracy": None if div else float(self.test_acc[i, -1]),
+                "final_loss": None if div else float(self.loss[i, -1]),
+                "steps": int(self.eval_steps[-1]), "diverged": div,
+                "diverged_step": int(self.diverged_at[i]) if div else None,
+                "wall_s": round(wall, 3),
+            })
+        return out
+
+    def metric_rows(self) -> list[dict]:
+        """One row per (seed, logged step): rule, seed, step, loss, train_acc, test_acc, test_loss."""
+        out = []
+        for i, seed in enumerate(self.seeds):
+            for j, st in enumerate(self.eval_steps):
+                vals = {k: float(getattr(self, k)[i, j]) for k in ("loss", "train_acc", "test_acc", "test_loss")}
+                vals = {k: (v if math.isfinite(v) else None) for k, v in vals.items()}
+                out.append({"rule": self.rule, "seed": int(seed), "step": int(st), **vals})
+        return out
+
+
+def _seed_list(seeds) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
+        return list(range(int(seeds)))
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a positive count or a non-empty list of non-negative ints, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds contain duplicates: {seeds!r}")
+    return [int(s) for s in seeds]
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def _chunk_size(n_evals: int, max_chunks: int = 20) -> int:
+    """Smallest divisor of n_evals giving at most max_chunks chunks (one compile)."""
+    for c in range(1, n_evals + 1):
+        if n_evals % c == 0 and n_evals // c <= max_chunks:
+            return c
+    return n_evals
+
+
+@functools.lru_cache(maxsize=128)
+def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk):
+    """Jitted (init, run_chunk) for one configuration, cached so repeated sweeps never recompile.
+
+    The learning rate is not part of the key: it lives in the optimizer state
+    (``inject_hyperparams``), one value per seed; only a schedule is.
+    """
+    tx = optim.optimizer(optimizer, 1.0 if schedule is None else schedule, **dict(hyper))
+    loss_fn = losses_lib.get(loss_name)
+    step = make_train_step(model, rule, loss_fn, tx, batch_size)
+    run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk)
+
+    def init(keys, lrs):
+        if lrs is None:
+            return jax.vmap(lambda k: init_state(k, model, rule, tx, dict(fb_opts)))(keys)
+        return jax.vmap(lambda k, lr: init_state(k, model, rule, tx, dict(fb_opts), lr))(keys, lrs)
+
+    return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None)))
+
+
+def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
+          optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
+          eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
+          desc: str | None = None) -> SweepResult:
+    """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
+
+    model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
+    (seeds 0..S-1) or a list. lr: a float, an optax schedule, or a sequence of S floats
+    (one per seed, through ``inject_hyperparams``). feedback: options for
+    :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``). ``steps`` must be a
+    multiple of ``eval_every``. Every argument is checked before anything compiles.
+    """
+    seed_list = _seed_list(seeds)
+    rules_lib.get(rule)
+    _positive_int("steps", steps)
+    _positive_int("batch_size", batch_size)
+    _positive_int("eval_every", eval_every)
+    if steps % eval_every:
+        raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}")
+    if model.n_in != task.n_in or model.n_out != task.n_out:
+        raise ValueError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
+    loss_name = loss or task.default_loss
+    losses_lib.get(loss_name)
+    if loss_name == "softmax_ce" and task.n_out == 1:
+        raise ValueError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
+    check_feedback_options(**(feedback or {}))
+    if isinstance(lr, (Sequence, np.ndarray, jax.Array)) and not isinstance(lr, str):
+        lrs = np.asarray(lr, np.float32).reshape(-1)
+        if lrs.shape[0] != len(seed_list):
+            raise ValueError(f"got {lrs.shape[0]} learning rates for {len(seed_list)} seeds")
+    elif callable(lr):
+        lrs = None  # a schedule: every seed follows it
+    else:
+        optim.check_learning_rate(lr)
+        lrs = np.full(len(seed_list), lr, np.float32)
+    for v in () if lrs is None else lrs:
+        optim.check_learning_rate(float(v))
+    hyper = tuple(sorted((optimizer_hyper or {}).items()))
+    optim.optimizer(optimizer, 1.0, **dict(hyper))  # validates name and hyperparameters
+    fb_opts = tuple(sorted((feedback or {}).items()))
+
+    n_evals = steps // eval_every
+    chunk = _chunk_size(n_evals)
+    init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
+                                  fb_opts, batch_size, eval_every, chunk)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
+    state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
+
+    t0 = time.perf_counter()
+    compiled = chunk_fn.lower(state, task).compile()  # cached: same config + shapes compile once
+    compile_s = time.perf_counter() - t0
+
+    chunks = []
+    t0 = time.perf_counter()
+    with tqdm(total=steps, desc=desc or rule, unit="step", disable=None if progress else True, leave=False) as bar:
+        for _ in range(n_evals // chunk):
+            state, m = compiled(state, task)
+            chunks.append(jax.device_get(m))
+            bar.update(chunk * eval_every)
+    jax.block_until_ready(state)
+    run_s = time.perf_counter() - t0
+
+    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    return SweepResult(rule=rule, seeds=seed_list, eval_steps=np.arange(1, n_evals + 1) * eval_every,
+                       loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
+                       test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
+                       state=state, compile_s=compile_s, run_s=run_s)

@@ -1,0 +1,33 @@
+"""Command-line plumbing shared by the experiment scripts: one-line errors, exit code 2."""
+
+import argparse
+import sys
+
+
+class ArgParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage dump), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def csv(type_=str):
+    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]``."""
+
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty list {text!r}")
+        try:
+            return [type_(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+
+    return parse
+
+
+def fail(prog: str, err: Exception):
+    """Print ``prog: error: <err>`` on one line and exit 2 (bad input, before any compilation)."""
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    sys.stderr.write(f"{prog}: error: {msg}\n")
+    sys.exit(2)

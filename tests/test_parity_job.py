@@ -1,0 +1,92 @@
+"""The main job end to end (--quick) and its command-line errors."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "experiments" / "parity.py"
+_spec = importlib.util.spec_from_file_location("parity_job", SCRIPT)
+parity_job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(parity_job)
+
+
+def _run(*args, **kw):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=600, **kw)
+
+
+def test_quick_job_writes_a_complete_run_directory(tmp_path):
+    out = tmp_path / "run"
+    p = _run("--quick", "--out", str(out), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    for f in ("config.json", "metrics.jsonl", "summary.json", "curves.png"):
+        assert (out / f).exists(), f
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["results"]
+    assert {r["rule"] for r in rows} == {"bp", "fa", "dfa"}
+    for r in rows:
+        assert set(r) >= {"rule", "seed", "test_accuracy", "final_loss", "steps", "diverged", "wall_s"}
+    bp = [r for r in rows if r["rule"] == "bp"]
+    assert all(r["test_accuracy"] >= 0.95 for r in bp), bp  # BP solves n=10, k=2
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["n"] == 10 and cfg["k"] == 2 and cfg["model"]["sizes"] == [10, 64, 64, 1]
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"rule", "seed", "step", "loss", "train_acc", "test_acc"} <= set(metrics[0])
+    assert len(metrics) == 3 * 2 * 8  # rules x seeds x logged steps
+    assert "| bp |" in p.stdout and (out / "curves.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--rules", "bp,dfaa"], "unknown rule 'dfaa'; known: bp, dfa, fa"),
+    (["--k", "40", "--n", "30"], "k=40 > n=30"),
+    (["--width", "0"], "--width must be >= 1, got 0"),
+    (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
+    (["--init", "xavier"], "unknown init 'xavier'"),
+    (["--activation", "swish"], "unknown activation 'swish'"),
+    (["--loss", "xent"], "unknown loss 'xent'"),
+    (["--lr", "-1"], "learning rate must be positive"),
+    (["--seeds", "0"], "--seeds must be >= 1"),
+    (["--steps", "150", "--eval-every", "100"], "not a multiple"),
+    (["--feedback-dist", "cauchy"], "unknown feedback dist"),
+    (["--n", "abc"], "invalid int value: 'abc'"),
+])
+def test_bad_input_is_one_line_exit_2(args, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parity_job.main([*args, "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert match in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "never").exists()
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback():
+    p = _run("--rules", "bp,dfaa")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "parity.py: error: unknown rule 'dfaa'; known: bp, dfa, fa"
+
+
+def test_unwritable_out(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    target = ro / "x" if not os.access(ro, os.W_OK) else Path("/sys/fa_jax_run")  # root writes anywhere
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            parity_job.main(["--quick", "--out", str(target)])
+        assert exit_.value.code == 2 and "is not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(SystemExit) as exit_:
+        parity_job.main(["--quick", "--out", str(f)])
+    assert exit_.value.code == 2 and "exists and is not a directory" in capsys.readouterr().err

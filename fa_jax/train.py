@@ -18,11 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from fa_jax import losses as losses_lib
 from fa_jax import optim
 from fa_jax import rules as rules_lib
+from fa_jax import sharding
 from fa_jax.feedback import check_feedback_options, init_feedback
 
 # fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
@@ -218,7 +220,7 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
 def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
           optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
-          desc: str | None = None) -> SweepResult:
+          desc: str | None = None, devices=None) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
@@ -226,6 +228,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     (one per seed, through ``inject_hyperparams``). feedback: options for
     :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``). ``steps`` must be a
     multiple of ``eval_every``. Every argument is checked before anything compiles.
+    devices: the seed axis is sharded over these (default: all local devices; a
+    ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see ``fa_jax.sharding``.
     """
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
@@ -262,6 +266,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                                   fb_opts, batch_size, eval_every, chunk)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
     state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
+    mesh = devices if isinstance(devices, Mesh) else sharding.seed_mesh(
+        len(seed_list), jax.local_devices() if devices is None else devices)
+    state, task = sharding.place(state, task, mesh)
 
     t0 = time.perf_counter()
     compiled = chunk_fn.lower(state, task).compile()  # cached: same config + shapes compile once

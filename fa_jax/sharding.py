@@ -1,0 +1,42 @@
+"""Spread a sweep's seed axis over devices with ``jax.sharding`` (one process, all local devices).
+
+The train state's leading (seed) axis is sharded over a 1-D ``Mesh`` named ``"seeds"``; the
+task's arrays are replicated. ``jit`` then runs every device's seeds in parallel with no
+communication (seeds are independent). On several hosts, call
+:func:`maybe_initialize_distributed` first: ``jax.devices()`` then spans all hosts.
+"""
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+
+def seed_mesh(n_seeds: int, devices=None) -> Mesh:
+    """A 1-D mesh over the largest number of ``devices`` (default: all) that divides ``n_seeds``."""
+    devices = list(jax.devices() if devices is None else devices)
+    n = max(d for d in range(1, len(devices) + 1) if n_seeds % d == 0)
+    return Mesh(np.array(devices[:n]), ("seeds",))
+
+
+def place(state, task, mesh: Mesh):
+    """Shard ``state`` on its leading axis over ``mesh`` and replicate ``task``."""
+    if mesh.size == 1:
+        return state, task
+    seeds, rep = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
+    return jax.device_put(state, seeds), jax.device_put(task, rep)
+
+
+def maybe_initialize_distributed() -> bool:
+    """Call ``jax.distributed.initialize()`` when launched as one of several processes.
+
+    Recognizes JAX's own variables (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+    ``JAX_PROCESS_ID``) and SLURM multi-task launches (``SLURM_NTASKS`` > 1), for which
+    ``jax.distributed.initialize()`` auto-detects everything. Returns True if it initialized.
+    """
+    multi = "JAX_COORDINATOR_ADDRESS" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    if multi and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
+        return True
+    return False

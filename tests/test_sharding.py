@@ -1,0 +1,30 @@
+"""Sharded sweeps on 8 fake CPU devices equal the unsharded sweep (run in a subprocess)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+CODE = textwrap.dedent("""
+    import jax, numpy as np, fa_jax as fj
+    assert jax.device_count() == 8, jax.devices()
+    task, model = fj.data.parity(8, 2), fj.mlp([8, 16, 1])
+    kw = dict(steps=40, batch_size=8, eval_every=20, progress=False, rule="dfa")
+    sharded = fj.sweep(model, task, seeds=8, **kw)
+    w = sharded.state.params[0]["w"]
+    assert len(w.sharding.device_set) == 8, w.sharding
+    one = fj.sweep(model, task, seeds=8, devices=jax.devices()[:1], **kw)
+    assert len(one.state.params[0]["w"].sharding.device_set) == 1
+    np.testing.assert_allclose(sharded.loss, one.loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sharded.test_acc, one.test_acc, rtol=1e-5, atol=1e-6)
+    six = fj.sweep(model, task, seeds=6, **kw)  # 6 seeds: largest divisor of 6 among 8 devices = 6
+    assert len(six.state.params[0]["w"].sharding.device_set) == 6
+    np.testing.assert_allclose(six.loss, one.loss[:6], rtol=1e-5, atol=1e-6)
+    print("OK")
+""")
+
+
+def test_sharded_sweep_equals_unsharded():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    p = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0 and "OK" in p.stdout, p.stderr[-3000:]

@@ -1,0 +1,99 @@
+"""Per-step time of BP, FA and DFA (and any other registered rule) for MLPs of several sizes.
+
+    python benchmarks/bench_rules.py                      # CPU: small + medium
+    python benchmarks/bench_rules.py --sizes small,medium,large --precision tf32   # a GPU
+
+One jitted training step (forward, the rule's gradient via jax.grad, Adam update) per Python
+dispatch, one seed, batch resident on the device. Median of --repeats after warm-up,
+``block_until_ready``; FLOPs from XLA's cost analysis of the compiled step. Ratios
+DFA/BP and FA/BP come from the same run.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import fa_jax as fj
+from timing import base_parser, environment, flops_of, median_time, precision, write
+
+SIZES = {  # name: (layer sizes, batch)
+    "small": ([784, 256, 256, 256, 10], 128),
+    "medium": ([784, 1024, 1024, 1024, 10], 512),
+    "large": ([784, 4096, 4096, 4096, 4096, 10], 4096),
+}
+
+
+def make_step(model, rule, tx):
+    loss = fj.losses.softmax_ce
+
+    def step(params, opt_state, fb, x, y):
+        g = jax.grad(lambda p: loss(model.apply(p, x, rule=rule, feedback=fb), y))(params)
+        updates, opt_state = tx.update(g, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def bench(size, rules, repeats):
+    sizes, batch = SIZES[size]
+    model = fj.mlp(sizes)
+    k = jax.random.key(0)
+    x = jax.random.normal(jax.random.fold_in(k, 1), (batch, sizes[0]))
+    y = jax.random.randint(jax.random.fold_in(k, 2), (batch,), 0, sizes[-1])
+    tx = optax.adam(1e-3)
+    rows = []
+    for rule in rules:
+        params = model.init(k)
+        fb = fj.init_feedback(jax.random.fold_in(k, 3), model, rule)
+        opt_state = tx.init(params)
+        step = make_step(model, rule, tx)
+        compiled = step.lower(params, opt_state, fb, x, y).compile()
+        flops = flops_of(compiled)
+        state = [params, opt_state]
+
+        def call():
+            state[0], state[1] = compiled(state[0], state[1], fb, x, y)
+            return state[0]
+
+        t = median_time(call, repeats=repeats)
+        rows.append({"size": size, "layers": sizes, "batch": batch, "rule": rule, "step_ms": t * 1e3,
+                     "gflop_per_step": None if flops is None else flops / 1e9,
+                     "tflops": None if flops is None else flops / t / 1e12})
+    bp = next((r["step_ms"] for r in rows if r["rule"] == "bp"), None)
+    for r in rows:
+        r["ratio_vs_bp"] = None if bp is None else r["step_ms"] / bp
+    return rows
+
+
+def main():
+    p = base_parser(__doc__.splitlines()[0], "benchmarks/results/bench_rules.json")
+    p.add_argument("--sizes", default=None, help="comma-separated from small, medium, large")
+    p.add_argument("--rules", default="bp,fa,dfa")
+    a = p.parse_args()
+    sizes = a.sizes.split(",") if a.sizes else (["small", "medium", "large"] if jax.default_backend() == "gpu"
+                                                else ["small", "medium"])
+    for s in sizes:
+        if s not in SIZES:
+            raise SystemExit(f"error: unknown size {s!r}; known: {', '.join(SIZES)}")
+    rules = a.rules.split(",")
+    for r in rules:
+        fj.rules.get(r)
+    env = environment(a.precision)
+    print(f"device: {env['device']} ({env['backend']}), jax {env['jax']}, precision {a.precision}")
+    rows = []
+    with precision(a.precision):
+        for s in sizes:
+            rows += bench(s, rules, a.repeats)
+    print("| size | layers | batch | rule | ms/step | GFLOP/step | TFLOP/s | / BP |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        layers = "-".join(map(str, r["layers"]))
+        gf = "—" if r["gflop_per_step"] is None else f"{r['gflop_per_step']:.2f}"
+        tf = "—" if r["tflops"] is None else f"{r['tflops']:.3f}"
+        print(f"| {r['size']} | {layers} | {r['batch']} | {r['rule']} | {r['step_ms']:.3f} | {gf} | {tf} "
+              f"| {r['ratio_vs_bp']:.2f}x |")
+    write(a.out, {"environment": env, "results": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 import fa_jax as fj
-from timing import base_parser, environment, flops_of, median_time, precision, write
+from timing import base_parser, device_memory, environment, flops_of, median_time, memory_of, precision, write
 
 SIZES = {  # name: (layer sizes, batch)
     "small": ([784, 256, 256, 256, 10], 128),
@@ -49,6 +49,7 @@ def bench(size, rules, repeats):
         step = make_step(model, rule, tx)
         compiled = step.lower(params, opt_state, fb, x, y).compile()
         flops = flops_of(compiled)
+        mem = memory_of(compiled)
         state = [params, opt_state]
 
         def call():
@@ -58,7 +59,8 @@ def bench(size, rules, repeats):
         t = median_time(call, repeats=repeats)
         rows.append({"size": size, "layers": sizes, "batch": batch, "rule": rule, "step_ms": t * 1e3,
                      "gflop_per_step": None if flops is None else flops / 1e9,
-                     "tflops": None if flops is None else flops / t / 1e12})
+                     "tflops": None if flops is None else flops / t / 1e12,
+                     "xla_peak_mib": None if mem is None else mem["peak_estimate"] / 2**20})
     bp = next((r["step_ms"] for r in rows if r["rule"] == "bp"), None)
     for r in rows:
         r["ratio_vs_bp"] = None if bp is None else r["step_ms"] / bp
@@ -84,15 +86,20 @@ def main():
     with precision(a.precision):
         for s in sizes:
             rows += bench(s, rules, a.repeats)
-    print("| size | layers | batch | rule | ms/step | GFLOP/step | TFLOP/s | / BP |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| size | layers | batch | rule | ms/step | GFLOP/step | TFLOP/s | / BP | XLA peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         layers = "-".join(map(str, r["layers"]))
         gf = "—" if r["gflop_per_step"] is None else f"{r['gflop_per_step']:.2f}"
         tf = "—" if r["tflops"] is None else f"{r['tflops']:.3f}"
+        mib = "—" if r["xla_peak_mib"] is None else f"{r['xla_peak_mib']:.0f}"
         print(f"| {r['size']} | {layers} | {r['batch']} | {r['rule']} | {r['step_ms']:.3f} | {gf} | {tf} "
-              f"| {r['ratio_vs_bp']:.2f}x |")
-    write(a.out, {"environment": env, "results": rows})
+              f"| {r['ratio_vs_bp']:.2f}x | {mib} |")
+    dev_mem = device_memory()
+    if dev_mem:
+        print(f"device peak memory in use: {dev_mem['peak_bytes_in_use'] / 2**30:.2f} GiB "
+              f"of {dev_mem['bytes_limit'] / 2**30:.1f} GiB")
+    write(a.out, {"environment": env, "device_memory": dev_mem, "results": rows})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 import fa_jax as fj
 from fa_jax import train
-from timing import base_parser, environment, median_time, precision, write
+from timing import base_parser, device_memory, environment, median_time, memory_of, precision, write
 
 
 def gaussian_task(n_in, n_out, n=4096):
@@ -22,6 +22,18 @@ def gaussian_task(n_in, n_out, n=4096):
     y = jax.random.randint(jax.random.fold_in(k, 1), (n,), 0, n_out)
     return fj.data.Task(x_test=x[:256], y_test=y[:256], x_train=x, y_train=y, name="gaussian",
                         n_in=n_in, n_out=n_out, default_loss="softmax_ce")
+
+
+def largest_seed_count(rows):
+    """Extrapolate XLA's peak-memory estimate linearly in the seed count to the device limit."""
+    pts = sorted({r["seeds"]: r["xla_peak_bytes"] for r in rows if r["scan_len"] == 1 and r["xla_peak_bytes"]}.items())
+    mem = device_memory()
+    if len(pts) < 2 or not mem or not mem.get("bytes_limit"):
+        return None
+    (s0, b0), (s1, b1) = pts[0], pts[-1]
+    per_seed = (b1 - b0) / (s1 - s0)
+    return {"bytes_per_seed": per_seed, "limit_bytes": mem["bytes_limit"],
+            "max_seeds": int(s0 + (mem["bytes_limit"] * 0.9 - b0) / per_seed)}
 
 
 def main():
@@ -50,6 +62,7 @@ def main():
                 keys = jax.vmap(jax.random.key)(jnp.arange(n_seeds, dtype=jnp.uint32))
                 state = jax.jit(jax.vmap(lambda k: train.init_state(k, model, a.rule, tx)))(keys)
                 compiled = prog.lower(state, task).compile()
+                mem = memory_of(compiled)
                 holder = [state]
 
                 def call():
@@ -58,7 +71,8 @@ def main():
 
                 t = median_time(call, repeats=max(3, a.repeats // (4 if scan_len > 1 else 1)))
                 rows.append({"scan_len": scan_len, "seeds": n_seeds, "call_ms": t * 1e3,
-                             "us_per_seed_step": t / (scan_len * n_seeds) * 1e6})
+                             "us_per_seed_step": t / (scan_len * n_seeds) * 1e6,
+                             "xla_peak_bytes": None if mem is None else mem["peak_estimate"]})
     base = next(r["us_per_seed_step"] for r in rows if r["scan_len"] == 1 and r["seeds"] == 1)
     print("| scan length | seeds | ms/call | µs per seed-step | vs 1 seed, 1 step/dispatch |")
     print("|---|---|---|---|---|")
@@ -66,7 +80,11 @@ def main():
         r["ratio_vs_single_dispatch"] = r["us_per_seed_step"] / base
         print(f"| {r['scan_len']} | {r['seeds']} | {r['call_ms']:.2f} | {r['us_per_seed_step']:.1f} "
               f"| {r['ratio_vs_single_dispatch']:.3f} (1/{1 / r['ratio_vs_single_dispatch']:.0f}) |")
-    write(a.out, {"environment": env, "config": {"sizes": sizes, "batch": a.batch_size, "rule": a.rule},
+    fit = largest_seed_count(rows)
+    if fit:
+        print(f"memory per seed ≈ {fit['bytes_per_seed'] / 2**20:.2f} MiB (XLA estimate); "
+              f"largest seed count that fits in {fit['limit_bytes'] / 2**30:.1f} GiB: ≈ {fit['max_seeds']}")
+    write(a.out, {"environment": env, "fit": fit, "config": {"sizes": sizes, "batch": a.batch_size, "rule": a.rule},
                   "results": rows})
 
 

@@ -54,6 +54,25 @@ def flops_of(compiled) -> float | None:
         return None
 
 
+def memory_of(compiled) -> dict | None:
+    """XLA's memory analysis of a compiled function: argument/output/temp bytes and their sum."""
+    try:
+        m = compiled.memory_analysis()
+        out = {k: int(getattr(m, f"{k}_size_in_bytes")) for k in ("argument", "output", "temp", "generated_code")}
+    except Exception:
+        return None
+    out["peak_estimate"] = out["argument"] + out["output"] + out["temp"]
+    return out
+
+
+def device_memory() -> dict | None:
+    """Peak and limit bytes reported by the device (GPUs; None on CPU)."""
+    stats = getattr(jax.devices()[0], "memory_stats", lambda: None)()
+    if not stats:
+        return None
+    return {"peak_bytes_in_use": stats.get("peak_bytes_in_use"), "bytes_limit": stats.get("bytes_limit")}
+
+
 def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--precision", default="float32", choices=list(PRECISIONS))

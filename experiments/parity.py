@@ -46,6 +46,7 @@ QUICK = {"n": 10, "k": 2, "seeds": 2, "steps": 400, "width": 64, "eval_every": 5
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
         for k, v in QUICK.items():
             if getattr(args, k) == parser().get_default(k):
@@ -79,6 +80,8 @@ def main(argv=None):
         model, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, loss=args.loss, feedback=feedback, eval_every=args.eval_every,
         progress=not args.no_progress)
+    if not table:  # a non-zero process of a multi-host run: process 0 reports
+        return 0
     print(table)
     for rule, res in results.items():
         print(f"{rule}: compile {res.compile_s:.1f} s, run {res.run_s:.1f} s")

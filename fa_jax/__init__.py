@@ -1,6 +1,6 @@
 """fa_jax: backprop, feedback alignment, DFA and lazy baselines as JAX wirings."""
 
-from fa_jax import activations, data, experiment, feedback, init, losses, plots, report, rules, rundir
+from fa_jax import activations, data, experiment, feedback, init, losses, plots, report, rules, rundir, sharding
 from fa_jax.feedback import check_feedback, init_feedback
 from fa_jax.mlp import MLP, mlp
 from fa_jax.optim import optimizer, set_learning_rate
@@ -10,6 +10,6 @@ from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
 __all__ = [
     "MLP", "RULES", "Rule", "SweepResult", "TrainState", "activations", "check_feedback",
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
-    "plots", "register", "report", "rules", "rundir", "set_learning_rate", "sweep",
+    "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
 ]
 __version__ = "0.1.0"

@@ -5,9 +5,12 @@ writes ``config.json`` first, ``metrics.jsonl`` as each rule finishes, ``curves.
 and ``summary.json`` last (so a directory with a summary is a complete run).
 """
 
+import json
 from pathlib import Path
 
-from fa_jax import plots, report, rundir
+import jax
+
+from fa_jax import plots, report, rundir, sharding
 from fa_jax.train import sweep
 
 
@@ -19,8 +22,15 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, **sweep_
     :func:`fa_jax.sweep` (seeds, steps, batch_size, optimizer, lr, loss, feedback, ...).
     """
     out = Path(out)
-    rundir.write_json(out / "config.json", config)
-    metrics_path = out / "metrics.jsonl"
+    pid, n_proc = jax.process_index(), jax.process_count()
+    if n_proc > 1:  # several hosts: each trains its share of the seeds and writes its own shard
+        seeds = sweep_kw.pop("seeds", 8)
+        seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+        sweep_kw["seeds"] = sharding.local_seeds(seeds)
+    if pid == 0:
+        rundir.write_json(out / "config.json", config)
+    shard = "" if n_proc == 1 else f".p{pid}"
+    metrics_path = out / f"metrics{shard}.jsonl"
     metrics_path.write_text("")
     results, rows, metric_rows = {}, [], []
     for rule in rules:
@@ -30,9 +40,34 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, **sweep_
         m = res.metric_rows()
         metric_rows += m
         rundir.append_jsonl(metrics_path, m)
+    if n_proc > 1:
+        rundir.write_json(out / f"summary_rows{shard}.json", rows)
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("fa_jax_compare_rules_done")
+        if pid != 0:
+            return results, rows, ""
+        rows, metric_rows = merge_shards(out, n_proc)
     plots.learning_curves(metric_rows, out / "curves.png", title=title or task.name)
     summary = report.summarize(rows)
     timing = {r: {"compile_s": round(res.compile_s, 3), "run_s": round(res.run_s, 3)} for r, res in results.items()}
     rundir.write_json(out / "summary.json", {"task": task.name, "results": rows, "by_rule": summary,
                                              "timing": timing})
     return results, rows, report.table(summary)
+
+
+def merge_shards(out, n_proc: int):
+    """Merge per-process ``metrics.p{i}.jsonl`` / ``summary_rows.p{i}.json`` into ``metrics.jsonl``.
+
+    Returns ``(summary_rows, metric_rows)`` sorted by rule order of appearance, then seed.
+    """
+    out = Path(out)
+    rows, metric_rows = [], []
+    for i in range(n_proc):
+        rows += json.loads((out / f"summary_rows.p{i}.json").read_text())
+        metric_rows += rundir.read_jsonl(out / f"metrics.p{i}.jsonl")
+    order = {r: i for i, r in enumerate(dict.fromkeys(r["rule"] for r in rows))}
+    rows.sort(key=lambda r: (order[r["rule"]], r["seed"]))
+    metric_rows.sort(key=lambda r: (order[r["rule"]], r["seed"], r["step"]))
+    (out / "metrics.jsonl").write_text("")
+    rundir.append_jsonl(out / "metrics.jsonl", metric_rows)
+    return rows, metric_rows

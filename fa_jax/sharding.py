@@ -1,9 +1,14 @@
-"""Spread a sweep's seed axis over devices with ``jax.sharding`` (one process, all local devices).
+"""Spread a sweep's seeds over devices (``jax.sharding``) and over hosts (``jax.distributed``).
 
-The train state's leading (seed) axis is sharded over a 1-D ``Mesh`` named ``"seeds"``; the
-task's arrays are replicated. ``jit`` then runs every device's seeds in parallel with no
-communication (seeds are independent). On several hosts, call
-:func:`maybe_initialize_distributed` first: ``jax.devices()`` then spans all hosts.
+One process: the train state's leading (seed) axis is sharded over a 1-D ``Mesh`` named
+``"seeds"`` of the local devices; the task's arrays are replicated. ``jit`` runs every
+device's seeds in parallel with no communication (seeds are independent).
+
+Several hosts (SLURM or any launcher that sets JAX's variables): every process calls
+:func:`maybe_initialize_distributed`, takes its share of the seeds with
+:func:`local_seeds`, shards them over its own devices, and writes its own metrics shard;
+process 0 merges the shards (see ``fa_jax.experiment``). Seeds never talk to each other,
+so no cross-host collective runs during training.
 """
 
 import os
@@ -40,3 +45,12 @@ def maybe_initialize_distributed() -> bool:
         jax.distributed.initialize()
         return True
     return False
+
+
+def local_seeds(seeds: list[int], process_index: int | None = None, process_count: int | None = None) -> list[int]:
+    """This process's share of ``seeds`` (round-robin); all of them in a single-process run."""
+    i = jax.process_index() if process_index is None else process_index
+    n = jax.process_count() if process_count is None else process_count
+    if n > len(seeds):
+        raise ValueError(f"{len(seeds)} seeds cannot be spread over {n} processes; use at least {n} seeds")
+    return list(seeds)[i::n]

@@ -28,3 +28,26 @@ def test_sharded_sweep_equals_unsharded():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     p = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0 and "OK" in p.stdout, p.stderr[-3000:]
+
+
+def test_local_seeds_round_robin_and_merge(tmp_path):
+    import fa_jax as fj
+    from fa_jax import experiment, rundir
+
+    seeds = list(range(5))
+    parts = [fj.sharding.local_seeds(seeds, i, 2) for i in range(2)]
+    assert parts == [[0, 2, 4], [1, 3]]
+    assert fj.sharding.local_seeds(seeds) == seeds  # single process
+    import pytest
+    with pytest.raises(ValueError, match="2 seeds cannot be spread over 3 processes"):
+        fj.sharding.local_seeds([0, 1], 0, 3)
+    for i, part in enumerate(parts):  # what each host writes
+        rundir.write_json(tmp_path / f"summary_rows.p{i}.json",
+                          [{"rule": r, "seed": s} for r in ("bp", "dfa") for s in part])
+        rundir.append_jsonl(tmp_path / f"metrics.p{i}.jsonl",
+                            [{"rule": r, "seed": s, "step": t} for r in ("bp", "dfa") for s in part for t in (20, 10)])
+    rows, metric_rows = experiment.merge_shards(tmp_path, 2)
+    assert [(r["rule"], r["seed"]) for r in rows] == [("bp", s) for s in seeds] + [("dfa", s) for s in seeds]
+    merged = rundir.read_jsonl(tmp_path / "metrics.jsonl")
+    assert merged == metric_rows and len(merged) == 20
+    assert [(m["seed"], m["step"]) for m in merged[:4]] == [(0, 10), (0, 20), (1, 10), (1, 20)]

@@ -45,6 +45,6 @@ def redraw(run_dir, title=None) -> list[Path]:
     if (run_dir / "embedding.npz").is_file():
         maps, labels, layer, method = representations.load_maps(run_dir / "embedding.npz")
         written.append(plots.embedding(maps, labels, run_dir / "embedding.png",
-                                       title=f"{title or ''} hidden layer {layer} ({method})".strip()))
+                                       title=f"{title + ', ' if title else ''}hidden layer {layer} ({method})"))
     return [Path(p) for p in written]
 

@@ -125,3 +125,37 @@ def embedding(maps, labels, path, title=None):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def grouped_bars(rows, path, group, hue, panels, title=None):
+    """Bar chart: bars grouped by ``rows[i][group]``, one colour per ``rows[i][hue]``.
+
+    panels: [(value_key, err_key, ylabel), ...], one subplot each (e.g. accuracy and
+    alignment); missing values (None) leave a gap. rows: dicts. Returns ``path``.
+    """
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    hues = list(dict.fromkeys(r[hue] for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.5, 1.1 * len(groups)) * len(panels), 3.6), dpi=110,
+                             squeeze=False)
+    width = 0.8 / len(hues)
+    for ax, (val, err, ylabel) in zip(axes[0], panels):
+        for hi, h in enumerate(hues):
+            xs, ys, es = [], [], []
+            for gi, g in enumerate(groups):
+                r = next((r for r in rows if r[group] == g and r[hue] == h), None)
+                if r is not None and r.get(val) is not None:
+                    xs.append(gi + (hi - (len(hues) - 1) / 2) * width)
+                    ys.append(r[val])
+                    es.append(r.get(err) or 0.0)
+            ax.bar(xs, ys, width, yerr=es, capsize=2, color=f"C{hi}", label=str(h))
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([str(g) for g in groups], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -33,9 +33,10 @@ import fa_jax as fj
 from fa_jax.redraw import redraw
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
-cfg = dict(seeds=2, steps=100, eval_every=50, width=32) if SMALL else dict(seeds=4, steps=2000, eval_every=100, width=128)
+cfg = (dict(seeds=2, steps=100, eval_every=50, width=16, depth=2) if SMALL
+       else dict(seeds=4, steps=2000, eval_every=100, width=128, depth=3))
 task = fj.data.digits()
-model = fj.mlp([64, cfg["width"], cfg["width"], cfg["width"], 10], activation="tanh")
+model = fj.mlp([64] + [cfg["width"]] * cfg["depth"] + [10], activation="tanh")
 print(task.name, model.sizes, cfg)
 
 # %% [markdown]
@@ -48,7 +49,7 @@ out = fj.rundir.prepare("runs/alignment-notebook")
 results, rows, table = fj.experiment.compare_rules(
     model, task, ["bp", "fa", "dfa"], out, {"task": task.name, **cfg}, seeds=cfg["seeds"], steps=cfg["steps"],
     eval_every=cfg["eval_every"], batch_size=64, lr=1e-3, diagnostics=True, progress=False,
-    embed_layer=3, embed_method="pca" if SMALL else "tsne")
+    embed_layer=cfg["depth"], embed_method="pca" if SMALL else "tsne")
 display(Markdown(table))
 
 # %% [markdown]
@@ -76,7 +77,7 @@ display(Image(str(out / "weight_alignment.png")))
 display(Image(str(out / "grad_norms.png")))
 
 # %% [markdown]
-# ## The last hidden layer before and after training
+# ## The last hidden layer before and after training (t-SNE; PCA at small size)
 
 # %%
 display(Image(str(out / "embedding.png")))
@@ -94,6 +95,7 @@ print([p.name for p in redraw(out)])
 
 # %%
 schemes = ["default", "tinydfa"] if SMALL else ["default", *fj.FEEDBACK_SCHEMES]
+# "default" reuses the program compiled above (same configuration); each scheme compiles once.
 lines = ["| scheme | DFA test acc | angle to BP, hidden layers (°) |", "|---|---|---|"]
 for s in schemes:
     res = fj.sweep(model, task, rule="dfa", seeds=cfg["seeds"], steps=cfg["steps"], eval_every=cfg["eval_every"],

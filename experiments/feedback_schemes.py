@@ -33,6 +33,8 @@ def parser():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", default="adam",
+                   help="adam normalises update scale, so schemes that differ only in scale tie; try sgd")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--parity-n", type=int, default=16)
     p.add_argument("--parity-k", type=int, default=3)
@@ -86,6 +88,7 @@ def main(argv=None):
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
         if args.steps % args.eval_every:
             raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+        fj.optimizer(args.optimizer, args.lr)
         tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)
                  for t in args.tasks}
         out = rundir.prepare(args.out or rundir.default_dir("feedback-schemes"))
@@ -102,7 +105,8 @@ def main(argv=None):
             for scheme in args.schemes:
                 fb = {} if scheme == "default" else {"scheme": scheme}
                 res = fj.sweep(model, task, rule=rule, seeds=args.seeds, steps=args.steps,
-                               batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every, feedback=fb,
+                               batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                               eval_every=args.eval_every, feedback=fb,
                                diagnostics=True, progress=not args.no_progress, desc=f"{t} {rule} {scheme}")
                 tag = {"task": t, "scheme": scheme}
                 rundir.append_jsonl(out / "metrics.jsonl", [{**tag, **m} for m in res.metric_rows()])

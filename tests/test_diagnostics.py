@@ -92,7 +92,8 @@ def test_dfa_signal_alignment_matches_numpy_backprop(x64, keys):
     e = 2 * (out - t) / len(h0)
     d2 = e @ ws[2].T
     d1 = (d2 * (1 - h2**2)) @ ws[1].T
-    want = [np.mean([_np_angle(s[i], (e @ np.asarray(B))[i]) for i in range(len(h0))]) for s, B in ((d1, fb[0]), (d2, fb[1]))]
+    want = [np.mean([_np_angle(s[i], (e @ np.asarray(B))[i]) for i in range(len(h0))])
+            for s, B in ((d1, fb[0]), (d2, fb[1]))]
     got = dg.diagnose(model, "dfa", loss, params, fb, x, y)
     np.testing.assert_allclose(got["signal_alignment_deg"], want, atol=1e-8)
     g_w1 = h0.T @ (d1 * (1 - h1**2))

@@ -38,6 +38,8 @@ def parser():
     p.add_argument("--out", default=None, help="run directory (default runs/parity-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (n=10, k=2, 2 seeds)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="record per-layer alignment with BP and gradient/weight norms; plot them")
     return p
 
 
@@ -79,13 +81,14 @@ def main(argv=None):
     results, rows, table = fj.experiment.compare_rules(
         model, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, loss=args.loss, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress)
+        progress=not args.no_progress, diagnostics=args.diagnostics)
     if not table:  # a non-zero process of a multi-host run: process 0 reports
         return 0
     print(table)
     for rule, res in results.items():
         print(f"{rule}: compile {res.compile_s:.1f} s, run {res.run_s:.1f} s")
-    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png")
+    figs = ", alignment.png, grad_norms.png, ..." if args.diagnostics else ""
+    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png, loss.png{figs}")
     return 0
 
 

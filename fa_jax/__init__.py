@@ -1,6 +1,8 @@
 """fa_jax: backprop, feedback alignment, DFA and lazy baselines as JAX wirings."""
 
 from fa_jax import activations, data, experiment, feedback, init, losses, plots, report, rules, rundir, sharding
+from fa_jax import diagnostics, representations
+from fa_jax.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
 from fa_jax.feedback import check_feedback, init_feedback
 from fa_jax.mlp import MLP, mlp
 from fa_jax.optim import optimizer, set_learning_rate
@@ -12,4 +14,5 @@ __all__ = [
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
     "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
 ]
+__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "representations"]
 __version__ = "0.1.0"

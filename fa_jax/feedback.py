@@ -16,6 +16,9 @@ Distribution (a documented choice; DFA is sensitive to it and peers disagree):
 - ``"fan_avg"``: m = (rows + cols) / 2 (Glorot-like).
 - ``"n_out"``: m = the network's output size for every B.
 - ``"none"``: m = 1 (std = scale).
+
+Named presets (``scheme=``, :data:`SCHEMES`; replace ``dist``/``scaling``, ``scale`` still
+multiplies) reproduce how other codebases draw feedback; see :mod:`fa_jax.feedback_schemes`.
 """
 
 import math
@@ -24,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import rules as rules_lib
+from fa_jax.feedback_schemes import SCHEMES
 from fa_jax.registry import lookup
 
 DISTS = ("uniform", "normal")
@@ -41,8 +45,13 @@ def feedback_std(shape, n_out, scaling="fan_in", scale=1.0) -> float:
     return scale / math.sqrt(lookup(SCALINGS, scaling, "feedback scaling")(shape, n_out))
 
 
-def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0) -> None:
+def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=None) -> None:
     """Validate the feedback options without drawing anything."""
+    if scheme is not None:
+        lookup(SCHEMES, scheme, "feedback scheme")
+        if (dist, scaling) != ("uniform", "fan_in"):
+            raise ValueError(f"feedback scheme {scheme!r} sets the distribution itself; "
+                             f"leave dist/scaling at their defaults (got dist={dist!r}, scaling={scaling!r})")
     if dist not in DISTS:
         raise ValueError(f"unknown feedback dist {dist!r}; known: {', '.join(DISTS)}")
     lookup(SCALINGS, scaling, "feedback scaling")
@@ -50,16 +59,20 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0) -> None:
         raise ValueError(f"feedback scale must be a positive finite number, got {scale!r}")
 
 
-def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32):
+def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32,
+                  scheme=None):
     """Draw the feedback ``rule`` needs for ``model``; ``None`` for rules without feedback.
 
     key: a ``jax.random`` key (split per matrix). Returns a list of arrays (see module doc).
+    scheme: ``None`` (use dist/scaling/scale) or a preset name from :data:`SCHEMES`.
     """
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
-    check_feedback_options(dist, scaling, scale)
+    check_feedback_options(dist, scaling, scale, scheme)
     if r.feedback_shapes is None:
         return None
     shapes = r.feedback_shapes(model)
+    if scheme is not None:
+        return [scale * B for B in SCHEMES[scheme](key, model, r.name, [tuple(s) for s in shapes], dtype)]
     keys = jax.random.split(key, max(len(shapes), 1))
     out = []
     for k, shape in zip(keys, shapes):

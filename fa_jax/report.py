@@ -32,3 +32,31 @@ def table(summary: list[dict], key: str = "rule") -> str:
         lines.append(f"| {s[key]} | {acc} | {_fmt(s['min_acc'], '.3f')} | {s['diverged']}/{s['seeds']} "
                      f"| {s['steps']} | {_fmt(s['seconds'], '.1f')} |")
     return "\n".join(lines)
+
+
+def final_layer_stats(metric_rows: list[dict], metric: str = "grad_alignment_deg") -> dict:
+    """{rule: (mean (n_layers,), std (n_layers,), seeds)} of a per-layer ``metric`` at each
+    rule's last logged step, over seeds (NaN/None entries ignored); rules without it are left out."""
+    out = {}
+    for rule in dict.fromkeys(r["rule"] for r in metric_rows):
+        rr = [r for r in metric_rows if r["rule"] == rule and r.get(metric) is not None]
+        if not rr:
+            continue
+        last = max(r["step"] for r in rr)
+        vals = np.array([[np.nan if v is None else v for v in r[metric]] for r in rr if r["step"] == last], float)
+        with np.errstate(all="ignore"):
+            out[rule] = (np.nanmean(vals, 0), np.nanstd(vals, 0), len(vals))
+    return out
+
+
+def layer_table(metric_rows: list[dict], metric: str = "grad_alignment_deg", unit: str = "°",
+                hidden: bool = False) -> str:
+    """Markdown table: rule | one column per layer, ``mean ± std`` over seeds at the last step."""
+    stats = final_layer_stats(metric_rows, metric)
+    n = max((len(m) for m, _, _ in stats.values()), default=0)
+    names = [f"h_{i + 1}" if hidden else f"W_{i + 1}" + (" (out)" if i == n - 1 else "") for i in range(n)]
+    lines = ["| rule | seeds | " + " | ".join(names) + " |", "|---|---|" + "---|" * n]
+    for rule, (mean, std, s) in stats.items():
+        cells = [f"{m:.1f} ± {d:.1f}{unit}" for m, d in zip(mean, std)]
+        lines.append(f"| {rule} | {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

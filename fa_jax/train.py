@@ -21,6 +21,7 @@ from flax import struct
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from fa_jax import diagnostics as diagnostics_lib
 from fa_jax import losses as losses_lib
 from fa_jax import optim
 from fa_jax import rules as rules_lib
@@ -92,9 +93,13 @@ def make_evaluate(model, rule: str, loss_fn):
     return evaluate
 
 
-def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int):
+def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagnose=None):
     """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
-    loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy."""
+    loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
+
+    ``diagnose(state, task) -> dict`` (optional, e.g. :func:`fa_jax.diagnostics.make_diagnose`)
+    runs once per evaluation, so unlogged steps pay nothing; its arrays join the metrics.
+    """
 
     def run_chunk(state, task):
         def interval(state, _):
@@ -106,8 +111,11 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int):
             zero = jnp.zeros((), jnp.float32)
             (state, tot_loss, tot_acc), _ = jax.lax.scan(body, (state, zero, zero), None, length=eval_every)
             test_loss, test_acc = evaluate(state, task)
-            return state, {"loss": tot_loss / eval_every, "train_acc": tot_acc / eval_every,
-                           "test_loss": test_loss, "test_acc": test_acc}
+            metrics = {"loss": tot_loss / eval_every, "train_acc": tot_acc / eval_every,
+                       "test_loss": test_loss, "test_acc": test_acc}
+            if diagnose is not None:
+                metrics.update(diagnose(state, task))
+            return state, metrics
 
         return jax.lax.scan(interval, state, None, length=evals_per_chunk)
 
@@ -120,7 +128,9 @@ class SweepResult:
 
     eval_steps: (E,) steps at which metrics were taken. loss, train_acc, test_loss,
     test_acc: (S, E). diverged_at: (S,) first non-finite step or -1. state: the final
-    batched TrainState (leading axis S).
+    batched TrainState (leading axis S). diagnostics: ``None`` unless the sweep ran with
+    ``diagnostics=True``; then {key: (S, E, n_layers)} for the keys of
+    :mod:`fa_jax.diagnostics` that the rule has.
     """
 
     rule: str
@@ -134,6 +144,7 @@ class SweepResult:
     state: TrainState
     compile_s: float
     run_s: float
+    diagnostics: dict | None = None
 
     @property
     def diverged(self) -> np.ndarray:
@@ -161,12 +172,19 @@ class SweepResult:
         return out
 
     def metric_rows(self) -> list[dict]:
-        """One row per (seed, logged step): rule, seed, step, loss, train_acc, test_acc, test_loss."""
+        """One row per (seed, logged step): rule, seed, step, loss, train_acc, test_acc, test_loss;
+        with diagnostics also every key of :data:`fa_jax.diagnostics.KEYS` (a list per layer,
+        ``None`` where the rule has no such metric, e.g. BP's weight alignment)."""
         out = []
         for i, seed in enumerate(self.seeds):
             for j, st in enumerate(self.eval_steps):
                 vals = {k: float(getattr(self, k)[i, j]) for k in ("loss", "train_acc", "test_acc", "test_loss")}
                 vals = {k: (v if math.isfinite(v) else None) for k, v in vals.items()}
+                if self.diagnostics is not None:
+                    for k in diagnostics_lib.KEYS:
+                        d = self.diagnostics.get(k)
+                        vals[k] = None if d is None else [
+                            (float(v) if math.isfinite(v) else None) for v in d[i, j]]
                 out.append({"rule": self.rule, "seed": int(seed), "step": int(st), **vals})
         return out
 
@@ -198,7 +216,8 @@ def _chunk_size(n_evals: int, max_chunks: int = 20) -> int:
 
 
 @functools.lru_cache(maxsize=128)
-def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk):
+def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk,
+              diagnostics=False):
     """Jitted (init, run_chunk) for one configuration, cached so repeated sweeps never recompile.
 
     The learning rate is not part of the key: it lives in the optimizer state
@@ -207,7 +226,8 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
     tx = optim.optimizer(optimizer, 1.0 if schedule is None else schedule, **dict(hyper))
     loss_fn = losses_lib.get(loss_name)
     step = make_train_step(model, rule, loss_fn, tx, batch_size)
-    run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk)
+    diagnose = diagnostics_lib.make_diagnose(model, rule, loss_fn, batch_size) if diagnostics else None
+    run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk, diagnose)
 
     def init(keys, lrs):
         if lrs is None:
@@ -220,16 +240,18 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
 def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
           optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
-          desc: str | None = None, devices=None) -> SweepResult:
+          desc: str | None = None, diagnostics: bool = False, devices=None) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
     (seeds 0..S-1) or a list. lr: a float, an optax schedule, or a sequence of S floats
     (one per seed, through ``inject_hyperparams``). feedback: options for
     :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``). ``steps`` must be a
-    multiple of ``eval_every``. Every argument is checked before anything compiles.
-    devices: the seed axis is sharded over these (default: all local devices; a
-    ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see ``fa_jax.sharding``.
+    multiple of ``eval_every``. diagnostics: also record gradient/weight alignment and norms
+    per layer at every evaluation (:mod:`fa_jax.diagnostics`; one extra batch and one extra
+    BP gradient per evaluation). devices: the seed axis is sharded over these (default: all
+    local devices; a ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see
+    ``fa_jax.sharding``. Every argument is checked before anything compiles.
     """
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
@@ -259,11 +281,13 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     hyper = tuple(sorted((optimizer_hyper or {}).items()))
     optim.optimizer(optimizer, 1.0, **dict(hyper))  # validates name and hyperparameters
     fb_opts = tuple(sorted((feedback or {}).items()))
+    if not isinstance(diagnostics, bool):
+        raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
 
     n_evals = steps // eval_every
     chunk = _chunk_size(n_evals)
     init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
-                                  fb_opts, batch_size, eval_every, chunk)
+                                  fb_opts, batch_size, eval_every, chunk, diagnostics)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
     state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
     mesh = devices if isinstance(devices, Mesh) else sharding.seed_mesh(
@@ -285,7 +309,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     run_s = time.perf_counter() - t0
 
     metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
+    diag = {k: metrics[k] for k in diagnostics_lib.KEYS if k in metrics} if diagnostics else None
     return SweepResult(rule=rule, seeds=seed_list, eval_steps=np.arange(1, n_evals + 1) * eval_every,
                        loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
-                       state=state, compile_s=compile_s, run_s=run_s)
+                       state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag)

@@ -1,5 +1,7 @@
 """Schedules equal optax's; penalties, decay, max-norm, clipping; input scaling; L-BFGS."""
 
+import zlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,13 @@ from fa_jax import regularize, scaling, schedules
 from fa_jax.lbfgs import lbfgs_minimize
 
 T = np.arange(0, 100)
+
+
+@pytest.fixture
+def keys(request):
+    """Deterministic keys per test (crc32 of its name; str hash is salted per process)."""
+    base = jax.random.key(zlib.crc32(request.node.name.encode()))
+    return lambda n: list(jax.random.split(base, n))
 
 
 @pytest.mark.parametrize("name,hyper,ref", [

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import fa_jax as fj  # noqa: E402
 from fa_jax import lecture  # noqa: E402
 
-QUICK = {"batch": 16, "repeats": 2}
+QUICK = {"batch": 4, "repeats": 1, "width": 16}
 
 
 def parser():

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from fa_jax import lecture  # noqa: E402
 from fa_jax.gd_paths import gd_path, linear_data, mse_wb  # noqa: E402
 
-QUICK = {"steps": 20}
+QUICK = {"steps": 5}
 # label: (optimizer, lr, batch size (None = all 30), extra hyperparameters)
 VARIANTS = {
     "batch GD": ("sgd", 0.1, None, {}), "SGD (batch 1)": ("sgd", 0.1, 1, {}),

@@ -23,7 +23,7 @@ import fa_jax as fj  # noqa: E402
 from fa_jax import lecture  # noqa: E402
 from fa_jax.gradflow import layer_grad_norms  # noqa: E402
 
-QUICK = {"depth": 8, "seeds": 2, "steps": 20}
+QUICK = {"depth": 3, "seeds": 1, "steps": 4}
 CONFIGS = [("sigmoid", "glorot_normal"), ("sigmoid", "normal(4)"), ("tanh", "glorot_normal"),
            ("lecun_tanh", "lecun_normal"), ("relu", "he_normal")]
 

@@ -6,7 +6,7 @@ weight decay / early stopping on a small MLP on digits (train vs validation curv
 Part 1: N=30 noisy samples of sin(pi x), one Gaussian kernel on each sample (width --sigma);
 J = 1/2 sum_i (f(x_i) - y_i)^2 + alpha/2 |w|^2 (closed form) with alpha 0 vs 2, and
 J + alpha |w|_1 (gradient, Adam) with alpha 0 vs 0.003: fitted curves and weights.
-Part 2: an MLP 64-256-256-10 on 300 digits (the rest validation) with plain Adam, dropout
+Part 2: an MLP 64-W-W-10 (--width, 256) on 300 digits (the rest validation) with plain Adam, dropout
 0.5, and decoupled weight decay, under --rule; early stopping picks each seed's step of
 lowest validation loss. Writes regularization.png and summary.json with the verdict.
 """
@@ -25,7 +25,7 @@ import fa_jax as fj  # noqa: E402
 from fa_jax import lecture, rbf  # noqa: E402
 from fa_jax.norm_mlp import norm_mlp  # noqa: E402
 
-QUICK = {"steps": 200, "seeds": 2, "rbf_steps": 200}
+QUICK = {"steps": 20, "seeds": 1, "rbf_steps": 20, "width": 16}
 
 
 def parser():
@@ -36,13 +36,14 @@ def parser():
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--n-train", type=int, default=300)
+    p.add_argument("--width", type=int, default=256)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--decay", type=float, default=0.1, help="decoupled weight decay (x lr)")
     return p
 
 
 def check(args):
-    lecture.positive(args, "sigma", "rbf_steps", "seeds", "steps", "n_train")
+    lecture.positive(args, "sigma", "rbf_steps", "seeds", "steps", "n_train", "width")
     fj.rules.get(args.rule)
     fj.dropout.check_rate(args.dropout)
     fj.regularize.check_tools(decoupled_decay=args.decay)
@@ -78,9 +79,9 @@ def mlp_part(args, ax):
     task = task.replace(x_test=jnp.concatenate([task.x_test, task.x_train[args.n_train:]]),
                         y_test=jnp.concatenate([task.y_test, task.y_train[args.n_train:]]),
                         x_train=task.x_train[: args.n_train], y_train=task.y_train[: args.n_train])
-    configs = {"plain": (fj.mlp([64, 256, 256, 10]), {}),
-               f"dropout {args.dropout}": (norm_mlp([64, 256, 256, 10], dropout=args.dropout), {}),
-               f"decay {args.decay}": (fj.mlp([64, 256, 256, 10]), {"decoupled_decay": args.decay})}
+    sizes = [64, args.width, args.width, 10]
+    configs = {"plain": (fj.mlp(sizes), {}), f"dropout {args.dropout}": (norm_mlp(sizes, dropout=args.dropout), {}),
+               f"decay {args.decay}": (fj.mlp(sizes), {"decoupled_decay": args.decay})}
     out = {}
     for i, (name, (model, hyper)) in enumerate(configs.items()):
         res = fj.sweep(model, task, rule=args.rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=1e-3,

@@ -83,7 +83,7 @@ def body(args, out):
                           title=f"{args.dataset}: {len(tr)} train / {len(te)} test")
     baseline = float(np.sqrt(np.mean((y[te] - y_mean) ** 2)))
     verdict = f"{args.dataset} test RMSE after {args.steps} steps ({args.seeds} seeds): " + ", ".join(
-        f"{r} {v['final_rmse_mean']:.3g} ± {v['final_rmse_std']:.2g} (best step {v['best_rmse_mean']:.3g})"
+        f"{r} {v['final_rmse_mean']:.3g} ± {v['final_rmse_std']:.2g} (at its best step {v['best_rmse_mean']:.3g})"
         for r, v in result.items()) + f"; predicting the training mean: {baseline:.3g}"
     return {"rmse": result, "mean_baseline_rmse": baseline, "n_train": len(tr), "n_test": len(te)}, verdict
 

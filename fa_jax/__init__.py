@@ -8,6 +8,9 @@ from fa_jax.mlp import MLP, mlp
 from fa_jax.optim import optimizer, set_learning_rate
 from fa_jax.rules import RULES, Rule, register
 from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
+# issue 6: the training toolbox of the seed lectures
+from fa_jax import dropout, gradflow, lbfgs, norm, rbf, regularize, scaling, schedules  # noqa: E402
+from fa_jax.norm_mlp import NormMLP, norm_mlp  # noqa: E402
 
 __all__ = [
     "MLP", "RULES", "Rule", "SweepResult", "TrainState", "activations", "check_feedback",

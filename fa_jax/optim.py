@@ -16,6 +16,7 @@ optax schedule ``step -> lr``. Defaults are optax's unless stated.
 
 import optax
 
+from fa_jax import regularize
 from fa_jax.registry import lookup
 
 _DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
@@ -50,11 +51,16 @@ def check_learning_rate(learning_rate) -> None:
 def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransformation:
     """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
 
-    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``).
+    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``);
+    the toolbox keys of :mod:`fa_jax.regularize` (``clip_value``, ``clip_norm``, ``l1``,
+    ``l2``, ``penalize_biases``, ``decoupled_decay``, ``max_norm``) chain its links around it.
     """
     make = lookup(OPTIMIZERS, name, "optimizer")
     check_learning_rate(learning_rate)
     kwargs = {**_DEFAULTS.get(name, {}), **hyper}
+    tools = {k: kwargs.pop(k) for k in regularize.TOOLS if k in kwargs}
+    if tools:
+        make = regularize.regularized(make, **tools)
     try:
         return optax.inject_hyperparams(make)(learning_rate=learning_rate, **kwargs)
     except TypeError as err:

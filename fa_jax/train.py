@@ -67,8 +67,11 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
         key, k_batch = jax.random.split(state.key)
         x, y = task.sample(k_batch, batch_size)
 
+        # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
+        extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
+
         def objective(params):
-            logits = model.apply(params, x, rule=rule, feedback=state.feedback)
+            logits = model.apply(params, x, rule=rule, feedback=state.feedback, **extra)
             return loss_fn(logits, y), logits
 
         (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(state.params)

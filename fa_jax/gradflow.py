@@ -1,0 +1,20 @@
+"""Gradient flow through depth: per-layer gradient norms (vanishing / exploding gradients, seed 002).
+
+The backpropagated gradient contains products ``(W f')^L`` that vanish or explode with the
+depth L (Hochreiter 1991); these functions measure it layer by layer for any rule.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax import losses as losses_lib
+
+
+def layer_grad_norms(model, params, x, y, *, loss: str = "mse", rule: str = "bp", feedback=None):
+    """(L,) Frobenius norms ``|dJ/dW_l|`` of the rule's update for each layer l = 1..L.
+
+    x: (batch, n_in), y: labels as ``fa_jax.losses`` expects.
+    """
+    loss_fn = losses_lib.get(loss)
+    grads = jax.grad(lambda p: loss_fn(model.apply(p, x, rule=rule, feedback=feedback), y))(params)
+    return jnp.stack([jnp.linalg.norm(g["w"]) for g in grads])

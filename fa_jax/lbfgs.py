@@ -1,0 +1,47 @@
+"""L-BFGS for full-batch problems: ``optax.lbfgs`` with its zoom line search, in one ``lax.scan``.
+
+Quasi-Newton (seed 002): the update is ``-H_k g`` with ``H_k`` the limited-memory BFGS
+approximation of the inverse Hessian built from the last ``memory_size`` steps; the line
+search (strong Wolfe, ``optax.scale_by_zoom_linesearch``) picks the step length.
+"""
+
+import jax
+import optax
+
+
+def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
+    """Minimize ``loss_fn(params) -> scalar`` from ``params``; returns ``(params, values (steps,))``.
+
+    ``values[t]`` is the loss before step t. Deterministic full-batch objectives only (the
+    line search re-evaluates ``loss_fn``).
+    """
+    for name, v in (("steps", steps), ("memory_size", memory_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"lbfgs {name} must be a positive int, got {v!r}")
+    opt = optax.lbfgs(memory_size=memory_size)
+    value_and_grad = optax.value_and_grad_from_state(loss_fn)
+
+    def step(carry, _):
+        p, s = carry
+        value, g = value_and_grad(p, state=s)
+        u, s = opt.update(g, s, p, value=value, grad=g, value_fn=loss_fn)
+        return (optax.apply_updates(p, u), s), value
+
+    run = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=steps))
+    (params, _), values = run(params)
+    return params, values
+
+
+def lbfgs_fit(model, params, task, *, loss=None, steps: int = 100, memory_size: int = 10):
+    """Full-batch L-BFGS of an ``fj.mlp`` on ``task``'s training split with true (BP) gradients.
+
+    FA/DFA updates are not gradients of any loss, so a line search on them is undefined:
+    L-BFGS is offered for BP only. Returns ``(params, values)``.
+    """
+    from fa_jax import losses as losses_lib
+
+    if task.x_train is None:
+        raise ValueError(f"task {task.name!r} has no fixed training set; L-BFGS needs a full batch")
+    loss_fn = losses_lib.get(loss or task.default_loss)
+    return lbfgs_minimize(lambda p: loss_fn(model.apply(p, task.x_train), task.y_train), params,
+                          steps=steps, memory_size=memory_size)

@@ -1,0 +1,46 @@
+"""The harness every lecture experiment (``experiments/lectures/*.py``) shares.
+
+``run_lecture(name, parser, body, argv)`` parses the arguments (adds ``--out`` and
+``--quick``), checks them through ``body``'s own ``check(args)``, prepares the run
+directory, runs ``body(args, out) -> (summary, verdict)`` and writes ``config.json``
+first and ``summary.json`` (with the one-line ``verdict``) last, then prints the verdict.
+Bad input is a one-line error and exit code 2 (``fa_jax.cli``).
+"""
+
+from fa_jax import cli, rundir
+
+
+def parser(prog: str, doc: str, quick: dict):
+    """An ``fa_jax.cli.ArgParser`` with ``--out`` and ``--quick`` (tiny sizes for the tests)."""
+    p = cli.ArgParser(prog=prog, description=doc.splitlines()[0])
+    p.add_argument("--out", default=None, help=f"run directory (default runs/{prog[:-3]}-<time>)")
+    p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {quick}")
+    return p
+
+
+def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
+    """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory."""
+    args = p.parse_args(argv)
+    if args.quick:
+        for k, v in quick.items():
+            if getattr(args, k) == p.get_default(k):
+                setattr(args, k, v)
+    try:
+        check(args)
+        out = rundir.prepare(args.out or rundir.default_dir(prog[:-3]))
+    except ValueError as err:
+        cli.fail(prog, err)
+    rundir.write_json(out / "config.json", {"job": prog[:-3], **vars(args), "out": str(out)})
+    summary, verdict = body(args, out)
+    rundir.write_json(out / "summary.json", {**summary, "verdict": verdict})
+    print(verdict)
+    print(f"wrote {out}/config.json, summary.json and the plot")
+    return 0
+
+
+def positive(args, *names):
+    """One-line ValueError unless every ``args.<name>`` is > 0."""
+    for n in names:
+        v = getattr(args, n)
+        if not v > 0:
+            raise ValueError(f"--{n.replace('_', '-')} must be > 0, got {v}")

@@ -1,0 +1,50 @@
+"""Normalization layers as pure functions: layer norm, and batch norm with explicit state.
+
+- ``layer_norm``: per example, ``(a - mean_f a) / sqrt(var_f a + eps) * scale + shift``
+  over the feature axis (Ba et al. 2016); the same at train and test time.
+- ``batch_norm``: per feature, over the batch (Ioffe & Szegedy 2015). Training uses the
+  batch's statistics and returns updated running statistics
+  ``running = momentum * running + (1 - momentum) * batch`` (unbiased batch variance, as
+  PyTorch); evaluation uses the running statistics and returns the state unchanged.
+  The running statistics are an explicit state pytree, never a param.
+
+Normalization sits between a layer's affine map and its activation. Under FA the layer's
+own backward (through the normalization's exact Jacobian and the activation) is unchanged;
+only what the affine map sends to its *input* is replaced by ``delta B^T``. Under DFA the
+signal ``e B_l`` arrives at the layer's output and flows through the activation and the
+normalization's exact Jacobian to W_l and b_l. Scales and shifts are never weight-decayed.
+"""
+
+import jax.numpy as jnp
+
+
+def init_norm(n: int, dtype=jnp.float32) -> dict:
+    """Affine params of a normalization over n features: scale ones (n,), shift zeros (n,)."""
+    return {"scale": jnp.ones((n,), dtype), "shift": jnp.zeros((n,), dtype)}
+
+
+def init_batch_stats(n: int, dtype=jnp.float32) -> dict:
+    """Running statistics of batch norm: mean zeros (n,), var ones (n,)."""
+    return {"mean": jnp.zeros((n,), dtype), "var": jnp.ones((n,), dtype)}
+
+
+def layer_norm(a, params, eps: float = 1e-5):
+    """a: (..., n) -> (..., n), normalized over the last axis then scaled and shifted."""
+    mu = a.mean(-1, keepdims=True)
+    var = a.var(-1, keepdims=True)
+    return (a - mu) / jnp.sqrt(var + eps) * params["scale"] + params["shift"]
+
+
+def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: float = 1e-5):
+    """a: (batch, n). Returns ``(out (batch, n), new_stats)``; see the module docstring."""
+    if not 0 <= momentum < 1:
+        raise ValueError(f"batch-norm momentum must be in [0, 1), got {momentum!r}")
+    if train:
+        mu, var = a.mean(0), a.var(0)
+        n = a.shape[0]
+        unbiased = var * n / max(n - 1, 1)
+        new = {"mean": momentum * stats["mean"] + (1 - momentum) * mu,
+               "var": momentum * stats["var"] + (1 - momentum) * unbiased}
+    else:
+        mu, var, new = stats["mean"], stats["var"], stats
+    return (a - mu) / jnp.sqrt(var + eps) * params["scale"] + params["shift"], new

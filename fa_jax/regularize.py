@@ -1,0 +1,157 @@
+"""Regularizers and clipping as optax links that compose with every optimizer and rule.
+
+They act on gradients/updates only, so they are the same for BP, FA and DFA: the rule
+decides the gradient, these links transform it. Feedback matrices live outside ``params``
+and are never touched.
+
+- penalties on the loss, ``J = L + l1 |W|_1 + l2/2 |W|^2`` (seed 002): :func:`penalty` (the
+  loss term) or :func:`add_penalty_grad` (adds its gradient ``l1 sign(W) + l2 W``);
+  weights only by default, since a penalized bias underfits (the optimal bias of centred
+  data is the mean target, seed 002);
+- :func:`decoupled_decay`: AdamW-style ``theta -= lr * rate * theta`` after the optimizer;
+- :func:`max_norm`: projection of each unit's incoming weights onto ``|W[:, j]| <= c``
+  after the update (``optax.projections.projection_l2_ball``);
+- clipping by value / by global norm: ``optax.clip`` / ``optax.clip_by_global_norm``.
+
+Every link masks with :func:`weight_mask`: only leaves named ``"w"`` of rank >= 2 (dense
+and conv kernels), never biases, normalization scales/shifts or PReLU slopes.
+``fj.optimizer(name, lr, clip_norm=, l2=, decoupled_decay=, max_norm=, ...)`` chains them
+(see :func:`regularized`); the same keys work in ``fj.sweep(optimizer_hyper=...)``.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+TOOLS = ("clip_value", "clip_norm", "l1", "l2", "penalize_biases", "decoupled_decay", "max_norm")
+
+
+def _is_weight(path, leaf) -> bool:
+    last = path[-1] if path else None
+    name = getattr(last, "key", getattr(last, "name", None))
+    return name == "w" and jnp.ndim(leaf) >= 2
+
+
+def weight_mask(params):
+    """Pytree of bools like ``params``: True for weight matrices/kernels (key ``"w"``, rank >= 2)."""
+    return jax.tree_util.tree_map_with_path(_is_weight, params)
+
+
+def _penalized_mask(params, biases: bool):
+    if not biases:
+        return weight_mask(params)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, x: _is_weight(p, x) or getattr(p[-1], "key", None) == "b", params)
+
+
+def penalty(params, l1=0.0, l2=0.0, biases: bool = False):
+    """Scalar ``l1 * sum|theta| + l2 / 2 * sum theta^2`` over weights (and biases if asked)."""
+    leaves = [x for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(_penalized_mask(params, biases))) if m]
+    return sum(l1 * jnp.abs(x).sum() + 0.5 * l2 * jnp.square(x).sum() for x in leaves)
+
+
+def add_penalty_grad(l1=0.0, l2=0.0, biases: bool = False) -> optax.GradientTransformation:
+    """Adds ``l1 sign(theta) + l2 theta`` to the gradient: the gradient of :func:`penalty`."""
+    _nonneg("l1", l1)
+    _nonneg("l2", l2)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("add_penalty_grad needs params in update()")
+        mask = _penalized_mask(params, biases)
+        out = jax.tree.map(lambda g, p, m: g + l1 * jnp.sign(p) + l2 * p if m else g, updates, params, mask)
+        return out, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def decoupled_decay(rate) -> optax.GradientTransformation:
+    """Update link ``u -= rate * theta`` on weights only (put it after the optimizer's scaling;
+    with ``rate = lr * wd`` this is AdamW's decoupled weight decay, Loshchilov & Hutter 2019)."""
+    return optax.add_decayed_weights(-rate, mask=weight_mask)
+
+
+def project_max_norm(params, c):
+    """Each weight matrix's columns (a unit's incoming weights, axis 0) projected onto the
+    L2 ball of radius ``c``; conv kernels are flattened over all but the last axis."""
+
+    def proj(p, x, m):
+        if not m:
+            return x
+        cols = x.reshape(-1, x.shape[-1])
+        cols = jax.vmap(lambda v: optax.projections.projection_l2_ball(v, c), in_axes=1, out_axes=1)(cols)
+        return cols.reshape(x.shape)
+
+    return jax.tree_util.tree_map_with_path(lambda p, x: proj(p, x, _is_weight(p, x)), params)
+
+
+def max_norm(c) -> optax.GradientTransformation:
+    """Last link: turns ``u`` into ``project(theta + u) - theta`` so the new weights obey max-norm."""
+    _positive("max_norm", c)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("max_norm needs params in update()")
+        new = project_max_norm(optax.apply_updates(params, updates), c)
+        return jax.tree.map(lambda n, p: n - p, new, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+_decay_link, _max_norm_link = decoupled_decay, max_norm
+
+
+def _nonneg(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def _positive(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+
+
+def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
+                max_norm=None) -> None:
+    """One-line ValueError for a bad toolbox setting (negative rates, non-positive bounds)."""
+    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm), ("max_norm", max_norm)):
+        if v is not None:
+            _positive(name, v)
+    for name, v in (("l1", l1), ("l2", l2), ("decoupled_decay", decoupled_decay)):
+        _nonneg(name, v)
+    if not isinstance(penalize_biases, bool):
+        raise ValueError(f"penalize_biases must be True or False, got {penalize_biases!r}")
+
+
+def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False,
+                decoupled_decay=0.0, max_norm=None):
+    """Wrap an optax constructor ``make(learning_rate, **hyper)`` into the chain
+
+    ``clip_value -> clip_norm -> penalty grad -> make(lr) -> -lr * decoupled_decay * W -> max_norm``
+
+    (links with a zero / None setting are left out). The toolbox settings are static; the
+    learning rate stays injectable (``optax.inject_hyperparams``).
+    """
+    check_tools(clip_value, clip_norm, l1, l2, penalize_biases, decoupled_decay, max_norm)
+    mn = max_norm
+
+    @functools.wraps(make)  # inject_hyperparams reads make's signature through __wrapped__
+    def factory(learning_rate, **hyper):
+        links = []
+        if clip_value is not None:
+            links.append(optax.clip(clip_value))
+        if clip_norm is not None:
+            links.append(optax.clip_by_global_norm(clip_norm))
+        if l1 or l2:
+            links.append(add_penalty_grad(l1, l2, penalize_biases))
+        links.append(make(learning_rate, **hyper))
+        if decoupled_decay:
+            links.append(_decay_link(learning_rate * decoupled_decay))
+        if mn is not None:
+            links.append(_max_norm_link(mn))
+        return optax.chain(*links)
+
+    return factory

@@ -1,0 +1,77 @@
+"""Input scaling fitted on the training split only (seed 002): min-max, z-score, ZCA whitening.
+
+``scaler = fit_scaler(name, x_train)`` returns a :class:`Scaler` (a pytree of the fitted
+statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).
+
+- minmax: ``(x - min) / (max - min + eps)``
+- zscore: ``(x - mu) / (sigma + eps)``
+- zca:    ``(x - mu) W``, ``W = U diag(1 / sqrt(lambda + eps)) U^T`` from the eigendecomposition
+  ``C = U diag(lambda) U^T`` of the training covariance ``C = X^T X / (n - 1)`` (centred
+  X); with ``eps -> 0`` the whitened training data has identity covariance.
+"""
+
+import jax.numpy as jnp
+from flax import struct
+
+from fa_jax.registry import lookup
+
+
+@struct.dataclass
+class Scaler:
+    """``x -> (x - shift) @ matrix`` (ZCA) or ``(x - shift) / scale`` (elementwise). Shapes (d,), (d, d)."""
+
+    shift: jnp.ndarray
+    scale: jnp.ndarray | None = None
+    matrix: jnp.ndarray | None = None
+    name: str = struct.field(pytree_node=False, default="identity")
+
+    def __call__(self, x):
+        x = x - self.shift
+        if self.matrix is not None:
+            return x @ self.matrix
+        return x / self.scale
+
+
+def _identity(x, eps):
+    d = x.shape[1]
+    return Scaler(shift=jnp.zeros(d, x.dtype), scale=jnp.ones(d, x.dtype), name="identity")
+
+
+def _minmax(x, eps):
+    lo, hi = x.min(0), x.max(0)
+    return Scaler(shift=lo, scale=hi - lo + eps, name="minmax")
+
+
+def _zscore(x, eps):
+    return Scaler(shift=x.mean(0), scale=x.std(0) + eps, name="zscore")
+
+
+def _zca(x, eps):
+    mu = x.mean(0)
+    xc = x - mu
+    cov = xc.T @ xc / (x.shape[0] - 1)
+    lam, u = jnp.linalg.eigh(cov)
+    lam = jnp.clip(lam, 0.0, None)
+    return Scaler(shift=mu, matrix=(u / jnp.sqrt(lam + eps)) @ u.T, name="zca")
+
+
+SCALERS = {"identity": _identity, "minmax": _minmax, "zscore": _zscore, "zca": _zca}
+
+
+def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
+    """Fit scaler ``name`` on ``x_train`` (n, d), n >= 2; ``eps`` > 0 keeps the division finite."""
+    make = lookup(SCALERS, name, "scaler")
+    x_train = jnp.asarray(x_train)
+    if x_train.ndim != 2 or x_train.shape[0] < 2:
+        raise ValueError(f"x_train must have shape (n >= 2, d), got {tuple(x_train.shape)}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    return make(x_train, eps)
+
+
+def scale_task(task, name: str, eps: float = 1e-8):
+    """The task with both splits scaled by a scaler fitted on its training split only."""
+    if task.x_train is None:
+        raise ValueError(f"task {task.name!r} has no fixed training split to fit a scaler on")
+    s = fit_scaler(name, task.x_train, eps)
+    return task.replace(x_train=s(task.x_train), x_test=s(task.x_test), name=f"{task.name}+{name}")

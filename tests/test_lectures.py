@@ -1,0 +1,58 @@
+"""Every lecture experiment runs (--quick), writes its run directory with a plot and a verdict,
+and rejects bad hyperparameters with a one-line error (exit 2)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
+PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
+         "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png"}
+EXTRA = {"regression": ["--dataset", "diabetes"]}
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"lecture_{name}", ROOT / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", sorted(PLOTS))
+def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
+    assert _load(name).main(["--quick", "--out", str(tmp_path), *EXTRA.get(name, [])]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["verdict"] and "\n" not in summary["verdict"]
+    assert summary["verdict"] in capsys.readouterr().out
+    assert (tmp_path / PLOTS[name]).stat().st_size > 5000
+    assert json.loads((tmp_path / "config.json").read_text())["quick"] is True
+
+
+@pytest.mark.parametrize("name,argv,match", [
+    ("xor", ["--lr", "-0.1"], "--lr must be > 0, got -0.1"),
+    ("xor", ["--rules", "bp,xx"], "unknown rule 'xx'"),
+    ("regularization", ["--dropout", "1.0"], "dropout p must be in [0, 1), got 1.0"),
+    ("regularization", ["--decay", "-1"], "decoupled_decay must be a finite number >= 0, got -1.0"),
+    ("regression", ["--dataset", "boston"], "unknown dataset 'boston'"),
+    ("gd_variants", ["--steps", "0"], "--steps must be > 0, got 0"),
+])
+def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, name, argv, match):
+    with pytest.raises(SystemExit) as exit_:
+        _load(name).main([*argv, "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_california_is_loaded_from_cache_or_names_diabetes(tmp_path, capsys):
+    from sklearn.datasets import get_data_home
+
+    if (Path(get_data_home()) / "cal_housing_py3.pkz").exists():
+        pytest.skip("California housing is cached here")
+    with pytest.raises(SystemExit) as exit_:
+        _load("regression").main(["--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "use --dataset diabetes (bundled with scikit-learn)" in capsys.readouterr().err

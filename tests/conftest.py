@@ -1,3 +1,5 @@
+import zlib
+
 import jax
 import pytest
 
@@ -13,5 +15,5 @@ def x64():
 @pytest.fixture
 def keys(request):
     """Fresh, deterministic keys per test: ``keys(n)`` -> n distinct keys."""
-    base = jax.random.key(abs(hash(request.node.name)) % (2**31))
+    base = jax.random.key(zlib.crc32(request.node.name.encode()))  # stable across processes
     return lambda n: list(jax.random.split(base, n))

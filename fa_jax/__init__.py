@@ -6,10 +6,12 @@ from fa_jax.mlp import MLP, mlp
 from fa_jax.optim import optimizer, set_learning_rate
 from fa_jax.rules import RULES, Rule, register
 from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
+from fa_jax import lazy  # noqa: E402  registers the lazy rules: ntk, ntk_copy, rf_gaussian, rf_relu, rf_linear
 
 __all__ = [
     "MLP", "RULES", "Rule", "SweepResult", "TrainState", "activations", "check_feedback",
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
     "plots", "register", "report", "rules", "rundir", "set_learning_rate", "sweep",
 ]
+__all__ += ["lazy"]
 __version__ = "0.1.0"

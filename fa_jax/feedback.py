@@ -50,13 +50,18 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0) -> None:
         raise ValueError(f"feedback scale must be a positive finite number, got {scale!r}")
 
 
-def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32):
+def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32,
+                  params=None):
     """Draw the feedback ``rule`` needs for ``model``; ``None`` for rules without feedback.
 
     key: a ``jax.random`` key (split per matrix). Returns a list of arrays (see module doc).
+    Rules with an ``init`` hook (the lazy baselines, :mod:`fa_jax.lazy`) draw their frozen
+    arrays with it instead (``params``: the model's initial params, for hooks that copy them).
     """
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
     check_feedback_options(dist, scaling, scale)
+    if r.init is not None:
+        return r.init(key, model, params, dtype)
     if r.feedback_shapes is None:
         return None
     shapes = r.feedback_shapes(model)

@@ -23,10 +23,10 @@ def accuracy_vs_n(rows, path, method_key="method", title=None):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110, squeeze=False)
     for ax, (k, width) in zip(axes[0], panels):
         sub = [r for r in rows if r["k"] == k and r["width"] == width]
-        for method in dict.fromkeys(r[method_key] for r in sub):
+        for i, method in enumerate(dict.fromkeys(r[method_key] for r in sub)):
             ns = sorted({r["n"] for r in sub if r[method_key] == method})
             stats = np.array([_stats(_acc([r for r in sub if r[method_key] == method and r["n"] == n])) for n in ns])
-            ax.plot(ns, stats[:, 0], marker="o", label=method)
+            ax.plot(ns, stats[:, 0], marker="os^vDx"[i % 6], ls=("-", "--", "-.", ":")[i % 4], label=method)
             ax.fill_between(ns, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
         ax.axhline(0.5, color="gray", lw=0.8, ls=":")
         ax.set_xlabel("n (input bits / images)")

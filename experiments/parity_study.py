@@ -25,7 +25,7 @@ PRESETS = {
     "default": {},
     # the seed's settings (width 512, batch 128) over a wider n range: sized for one GPU
     "full": {"n": [10, 20, 30, 50, 100], "k": [2, 3, 4], "width": [128, 512], "seeds": 16, "steps": 20000,
-             "batch_size": 128, "eval_every": 500, "methods": ["bp", "fa", "dfa", "ntk", "ntk_copy", "rf_gaussian",
+             "batch_size": 128, "eval_every": 500, "methods": ["bp", "dfa", "ntk", "ntk_copy", "rf_gaussian",
                                                              "rf_relu", "rf_linear"]},
     # emalach/ParityNN parity_for_nips.py: k = 3 images, width q = 512, batch 128, 20 epochs, hinge loss,
     # Keras Adadelta defaults (tf.keras >= 2: learning_rate 1e-3, rho 0.95, epsilon 1e-7), Glorot init

@@ -80,6 +80,7 @@ def test_optimizer_study_writes_its_outputs(tmp_path):
     ("parity_study", ["--dataset", "mnist-parity", "--offline", "--data-dir", "{tmp}"],
      "dataset 'mnist' split 'train' is not available here"),
     ("parity_study", ["--epochs", "2"], "--epochs applies to image parity"),
+    ("parity", ["--rules", "bp,ntk"], "rule 'ntk' needs a depth-two MLP [n_in, width, n_out]"),
     ("optimizer_study", ["--optimizers", "lion"], "unknown optimizer 'lion'; known: sgd"),
     ("optimizer_study", ["--rules", "bp,xx"], "unknown rule 'xx'"),
 ])

@@ -62,6 +62,8 @@ def main(argv=None):
             raise ValueError(f"--width must be >= 1, got {args.width}")
         task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
         model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)
+        for r in args.rules:
+            fj.rules.check_model(r, model)  # e.g. the lazy rules need --depth 1
         fj.losses.get(args.loss)
         fj.optimizer(args.optimizer, args.lr)
         feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}

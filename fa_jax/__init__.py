@@ -11,11 +11,12 @@ from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
 # issue 6: the training toolbox of the seed lectures
 from fa_jax import dropout, gradflow, lbfgs, norm, rbf, regularize, scaling, schedules  # noqa: E402
 from fa_jax.norm_mlp import NormMLP, norm_mlp  # noqa: E402
+from fa_jax import lazy  # noqa: E402  registers the lazy rules: ntk, ntk_copy, rf_gaussian, rf_relu, rf_linear
 
 __all__ = [
     "MLP", "RULES", "Rule", "SweepResult", "TrainState", "activations", "check_feedback",
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
     "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
 ]
-__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "representations"]
+__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "representations", "lazy"]
 __version__ = "0.1.0"

@@ -60,14 +60,18 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=N
 
 
 def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32,
-                  scheme=None):
+                  scheme=None, params=None):
     """Draw the feedback ``rule`` needs for ``model``; ``None`` for rules without feedback.
 
     key: a ``jax.random`` key (split per matrix). Returns a list of arrays (see module doc).
     scheme: ``None`` (use dist/scaling/scale) or a preset name from :data:`SCHEMES`.
+    Rules with an ``init`` hook (the lazy baselines, :mod:`fa_jax.lazy`) draw their frozen
+    arrays with it instead (``params``: the model's initial params, for hooks that copy them).
     """
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
     check_feedback_options(dist, scaling, scale, scheme)
+    if r.init is not None:
+        return r.init(key, model, params, dtype)
     if r.feedback_shapes is None:
         return None
     shapes = r.feedback_shapes(model)

@@ -132,6 +132,14 @@ class Rule:
     wire: Callable
     feedback_shapes: Callable | None = None
     doc: str = ""
+    # Optional hooks for rules with frozen (non-trainable) arrays, e.g. the lazy baselines
+    # (fa_jax.lazy): ``init(key, model, params, dtype) -> pytree`` draws them (they travel as
+    # ``feedback``); ``trainable(params) -> params`` replaces frozen layers' entries by ``{}``
+    # (no gradient, no optimizer state); ``check_model(model)`` raises a one-line ValueError
+    # for models the rule cannot wire.
+    init: Callable | None = None
+    trainable: Callable | None = None
+    check_model: Callable | None = None
 
 
 RULES: dict[str, Rule] = {
@@ -150,3 +158,10 @@ def register(rule: Rule) -> Rule:
     """Add a rule to the registry (a new rule is one wiring plus this call)."""
     RULES[rule.name] = rule
     return rule
+
+
+def check_model(rule, model) -> None:
+    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``."""
+    r = get(rule) if isinstance(rule, str) else rule
+    if r.check_model is not None:
+        r.check_model(model)

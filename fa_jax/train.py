@@ -51,7 +51,11 @@ class TrainState:
 def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
     """A fresh TrainState for one seed. seed_key: ``jax.random.key(seed)``."""
     params = model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
-    fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}))
+    fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}),
+                       params=params)
+    r = rules_lib.get(rule)
+    if r.trainable is not None:  # frozen layers: no params, hence no gradient and no optimizer state
+        params = r.trainable(params)
     opt_state = tx.init(params)
     if learning_rate is not None:
         opt_state = optim.set_learning_rate(opt_state, jnp.asarray(learning_rate, jnp.float32))
@@ -258,6 +262,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     """
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
+    rules_lib.check_model(rule, model)
     _positive_int("steps", steps)
     _positive_int("batch_size", batch_size)
     _positive_int("eval_every", eval_every)

@@ -1,7 +1,9 @@
 """Embedded, offline tasks: k-sparse parity, XOR, scikit-learn's 8x8 digits."""
 
 from fa_jax.data.digits import digits
-from fa_jax.data.parity import parity, parity_batch, xor
+from fa_jax.data.image_parity import DATASETS, image_parity, parity_task, steps_per_epoch
+from fa_jax.data.parity import mixture_batch, parity, parity_batch, xor
 from fa_jax.data.task import Task, sample_fixed
 
-__all__ = ["Task", "digits", "parity", "parity_batch", "sample_fixed", "xor"]
+__all__ = ["DATASETS", "Task", "digits", "image_parity", "mixture_batch", "parity", "parity_batch", "parity_task",
+           "sample_fixed", "steps_per_epoch", "xor"]

@@ -2,6 +2,11 @@
 
 k-sparse parity (Daniely & Malach 2020): x uniform on {-1, +1}^n; label
 ``y = prod_{i in S} x_i`` for a set S of k coordinates drawn once from ``data_seed``.
+
+``distribution="mixture"``: Daniely & Malach's distribution D_A ("Learning Parities with
+Neural Networks", NeurIPS 2020, section 3): each example is, with probability 1/2, uniform
+on {-1, +1}^n and, with probability 1/2, uniform except that its k relevant coordinates all
+equal one sign s drawn uniformly from {-1, +1} (so y = s^k). Labels are the same parity.
 """
 
 import jax
@@ -17,8 +22,26 @@ def parity_batch(key, subset, n: int, batch_size: int):
     return x, jnp.prod(x[:, subset], axis=1)
 
 
+def mixture_batch(key, subset, n: int, batch_size: int):
+    """Fresh samples from Daniely & Malach's mixture (module doc): x (batch, n), y (batch,)."""
+    k_x, k_mix, k_sign = jax.random.split(key, 3)
+    x = jax.random.rademacher(k_x, (batch_size, n), dtype=jnp.float32)
+    aligned = jax.random.bernoulli(k_mix, 0.5, (batch_size, 1))
+    sign = jax.random.rademacher(k_sign, (batch_size, 1), dtype=jnp.float32)
+    relevant = jnp.zeros((n,), bool).at[subset].set(True)
+    x = jnp.where(aligned & relevant, sign, x)
+    return x, jnp.prod(x[:, subset], axis=1)
+
+
+DISTRIBUTIONS = {"uniform": parity_batch, "mixture": mixture_batch}
+
+
 def _sample_fresh(task, key, batch_size):
     return parity_batch(key, task.aux["subset"], task.n_in, batch_size)
+
+
+def _sample_fresh_mixture(task, key, batch_size):
+    return mixture_batch(key, task.aux["subset"], task.n_in, batch_size)
 
 
 def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
@@ -32,20 +55,28 @@ def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
         raise ValueError(f"parity n_train must be a positive int or None (fresh samples), got {n_train!r}")
 
 
-def parity(n: int = 30, k: int = 3, *, n_train: int | None = None, n_test: int = 2048, data_seed: int = 0) -> Task:
+def parity(n: int = 30, k: int = 3, *, n_train: int | None = None, n_test: int = 2048, data_seed: int = 0,
+           distribution: str = "uniform") -> Task:
     """k-sparse parity on n bits. ``n_train=None``: fresh samples every step; else a fixed set.
 
     The relevant set S, the test set and any fixed training set come from ``data_seed``
     (independent of the training seeds, so every seed of a sweep faces the same task).
+    ``distribution``: ``"uniform"`` or ``"mixture"`` (Daniely & Malach's D_A, module doc);
+    train and test sets follow it.
     """
     check_parity_sizes(n, k, n_train, n_test)
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"unknown parity distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+    batch = DISTRIBUTIONS[distribution]
     k_sub, k_test, k_train = jax.random.split(jax.random.key(data_seed), 3)
     subset = jnp.sort(jax.random.permutation(k_sub, n)[:k])
-    x_test, y_test = parity_batch(k_test, subset, n, n_test)
-    task = Task(x_test=x_test, y_test=y_test, aux={"subset": subset}, name=f"parity(n={n},k={k})",
-                n_in=n, n_out=1, default_loss="bce", sampler=_sample_fresh)
+    x_test, y_test = batch(k_test, subset, n, n_test)
+    suffix = "" if distribution == "uniform" else f",{distribution}"
+    task = Task(x_test=x_test, y_test=y_test, aux={"subset": subset}, name=f"parity(n={n},k={k}{suffix})",
+                n_in=n, n_out=1, default_loss="bce",
+                sampler=_sample_fresh if distribution == "uniform" else _sample_fresh_mixture)
     if n_train is not None:
-        x_tr, y_tr = parity_batch(k_train, subset, n, n_train)
+        x_tr, y_tr = batch(k_train, subset, n, n_train)
         task = task.replace(x_train=x_tr, y_train=y_tr, sampler=sample_fixed)
     return task
 

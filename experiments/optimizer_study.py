@@ -1,0 +1,128 @@
+"""Which optimizer for which rule? BP and DFA (and FA) x the optimizer zoo x a small learning-rate grid.
+
+    python experiments/optimizer_study.py            # sparse parity + digits-parity, a few minutes on 2 CPU cores
+    python experiments/optimizer_study.py --quick    # seconds (tests)
+
+Every (dataset, rule, optimizer) is one vmapped sweep: its learning-rate grid and its seeds
+share the seed axis (each optimizer's learning rate lives in its state through
+``optax.inject_hyperparams``). Each (learning rate, seed) pair gets its own seed id, so runs
+at different learning rates start from different draws. Writes <out>/config.json,
+metrics.jsonl, summary.json, table.md and curves_<dataset>.png (test accuracy at each
+optimizer's best learning rate), and prints the table of the best learning rate per
+optimizer and rule.
+"""
+
+import sys
+
+import numpy as np
+
+import fa_jax as fj
+from fa_jax import cli, grid, rundir, study_plots
+
+# centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
+LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,
+             "adam": 1e-3, "adamw": 1e-3, "nadam": 1e-3}
+DATASETS = {"parity": ("parity", 16, 3), "digits-parity": ("digits-parity", 2, 2)}
+# one hidden layer (where FA and DFA coincide, so FA is opt-in: --rules bp,fa,dfa --depth 2)
+DEFAULT = {"datasets": list(DATASETS), "rules": ["bp", "dfa"], "optimizers": list(LR_CENTRE),
+           "lr_factors": [1 / 3, 1.0, 3.0], "seeds": 2, "steps": 2000, "batch_size": 64, "width": 128, "depth": 1,
+           "eval_every": 100}
+QUICK = {"datasets": ["parity"], "rules": ["bp", "dfa"], "optimizers": ["sgd", "adam"], "lr_factors": [1.0, 3.0],
+         "seeds": 2, "steps": 100, "width": 16, "eval_every": 50}
+KEYS = ("dataset", "rule", "optimizer")
+
+
+def parser():
+    p = cli.ArgParser(prog="optimizer_study.py", description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", type=cli.csv(), help=f"from {', '.join(DATASETS)}")
+    p.add_argument("--rules", type=cli.csv(), help="comma-separated rules (default bp,dfa)")
+    p.add_argument("--optimizers", type=cli.csv(), help=f"from {', '.join(LR_CENTRE)}")
+    p.add_argument("--lr-factors", type=cli.csv(float), help="learning-rate grid as multiples of each centre")
+    p.add_argument("--seeds", type=int, help="seeds per learning rate")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--depth", type=int, help="hidden layers (default 1, where FA = DFA; 2 to tell them apart)")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--out", default=None, help="run directory (default runs/optimizer_study-<time>)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def resolve(args) -> dict:
+    cfg = {**DEFAULT, **(QUICK if args.quick else {})}
+    for key in DEFAULT:
+        if getattr(args, key, None) is not None:
+            cfg[key] = getattr(args, key)
+    for d in cfg["datasets"]:
+        if d not in DATASETS:
+            raise ValueError(f"unknown dataset {d!r}; known: {', '.join(DATASETS)}")
+    for r in cfg["rules"]:
+        fj.rules.get(r)
+    for o in cfg["optimizers"]:
+        if o not in LR_CENTRE:
+            raise ValueError(f"unknown optimizer {o!r}; known: {', '.join(LR_CENTRE)}")
+    for f in cfg["lr_factors"]:
+        if not f > 0:
+            raise ValueError(f"--lr-factors must be positive, got {f}")
+    for name in ("seeds", "steps", "batch_size", "width", "depth", "eval_every"):
+        if cfg[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {cfg[name]}")
+    if cfg["steps"] % cfg["eval_every"]:
+        raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+    return cfg
+
+
+def best_lr(rows) -> list[dict]:
+    """Per (dataset, rule, optimizer): the learning rate with the best mean final test accuracy."""
+    out = []
+    per_lr = grid.summarize(rows, KEYS + ("lr",))
+    for key in dict.fromkeys(tuple(s[k] for k in KEYS) for s in per_lr):
+        cands = [s for s in per_lr if tuple(s[k] for k in KEYS) == key]
+        out.append(max(cands, key=lambda s: -1.0 if s["mean_acc"] is None else s["mean_acc"]))
+    return out
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        cfg = resolve(args)
+        tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}
+        out = rundir.prepare(args.out or rundir.default_dir("optimizer_study"))
+    except ValueError as err:
+        cli.fail("optimizer_study.py", err)
+
+    n_lr, seeds = len(cfg["lr_factors"]), cfg["seeds"]
+    lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
+    rundir.write_json(out / "config.json", {"job": "optimizer_study", **cfg, "lrs": lrs, "out": str(out),
+                                            "tasks": {d: t.name for d, t in tasks.items()}})
+    (out / "metrics.jsonl").write_text("")
+    cells = grid.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])
+    print(f"{len(cells)} sweeps x {n_lr} learning rates x {seeds} seeds x {cfg['steps']} steps -> {out}")
+    sweep_kw = {"steps": cfg["steps"], "batch_size": cfg["batch_size"], "eval_every": cfg["eval_every"],
+                "seeds": n_lr * seeds}
+    rows, results = grid.run_grid(
+        cells, lambda c: fj.mlp([tasks[c["dataset"]].n_in] + [cfg["width"]] * cfg["depth"] + [1]),
+        lambda c: tasks[c["dataset"]], sweep_kw, out, rule_key="rule",
+        cell_kw=lambda c: {"optimizer": c["optimizer"], "lr": list(np.repeat(lrs[c["optimizer"]], seeds))},
+        seed_info=lambda c, seed: {"lr": lrs[c["optimizer"]][seed // seeds]}, progress=not args.no_progress)
+    best = best_lr(rows)
+    table = grid.table(best, KEYS + ("lr",))
+    seconds = sum(r.compile_s + r.run_s for r in results.values())
+    rundir.write_json(out / "summary.json", {"results": rows, "best": best, "by_lr": grid.summarize(rows, KEYS + ("lr",)),
+                                             "sweep_seconds": round(seconds, 1)})
+    (out / "table.md").write_text(table + "\n")
+    metric_rows = rundir.read_jsonl(out / "metrics.jsonl")
+    for d in cfg["datasets"]:
+        keep = {(b["rule"], b["optimizer"], b["lr"]) for b in best if b["dataset"] == d}
+        sub = [m for m in metric_rows if m["dataset"] == d and (m["rule"], m["optimizer"], m["lr"]) in keep]
+        study_plots.curves_by(sub, out / f"curves_{d}.png", "optimizer", "rule",
+                              title=f"{tasks[d].name}: test accuracy at each optimizer's best learning rate")
+    print(table)
+    print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, curves_*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Which learning rules learn sparse parities? A grid over methods x n x k x width x seeds.
+
+    python experiments/parity_study.py                       # default grid, a few minutes on 2 CPU cores
+    python experiments/parity_study.py --full                # the seed's sizes and larger n (one GPU)
+    python experiments/parity_study.py --preset paper        # Daniely & Malach's MNIST-parity settings
+    python experiments/parity_study.py --preset paper --dataset digits-parity   # same, offline
+    python experiments/parity_study.py --quick               # seconds (tests, notebook)
+
+Each cell (method, n, k, width) is one vmapped, jit-compiled sweep over the seeds. Writes
+<out>/config.json, metrics.jsonl, summary.json (one row per method, n, k, width, seed),
+table.md, accuracy_vs_n.png and heatmap_<method>.png, and prints the table.
+"""
+
+import sys
+
+import fa_jax as fj
+from fa_jax import cli, grid, rundir, study_plots
+
+KEYS = ("method", "n", "k", "width")
+DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu",
+           "rf_linear"], "n": [10, 20, 30], "k": [2, 3], "width": [128], "seeds": 4, "steps": 8000,
+           "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "loss": None, "eval_every": 250, "epochs": None,
+           "optimizer_hyper": {}, "init": "he_uniform"}
+PRESETS = {
+    "default": {},
+    # the seed's settings (width 512, batch 128) over a wider n range: sized for one GPU
+    "full": {"n": [10, 20, 30, 50, 100], "k": [2, 3, 4], "width": [128, 512], "seeds": 16, "steps": 20000,
+             "batch_size": 128, "eval_every": 500, "methods": ["bp", "dfa", "ntk", "ntk_copy", "rf_gaussian",
+                                                             "rf_relu", "rf_linear"]},
+    # emalach/ParityNN parity_for_nips.py: k = 3 images, width q = 512, batch 128, 20 epochs, hinge loss,
+    # Keras Adadelta defaults (tf.keras >= 2: learning_rate 1e-3, rho 0.95, epsilon 1e-7), Glorot init
+    "paper": {"dataset": "mnist-parity", "n": [3], "k": [3], "width": [512], "batch_size": 128, "epochs": 20,
+              "loss": "hinge", "optimizer": "adadelta", "lr": 1e-3, "optimizer_hyper": {"rho": 0.95, "eps": 1e-7},
+              "init": "glorot_uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu"], "seeds": 2},
+    "quick": {"n": [6, 10], "k": [2], "width": [32], "seeds": 2, "steps": 200, "eval_every": 50,
+              "methods": ["bp", "dfa", "ntk", "rf_relu"]},
+}
+
+
+def parser():
+    p = cli.ArgParser(prog="parity_study.py", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=list(PRESETS), default="default", help="settings to start from")
+    p.add_argument("--full", action="store_const", const="full", dest="preset", help="same as --preset full")
+    p.add_argument("--quick", action="store_const", const="quick", dest="preset", help="same as --preset quick")
+    p.add_argument("--dataset", help=f"one of {', '.join(fj.data.DATASETS)}")
+    p.add_argument("--distribution", help="parity input distribution: uniform or mixture (Daniely & Malach)")
+    p.add_argument("--methods", type=cli.csv(), help="comma-separated rules, e.g. bp,dfa,ntk,rf_gaussian")
+    p.add_argument("--n", type=cli.csv(int), help="input bits (parity) or images (image parity), e.g. 10,20,40")
+    p.add_argument("--k", type=cli.csv(int), help="relevant bits / images, e.g. 2,3")
+    p.add_argument("--width", type=cli.csv(int), help="hidden widths (one hidden layer), e.g. 128,512")
+    p.add_argument("--seeds", type=int, help="seeds per cell (vmapped)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--epochs", type=int, help="image parity: steps = epochs x (train images / batch size)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--loss", help="default: the task's (bce)")
+    p.add_argument("--init", help="weight init of the trainable layers")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="tensorflow-datasets folder (mnist-parity)")
+    p.add_argument("--offline", action="store_true", help="mnist-parity: never download, use only --data-dir")
+    p.add_argument("--out", default=None, help="run directory (default runs/parity_study-<time>)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def resolve(args) -> dict:
+    """Defaults, then the preset, then explicit flags; validated (one-line ValueError) before any compile."""
+    cfg = {**DEFAULT, **PRESETS[args.preset]}
+    for key in DEFAULT:
+        if getattr(args, key, None) is not None:
+            cfg[key] = getattr(args, key)
+    for m in cfg["methods"]:
+        fj.rules.get(m)
+    for name in ("n", "k", "width"):
+        for v in cfg[name]:
+            if v < 1:
+                raise ValueError(f"--{name} values must be >= 1, got {v}")
+    for n in cfg["n"]:
+        for k in cfg["k"]:
+            if k > n:
+                raise ValueError(f"k={k} > n={n} in the grid: need k <= n for every cell")
+    for name in ("seeds", "steps", "batch_size", "eval_every"):
+        if cfg[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {cfg[name]}")
+    if cfg["epochs"] is not None and cfg["epochs"] < 1:
+        raise ValueError(f"--epochs must be >= 1, got {cfg['epochs']}")
+    fj.optimizer(cfg["optimizer"], cfg["lr"], **cfg["optimizer_hyper"])
+    if cfg["loss"] is not None:
+        fj.losses.get(cfg["loss"])
+    fj.init.parse(cfg["init"])
+    return cfg
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        cfg = resolve(args)
+        if cfg["epochs"] is not None and cfg["dataset"] == "parity":
+            raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity); use --steps")
+        tasks = {(n, k): fj.data.parity_task(cfg["dataset"], n, k, distribution=cfg["distribution"],
+                                             data_seed=args.data_seed, data_dir=args.data_dir,
+                                             download=not args.offline)
+                 for n in cfg["n"] for k in cfg["k"]}
+        if cfg["epochs"] is not None:
+            spe = fj.data.steps_per_epoch(next(iter(tasks.values())), cfg["batch_size"])
+            cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
+        if cfg["steps"] % cfg["eval_every"]:
+            raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+        out = rundir.prepare(args.out or rundir.default_dir("parity_study"))
+    except ValueError as err:
+        cli.fail("parity_study.py", err)
+
+    cells = grid.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
+    rundir.write_json(out / "config.json", {"job": "parity_study", "preset": args.preset, **cfg,
+                                            "data_seed": args.data_seed, "out": str(out), "cells": len(cells)})
+    (out / "metrics.jsonl").write_text("")
+    task0 = next(iter(tasks.values()))
+    print(f"{cfg['dataset']} ({cfg['distribution']}): {len(cells)} cells x {cfg['seeds']} seeds x "
+          f"{cfg['steps']} steps -> {out}")
+    sweep_kw = {"seeds": cfg["seeds"], "steps": cfg["steps"], "batch_size": cfg["batch_size"],
+                "optimizer": cfg["optimizer"], "lr": cfg["lr"], "loss": cfg["loss"], "eval_every": cfg["eval_every"],
+                "optimizer_hyper": cfg["optimizer_hyper"] or None}
+    rows, results = grid.run_grid(
+        cells, lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"]),
+        lambda c: tasks[c["n"], c["k"]], sweep_kw, out, progress=not args.no_progress)
+    summary = grid.summarize(rows, KEYS)
+    table = grid.table(summary, KEYS)
+    seconds = sum(r.compile_s + r.run_s for r in results.values())
+    rundir.write_json(out / "summary.json", {"dataset": cfg["dataset"], "distribution": cfg["distribution"],
+                                             "task": task0.name, "results": rows, "by_cell": summary,
+                                             "sweep_seconds": round(seconds, 1)})
+    (out / "table.md").write_text(table + "\n")
+    title = f"{cfg['dataset']} ({cfg['distribution']}), {cfg['seeds']} seeds, {cfg['steps']} steps"
+    study_plots.accuracy_vs_n(rows, out / "accuracy_vs_n.png", title=title)
+    for method in cfg["methods"]:
+        study_plots.heatmap(rows, out / f"heatmap_{method}.png", method, title=title)
+    print(table)
+    print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, accuracy_vs_n.png, "
+          f"heatmap_*.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

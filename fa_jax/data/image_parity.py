@@ -1,0 +1,116 @@
+"""MNIST-parity and its offline twin digits-parity, after Daniely & Malach's released code.
+
+``emalach/ParityNN``, ``parity_for_nips.py``: every image stands for a sign, +1 for an even
+digit and -1 for an odd one (all ten digits); k images side by side form one input, pixels
+scaled to [0, 1]; the label is the product of the k signs (the parity of the sum of the
+digits). Generalized here to n images of which k, at positions drawn once from
+``data_seed`` (sorted), decide the label; n = k is the paper's setting.
+
+Choices (documented differences from the authors' code):
+- Layout: the n flattened images are concatenated (image-major, n * d features); the
+  authors concatenate along the image width before flattening. The two differ by a fixed
+  permutation of the inputs, to which a fully connected network is indifferent.
+- Pairings: every training batch draws fresh images independently and uniformly (with
+  replacement) from the train split, i.e. fresh random pairings at every step (the authors
+  draw k permutations per epoch). The test set is ``n_test`` pairings drawn once from the
+  test split (``data_seed``), so every seed and step is scored on the same examples.
+
+Sources: ``"mnist"`` (28x28, d = 784) through tensorflow-datasets
+(:func:`fa_jax.data.tfds_source.load_arrays`; cached or downloadable), ``"digits"``
+(scikit-learn's bundled 8x8 digits, d = 64, offline; train/test split 75/25 by a fixed
+permutation from ``split_seed``).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.datasets import load_digits
+
+from fa_jax.data.parity import check_parity_sizes, parity
+from fa_jax.data.task import Task
+from fa_jax.data.tfds_source import load_arrays
+
+SOURCES = ("digits", "mnist")
+
+
+def digit_signs(labels) -> np.ndarray:
+    """+1 for an even digit, -1 for an odd one: (N,) float32."""
+    return np.where(np.asarray(labels) % 2 == 0, 1.0, -1.0).astype(np.float32)
+
+
+def pair_images(key, images, signs, positions, n: int, batch_size: int, scale: float):
+    """Draw ``batch_size`` inputs of n images each (uniformly, with replacement).
+
+    images: (N, d) uint8; signs: (N,); positions: (k,) indices in [0, n).
+    Returns x (batch, n * d) float32 in [0, 1] and y (batch,) = prod of the signs at ``positions``.
+    """
+    idx = jax.random.randint(key, (batch_size, n), 0, images.shape[0])
+    x = images[idx].astype(jnp.float32).reshape(batch_size, -1) * scale
+    return x, jnp.prod(signs[idx][:, positions], axis=1)
+
+
+def _sample(task, key, batch_size):
+    a = task.aux
+    return pair_images(key, a["images"], a["signs"], a["positions"], task.n_in // a["images"].shape[1],
+                       batch_size, 1.0 / a["max_value"])
+
+
+def _digits_arrays(split_seed: int):
+    x, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(split_seed).permutation(len(x))
+    n_test = int(round(len(x) * 0.25))
+    x = x.astype(np.uint8)  # values 0..16
+    return (x[perm[n_test:]], y[perm[n_test:]]), (x[perm[:n_test]], y[perm[:n_test]]), 16
+
+
+def _mnist_arrays(data_dir, download, limit):
+    tr = load_arrays("mnist", "train", data_dir=data_dir, download=download, fallback="digits-parity", limit=limit)
+    te = load_arrays("mnist", "test", data_dir=data_dir, download=download, fallback="digits-parity", limit=limit)
+    flat = lambda a: (a[0].reshape(a[0].shape[0], -1), a[1])
+    return flat(tr), flat(te), 255
+
+
+def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int = 2000, data_seed: int = 0,
+                 split_seed: int = 0, data_dir=None, download: bool = True, limit: int | None = None) -> Task:
+    """The image-parity task (module doc) as a :class:`Task` with ``n_in = n * d``, ``n_out = 1``.
+
+    source: ``"digits"`` (offline) or ``"mnist"`` (tensorflow-datasets; a missing dataset is a
+    one-line ValueError naming ``digits-parity``). ``limit`` keeps the first images of each
+    split (tests). Labels are in {-1, +1}; the default loss is ``bce``.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown image-parity source {source!r}; known: {', '.join(SOURCES)}")
+    check_parity_sizes(n, k, None, n_test)
+    (x_tr, l_tr), (x_te, l_te), max_value = (_digits_arrays(split_seed) if source == "digits"
+                                             else _mnist_arrays(data_dir, download, limit))
+    k_pos, k_test = jax.random.split(jax.random.key(data_seed))
+    positions = jnp.sort(jax.random.permutation(k_pos, n)[:k])
+    x_test, y_test = pair_images(k_test, jnp.asarray(x_te), jnp.asarray(digit_signs(l_te)), positions, n, n_test,
+                                 1.0 / max_value)
+    aux = {"images": jnp.asarray(x_tr), "signs": jnp.asarray(digit_signs(l_tr)), "positions": positions,
+           "max_value": jnp.asarray(max_value, jnp.float32)}
+    return Task(x_test=x_test, y_test=y_test, aux=aux, name=f"{source}-parity(n={n},k={k})",
+                n_in=n * x_tr.shape[1], n_out=1, default_loss="bce", sampler=_sample)
+
+
+def steps_per_epoch(task: Task, batch_size: int) -> int:
+    """Steps of ``batch_size`` that draw as many images per slot as the train split holds."""
+    return math.ceil(task.aux["images"].shape[0] / batch_size)
+
+
+DATASETS = ("parity", "digits-parity", "mnist-parity")
+
+
+def parity_task(dataset: str, n: int, k: int, *, distribution: str = "uniform", data_seed: int = 0, **kw) -> Task:
+    """A parity task by name: ``"parity"`` (n bits, ``distribution`` uniform or mixture),
+    ``"digits-parity"`` or ``"mnist-parity"`` (n images; uniform only). ``kw`` goes to
+    :func:`image_parity` (``data_dir``, ``download``, ``n_test``, ``limit``)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if dataset == "parity":
+        return parity(n, k, distribution=distribution, data_seed=data_seed)
+    if distribution != "uniform":
+        raise ValueError(f"distribution {distribution!r} applies to dataset 'parity' only; {dataset!r} is uniform")
+    return image_parity(dataset.split("-")[0], n, k, data_seed=data_seed, **kw)

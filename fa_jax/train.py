@@ -291,6 +291,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     fb_opts = tuple(sorted((feedback or {}).items()))
     if not isinstance(diagnostics, bool):
         raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
+    if diagnostics and rules_lib.get(rule).init is not None:
+        raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
+                         f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
 
     n_evals = steps // eval_every
     chunk = _chunk_size(n_evals)

@@ -104,3 +104,10 @@ def test_bad_inputs_are_one_line_errors():
         fj.init_feedback(jax.random.key(0), fj.mlp([6, 8, 1]), "ntk_copy")
     with pytest.raises(ValueError, match=r"rule 'ntk' needs its frozen layer"):
         fj.mlp([6, 8, 1]).apply(fj.mlp([6, 8, 1]).init(jax.random.key(0)), jnp.ones((2, 6)), rule="ntk")
+
+
+def test_diagnostics_refused_for_lazy_rules():
+    import fa_jax as fj
+    with pytest.raises(ValueError, match="rule 'rf_relu' trains a different"):
+        fj.sweep(fj.mlp([8, 16, 1]), fj.data.parity(8, 2), rule="rf_relu", seeds=1, steps=10, eval_every=10,
+                 diagnostics=True, progress=False)

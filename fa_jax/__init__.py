@@ -12,4 +12,8 @@ __all__ = [
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
     "plots", "register", "report", "rules", "rundir", "set_learning_rate", "sweep",
 ]
+
+from fa_jax import cnn, conv  # noqa: E402  (image models: fj.cnn.sequential, fj.cnn.get)
+
+__all__ += ["cnn", "conv"]
 __version__ = "0.1.0"

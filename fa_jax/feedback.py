@@ -24,13 +24,16 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import rules as rules_lib
+from fa_jax.init import fans
 from fa_jax.registry import lookup
 
 DISTS = ("uniform", "normal")
+# fans(): (rows, cols) for a matrix; for a conv kernel (kh, kw, c_in, c_out) the receptive
+# field times c_in / c_out, as the weight initializers count them.
 SCALINGS = {
-    "fan_in": lambda shape, n_out: shape[0],
-    "fan_out": lambda shape, n_out: shape[1],
-    "fan_avg": lambda shape, n_out: (shape[0] + shape[1]) / 2,
+    "fan_in": lambda shape, n_out: fans(shape)[0],
+    "fan_out": lambda shape, n_out: fans(shape)[1],
+    "fan_avg": lambda shape, n_out: sum(fans(shape)) / 2,
     "n_out": lambda shape, n_out: n_out,
     "none": lambda shape, n_out: 1,
 }

@@ -1,7 +1,7 @@
 """BP, FA and DFA through convolutional nets (and a dense control), S seeds each, on an image dataset.
 
-    python experiments/cnn_rules.py                      # embedded 8x8 digits, minutes on 2 CPU cores
-    python experiments/cnn_rules.py --quick              # tiny sizes, seconds (used by the tests)
+    python experiments/cnn_rules.py                      # embedded 8x8 digits, 4 models x 3 rules x 3 seeds (CPU)
+    python experiments/cnn_rules.py --quick              # tiny nets, few steps (a smoke test; the tests use it)
     python experiments/cnn_rules.py --preset cifar10-gpu # CIFAR-10 (tfds), full-width nets, one GPU
 
 Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a table

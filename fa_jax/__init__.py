@@ -19,4 +19,8 @@ __all__ = [
     "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
 ]
 __all__ += ["FEEDBACK_SCHEMES", "diagnostics", "representations", "lazy"]
+
+from fa_jax import cnn, conv  # noqa: E402  (image models: fj.cnn.sequential, fj.cnn.get)
+
+__all__ += ["cnn", "conv"]
 __version__ = "0.1.0"

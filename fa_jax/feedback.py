@@ -28,13 +28,16 @@ import jax.numpy as jnp
 
 from fa_jax import rules as rules_lib
 from fa_jax.feedback_schemes import SCHEMES
+from fa_jax.init import fans
 from fa_jax.registry import lookup
 
 DISTS = ("uniform", "normal")
+# fans(): (rows, cols) for a matrix; for a conv kernel (kh, kw, c_in, c_out) the receptive
+# field times c_in / c_out, as the weight initializers count them.
 SCALINGS = {
-    "fan_in": lambda shape, n_out: shape[0],
-    "fan_out": lambda shape, n_out: shape[1],
-    "fan_avg": lambda shape, n_out: (shape[0] + shape[1]) / 2,
+    "fan_in": lambda shape, n_out: fans(shape)[0],
+    "fan_out": lambda shape, n_out: fans(shape)[1],
+    "fan_avg": lambda shape, n_out: sum(fans(shape)) / 2,
     "n_out": lambda shape, n_out: n_out,
     "none": lambda shape, n_out: 1,
 }
@@ -76,6 +79,9 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
         return None
     shapes = r.feedback_shapes(model)
     if scheme is not None:
+        if any(len(s) != 2 for s in shapes):
+            raise ValueError(f"feedback scheme {scheme!r} is defined for dense layers; this model has conv "
+                             f"feedback shapes {[tuple(s) for s in shapes if len(s) != 2][:1]}: use dist/scaling/scale")
         return [scale * B for B in SCHEMES[scheme](key, model, r.name, [tuple(s) for s in shapes], dtype)]
     keys = jax.random.split(key, max(len(shapes), 1))
     out = []

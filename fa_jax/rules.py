@@ -53,6 +53,20 @@ def _fa_bwd(res, g):
 fa_linear.defvjp(_fa_fwd, _fa_bwd)
 
 
+class FALinear:
+    """The op the FA wiring hands a layer: ``op(h, w, b)`` is :func:`fa_linear` with this layer's B.
+
+    ``op.B`` is exposed so layers that are not a matmul (conv, transposed conv; see
+    :mod:`fa_jax.conv`) can run their own FA backward with the same feedback.
+    """
+
+    def __init__(self, B):
+        self.B = B
+
+    def __call__(self, h, w, b):
+        return fa_linear(h, w, b, self.B)
+
+
 @jax.custom_vjp
 def dfa_output(y, hs, Bs):
     """Identity on ``y`` whose backward sends ``e @ B_l`` to each hidden activation ``hs[l]``.
@@ -97,7 +111,7 @@ def bp(layers, params, x, feedback):
 def fa(layers, params, x, feedback):
     h = x
     for layer, p, B in zip(layers, params, feedback):
-        h = layer(p, h, lambda h_, w, b, B=B: fa_linear(h_, w, b, B))
+        h = layer(p, h, FALinear(B))
     return h
 
 

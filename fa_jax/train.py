@@ -268,6 +268,10 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     _positive_int("eval_every", eval_every)
     if steps % eval_every:
         raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}")
+    m_shape, t_shape = getattr(model, "input_shape", None), getattr(task, "input_shape", None)
+    if (m_shape or t_shape) and tuple(m_shape or (model.n_in,)) != tuple(t_shape or (task.n_in,)):
+        raise ValueError(f"model input shape {tuple(m_shape or (model.n_in,))} does not match task {task.name!r} "
+                         f"input shape {tuple(t_shape or (task.n_in,))}")
     if model.n_in != task.n_in or model.n_out != task.n_out:
         raise ValueError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
     loss_name = loss or task.default_loss

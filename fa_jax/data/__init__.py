@@ -1,9 +1,10 @@
-"""Embedded, offline tasks: k-sparse parity, XOR, scikit-learn's 8x8 digits."""
+"""Embedded, offline tasks: k-sparse parity, XOR, scikit-learn's 8x8 digits; image tasks (NHWC)."""
 
 from fa_jax.data.digits import digits
 from fa_jax.data.image_parity import DATASETS, image_parity, parity_task, steps_per_epoch
+from fa_jax.data.images import Augment, images
 from fa_jax.data.parity import mixture_batch, parity, parity_batch, xor
 from fa_jax.data.task import Task, sample_fixed
 
-__all__ = ["DATASETS", "Task", "digits", "image_parity", "mixture_batch", "parity", "parity_batch", "parity_task",
-           "sample_fixed", "steps_per_epoch", "xor"]
+__all__ = ["Augment", "DATASETS", "Task", "digits", "image_parity", "images", "mixture_batch", "parity",
+           "parity_batch", "parity_task", "sample_fixed", "steps_per_epoch", "xor"]

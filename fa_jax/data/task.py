@@ -29,7 +29,8 @@ class Task:
 
     x_test: (n_test, n_in), y_test: (n_test,). ``x_train``/``y_train`` hold a fixed training
     set or are ``None`` when ``sampler`` generates fresh samples; ``aux`` holds any other
-    arrays the sampler needs (e.g. the parity's relevant coordinates).
+    arrays the sampler needs (e.g. the parity's relevant coordinates). Image tasks set
+    ``input_shape`` ``(H, W, C)`` (inputs are then (n, H, W, C) and ``n_in = H W C``).
     """
 
     x_test: jax.Array
@@ -42,6 +43,7 @@ class Task:
     n_out: int = struct.field(pytree_node=False, default=1)
     default_loss: str = struct.field(pytree_node=False, default="bce")
     sampler: Callable = struct.field(pytree_node=False, default=sample_fixed)
+    input_shape: tuple | None = struct.field(pytree_node=False, default=None)
 
     def sample(self, key, batch_size: int):
         """One training batch ``(x (batch, n_in), y (batch,))``, a pure function of ``key``."""

@@ -1,0 +1,129 @@
+"""BP, FA and DFA through convolutional nets (and a dense control), S seeds each, on an image dataset.
+
+    python experiments/cnn_rules.py                      # embedded 8x8 digits, 4 models x 3 rules x 3 seeds (CPU)
+    python experiments/cnn_rules.py --quick              # tiny nets, few steps (a smoke test; the tests use it)
+    python experiments/cnn_rules.py --preset cifar10-gpu # CIFAR-10 (tfds), full-width nets, one GPU
+
+Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a table
+(model | params | rule | test accuracy mean ± std over seeds).
+"""
+
+import sys
+
+import fa_jax as fj
+from fa_jax import cli, model_grid, rundir
+from fa_jax.feedback import DISTS, SCALINGS
+
+PRESETS = {
+    # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.
+    "cifar10-gpu": {"dataset": "cifar10", "seeds": 4, "steps": 20000, "batch_size": 128, "eval_every": 1000,
+                    "width": 1.0, "resnet_width": 16, "mlp_hidden": [1024, 512], "augment": ["flip", "crop"],
+                    "crop": 4, "lr": 1e-3},
+}
+QUICK = {"seeds": 2, "steps": 40, "eval_every": 20, "width": 0.125, "resnet_depth": 8, "resnet_width": 2,
+         "mlp_hidden": [16], "batch_size": 16}
+AUGMENTS = ("flip", "crop")
+
+
+def parser():
+    p = cli.ArgParser(prog="cnn_rules.py", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion_mnist, cifar10")
+    p.add_argument("--models", type=cli.csv(), default=["lecture_cnn", "allconv", "resnet20", "mlp"],
+                   help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}")
+    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (vmapped)")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--width", type=float, default=0.5, help="channel multiplier of lecture_cnn and allconv")
+    p.add_argument("--padding", default="SAME", help="lecture_cnn conv padding (VALID = the lecture's MNIST net)")
+    p.add_argument("--resnet-depth", type=int, default=20)
+    p.add_argument("--resnet-width", type=int, default=8, help="channels of the first resnet stage (paper: 16)")
+    p.add_argument("--mlp-hidden", type=cli.csv(int), default=[128, 128], help="hidden widths of the dense control")
+    p.add_argument("--augment", type=cli.csv(), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
+    p.add_argument("--crop", type=int, default=1, help="max shift in pixels for --augment crop")
+    p.add_argument("--limit", type=int, default=None, help="keep the first N training images")
+    p.add_argument("--test-limit", type=int, default=None, help="keep the first N test images")
+    p.add_argument("--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)")
+    p.add_argument("--feedback-scale", type=float, default=1.0)
+    p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
+    p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
+    p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (explicit flags still win)")
+    p.add_argument("--out", default=None, help="run directory (default runs/cnn_rules-<time>)")
+    p.add_argument("--quick", action="store_true", help="tiny nets and few steps for a smoke test")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _apply_defaults(args, table):
+    defaults = parser()
+    for k, v in table.items():
+        if getattr(args, k) == defaults.get_default(k):
+            setattr(args, k, v)
+
+
+def build(args):
+    """(task, {name: model}) from parsed args; every check runs here, before anything compiles."""
+    for r in args.rules:
+        fj.rules.get(r)
+    for a in args.augment:
+        if a not in AUGMENTS:
+            raise ValueError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
+    for name in ("seeds", "steps", "batch_size", "eval_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps % args.eval_every:
+        raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+    if not args.width > 0:
+        raise ValueError(f"--width must be > 0, got {args.width}")
+    fj.losses.get("softmax_ce")
+    fj.optimizer(args.optimizer, args.lr)
+    fj.feedback.check_feedback_options(args.feedback_dist, args.feedback_scaling, args.feedback_scale)
+    aug = fj.data.Augment(flip="flip" in args.augment, crop=args.crop if "crop" in args.augment else 0)
+    kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
+          "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width},
+          "mlp": {"hidden": tuple(args.mlp_hidden)}}
+    for m in args.models:
+        if m not in fj.cnn.MODELS:
+            raise ValueError(f"unknown model {m!r}; known: {', '.join(sorted(fj.cnn.MODELS))}")
+    task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
+                          test_limit=args.test_limit)
+    models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}
+    return task, models
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        if args.preset is not None and args.preset not in PRESETS:
+            raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+        if args.quick:
+            _apply_defaults(args, QUICK)
+        if args.preset:
+            _apply_defaults(args, PRESETS[args.preset])
+        task, models = build(args)
+        out = rundir.prepare(args.out or rundir.default_dir("cnn_rules"))
+    except ValueError as err:
+        cli.fail("cnn_rules.py", err)
+
+    feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
+    config = {"job": "cnn_rules", **vars(args), "out": str(out), "task": task.name,
+              "input_shape": list(task.input_shape), "n_train": task.n_train,
+              "models": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}}
+    print(f"{task.name} {task.input_shape}: {args.seeds} seeds x {args.steps} steps, models {', '.join(models)}, "
+          f"rules {', '.join(args.rules)} -> {out}")
+    results, summary, table = model_grid.compare_models(
+        models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
+        progress=not args.no_progress)
+    print(table)
+    total = sum(r.compile_s + r.run_s for r in results.values())
+    print(f"compile + run, all sweeps: {total:.1f} s")
+    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Image classification tasks, NHWC: the embedded 8x8 digits, or MNIST / Fashion-MNIST / CIFAR-10 via tfds.
+
+``images("digits")`` always works offline (scikit-learn's 1797 8x8 digits as 8x8x1 images);
+the others load through :func:`fa_jax.data.tfds_source.load_arrays` (optional ``data``
+extra) and fail with a one-line error naming ``"digits"`` when missing. Pixels are scaled
+to [0, 1] and standardized per channel with training-split statistics. Batches are drawn on
+the device; :class:`Augment` adds random horizontal flips and pad-and-crop shifts inside
+the jitted sampler (explicit keys).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.datasets import load_digits
+
+from fa_jax.data.task import Task
+from fa_jax.data.tfds_source import KNOWN as TFDS_KNOWN
+from fa_jax.data.tfds_source import load_arrays
+
+DATASETS = ("digits",) + TFDS_KNOWN
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """A sampler: a with-replacement mini-batch, each image flipped left-right with probability
+    1/2 (``flip``) and shifted by up to ``crop`` pixels (zero-pad by ``crop``, random crop back)."""
+
+    flip: bool = False
+    crop: int = 0
+
+    def __call__(self, task: Task, key, batch_size: int):
+        k_idx, k_flip, k_crop = jax.random.split(key, 3)
+        idx = jax.random.randint(k_idx, (batch_size,), 0, task.x_train.shape[0])
+        x, y = task.x_train[idx], task.y_train[idx]
+        return augment(k_flip, k_crop, x, self.flip, self.crop), y
+
+
+def augment(k_flip, k_crop, x, flip: bool, crop: int):
+    """Flip (p = 1/2 per image) and pad-and-crop shift (up to ``crop`` px) a batch x (N, H, W, C)."""
+    n, h, w, _ = x.shape
+    if flip:
+        do = jax.random.bernoulli(k_flip, 0.5, (n,))
+        x = jnp.where(do[:, None, None, None], x[:, :, ::-1, :], x)
+    if crop:
+        padded = jnp.pad(x, ((0, 0), (crop, crop), (crop, crop), (0, 0)))
+        off = jax.random.randint(k_crop, (n, 2), 0, 2 * crop + 1)
+        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, off)
+    return x
+
+
+def _digits(split_seed=0, test_fraction=0.25):
+    x, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(split_seed).permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    te, tr = perm[:n_test], perm[n_test:]
+    x = (x / 16.0).reshape(-1, 8, 8, 1)
+    return (x[tr], y[tr]), (x[te], y[te])
+
+
+def images(name: str = "digits", *, augment: Augment | None = None, data_dir=None, download: bool = True,
+           limit: int | None = None, test_limit: int | None = None, dtype=jnp.float32) -> Task:
+    """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C).
+
+    name: ``digits`` (embedded, 1347 train / 450 test, fixed split) or ``mnist``,
+    ``fashion_mnist``, ``cifar10`` (tfds). limit/test_limit keep the first examples of each
+    split. augment: e.g. ``Augment(flip=True, crop=4)`` for CIFAR-10.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown image dataset {name!r}; known: {', '.join(DATASETS)} (offline: 'digits')")
+    for nm, v in (("limit", limit), ("test_limit", test_limit)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{nm} must be a positive int or None, got {v!r}")
+    if augment is not None and not isinstance(augment, Augment):
+        raise ValueError(f"augment must be a fa_jax.data.Augment or None, got {augment!r}")
+    if augment is not None and (isinstance(augment.crop, bool) or not isinstance(augment.crop, int) or augment.crop < 0):
+        raise ValueError(f"augment crop must be a non-negative int, got {augment.crop!r}")
+    if name == "digits":
+        (x_tr, y_tr), (x_te, y_te) = _digits()
+        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:test_limit], y_te[:test_limit]
+    else:
+        x_tr, y_tr = load_arrays(name, "train", data_dir=data_dir, download=download, limit=limit)
+        x_te, y_te = load_arrays(name, "test", data_dir=data_dir, download=download, limit=test_limit)
+        x_tr, x_te = x_tr / 255.0, x_te / 255.0
+    mean = x_tr.mean(axis=(0, 1, 2))
+    std = x_tr.std(axis=(0, 1, 2))
+    std = np.where(std > 0, std, 1.0)
+    norm = lambda a: jnp.asarray(((a - mean) / std), dtype)  # noqa: E731
+    shape = tuple(int(d) for d in x_tr.shape[1:])
+    task = Task(x_test=norm(x_te), y_test=jnp.asarray(y_te, jnp.int32), x_train=norm(x_tr),
+                y_train=jnp.asarray(y_tr, jnp.int32), name=name, n_in=int(np.prod(shape)), n_out=10,
+                default_loss="softmax_ce", input_shape=shape)
+    if augment is not None and (augment.flip or augment.crop):
+        task = task.replace(sampler=augment)
+    return task

@@ -1,0 +1,44 @@
+"""experiments/cnn_rules.py: a tiny end-to-end run and its one-line CLI errors."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("cnn_rules", ROOT / "experiments" / "cnn_rules.py")
+cnn_rules = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cnn_rules)
+
+
+def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cnn_rules.main(["--quick", "--models", "lecture_cnn", "--rules", "bp,fa,dfa", "--steps", "20",
+                           "--eval-every", "10", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {(s["model"], s["rule"]) for s in summary["by_model_rule"]} == {
+        ("lecture_cnn", r) for r in ("bp", "fa", "dfa")}
+    assert all(s["seeds"] == 2 and s["diverged"] == 0 and 0 <= s["mean_acc"] <= 1 for s in summary["by_model_rule"])
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * 2 * 2 and json.loads(lines[0])["model"] == "lecture_cnn"
+    assert (out / "curves.png").stat().st_size > 1000
+    assert json.loads((out / "config.json").read_text())["input_shape"] == [8, 8, 1]
+    assert "| lecture_cnn |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--models", "lecture_cnn,vgg"], "unknown model 'vgg'; known: allconv, lecture_cnn, mlp, resnet20"),
+    (["--dataset", "svhn"], "unknown image dataset 'svhn'"),
+    (["--augment", "rotate"], "unknown augmentation 'rotate'; known: flip, crop"),
+    (["--rules", "bp,sgd"], "unknown rule 'sgd'"),
+    (["--padding", "FULL"], "unknown padding 'FULL'"),
+    (["--steps", "25", "--eval-every", "10"], "--steps 25 is not a multiple of --eval-every 10"),
+    (["--preset", "imagenet"], "unknown preset 'imagenet'; known: cifar10-gpu"),
+])
+def test_bad_arguments_are_one_line_errors(argv, match, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        cnn_rules.main(argv + ["--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1

@@ -11,7 +11,7 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, model_grid, rundir
+from fa_jax import cli, model_grid, report, rundir
 from fa_jax.feedback import DISTS, SCALINGS
 
 PRESETS = {
@@ -54,6 +54,8 @@ def parser():
     p.add_argument("--out", default=None, help="run directory (default runs/cnn_rules-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny nets and few steps for a smoke test")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--diagnostics", action="store_true",
+                   help="record per-layer gradient alignment with BP (alignment.md, alignment tables printed)")
     return p
 
 
@@ -94,6 +96,17 @@ def build(args):
     return task, models
 
 
+def alignment_tables(out, models) -> str:
+    """One table per model: final angle (degrees) between each layer's update and BP's."""
+    rows = rundir.read_jsonl(out / "metrics.jsonl")
+    parts = []
+    for name in models:
+        mine = [r for r in rows if r["model"] == name]
+        parts.append(f"### {name}: angle between the rule's weight update and BP's (last logged step)\n\n"
+                     + report.layer_table(mine, "grad_alignment_deg"))
+    return "\n\n".join(parts) + "\n"
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
     try:
@@ -117,8 +130,12 @@ def main(argv=None):
     results, summary, table = model_grid.compare_models(
         models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress)
+        progress=not args.no_progress, diagnostics=args.diagnostics)
     print(table)
+    if args.diagnostics:
+        text = alignment_tables(out, models)
+        (out / "alignment.md").write_text(text)
+        print(text)
     total = sum(r.compile_s + r.run_s for r in results.values())
     print(f"compile + run, all sweeps: {total:.1f} s")
     print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png")

@@ -52,6 +52,8 @@ def weight_alignment(rule: str, params, feedback):
     if rule == "fa":
         return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], feedback[1:])])
     if rule == "dfa":
+        if any(w.ndim != 2 for w in ws):  # the product of forward weights is defined for dense nets only
+            return None
         out, prod = [], ws[-1]
         for l in range(len(ws) - 2, -1, -1):  # h_l is the output of layer l (0-based); above it: ws[l+1:]
             out.append(angle_deg(feedback[l], prod.T))
@@ -75,7 +77,9 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
         wrapped += layers[len(eps):]
         return loss_fn(wire(wrapped, params, x, feedback), y)
 
-    eps = [jnp.zeros(x.shape[:-1] + tuple(s), x.dtype) for s in model.hidden_shapes]
+    in_shape = tuple(getattr(model, "input_shape", None) or (model.n_in,))
+    batch = x.shape[: x.ndim - len(in_shape)]
+    eps = [jnp.zeros(batch + tuple(s), x.dtype) for s in model.hidden_shapes]
     return jax.grad(objective, argnums=(0, 1))(params, eps)
 
 

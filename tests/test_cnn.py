@@ -249,3 +249,20 @@ def test_feedback_schemes_refuse_conv_kernels():
     with _pytest.raises(ValueError, match="scheme 'akrout' is defined for dense layers"):
         fj.init_feedback(jax.random.key(0), model, "fa", scheme="akrout")
     assert len(fj.init_feedback(jax.random.key(0), model, "dfa", scheme="akrout")) == 1  # DFA B is 2-D
+
+
+def test_diagnostics_on_a_conv_net(x64):
+    """BP is 0° from itself and FA with B = W is 0° from BP, through conv blocks."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import fa_jax as fj
+    from fa_jax.diagnostics import diagnose
+    model = fj.cnn.sequential((6, 6, 1), ["conv(3,3)", "tanh", "conv(2,3)", "tanh", "flatten", "dense(4)"])
+    params = model.init(jax.random.key(0), jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (5, 6, 6, 1), jnp.float64)
+    y = jnp.arange(5) % 4
+    for rule, fb in (("bp", None), ("fa", [p["w"] for p in params])):
+        d = jax.jit(lambda p, f, r=rule: diagnose(model, r, fj.losses.softmax_ce, p, f, x, y))(params, fb)
+        np.testing.assert_allclose(d["grad_alignment_deg"], 0.0, atol=1e-5)
+        np.testing.assert_allclose(d["signal_alignment_deg"], 0.0, atol=1e-5)

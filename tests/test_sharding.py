@@ -25,7 +25,8 @@ CODE = textwrap.dedent("""
 
 
 def test_sharded_sweep_equals_unsharded():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    env = {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
     p = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0 and "OK" in p.stdout, p.stderr[-3000:]
 

@@ -74,8 +74,10 @@ def make_validate(model, rule: str, loss_fn, patience: int):
     """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``."""
 
     def validate(state, task):
+        from fa_jax.train import apply_model  # train imports this module
+
         x, y = task.aux["x_val"], task.aux["y_val"]
-        logits = model.apply(state.params, x, rule=rule, feedback=state.feedback)
+        logits, _ = apply_model(model, state, state.params, x, rule=rule)
         val_loss, val_acc = loss_fn(logits, y), losses_lib.accuracy(logits, y).mean()
         early = update_early(state.early, state.params, state.step, val_loss, patience)
         return state.replace(early=early), {"val_loss": val_loss, "val_acc": val_acc}

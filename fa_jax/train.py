@@ -40,7 +40,9 @@ class TrainState:
 
     ``diverged_at`` is the first step whose loss was not finite (-1 while finite).
     ``early``: ``None``, or with early stopping the per-seed best params and their
-    bookkeeping (:mod:`fa_jax.early_stopping`).
+    bookkeeping (:mod:`fa_jax.early_stopping`). ``model_state``: ``None``, or a stateful
+    model's state (batch-norm running statistics), updated by every training step and used
+    (in eval mode) by every evaluation.
     """
 
     params: list
@@ -50,6 +52,7 @@ class TrainState:
     step: jax.Array
     diverged_at: jax.Array
     early: dict | None = None
+    model_state: list | None = None
 
 
 def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
@@ -61,7 +64,16 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
         opt_state = optim.set_learning_rate(opt_state, jnp.asarray(learning_rate, jnp.float32))
     return TrainState(params=params, opt_state=opt_state, feedback=fb,
                       key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
-                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
+                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32),
+                      model_state=model.init_stats() if getattr(model, "stateful", False) else None)
+
+
+def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
+    """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
+    stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics)."""
+    if state.model_state is None:
+        return model.apply(params, x, rule=rule, feedback=state.feedback, **kw), None
+    return model.apply(params, x, rule=rule, feedback=state.feedback, stats=state.model_state, **kw)
 
 
 def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
@@ -74,17 +86,22 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
         # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
         extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
 
-        def objective(params):
-            logits = model.apply(params, x, rule=rule, feedback=state.feedback, **extra)
-            return loss_fn(logits, y), logits
+        if state.model_state is not None:
+            extra = {**extra, "train": True}
 
-        (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        def objective(params):
+            logits, model_state = apply_model(model, state, params, x, rule=rule, **extra)
+            return loss_fn(logits, y), (logits, model_state)
+
+        (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
         diverged_at = jnp.where(bad, state.step, state.diverged_at)
         new = state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1,
                             diverged_at=diverged_at)
+        if model_state is not None:
+            new = new.replace(model_state=model_state)
         return new, (loss, losses_lib.accuracy(logits, y).mean())
 
     return step
@@ -94,7 +111,7 @@ def make_evaluate(model, rule: str, loss_fn):
     """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set."""
 
     def evaluate(state, task):
-        logits = model.apply(state.params, task.x_test, rule=rule, feedback=state.feedback)
+        logits, _ = apply_model(model, state, state.params, task.x_test, rule=rule)
         return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
 
     return evaluate
@@ -316,6 +333,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     fb_opts = tuple(sorted((feedback or {}).items()))
     if not isinstance(diagnostics, bool):
         raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
+    if diagnostics and getattr(model, "stateful", False):
+        raise ValueError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
     early_stopping_lib.check_patience(early_stopping)
     if (early_stopping is None) != (val is None):
         raise ValueError("early_stopping=patience and val=(x_val, y_val) go together; got "

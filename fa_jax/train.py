@@ -77,7 +77,11 @@ def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
 
 
 def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
-    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update."""
+    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
+
+    The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
+    """
+    tx_extra = optax.with_extra_args_support(tx)
 
     def step(state: TrainState, task):
         key, k_batch = jax.random.split(state.key)
@@ -94,7 +98,7 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
             return loss_fn(logits, y), (logits, model_state)
 
         (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
         bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
         diverged_at = jnp.where(bad, state.step, state.diverged_at)

@@ -1,10 +1,13 @@
-"""Early stopping keeps exactly the params an early-stopped run returns; label smoothing is optax's
-formula wired into the sweep's training loss; bad settings are one-line errors."""
+"""Toolbox options of fj.sweep: early stopping keeps exactly the params an early-stopped run
+returns; label smoothing is optax's formula wired into the training loss; reduce-on-plateau
+sees every step's loss; bad settings are one-line errors."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import optax
 
 import fa_jax as fj
 from fa_jax import losses
@@ -84,3 +87,18 @@ def test_label_smoothing_needs_classes_and_split_needs_room():
         fj.sweep(fj.mlp([64, 8, 1]), fj.data.digits("parity"), steps=10, eval_every=10, label_smoothing=0.1)
     with pytest.raises(ValueError, match=r"n_val must be an int in \[1, 1348\), got 1348"):
         split_validation(fj.data.digits(), 1348, jax.random.key(0))
+
+
+def test_reduce_on_plateau_in_sweep_sees_every_steps_loss():
+    task = fj.data.digits()
+    res = fj.sweep(fj.mlp([64, 8, 10]), task, seeds=1, steps=8, eval_every=1, optimizer="sgd", lr=1e-7,
+                   optimizer_hyper={"plateau_patience": 2, "plateau_factor": 0.5}, progress=False)
+    ref = optax.contrib.reduce_on_plateau(patience=2, factor=0.5)  # replay optax on the recorded batch losses
+    s = ref.init(None)
+    for v in res.loss[0]:
+        _, s = ref.update(jnp.zeros(()), s, value=jnp.float32(v))
+    scale = optax.tree_utils.tree_get(res.state.opt_state, "scale")
+    assert float(s.scale) < 1.0
+    np.testing.assert_allclose(scale[0], s.scale)
+    with pytest.raises(ValueError, match="plateau_factor must be in \\(0, 1\\), got 1.5"):
+        fj.optimizer("sgd", 0.1, plateau_patience=2, plateau_factor=1.5)

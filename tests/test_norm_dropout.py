@@ -104,12 +104,6 @@ def test_norm_mlp_batch_returns_stats_and_dropout_model_trains_in_sweep(keys):
             p_i, s_i, fb_i = jax.tree.map(lambda a: a[i], (res.state.params, stats, res.state.feedback))
             z, _ = model.apply(p_i, task.x_test, rule=rule, feedback=fb_i, stats=s_i)
             np.testing.assert_allclose(res.test_loss[i, -1], fj.losses.bce(z, task.y_test), rtol=1e-5)
-            z_batch, _ = model.apply(p_i, task.x_test, rule=rule, feedback=fb_i, stats=s_i, train=True,
-                                     key=jax.random.key(0))
-            assert not np.allclose(z, z_batch)
-    res = fj.sweep(norm_mlp([8, 16, 1], norm="layer", dropout=0.2), task, rule="fa", seeds=2, steps=20,
-                   eval_every=10, progress=False)
-    assert np.isfinite(res.loss).all() and res.state.model_state is None
     kw = dict(rule="bp", seeds=1, steps=20, eval_every=10, progress=False)
     plain = fj.sweep(norm_mlp([8, 16, 1], dropout=0.0), task, **kw)
     dropped = fj.sweep(norm_mlp([8, 16, 1], dropout=0.5), task, **kw)

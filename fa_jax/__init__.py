@@ -10,6 +10,7 @@ from fa_jax.rules import RULES, Rule, register
 from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
 # issue 6: the training toolbox of the seed lectures
 from fa_jax import dropout, gradflow, lbfgs, norm, rbf, regularize, scaling, schedules  # noqa: E402
+from fa_jax import early_stopping  # noqa: E402
 from fa_jax.norm_mlp import NormMLP, norm_mlp  # noqa: E402
 from fa_jax import lazy  # noqa: E402  registers the lazy rules: ntk, ntk_copy, rf_gaussian, rf_relu, rf_linear
 

@@ -82,3 +82,24 @@ def accuracy(logits, labels):
     if labels.ndim == logits.ndim:
         labels = labels.argmax(-1)
     return (logits.argmax(-1) == labels).astype(jnp.float32)
+
+
+def check_label_smoothing(alpha, n_out: int) -> float:
+    """``alpha`` as a float in [0, 1); smoothing (alpha > 0) needs a multi-class output (n_out >= 2)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {alpha!r}")
+    if alpha and n_out < 2:
+        raise ValueError(f"label_smoothing={alpha!r} needs >= 2 outputs (classes); this task has {n_out}")
+    return float(alpha)
+
+
+def smoothed(loss_fn, alpha: float):
+    """``loss_fn`` on smoothed one-hot targets ``(1 - alpha) onehot + alpha / C``
+    (``optax.smooth_labels``); logits (batch, C >= 2), labels integer (batch,) or one-hot."""
+
+    def loss(logits, labels):
+        if labels.ndim != logits.ndim:
+            labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+        return loss_fn(logits, optax.smooth_labels(labels.astype(logits.dtype), alpha))
+
+    return loss

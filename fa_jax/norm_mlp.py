@@ -8,8 +8,10 @@ linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.norm.layer_nor
 
 Batch norm's running statistics are explicit state: ``init_stats()`` makes them and
 ``apply(..., stats=)`` returns ``(logits, new_stats)``; without batch norm ``apply``
-returns logits only, so layer norm and dropout models train with ``fj.sweep`` (which passes
-``train=True`` and a fresh key per step to models whose ``stochastic`` is True).
+returns logits only. ``fj.sweep`` trains all of them: it passes ``train=True`` and a fresh
+key per step to models whose ``stochastic`` is True, and keeps a ``stateful`` (batch-norm)
+model's running statistics in ``TrainState.model_state`` (train mode in the step, eval mode
+with the running statistics at every evaluation).
 """
 
 import jax
@@ -37,6 +39,11 @@ class NormMLP(MLP):
     @property
     def stochastic(self) -> bool:
         return self.dropout > 0
+
+    @property
+    def stateful(self) -> bool:
+        """True with batch norm: ``fj.sweep`` keeps ``init_stats()`` in ``TrainState.model_state``."""
+        return self.norm == "batch"
 
     def init(self, key, dtype=jnp.float32) -> list[dict]:
         params = super().init(key, dtype)

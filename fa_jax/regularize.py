@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import optax
 
 TOOLS = ("clip_value", "clip_norm", "l1", "l2", "penalize_biases", "decoupled_decay", "max_norm")
+# reduce-on-plateau (optax.contrib.reduce_on_plateau) after the optimizer; fj.sweep passes value=loss
+TOOLS += ("plateau_patience", "plateau_factor", "plateau_accumulation")
 
 
 def _is_weight(path, leaf) -> bool:
@@ -115,8 +117,13 @@ def _positive(name, v):
 
 
 def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
-                max_norm=None) -> None:
+                max_norm=None, plateau_patience=None, plateau_factor=0.1, plateau_accumulation=1) -> None:
     """One-line ValueError for a bad toolbox setting (negative rates, non-positive bounds)."""
+    for name, v in (("plateau_patience", plateau_patience), ("plateau_accumulation", plateau_accumulation)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not (isinstance(plateau_factor, (int, float)) and 0 < plateau_factor < 1):
+        raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor!r}")
     for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm), ("max_norm", max_norm)):
         if v is not None:
             _positive(name, v)
@@ -127,15 +134,21 @@ def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases
 
 
 def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False,
-                decoupled_decay=0.0, max_norm=None):
+                decoupled_decay=0.0, max_norm=None, plateau_patience=None, plateau_factor=0.1,
+                plateau_accumulation=1):
     """Wrap an optax constructor ``make(learning_rate, **hyper)`` into the chain
 
-    ``clip_value -> clip_norm -> penalty grad -> make(lr) -> -lr * decoupled_decay * W -> max_norm``
+    ``clip_value -> clip_norm -> penalty grad -> make(lr) -> plateau -> -lr * decoupled_decay * W -> max_norm``
+
+    ``plateau``: ``optax.contrib.reduce_on_plateau(patience, factor, accumulation_size)``
+    scales the updates by ``factor`` after ``plateau_patience`` (accumulated) updates without
+    improving the loss its ``update`` gets as ``value=`` (``fj.sweep`` passes the batch loss).
 
     (links with a zero / None setting are left out). The toolbox settings are static; the
     learning rate stays injectable (``optax.inject_hyperparams``).
     """
-    check_tools(clip_value, clip_norm, l1, l2, penalize_biases, decoupled_decay, max_norm)
+    check_tools(clip_value, clip_norm, l1, l2, penalize_biases, decoupled_decay, max_norm, plateau_patience,
+                plateau_factor, plateau_accumulation)
     mn = max_norm
 
     @functools.wraps(make)  # inject_hyperparams reads make's signature through __wrapped__
@@ -148,6 +161,9 @@ def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penali
         if l1 or l2:
             links.append(add_penalty_grad(l1, l2, penalize_biases))
         links.append(make(learning_rate, **hyper))
+        if plateau_patience is not None:
+            links.append(optax.contrib.reduce_on_plateau(factor=plateau_factor, patience=plateau_patience,
+                                                         accumulation_size=plateau_accumulation))
         if decoupled_decay:
             links.append(_decay_link(learning_rate * decoupled_decay))
         if mn is not None:

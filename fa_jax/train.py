@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from fa_jax import diagnostics as diagnostics_lib
+from fa_jax import early_stopping as early_stopping_lib
 from fa_jax import losses as losses_lib
 from fa_jax import optim
 from fa_jax import rules as rules_lib
@@ -38,6 +39,10 @@ class TrainState:
     """Everything one seed's run carries: params, optimizer state, feedback, RNG key, step.
 
     ``diverged_at`` is the first step whose loss was not finite (-1 while finite).
+    ``early``: ``None``, or with early stopping the per-seed best params and their
+    bookkeeping (:mod:`fa_jax.early_stopping`). ``model_state``: ``None``, or a stateful
+    model's state (batch-norm running statistics), updated by every training step and used
+    (in eval mode) by every evaluation.
     """
 
     params: list
@@ -46,6 +51,8 @@ class TrainState:
     key: jax.Array
     step: jax.Array
     diverged_at: jax.Array
+    early: dict | None = None
+    model_state: list | None = None
 
 
 def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
@@ -61,11 +68,24 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
         opt_state = optim.set_learning_rate(opt_state, jnp.asarray(learning_rate, jnp.float32))
     return TrainState(params=params, opt_state=opt_state, feedback=fb,
                       key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
-                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
+                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32),
+                      model_state=model.init_stats() if getattr(model, "stateful", False) else None)
+
+
+def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
+    """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
+    stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics)."""
+    if state.model_state is None:
+        return model.apply(params, x, rule=rule, feedback=state.feedback, **kw), None
+    return model.apply(params, x, rule=rule, feedback=state.feedback, stats=state.model_state, **kw)
 
 
 def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
-    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update."""
+    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
+
+    The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
+    """
+    tx_extra = optax.with_extra_args_support(tx)
 
     def step(state: TrainState, task):
         key, k_batch = jax.random.split(state.key)
@@ -74,17 +94,22 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
         # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
         extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
 
-        def objective(params):
-            logits = model.apply(params, x, rule=rule, feedback=state.feedback, **extra)
-            return loss_fn(logits, y), logits
+        if state.model_state is not None:
+            extra = {**extra, "train": True}
 
-        (loss, logits), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        def objective(params):
+            logits, model_state = apply_model(model, state, params, x, rule=rule, **extra)
+            return loss_fn(logits, y), (logits, model_state)
+
+        (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
         bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
         diverged_at = jnp.where(bad, state.step, state.diverged_at)
         new = state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1,
                             diverged_at=diverged_at)
+        if model_state is not None:
+            new = new.replace(model_state=model_state)
         return new, (loss, losses_lib.accuracy(logits, y).mean())
 
     return step
@@ -94,18 +119,19 @@ def make_evaluate(model, rule: str, loss_fn):
     """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set."""
 
     def evaluate(state, task):
-        logits = model.apply(state.params, task.x_test, rule=rule, feedback=state.feedback)
+        logits, _ = apply_model(model, state, state.params, task.x_test, rule=rule)
         return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
 
     return evaluate
 
 
-def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagnose=None):
+def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagnose=None, validate=None):
     """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
     loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
 
     ``diagnose(state, task) -> dict`` (optional, e.g. :func:`fa_jax.diagnostics.make_diagnose`)
     runs once per evaluation, so unlogged steps pay nothing; its arrays join the metrics.
+    ``validate(state, task) -> (state, dict)`` (optional, e.g. early stopping) runs there too.
     """
 
     def run_chunk(state, task):
@@ -122,6 +148,9 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
                        "test_loss": test_loss, "test_acc": test_acc}
             if diagnose is not None:
                 metrics.update(diagnose(state, task))
+            if validate is not None:
+                state, val_metrics = validate(state, task)
+                metrics.update(val_metrics)
             return state, metrics
 
         return jax.lax.scan(interval, state, None, length=evals_per_chunk)
@@ -137,7 +166,9 @@ class SweepResult:
     test_acc: (S, E). diverged_at: (S,) first non-finite step or -1. state: the final
     batched TrainState (leading axis S). diagnostics: ``None`` unless the sweep ran with
     ``diagnostics=True``; then {key: (S, E, n_layers)} for the keys of
-    :mod:`fa_jax.diagnostics` that the rule has.
+    :mod:`fa_jax.diagnostics` that the rule has. With early stopping: val_loss, val_acc
+    (S, E); best_step (S,) the step of the kept params; stopped_at (S,) the step where
+    patience ran out or -1; ``best_params``.
     """
 
     rule: str
@@ -152,6 +183,15 @@ class SweepResult:
     compile_s: float
     run_s: float
     diagnostics: dict | None = None
+    val_loss: np.ndarray | None = None
+    val_acc: np.ndarray | None = None
+    best_step: np.ndarray | None = None
+    stopped_at: np.ndarray | None = None
+
+    @property
+    def best_params(self):
+        """Per-seed params at the lowest validation loss (leading axis S); early stopping only."""
+        return None if self.state.early is None else self.state.early["params"]
 
     @property
     def diverged(self) -> np.ndarray:
@@ -224,7 +264,7 @@ def _chunk_size(n_evals: int, max_chunks: int = 20) -> int:
 
 @functools.lru_cache(maxsize=128)
 def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk,
-              diagnostics=False):
+              diagnostics=False, early_stopping=None, label_smoothing=0.0):
     """Jitted (init, run_chunk) for one configuration, cached so repeated sweeps never recompile.
 
     The learning rate is not part of the key: it lives in the optimizer state
@@ -232,14 +272,21 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
     """
     tx = optim.optimizer(optimizer, 1.0 if schedule is None else schedule, **dict(hyper))
     loss_fn = losses_lib.get(loss_name)
-    step = make_train_step(model, rule, loss_fn, tx, batch_size)
+    train_loss = losses_lib.smoothed(loss_fn, label_smoothing) if label_smoothing else loss_fn
+    step = make_train_step(model, rule, train_loss, tx, batch_size)
     diagnose = diagnostics_lib.make_diagnose(model, rule, loss_fn, batch_size) if diagnostics else None
-    run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk, diagnose)
+    validate = None if early_stopping is None else early_stopping_lib.make_validate(model, rule, loss_fn,
+                                                                                     early_stopping)
+    run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk, diagnose, validate)
+
+    def init_one(k, lr=None):
+        s = init_state(k, model, rule, tx, dict(fb_opts), lr)
+        return s if early_stopping is None else s.replace(early=early_stopping_lib.init_early(s.params))
 
     def init(keys, lrs):
         if lrs is None:
-            return jax.vmap(lambda k: init_state(k, model, rule, tx, dict(fb_opts)))(keys)
-        return jax.vmap(lambda k, lr: init_state(k, model, rule, tx, dict(fb_opts), lr))(keys, lrs)
+            return jax.vmap(init_one)(keys)
+        return jax.vmap(init_one)(keys, lrs)
 
     return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None)))
 
@@ -247,7 +294,8 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
 def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
           optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
-          desc: str | None = None, diagnostics: bool = False, devices=None) -> SweepResult:
+          desc: str | None = None, diagnostics: bool = False, devices=None, early_stopping: int | None = None,
+          val=None, label_smoothing: float = 0.0) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
@@ -258,7 +306,10 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     per layer at every evaluation (:mod:`fa_jax.diagnostics`; one extra batch and one extra
     BP gradient per evaluation). devices: the seed axis is sharded over these (default: all
     local devices; a ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see
-    ``fa_jax.sharding``. Every argument is checked before anything compiles.
+    ``fa_jax.sharding``. early_stopping: a patience (in evaluations) with ``val=(x_val,
+    y_val)``: keeps each seed's params at its lowest validation loss (:mod:`fa_jax.early_stopping`).
+    label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
+    (``optax.smooth_labels``; test loss unsmoothed). Every argument is checked before anything compiles.
     """
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
@@ -298,11 +349,23 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     if diagnostics and rules_lib.get(rule).init is not None:
         raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
+    if diagnostics and getattr(model, "stateful", False):
+        raise ValueError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
+    early_stopping_lib.check_patience(early_stopping)
+    if (early_stopping is None) != (val is None):
+        raise ValueError("early_stopping=patience and val=(x_val, y_val) go together; got "
+                         f"early_stopping={early_stopping!r} and val {'given' if val is not None else 'None'}")
+    if val is not None:
+        x_val, y_val = early_stopping_lib.check_val(task, val)
+        task = task.replace(aux={**task.aux, "x_val": x_val, "y_val": y_val})
+        early_stopping = int(early_stopping)
+    label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
 
     n_evals = steps // eval_every
     chunk = _chunk_size(n_evals)
     init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
-                                  fb_opts, batch_size, eval_every, chunk, diagnostics)
+                                  fb_opts, batch_size, eval_every, chunk, diagnostics, early_stopping,
+                                  label_smoothing)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
     state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
     mesh = devices if isinstance(devices, Mesh) else sharding.seed_mesh(
@@ -328,4 +391,12 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     return SweepResult(rule=rule, seeds=seed_list, eval_steps=np.arange(1, n_evals + 1) * eval_every,
                        loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
-                       state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag)
+                       state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag,
+                       **_early_fields(metrics, state))
+
+
+def _early_fields(metrics, state) -> dict:
+    if state.early is None:
+        return {}
+    return {"val_loss": metrics["val_loss"], "val_acc": metrics["val_acc"],
+            "best_step": np.asarray(state.early["step"]), "stopped_at": np.asarray(state.early["stopped_at"])}

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
-         "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png"}
+         "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
+         "normalization": "normalization.png"}
 EXTRA = {"regression": ["--dataset", "diabetes"]}
 
 
@@ -37,6 +38,7 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     ("regularization", ["--decay", "-1"], "decoupled_decay must be a finite number >= 0, got -1.0"),
     ("regression", ["--dataset", "boston"], "unknown dataset 'boston'"),
     ("gd_variants", ["--steps", "0"], "--steps must be > 0, got 0"),
+    ("normalization", ["--lrs", "0.1,-1"], "learning rate must be positive and finite, got -1.0"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, name, argv, match):
     with pytest.raises(SystemExit) as exit_:

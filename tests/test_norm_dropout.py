@@ -94,10 +94,16 @@ def test_norm_mlp_batch_returns_stats_and_dropout_model_trains_in_sweep(keys):
     with pytest.raises(ValueError, match="stats="):
         m.apply(params, jnp.ones((3, 4)))
     task = fj.data.parity(8, 2, n_train=64, n_test=64)
-    for rule in ("bp", "fa", "dfa"):
-        res = fj.sweep(norm_mlp([8, 16, 1], norm="layer", dropout=0.2), task, rule=rule, seeds=2, steps=20,
-                       eval_every=10, progress=False)
+    for rule in ("bp", "fa", "dfa"):  # batch norm + dropout: running stats threaded through the sweep
+        model = norm_mlp([8, 16, 1], norm="batch", dropout=0.2)
+        res = fj.sweep(model, task, rule=rule, seeds=2, steps=20, eval_every=10, progress=False)
         assert np.isfinite(res.loss).all()
+        stats = res.state.model_state  # (seeds, 16) running mean/var, moved away from their init
+        assert stats[0]["mean"].shape == (2, 16) and not np.allclose(stats[0]["var"], 1.0)
+        for i in range(2):  # the last evaluation used eval mode with the final running statistics
+            p_i, s_i, fb_i = jax.tree.map(lambda a: a[i], (res.state.params, stats, res.state.feedback))
+            z, _ = model.apply(p_i, task.x_test, rule=rule, feedback=fb_i, stats=s_i)
+            np.testing.assert_allclose(res.test_loss[i, -1], fj.losses.bce(z, task.y_test), rtol=1e-5)
     kw = dict(rule="bp", seeds=1, steps=20, eval_every=10, progress=False)
     plain = fj.sweep(norm_mlp([8, 16, 1], dropout=0.0), task, **kw)
     dropped = fj.sweep(norm_mlp([8, 16, 1], dropout=0.5), task, **kw)

@@ -83,9 +83,4 @@ def grid_curves(rows, path, metric="test_acc", ylabel="test accuracy", title=Non
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, title)

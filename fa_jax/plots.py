@@ -9,6 +9,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save(fig, path, title=None):
+    """Give ``fig`` its title, lay it out, write it to ``path``, close it; returns ``path``."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _by_rule(rows, metric):
     """{rule: (steps (E,), values (S, E))} from metrics rows; missing values are NaN."""
     out = {}
@@ -89,12 +99,7 @@ def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gr
         for ax in axes.flat[:n]:
             ax.axhline(90, color="gray", lw=0.8, ls="--")
     axes.flat[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)
 
 
 def embedding(maps, labels, path, title=None):
@@ -119,12 +124,7 @@ def embedding(maps, labels, path, title=None):
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, -1].legend(title="label", fontsize=7, markerscale=2.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)
 
 
 def grouped_bars(rows, path, group, hue, panels, title=None):
@@ -153,9 +153,4 @@ def grouped_bars(rows, path, group, hue, panels, title=None):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)

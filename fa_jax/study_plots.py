@@ -6,6 +6,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fa_jax.plots import save  # noqa: E402
+
 
 def _acc(rows):
     return np.array([np.nan if r["test_accuracy"] is None else r["test_accuracy"] for r in rows], float)
@@ -35,12 +37,7 @@ def accuracy_vs_n(rows, path, method_key="method", title=None):
         ax.set_ylim(0.4, 1.02)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)
 
 
 def heatmap(rows, path, method, method_key="method", title=None):
@@ -97,9 +94,4 @@ def curves_by(metric_rows, path, panel_key, line_key, metric="test_acc", ylabel=
         ax.axis("off")
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)

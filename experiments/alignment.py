@@ -53,9 +53,7 @@ def make_task(name, args):
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.quick:
-        for k, v in QUICK.items():
-            if getattr(args, k) == parser().get_default(k):
-                setattr(args, k, v)
+        cli.apply_defaults(args, parser(), QUICK)
     try:
         for t in args.tasks:
             if t not in TASKS:

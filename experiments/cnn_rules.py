@@ -59,12 +59,6 @@ def parser():
     return p
 
 
-def _apply_defaults(args, table):
-    defaults = parser()
-    for k, v in table.items():
-        if getattr(args, k) == defaults.get_default(k):
-            setattr(args, k, v)
-
 
 def build(args):
     """(task, {name: model}) from parsed args; every check runs here, before anything compiles."""
@@ -113,9 +107,9 @@ def main(argv=None):
         if args.preset is not None and args.preset not in PRESETS:
             raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
         if args.quick:
-            _apply_defaults(args, QUICK)
+            cli.apply_defaults(args, parser(), QUICK)
         if args.preset:
-            _apply_defaults(args, PRESETS[args.preset])
+            cli.apply_defaults(args, parser(), PRESETS[args.preset])
         task, models = build(args)
         out = rundir.prepare(args.out or rundir.default_dir("cnn_rules"))
     except ValueError as err:

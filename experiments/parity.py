@@ -50,9 +50,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
-        for k, v in QUICK.items():
-            if getattr(args, k) == parser().get_default(k):
-                setattr(args, k, v)
+        cli.apply_defaults(args, parser(), QUICK)
     try:
         for r in args.rules:
             fj.rules.get(r)

@@ -31,3 +31,10 @@ def fail(prog: str, err: Exception):
     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
     sys.stderr.write(f"{prog}: error: {msg}\n")
     sys.exit(2)
+
+
+def apply_defaults(args, parser, values: dict) -> None:
+    """Set each of ``values`` on ``args`` unless the user gave that flag another value (e.g. --quick)."""
+    for k, v in values.items():
+        if getattr(args, k) == parser.get_default(k):
+            setattr(args, k, v)

@@ -60,11 +60,7 @@ def main(argv=None):
                 raise ValueError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
         for r in args.rules:
             fj.rules.get(r)
-        for name in ("depth", "width", "seeds", "steps", "batch_size", "eval_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        if args.steps % args.eval_every:
-            raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+        cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
         feedback = {} if args.feedback_scheme is None else {"scheme": args.feedback_scheme}
         fj.feedback.check_feedback_options(**feedback)
         embed_layer = args.depth if args.embed_layer is None else args.embed_layer

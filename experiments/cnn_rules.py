@@ -67,11 +67,7 @@ def build(args):
     for a in args.augment:
         if a not in AUGMENTS:
             raise ValueError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
-    for name in ("seeds", "steps", "batch_size", "eval_every"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.steps % args.eval_every:
-        raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+    cli.check_run_sizes(args)
     if not args.width > 0:
         raise ValueError(f"--width must be > 0, got {args.width}")
     fj.losses.get("softmax_ce")

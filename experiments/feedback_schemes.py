@@ -81,11 +81,7 @@ def main(argv=None):
         for s in args.schemes:
             if s not in SCHEMES:
                 raise ValueError(f"unknown feedback scheme {s!r}; known: {', '.join(SCHEMES)}")
-        for name in ("depth", "width", "seeds", "steps", "batch_size", "eval_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        if args.steps % args.eval_every:
-            raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+        cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
         fj.optimizer(args.optimizer, args.lr)
         tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)
                  for t in args.tasks}

@@ -66,11 +66,7 @@ def main(argv=None):
         fj.optimizer(args.optimizer, args.lr)
         feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
         fj.feedback.check_feedback_options(**feedback)
-        for name in ("seeds", "steps", "batch_size", "eval_every"):
-            if getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        if args.steps % args.eval_every:
-            raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+        cli.check_run_sizes(args)
         out = rundir.prepare(args.out or rundir.default_dir("parity"))
     except ValueError as err:
         cli.fail("parity.py", err)

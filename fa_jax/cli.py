@@ -38,3 +38,12 @@ def apply_defaults(args, parser, values: dict) -> None:
     for k, v in values.items():
         if getattr(args, k) == parser.get_default(k):
             setattr(args, k, v)
+
+
+def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) -> None:
+    """One-line ValueError unless every ``--name`` is >= 1 and ``--steps`` is a multiple of ``--eval-every``."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps % args.eval_every:
+        raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")

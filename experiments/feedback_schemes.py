@@ -89,7 +89,7 @@ def main(argv=None):
     except ValueError as err:
         cli.fail("feedback_schemes.py", err)
 
-    rundir.write_json(out / "config.json", {"job": "feedback_schemes", **vars(args), "out": str(out),
+    rundir.write_config(out, {"job": "feedback_schemes", **vars(args), "out": str(out),
                                             "tasks_resolved": {t: task.name for t, task in tasks.items()}})
     (out / "metrics.jsonl").write_text("")
     rows, results_rows = [], []

@@ -2,6 +2,7 @@
 
     python experiments/parity.py                  # n=30, k=3, 8 seeds, ~1 min on 2 CPU cores
     python experiments/parity.py --quick          # n=10, k=2, seconds (used by the tests)
+    python experiments/parity.py --resume runs/parity-...   # continue a killed run from its checkpoints
 
 Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a table.
 """
@@ -40,6 +41,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer alignment with BP and gradient/weight norms; plot them")
+    cli.add_run_flags(p)
     return p
 
 
@@ -47,7 +49,7 @@ QUICK = {"n": 10, "k": 2, "seeds": 2, "steps": 400, "width": 64, "eval_every": 5
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
@@ -67,7 +69,9 @@ def main(argv=None):
         feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
         fj.feedback.check_feedback_options(**feedback)
         cli.check_run_sizes(args)
+        resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("parity"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("parity.py", err)
 
@@ -77,7 +81,7 @@ def main(argv=None):
     results, rows, table = fj.experiment.compare_rules(
         model, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, loss=args.loss, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics)
+        progress=not args.no_progress, diagnostics=args.diagnostics, **resume)
     if not table:  # a non-zero process of a multi-host run: process 0 reports
         return 0
     print(table)

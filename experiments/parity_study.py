@@ -113,7 +113,7 @@ def main(argv=None):
         cli.fail("parity_study.py", err)
 
     cells = grid.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
-    rundir.write_json(out / "config.json", {"job": "parity_study", "preset": args.preset, **cfg,
+    rundir.write_config(out, {"job": "parity_study", "preset": args.preset, **cfg,
                                             "data_seed": args.data_seed, "out": str(out), "cells": len(cells)})
     (out / "metrics.jsonl").write_text("")
     task0 = next(iter(tasks.values()))

@@ -1,7 +1,9 @@
 """Command-line plumbing shared by the experiment scripts: one-line errors, exit code 2."""
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -47,3 +49,41 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) 
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.steps % args.eval_every:
         raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+
+
+def add_run_flags(p) -> None:
+    """``--checkpoint-every N`` and ``--resume RUN_DIR`` (see :func:`resume_args`)."""
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="save the whole train state every STEPS steps (default: every compiled chunk, "
+                        "at most 20 per sweep) and at the end of each sweep; 0: no checkpoints")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the killed run in RUN_DIR from its checkpoints, with the config it "
+                        "recorded (the result equals an uninterrupted run bit for bit)")
+
+
+def resume_args(parser, args, argv=None):
+    """With ``--resume RUN_DIR``: re-parse ``argv`` over the options recorded in
+    ``RUN_DIR/config.json`` (flags given now still win, and a changed setting is then refused
+    by the checkpoints) and set ``--out RUN_DIR``. Without it, ``args`` unchanged."""
+    if getattr(args, "resume", None) is None:
+        return args
+    path = Path(args.resume) / "config.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        parser.error(f"--resume {args.resume!r}: cannot read {path} ({getattr(err, 'strerror', None) or err})")
+    dests = {a.dest for a in parser._actions} - {"help", "resume", "out"}
+    parser.set_defaults(**{k: v for k, v in recorded.items() if k in dests})
+    new = parser.parse_args(argv)
+    new.out = args.resume
+    return new
+
+
+def checkpoint_kw(args) -> dict:
+    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints."""
+    every = args.checkpoint_every
+    if every is not None and every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {every}")
+    if every and every % args.eval_every:
+        raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {args.eval_every}")
+    return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0}

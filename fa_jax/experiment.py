@@ -18,6 +18,7 @@ from fa_jax.train import sweep
 
 
 def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_layer=None, embed_method="pca",
+                  resume: bool = False, checkpoint_every: int | None = None, checkpoints: bool = True,
                   **sweep_kw):
     """Train every rule in ``rules`` on ``task``; returns ``(results, summary_rows, table_str)``.
 
@@ -26,6 +27,9 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
     :func:`fa_jax.sweep` (seeds, steps, batch_size, optimizer, lr, loss, feedback, diagnostics, ...).
     embed_layer: a hidden layer (1-based) to map in 2-D (``embed_method`` "pca" or "tsne")
     before and after training, for the first seed of each rule; ``None`` for no map.
+    checkpoints: each rule's sweep saves to ``out/checkpoints/<rule>`` every
+    ``checkpoint_every`` steps (default: every compiled chunk) and at its end; ``resume``
+    continues a killed run in ``out`` from them (see :func:`fa_jax.rundir.start`).
     """
     out = Path(out)
     if embed_layer is not None:
@@ -36,14 +40,17 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
         seeds = sweep_kw.pop("seeds", 8)
         seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
         sweep_kw["seeds"] = sharding.local_seeds(seeds)
-    if pid == 0:
-        rundir.write_json(out / "config.json", config)
     shard = "" if n_proc == 1 else f".p{pid}"
+    if pid == 0:
+        rundir.start(out, resume)
+        if not resume:
+            rundir.write_config(out, config)
     metrics_path = out / f"metrics{shard}.jsonl"
     metrics_path.write_text("")
     results, rows, metric_rows = {}, [], []
     for rule in rules:
-        res = sweep(model, task, rule=rule, desc=f"{rule:>4}", **sweep_kw)
+        ckpt = rundir.checkpointing(out, rule + shard, checkpoint_every, checkpoints)
+        res = sweep(model, task, rule=rule, desc=f"{rule:>4}", **ckpt, **sweep_kw)
         results[rule] = res
         rows += res.rows()
         m = res.metric_rows()

@@ -47,7 +47,8 @@ def cell_rows(res, cell: dict) -> list[dict]:
 
 
 def run_grid(cells, make_model, make_task, sweep_kw, out=None, *, rule_key: str = "method",
-             cell_kw=None, seed_info=None, progress: bool = True) -> tuple[list[dict], dict]:
+             cell_kw=None, seed_info=None, progress: bool = True, checkpoint_every: int | None = None,
+             checkpoints: bool = True) -> tuple[list[dict], dict]:
     """Run every cell; returns ``(summary_rows, results)`` with ``results[i]`` the i-th cell's
     :class:`fa_jax.SweepResult`.
 
@@ -55,13 +56,17 @@ def run_grid(cells, make_model, make_task, sweep_kw, out=None, *, rule_key: str 
     :func:`fa_jax.sweep` shared by all cells; ``cell_kw(cell) -> dict`` may override them per
     cell (e.g. the optimizer and its learning rates); ``seed_info(cell, seed) -> dict`` adds
     per-seed settings (e.g. that seed's learning rate) to its rows. out: a run directory whose
-    ``metrics.jsonl`` receives every cell's per-step rows (with the cell's settings).
+    ``metrics.jsonl`` receives every cell's per-step rows (with the cell's settings); with
+    ``checkpoints`` each cell's sweep is checkpointed in ``out/checkpoints/<cell>`` (start the
+    run with :func:`fa_jax.rundir.start`; a resumed grid restores finished cells instantly).
     """
     rows, results = [], {}
     for i, cell in enumerate(cells):
         kw = {**sweep_kw, **(cell_kw(cell) if cell_kw else {})}
         desc = " ".join(f"{k}={v}" for k, v in cell.items())
-        res = sweep(make_model(cell), make_task(cell), rule=cell[rule_key], desc=desc, progress=progress, **kw)
+        ckpt = {} if out is None else rundir.checkpointing(out, desc, checkpoint_every, checkpoints)
+        res = sweep(make_model(cell), make_task(cell), rule=cell[rule_key], desc=desc, progress=progress,
+                    **ckpt, **kw)
         results[i] = res
         extra = (lambda seed: seed_info(cell, seed)) if seed_info else (lambda seed: {})
         rows += [{**r, **extra(r["seed"])} for r in cell_rows(res, cell)]

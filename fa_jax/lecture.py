@@ -30,7 +30,7 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
         out = rundir.prepare(args.out or rundir.default_dir(prog[:-3]))
     except ValueError as err:
         cli.fail(prog, err)
-    rundir.write_json(out / "config.json", {"job": prog[:-3], **vars(args), "out": str(out)})
+    rundir.write_config(out, {"job": prog[:-3], **vars(args), "out": str(out)})
     summary, verdict = body(args, out)
     rundir.write_json(out / "summary.json", {**summary, "verdict": verdict})
     print(verdict)

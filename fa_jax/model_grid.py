@@ -5,7 +5,6 @@
 ``summary.json`` last, and returns a markdown table: model | params | rule | test accuracy.
 """
 
-from pathlib import Path
 
 import matplotlib
 
@@ -24,21 +23,25 @@ def n_params(model) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
 
 
-def compare_models(models: dict, task, rules, out, config: dict, *, title=None, **sweep_kw):
+def compare_models(models: dict, task, rules, out, config: dict, *, title=None, resume: bool = False,
+                   checkpoint_every: int | None = None, checkpoints: bool = True, **sweep_kw):
     """Train every rule on every model; returns ``(results, summary_rows, table_str)``.
 
     models: {name: model} (e.g. ``fj.cnn.get(...)``); results: {(model, rule): SweepResult}.
     ``sweep_kw`` goes to :func:`fa_jax.sweep` (seeds, steps, batch_size, lr, feedback, ...).
+    Checkpoints (``out/checkpoints/<model>-<rule>``) and ``resume`` as in
+    :func:`fa_jax.experiment.compare_rules`.
     """
-    out = Path(out)
-    rundir.write_json(out / "config.json", config)
+    out = rundir.start(out, resume)
+    if not resume:
+        rundir.write_config(out, config)
     metrics_path = out / "metrics.jsonl"
-    metrics_path.write_text("")
     results, rows, metric_rows = {}, [], []
     sizes = {name: n_params(m) for name, m in models.items()}
     for name, model in models.items():
         for rule in rules:
-            res = sweep(model, task, rule=rule, desc=f"{name}/{rule}", **sweep_kw)
+            ckpt = rundir.checkpointing(out, f"{name}-{rule}", checkpoint_every, checkpoints)
+            res = sweep(model, task, rule=rule, desc=f"{name}/{rule}", **ckpt, **sweep_kw)
             results[(name, rule)] = res
             rows += [{"model": name, **r} for r in res.rows()]
             m = [{"model": name, **r} for r in res.metric_rows()]

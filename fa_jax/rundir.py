@@ -1,14 +1,20 @@
 """Run directories: a writable folder, atomic JSON files, append-only JSONL metrics.
 
-Layout every run writes: ``config.json`` (resolved config), ``metrics.jsonl`` (one row per
-logged step, rule and seed), ``summary.json`` (written last, so a directory with a
-summary is complete) and PNG plots.
+Layout every run writes: ``config.json`` (resolved config and the environment, see
+:func:`environment`), ``metrics.jsonl`` (one row per logged step, rule and seed),
+``checkpoints/<sweep>/<step>/`` (orbax, see :mod:`fa_jax.checkpoint`), PNG plots and
+``summary.json`` (written last, so a directory with a summary is complete).
 """
 
+import importlib.metadata
 import json
 import os
+import platform
+import re
+import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 
@@ -50,5 +56,81 @@ def append_jsonl(path, rows) -> None:
 
 
 def read_jsonl(path) -> list[dict]:
+    """The rows of a JSONL file; a torn last line (a write cut by a kill) is dropped with a warning."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.read().split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:  # a bad line before the end is not a torn write: corrupt file
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+            warnings.warn(f"{path}: dropped a torn last line", stacklevel=2)
+    return rows
+
+
+def start(out, resume: bool = False) -> Path:
+    """Begin (or, with ``resume``, continue) a run in ``out``: refuses to start over a run
+    that has checkpoints unless resuming; empties ``metrics.jsonl`` (a resumed run rebuilds
+    it from its checkpoints, so no row is duplicated) and removes a stale ``summary.json``
+    (a directory only looks complete once the run is)."""
+    out = Path(out)
+    ckpts = out / "checkpoints"
+    if resume and not (out / "config.json").is_file():
+        raise ValueError(f"--resume {str(out)!r}: no config.json there, so it is not a run directory")
+    if not resume and ckpts.is_dir() and any(ckpts.iterdir()):
+        raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
+                         f"or choose a new --out")
+    (out / "summary.json").unlink(missing_ok=True)
+    (out / "metrics.jsonl").write_text("")
+    return out
+
+
+def checkpointing(out, name: str, every: int | None = None, enabled: bool = True) -> dict:
+    """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
+    every ``every`` steps (default: every compiled chunk) and at its end; ``{}`` if not enabled."""
+    if not enabled:
+        return {}
+    safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"
+    return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every}
+
+
+def _git_commit() -> str | None:
+    """The fa_jax checkout's commit (``+dirty`` if it has uncommitted changes), or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def environment() -> dict:
+    """What a rerun needs besides the config: package versions, fa_jax's git commit, the
+    devices, the precision settings and ``XLA_FLAGS``."""
+    import jax  # noqa: PLC0415  (keep this module importable without initializing jax)
+
+    versions = {}
+    for pkg in ("fa_jax", "jax", "jaxlib", "optax", "flax", "chex", "orbax-checkpoint", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()
+    return {"python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "git_commit": _git_commit(), "backend": jax.default_backend(), "device_kind": dev[0].device_kind,
+            "device_count": len(dev), "process_count": jax.process_count(),
+            "x64": bool(jax.config.jax_enable_x64),
+            "default_matmul_precision": jax.config.jax_default_matmul_precision,
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "")}
+
+
+def write_config(out, config: dict) -> None:
+    """``config.json``: the resolved ``config`` plus ``environment`` (:func:`environment`)."""
+    write_json(Path(out) / "config.json", {**config, "environment": environment()})

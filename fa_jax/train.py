@@ -7,7 +7,6 @@ arrays are shared (not copied per seed). Evaluation runs inside the scan every
 progress bar), never single steps.
 """
 
-import dataclasses
 import functools
 import math
 import time
@@ -21,6 +20,7 @@ from flax import struct
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from fa_jax import checkpoint as checkpoint_lib
 from fa_jax import diagnostics as diagnostics_lib
 from fa_jax import early_stopping as early_stopping_lib
 from fa_jax import losses as losses_lib
@@ -28,6 +28,7 @@ from fa_jax import optim
 from fa_jax import rules as rules_lib
 from fa_jax import sharding
 from fa_jax.feedback import check_feedback_options, init_feedback
+from fa_jax.sweep_result import SweepResult, early_fields
 
 # fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
 # seeds to a sweep never changes the earlier ones.
@@ -158,84 +159,6 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
     return run_chunk
 
 
-@dataclasses.dataclass
-class SweepResult:
-    """Per-seed results of one :func:`sweep`; arrays are numpy, seeds on axis 0.
-
-    eval_steps: (E,) steps at which metrics were taken. loss, train_acc, test_loss,
-    test_acc: (S, E). diverged_at: (S,) first non-finite step or -1. state: the final
-    batched TrainState (leading axis S). diagnostics: ``None`` unless the sweep ran with
-    ``diagnostics=True``; then {key: (S, E, n_layers)} for the keys of
-    :mod:`fa_jax.diagnostics` that the rule has. With early stopping: val_loss, val_acc
-    (S, E); best_step (S,) the step of the kept params; stopped_at (S,) the step where
-    patience ran out or -1; ``best_params``.
-    """
-
-    rule: str
-    seeds: list[int]
-    eval_steps: np.ndarray
-    loss: np.ndarray
-    train_acc: np.ndarray
-    test_loss: np.ndarray
-    test_acc: np.ndarray
-    diverged_at: np.ndarray
-    state: TrainState
-    compile_s: float
-    run_s: float
-    diagnostics: dict | None = None
-    val_loss: np.ndarray | None = None
-    val_acc: np.ndarray | None = None
-    best_step: np.ndarray | None = None
-    stopped_at: np.ndarray | None = None
-
-    @property
-    def best_params(self):
-        """Per-seed params at the lowest validation loss (leading axis S); early stopping only."""
-        return None if self.state.early is None else self.state.early["params"]
-
-    @property
-    def diverged(self) -> np.ndarray:
-        return self.diverged_at >= 0
-
-    @property
-    def final_test_acc(self) -> np.ndarray:
-        """(S,) final test accuracy; NaN where the seed diverged (never reported as a number)."""
-        return np.where(self.diverged, np.nan, self.test_acc[:, -1])
-
-    def rows(self) -> list[dict]:
-        """One summary row per seed (JSON-ready; diverged seeds get ``null`` accuracy/loss)."""
-        out = []
-        wall = (self.compile_s + self.run_s)
-        for i, seed in enumerate(self.seeds):
-            div = bool(self.diverged[i])
-            out.append({
-                "rule": self.rule, "seed": int(seed),
-                "test_accuracy": None if div else float(self.test_acc[i, -1]),
-                "final_loss": None if div else float(self.loss[i, -1]),
-                "steps": int(self.eval_steps[-1]), "diverged": div,
-                "diverged_step": int(self.diverged_at[i]) if div else None,
-                "wall_s": round(wall, 3),
-            })
-        return out
-
-    def metric_rows(self) -> list[dict]:
-        """One row per (seed, logged step): rule, seed, step, loss, train_acc, test_acc, test_loss;
-        with diagnostics also every key of :data:`fa_jax.diagnostics.KEYS` (a list per layer,
-        ``None`` where the rule has no such metric, e.g. BP's weight alignment)."""
-        out = []
-        for i, seed in enumerate(self.seeds):
-            for j, st in enumerate(self.eval_steps):
-                vals = {k: float(getattr(self, k)[i, j]) for k in ("loss", "train_acc", "test_acc", "test_loss")}
-                vals = {k: (v if math.isfinite(v) else None) for k, v in vals.items()}
-                if self.diagnostics is not None:
-                    for k in diagnostics_lib.KEYS:
-                        d = self.diagnostics.get(k)
-                        vals[k] = None if d is None else [
-                            (float(v) if math.isfinite(v) else None) for v in d[i, j]]
-                out.append({"rule": self.rule, "seed": int(seed), "step": int(st), **vals})
-        return out
-
-
 def _seed_list(seeds) -> list[int]:
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
@@ -254,12 +177,15 @@ def _positive_int(name, v):
         raise ValueError(f"{name} must be a positive int, got {v!r}")
 
 
-def _chunk_size(n_evals: int, max_chunks: int = 20) -> int:
-    """Smallest divisor of n_evals giving at most max_chunks chunks (one compile)."""
-    for c in range(1, n_evals + 1):
-        if n_evals % c == 0 and n_evals // c <= max_chunks:
+def _chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) -> int:
+    """Evaluations per compiled chunk: the smallest divisor of n_evals giving at most
+    max_chunks chunks (one compile); with checkpoints every ``every`` evaluations, a divisor
+    of ``gcd(n_evals, every)`` so that every checkpoint falls on a chunk boundary."""
+    g = n_evals if every is None else math.gcd(n_evals, every)
+    for c in range(1, g + 1):
+        if g % c == 0 and n_evals // c <= max_chunks:
             return c
-    return n_evals
+    return g
 
 
 @functools.lru_cache(maxsize=128)
@@ -295,7 +221,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
           optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
           desc: str | None = None, diagnostics: bool = False, devices=None, early_stopping: int | None = None,
-          val=None, label_smoothing: float = 0.0) -> SweepResult:
+          val=None, label_smoothing: float = 0.0, checkpoint=None, checkpoint_every: int | None = None,
+          keep_checkpoints: int = 2) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
@@ -309,7 +236,12 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     ``fa_jax.sharding``. early_stopping: a patience (in evaluations) with ``val=(x_val,
     y_val)``: keeps each seed's params at its lowest validation loss (:mod:`fa_jax.early_stopping`).
     label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
-    (``optax.smooth_labels``; test loss unsmoothed). Every argument is checked before anything compiles.
+    (``optax.smooth_labels``; test loss unsmoothed). checkpoint: a directory; the whole
+    batched TrainState and the metrics so far are saved there (:mod:`fa_jax.checkpoint`,
+    orbax) every ``checkpoint_every`` steps (default: every compiled chunk) and at the end,
+    keeping the newest ``keep_checkpoints``; if it already holds a checkpoint of this
+    configuration the sweep continues from it, bit-identical to an uninterrupted run (one of
+    another configuration is refused). Every argument is checked before anything compiles.
     """
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
@@ -362,7 +294,19 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
 
     n_evals = steps // eval_every
-    chunk = _chunk_size(n_evals)
+    if checkpoint_every is not None:
+        _positive_int("checkpoint_every", checkpoint_every)
+        if checkpoint is None:
+            raise ValueError("checkpoint_every needs checkpoint=<directory>")
+        if checkpoint_every % eval_every:
+            raise ValueError(f"checkpoint_every={checkpoint_every} is not a multiple of eval_every={eval_every}")
+    chunk = _chunk_size(n_evals, None if checkpoint_every is None else checkpoint_every // eval_every)
+    ckpt = None if checkpoint is None else checkpoint_lib.Checkpointer(checkpoint, {
+        "rule": rule, "seeds": seed_list, "steps": steps, "eval_every": eval_every, "batch_size": batch_size,
+        "model": repr(model), "task": task.name, "optimizer": optimizer, "optimizer_hyper": repr(hyper),
+        "lr": "schedule" if lrs is None else [float(f"{v:.7g}") for v in lrs], "loss": loss_name, "feedback": repr(fb_opts),
+        "diagnostics": diagnostics, "early_stopping": early_stopping, "label_smoothing": label_smoothing},
+        keep_checkpoints)
     init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
                                   fb_opts, batch_size, eval_every, chunk, diagnostics, early_stopping,
                                   label_smoothing)
@@ -371,19 +315,31 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     mesh = devices if isinstance(devices, Mesh) else sharding.seed_mesh(
         len(seed_list), jax.local_devices() if devices is None else devices)
     state, task = sharding.place(state, task, mesh)
+    chunks, done = [], 0  # done: evaluations already run (restored from a checkpoint)
+    restored = None if ckpt is None else ckpt.restore(state)
+    if restored is not None:
+        state, metrics, start = restored
+        chunks, done = [metrics], start // eval_every
 
     t0 = time.perf_counter()
-    compiled = chunk_fn.lower(state, task).compile()  # cached: same config + shapes compile once
+    compiled = chunk_fn.lower(state, task).compile() if done < n_evals else None  # cached per config + shapes
     compile_s = time.perf_counter() - t0
 
-    chunks = []
     t0 = time.perf_counter()
-    with tqdm(total=steps, desc=desc or rule, unit="step", disable=None if progress else True, leave=False) as bar:
-        for _ in range(n_evals // chunk):
+    with tqdm(total=steps, initial=done * eval_every, desc=desc or rule, unit="step",
+              disable=None if progress else True, leave=False) as bar:
+        for _ in range(done // chunk, n_evals // chunk):
             state, m = compiled(state, task)
             chunks.append(jax.device_get(m))
+            done += chunk
             bar.update(chunk * eval_every)
+            if ckpt is not None and (done == n_evals or checkpoint_every is None
+                                     or (done * eval_every) % checkpoint_every == 0):
+                chunks = [{k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}]
+                ckpt.save(done * eval_every, state, chunks[0])
     jax.block_until_ready(state)
+    if ckpt is not None:
+        ckpt.close()
     run_s = time.perf_counter() - t0
 
     metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}
@@ -392,11 +348,5 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                        loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
                        state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag,
-                       **_early_fields(metrics, state))
-
-
-def _early_fields(metrics, state) -> dict:
-    if state.early is None:
-        return {}
-    return {"val_loss": metrics["val_loss"], "val_acc": metrics["val_acc"],
-            "best_step": np.asarray(state.early["step"]), "stopped_at": np.asarray(state.early["stopped_at"])}
+                       resumed_from=0 if restored is None else restored[2],
+                       **early_fields(metrics, state))

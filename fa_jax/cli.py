@@ -214,7 +214,7 @@ def _list(action, value, where, item_type):
         raise ValueError(f"{where}: expected {expected}, got {type(value).__name__}")
     if isinstance(action.nargs, int) and len(value) != action.nargs:
         raise ValueError(f"{where}: expected {expected} of length {action.nargs}")
-    if not value and action.nargs != "*":
+    if not value and action.nargs == "+":
         raise ValueError(f"{where}: expected a non-empty {expected}")
     return [_scalar(item_type, v, where) for v in value]
 

@@ -88,8 +88,11 @@ def load_config(path) -> dict:
         raise ValueError(f"config file {path} does not exist" if not p.exists() else f"config {path} is not a file")
     try:
         code = compile(p.read_bytes(), str(path), "exec")
-    except SyntaxError as err:
-        raise ValueError(f"{path}:{err.lineno}: syntax error in config file: {err.msg}") from None
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror}") from None
+    except (SyntaxError, ValueError) as err:  # ValueError: null bytes (Python 3.11)
+        where = f"{path}:{err.lineno}" if getattr(err, "lineno", None) else str(path)
+        raise ValueError(f"{where}: syntax error in config file: {getattr(err, 'msg', err)}") from None
     scope = {"__file__": str(path), "__name__": "__config__"}
     try:
         exec(code, scope)
@@ -107,7 +110,7 @@ def load_config(path) -> dict:
 
 
 def _raised(path, err) -> str:
-    """``path:line: raised Type: message`` for an exception from a config file (its deepest line in it)."""
+    """``path:line: config file raised Type: message`` (the deepest line of the traceback in that file)."""
     lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
     where = f"{path}:{lines[-1]}" if lines else str(path)
     msg = str(err).splitlines()[0] if str(err) else "(no message)"

@@ -95,7 +95,7 @@ def main(argv=None):
 
     n_lr, seeds = len(cfg["lr_factors"]), cfg["seeds"]
     lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
-    rundir.write_config(out, {"job": "optimizer_study", **cfg, "lrs": lrs, "out": str(out),
+    rundir.write_config(out, {"job": "optimizer_study", **cfg, "lrs": lrs, "config": args.config, "out": str(out),
                                             "tasks": {d: t.name for d, t in tasks.items()}})
     (out / "metrics.jsonl").write_text("")
     cells = grid.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])

@@ -114,7 +114,8 @@ def main(argv=None):
 
     cells = grid.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
     rundir.write_config(out, {"job": "parity_study", "preset": args.preset, **cfg,
-                                            "data_seed": args.data_seed, "out": str(out), "cells": len(cells)})
+                                            "data_seed": args.data_seed, "config": args.config, "out": str(out),
+                                            "cells": len(cells)})
     (out / "metrics.jsonl").write_text("")
     task0 = next(iter(tasks.values()))
     print(f"{cfg['dataset']} ({cfg['distribution']}): {len(cells)} cells x {cfg['seeds']} seeds x "

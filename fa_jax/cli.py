@@ -1,20 +1,230 @@
-"""Command-line plumbing shared by the experiment scripts: one-line errors, exit code 2."""
+"""Command-line plumbing shared by the experiment scripts: one-line errors (exit code 2) and config files.
+
+Every ``ArgParser`` accepts ``--config PATH.py`` (a Python file whose ``get_config()`` returns a
+dict ``{option dest: value}``, as in the flax examples) and ``--config.KEY=VALUE`` /
+``--config.KEY VALUE`` overrides (VALUE parsed with the option's ``type``; KEY may use - or _).
+Precedence: explicit flag > --config.KEY > config file > parser default. Every key and value is
+checked against the parser before the script runs (``load_config``, ``apply_config``).
+"""
 
 import argparse
+import copy
 import json
+import pathlib
 import sys
-from pathlib import Path
+import traceback
+
+CONFIG_HELP = ("Python file whose get_config() returns {option: value} (e.g. experiments/configs/); "
+               "--config.KEY=VALUE overrides one key; explicit flags win over both")
 
 
 class ArgParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage dump), exit code 2."""
+    """An ArgumentParser with ``--config`` support whose errors are one line on stderr, exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", default=None, metavar="PATH.py", help=CONFIG_HELP)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """Parse; with --config / --config.KEY, parse again with the config's values as defaults.
+
+        The parser's own defaults are restored afterwards, so ``get_default`` still gives the
+        script's defaults (``apply_defaults`` for --quick compares against those).
+        """
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rest, overrides = split_overrides(argv)
+        except ValueError as err:
+            self.error(str(err))
+        first, extras = super().parse_known_args(rest, copy.copy(namespace))
+        if first.config is None and not overrides:
+            return (first, extras) if namespace is None else super().parse_known_args(rest, namespace)
+        saved = [(a, a.default) for a in self._actions], dict(self._defaults)
+        try:
+            try:
+                if first.config is not None:
+                    apply_config(self, load_config(first.config), first.config)
+                for key, text in overrides:
+                    apply_config(self, {key: text}, f"--config.{key}")
+            except ValueError as err:
+                self.error(str(err).splitlines()[0])
+            return super().parse_known_args(rest, namespace)
+        finally:
+            for action, default in saved[0]:
+                action.default = default
+            self._defaults.clear()
+            self._defaults.update(saved[1])
+
+
+def split_overrides(argv):
+    """(argv without the ``--config.KEY[=VALUE]`` tokens, [(KEY, VALUE string), ...])."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            rest.extend(argv[i:])
+            break
+        if tok.startswith("--config."):
+            key, eq, text = tok[len("--config."):].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{tok} needs a value: {tok}=VALUE or {tok} VALUE")
+                i, text = i + 1, argv[i + 1]
+            if not key:
+                raise ValueError(f"{tok!r}: name the key, e.g. --config.seeds=4")
+            overrides.append((key, text))
+        else:
+            rest.append(tok)
+        i += 1
+    return rest, overrides
+
+
+def load_config(path) -> dict:
+    """Run the Python file ``path`` and return its ``get_config()`` dict; one-line ValueError otherwise."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ValueError(f"config file {path} does not exist" if not p.exists() else f"config {path} is not a file")
+    try:
+        code = compile(p.read_bytes(), str(path), "exec")
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror}") from None
+    except (SyntaxError, ValueError) as err:  # ValueError: null bytes (Python 3.11)
+        where = f"{path}:{err.lineno}" if getattr(err, "lineno", None) else str(path)
+        raise ValueError(f"{where}: syntax error in config file: {getattr(err, 'msg', err)}") from None
+    scope = {"__file__": str(path), "__name__": "__config__"}
+    try:
+        exec(code, scope)
+    except (Exception, SystemExit) as err:
+        raise ValueError(_raised(path, err)) from None
+    if not callable(scope.get("get_config")):
+        raise ValueError(f"config file {path} defines no get_config() function")
+    try:
+        config = scope["get_config"]()
+    except (Exception, SystemExit) as err:
+        raise ValueError(_raised(path, err)) from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: get_config() returned {type(config).__name__}, expected a dict")
+    return config
+
+
+def _raised(path, err) -> str:
+    """``path:line: config file raised Type: message`` (the deepest line of the traceback in that file)."""
+    lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
+    where = f"{path}:{lines[-1]}" if lines else str(path)
+    msg = str(err).splitlines()[0] if str(err) else "(no message)"
+    return f"{where}: config file raised {type(err).__name__}: {msg}"
+
+
+def config_options(parser) -> dict:
+    """{dest: action} of the options a config may set (all but --help and --config)."""
+    options = {}
+    for a in parser._actions:
+        if isinstance(a, (argparse._HelpAction, argparse._VersionAction)) or a.dest in ("config", argparse.SUPPRESS):
+            continue
+        # a dest shared by several flags (--preset and --quick = --preset quick): the typed one describes it
+        if a.dest not in options or type(a) is argparse._StoreAction:
+            options[a.dest] = a
+    return options
+
+
+def apply_config(parser, mapping, source: str) -> dict:
+    """Check ``mapping`` ({dest: value}) against ``parser`` and set it as the parser's defaults.
+
+    ``source`` names where the mapping came from (a file, ``--config.KEY``, a run's config.json)
+    in the one-line ValueError for an unknown key, a wrong type or a value outside ``choices``.
+    Strings for typed options are parsed with the option's ``type``; returns the checked values.
+    """
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{source}: a config is a dict, got {type(mapping).__name__}")
+    options = config_options(parser)
+    values = {}
+    for key, value in mapping.items():
+        dest = key.replace("-", "_") if isinstance(key, str) else key
+        if dest not in options:
+            raise ValueError(f"unknown key {key!r} in {source}; allowed: {', '.join(sorted(options))}")
+        values[dest] = check_value(options[dest], value, f"{dest}={value!r} in {source}")
+    parser.set_defaults(**values)
+    return values
+
+
+def _scalar(type_, value, where):
+    """``value`` checked (and, from a string, parsed) as one item of ``type_``."""
+    if type_ is None or type_ is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected str, got {type(value).__name__}")
+        return value
+    if type_ in (int, float):
+        if isinstance(value, str):
+            try:
+                return type_(value)
+            except ValueError:
+                raise ValueError(f"{where}: expected {type_.__name__}") from None
+        ok = (int,) if type_ is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok):
+            raise ValueError(f"{where}: expected {type_.__name__}, got {type(value).__name__}")
+        return type_(value)
+    if isinstance(value, str):  # any other argparse type: parse the string as the command line would
+        try:
+            return type_(value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+            raise ValueError(f"{where}: {err}") from None
+    return value
+
+
+def _type_name(type_) -> str:
+    return "str" if type_ is None else getattr(type_, "__name__", "value")
+
+
+def check_value(action, value, where):
+    """One config value for ``action``, checked like the command line would (type, nargs, choices)."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected bool (true or false), got {type(value).__name__}")
+        return value
+    if isinstance(action, argparse._StoreConstAction):
+        if value not in (action.const, action.default):
+            raise ValueError(f"{where}: expected {action.const!r} or {action.default!r}")
+        return value
+    if value is None and action.default is None:
+        return None
+    item_type = getattr(action.type, "item_type", None)
+    if item_type is not None or action.nargs not in (None, "?"):
+        value = _list(action, value, where, item_type if item_type is not None else action.type)
+    else:
+        value = _scalar(action.type, value, where)
+    if action.choices is not None:
+        for v in value if isinstance(value, list) else [value]:
+            if v not in action.choices:
+                raise ValueError(f"{where}: expected one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def _list(action, value, where, item_type):
+    """A list option (``csv`` type or ``nargs``): a list of items, or a string parsed as on the command line."""
+    expected = f"list of {_type_name(item_type)}"
+    if isinstance(value, str):
+        if getattr(action.type, "item_type", None) is not None:
+            try:
+                return action.type(value)
+            except argparse.ArgumentTypeError as err:
+                raise ValueError(f"{where}: {err}; expected {expected}") from None
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where}: expected {expected}, got {type(value).__name__}")
+    if isinstance(action.nargs, int) and len(value) != action.nargs:
+        raise ValueError(f"{where}: expected {expected} of length {action.nargs}")
+    if not value and action.nargs == "+":
+        raise ValueError(f"{where}: expected a non-empty {expected}")
+    return [_scalar(item_type, v, where) for v in value]
+
 
 def csv(type_=str):
-    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]``."""
+    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]`` (``parse.item_type = type_``)."""
 
     def parse(text):
         items = [t.strip() for t in text.split(",") if t.strip()]
@@ -25,6 +235,7 @@ def csv(type_=str):
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
 
+    parse.item_type = type_
     return parse
 
 
@@ -36,7 +247,12 @@ def fail(prog: str, err: Exception):
 
 
 def apply_defaults(args, parser, values: dict) -> None:
-    """Set each of ``values`` on ``args`` unless the user gave that flag another value (e.g. --quick)."""
+    """Set each of ``values`` on ``args`` unless the user gave that flag another value (e.g. --quick).
+
+    "Another value" means different from ``parser``'s defaults (a fresh ``parser()``, or the one that
+    parsed: ``ArgParser`` restores its defaults), so a flag or a config value beats --quick/--preset;
+    a config value equal to the script's default cannot be told from it, and --quick replaces it.
+    """
     for k, v in values.items():
         if getattr(args, k) == parser.get_default(k):
             setattr(args, k, v)
@@ -67,13 +283,13 @@ def resume_args(parser, args, argv=None):
     by the checkpoints) and set ``--out RUN_DIR``. Without it, ``args`` unchanged."""
     if getattr(args, "resume", None) is None:
         return args
-    path = Path(args.resume) / "config.json"
+    path = pathlib.Path(args.resume) / "config.json"
     try:
         recorded = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        parser.error(f"--resume {args.resume!r}: cannot read {path} ({getattr(err, 'strerror', None) or err})")
-    dests = {a.dest for a in parser._actions} - {"help", "resume", "out"}
-    parser.set_defaults(**{k: v for k, v in recorded.items() if k in dests})
+        options = set(config_options(parser)) - {"resume", "out"}
+        apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
+    except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
+        parser.error(f"--resume {args.resume!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})")
     new = parser.parse_args(argv)
     new.out = args.resume
     return new

@@ -21,10 +21,8 @@ def parser(prog: str, doc: str, quick: dict):
 def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
     """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory."""
     args = p.parse_args(argv)
-    if args.quick:
-        for k, v in quick.items():
-            if getattr(args, k) == p.get_default(k):
-                setattr(args, k, v)
+    if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
+        cli.apply_defaults(args, p, quick)
     try:
         check(args)
         out = rundir.prepare(args.out or rundir.default_dir(prog[:-3]))

@@ -1,0 +1,220 @@
+"""Experiment configs as files: every shipped config equals its README command, precedence
+(flag > --config.KEY > file > default), and one-line errors (exit 2) for every bad config."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from fa_jax import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "experiments" / "configs"
+README = (ROOT / "README.md").read_text()
+
+# shipped config -> (script, the flags of the README command whose table it reproduces)
+SHIPPED = {
+    "parity": ("experiments/parity.py", []),
+    "parity_study": ("experiments/parity_study.py", []),
+    "parity_study_paper_digits": ("experiments/parity_study.py",
+                                  ["--preset", "paper", "--dataset", "digits-parity", "--lr", "1.0", "--epochs", "200"]),
+    "optimizer_study": ("experiments/optimizer_study.py", []),
+    "alignment": ("experiments/alignment.py", []),
+    "feedback_schemes": ("experiments/feedback_schemes.py", []),
+    "cnn_rules": ("experiments/cnn_rules.py", []),
+    "cnn_rules_mlp": ("experiments/cnn_rules.py", ["--models", "mlp"]),
+    "lecture_xor": ("experiments/lectures/xor.py", ["--rules", "bp,fa,dfa"]),
+    "lecture_gradients": ("experiments/lectures/gradients.py", []),
+    "lecture_gd_variants": ("experiments/lectures/gd_variants.py", []),
+    "lecture_normalization": ("experiments/lectures/normalization.py", []),
+    "lecture_batch_loop": ("experiments/lectures/batch_loop.py", []),
+    "lecture_regularization": ("experiments/lectures/regularization.py", []),
+    "lecture_regression": ("experiments/lectures/regression.py", ["--dataset", "diabetes"]),
+}
+_MODULES = {}
+
+
+def script(path):
+    """The experiment script at ``path`` (relative to the repo) as a module, loaded once."""
+    if path not in _MODULES:
+        spec = importlib.util.spec_from_file_location("cfg_" + path.replace("/", "_")[:-3], ROOT / path)
+        _MODULES[path] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_MODULES[path])
+    return _MODULES[path]
+
+
+def write(tmp_path, body, name="cfg.py"):
+    path = tmp_path / name
+    path.write_text(body)
+    return str(path)
+
+
+def one_line_error(capsys, parse, argv):
+    """Run ``parse(argv)``; assert exit code 2 and one line on stderr; return that line."""
+    with pytest.raises(SystemExit) as exit_:
+        parse(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_every_script_has_a_config_and_every_config_is_listed():
+    scripts = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("experiments/*.py"),
+                                                        *ROOT.glob("experiments/lectures/*.py")])
+    assert sorted({s for s, _ in SHIPPED.values()}) == scripts
+    assert sorted(p.stem for p in CONFIGS.glob("*.py")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_config_gives_the_args_of_its_readme_command(name):
+    path, flags = SHIPPED[name]
+    cmd = " ".join(flags)
+    assert path in README and cmd in README, f"README has no command {path} {cmd}"
+    config = str(CONFIGS / f"{name}.py")
+    text = Path(config).read_text()
+    assert f"python {path} --config experiments/configs/{name}.py" in text  # the docstring's command
+    mod = script(path)
+    got = mod.parser().parse_args(["--config", config])
+    want = mod.parser().parse_args(flags)
+    assert got.config == config
+    got.config = None
+    if hasattr(mod, "resolve"):  # the study flags default to None: compare the settings the run resolves
+        assert mod.resolve(got) == mod.resolve(want)
+        assert {k: v for k, v in vars(got).items() if k not in mod.DEFAULT} == \
+            {k: v for k, v in vars(want).items() if k not in mod.DEFAULT}
+    else:
+        assert vars(got) == vars(want)
+
+
+def test_precedence_flag_over_override_over_file_over_default(tmp_path):
+    parser = script("experiments/parity.py").parser
+    cfg = write(tmp_path, "def get_config():\n    return {'seeds': 5, 'steps': 200, 'rules': ['bp']}\n")
+    args = parser().parse_args(["--config", cfg])
+    assert (args.seeds, args.steps, args.rules, args.width, args.config) == (5, 200, ["bp"], 256, cfg)
+    args = parser().parse_args(["--config.seeds=6", "--config", cfg])
+    assert (args.seeds, args.steps) == (6, 200)
+    args = parser().parse_args(["--seeds", "7", "--config", cfg, "--config.seeds", "6"])
+    assert (args.seeds, args.steps) == (7, 200)
+    # --config.KEY without a file; KEY may use - or _; VALUE parsed with the option's type
+    args = parser().parse_args(["--config.batch-size", "16", "--config.eval_every=50", "--config.rules=bp,dfa",
+                                "--config.lr=1", "--config.diagnostics=true"])
+    assert (args.batch_size, args.eval_every, args.rules, args.config) == (16, 50, ["bp", "dfa"], None)
+    assert args.lr == 1.0 and isinstance(args.lr, float) and args.diagnostics is True
+    assert parser().parse_args([]).seeds == 8  # nothing leaks into later parsers
+
+
+def test_parser_defaults_restored_after_parsing_so_config_values_beat_quick(tmp_path):
+    mod = script("experiments/parity.py")
+    p = mod.parser()
+    cfg = write(tmp_path, "def get_config():\n    return {'seeds': 3, 'steps': 1500, 'width': 32}\n")
+    args = p.parse_args(["--config", cfg, "--quick"])
+    assert p.get_default("seeds") == 8  # the script's default, not the config's
+    cli.apply_defaults(args, p, mod.QUICK)
+    # seeds and width differ from the defaults: the config wins; steps equals the default: --quick sets it
+    assert (args.seeds, args.width, args.steps, args.n) == (3, 32, mod.QUICK["steps"], mod.QUICK["n"])
+
+
+def test_load_config_and_apply_config_work_without_files_on_the_command_line(tmp_path):
+    p = script("experiments/parity.py").parser()
+    assert cli.load_config(write(tmp_path, "def get_config():\n    return {'n': 12}\n")) == {"n": 12}
+    assert cli.apply_config(p, {"n": "14", "lr": 2}, "run/config.json") == {"n": 14, "lr": 2.0}
+    assert p.parse_args([]).n == 14 and p.parse_args(["--n", "9"]).n == 9
+    with pytest.raises(ValueError, match=r"unknown key 'job' in run/config.json; allowed: .*seeds"):
+        cli.apply_config(p, {"job": "parity"}, "run/config.json")
+
+
+BAD_VALUES = [  # (script, config dict literal, substrings of the error line)
+    ("parity", "{'seedz': 3}", ["unknown key 'seedz' in", "cfg.py", "allowed: ", "seeds", "batch_size"]),
+    ("parity", "{'seeds': 2.5}", ["seeds=2.5", "expected int, got float"]),
+    ("parity", "{'seeds': True}", ["seeds=True", "expected int, got bool"]),
+    ("parity", "{'seeds': 'many'}", ["seeds='many'", "expected int"]),
+    ("parity", "{'lr': '1e-3x'}", ["lr='1e-3x'", "expected float"]),
+    ("parity", "{'activation': 3}", ["activation=3", "expected str, got int"]),
+    ("parity", "{'diagnostics': 1}", ["diagnostics=1", "expected bool"]),
+    ("parity", "{'rules': 'bp'}", []),  # a string for a list option is parsed as on the command line: fine
+    ("parity", "{'rules': ['bp', 3]}", ["rules=['bp', 3]", "expected str, got int"]),
+    ("parity", "{'rules': ','}", ["rules=','", "empty list", "expected list of str"]),
+    ("parity", "{'rules': 7}", ["rules=7", "expected list of str, got int"]),
+    ("parity", "{'width': None}", ["width=None", "expected int, got NoneType"]),
+    ("cnn_rules", "{'mlp_hidden': [64, 1.5]}", ["mlp_hidden=[64, 1.5]", "expected int, got float"]),
+    ("parity_study", "{'preset': 'huge'}", ["preset='huge'", "expected one of default, full, paper, quick"]),
+    ("parity_study", "{'quick': True}", ["unknown key 'quick'", "preset"]),
+    ("lectures/gd_variants", "{'start': [1.0]}", ["start=[1.0]", "list of float of length 2"]),
+]
+
+
+@pytest.mark.parametrize("name,body,parts", BAD_VALUES)
+def test_bad_config_values_are_one_line_errors_naming_key_and_value(tmp_path, capsys, name, body, parts):
+    parser = script(f"experiments/{name}.py").parser
+    cfg = write(tmp_path, f"def get_config():\n    return {body}\n")
+    if not parts:
+        assert parser().parse_args(["--config", cfg]).rules == ["bp"]
+        return
+    err = one_line_error(capsys, parser().parse_args, ["--config", cfg])
+    assert err.startswith(f"{name.split('/')[-1]}.py: error: ")
+    for part in parts:
+        assert part in err, (part, err)
+
+
+BAD_FILES = [  # (file body or None for a missing file, substrings of the error line)
+    (None, ["config file", "nope.py does not exist"]),
+    ("def get_config(:\n    return {}\n", ["cfg.py:1: syntax error in config file"]),
+    ("x = 1\n\ndef get_config():\n    return {'n': 1 / 0}\n", ["cfg.py:4: config file raised ZeroDivisionError"]),
+    ("import no_such_module_xyz\n", ["cfg.py:1: config file raised ModuleNotFoundError", "no_such_module_xyz"]),
+    ("CONFIG = {'n': 4}\n", ["defines no get_config() function"]),
+    ("def get_config():\n    return [('n', 4)]\n", ["get_config() returned list, expected a dict"]),
+]
+
+
+@pytest.mark.parametrize("body,parts", BAD_FILES)
+def test_bad_config_files_are_one_line_errors(tmp_path, capsys, body, parts):
+    cfg = str(tmp_path / "nope.py") if body is None else write(tmp_path, body)
+    err = one_line_error(capsys, script("experiments/parity.py").parser().parse_args, ["--config", cfg])
+    assert err.startswith("parity.py: error: ")
+    for part in parts:
+        assert part in err, (part, err)
+
+
+@pytest.mark.parametrize("argv,parts", [
+    (["--config.seeds"], ["--config.seeds needs a value"]),
+    (["--config.=3"], ["name the key"]),
+    (["--config.seedz=3"], ["unknown key 'seedz' in --config.seedz", "allowed: "]),
+    (["--config.seeds=x"], ["seeds='x' in --config.seeds: expected int"]),
+])
+def test_bad_overrides_are_one_line_errors(capsys, argv, parts):
+    err = one_line_error(capsys, script("experiments/parity.py").parser().parse_args, argv)
+    for part in parts:
+        assert part in err, (part, err)
+
+
+@pytest.mark.parametrize("name,key,flag", [("parity", "seeds", "--seeds"), ("parity", "eval_every", "--eval-every"),
+                                           ("parity_study", "seeds", "--seeds")])
+def test_range_checks_apply_to_config_values(tmp_path, capsys, name, key, flag):
+    main = script(f"experiments/{name}.py").main
+    out = str(tmp_path / "run")
+    cfg = write(tmp_path, f"def get_config():\n    return {{'{key}': 0}}\n")
+    from_config = one_line_error(capsys, main, ["--config", cfg, "--out", out])
+    from_flag = one_line_error(capsys, main, [flag, "0", "--out", out])
+    assert from_config == from_flag and f"{flag} must be >= 1, got 0" in from_config
+    assert not Path(out).exists()
+
+
+def test_help_and_every_parser_know_config():
+    for path, _ in SHIPPED.values():
+        p = script(path).parser()
+        assert isinstance(p, cli.ArgParser) and "--config.KEY=VALUE overrides" in " ".join(p.format_help().split())
+
+
+def test_end_to_end_config_run_records_the_resolved_values(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = str(CONFIGS / "parity.py")
+    argv = ["--config", config, "--quick", "--config.seeds=2", "--config.rules=bp", "--config.steps=100",
+            "--config.eval-every=50", "--out", str(out), "--no-progress"]
+    assert script("experiments/parity.py").main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"] == config
+    # --config.KEY values beat --quick; --quick still sets what the config leaves at the defaults (n=10)
+    assert (cfg["seeds"], cfg["rules"], cfg["steps"], cfg["eval_every"], cfg["n"]) == (2, ["bp"], 100, 50, 10)
+    assert len(json.loads((out / "summary.json").read_text())["results"]) == 2

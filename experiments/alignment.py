@@ -43,6 +43,7 @@ def parser():
     p.add_argument("--out", default=None, help="output folder (default runs/alignment-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_run_flags(p)
     return p
 
 
@@ -51,7 +52,7 @@ def make_task(name, args):
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:
@@ -70,10 +71,14 @@ def main(argv=None):
                   for t, task in tasks.items()}
         fj.representations.check_layer(next(iter(models.values())), embed_layer)
         fj.optimizer(args.optimizer, args.lr)
+        resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("alignment"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("alignment.py", err)
 
+    if not resume["resume"]:
+        rundir.write_config(out, {"job": "alignment", **vars(args), "out": str(out)})
     md = [f"# Alignment with BP: {args.depth} hidden layers of {args.width} {args.activation}, "
           f"{args.seeds} seeds, {args.steps} steps\n"]
     for t, task in tasks.items():
@@ -85,7 +90,7 @@ def main(argv=None):
             model, task, args.rules, sub, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
             progress=not args.no_progress, diagnostics=True, embed_layer=embed_layer,
-            embed_method=args.embed_method)
+            embed_method=args.embed_method, **resume)
         metric_rows = [r for res in results.values() for r in res.metric_rows()]
         section = (f"## {task.name}\n\n{table}\n\nAngle between the rule's weight gradient and BP's at the last "
                    f"step:\n\n{fj.report.layer_table(metric_rows, 'grad_alignment_deg')}\n\n"

@@ -56,6 +56,7 @@ def parser():
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer gradient alignment with BP (alignment.md, alignment tables printed)")
+    cli.add_run_flags(p)
     return p
 
 
@@ -98,7 +99,7 @@ def alignment_tables(out, models) -> str:
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:
         if args.preset is not None and args.preset not in PRESETS:
             raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
@@ -107,7 +108,9 @@ def main(argv=None):
         if args.preset:
             cli.apply_defaults(args, parser(), PRESETS[args.preset])
         task, models = build(args)
+        resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("cnn_rules"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("cnn_rules.py", err)
 
@@ -120,7 +123,7 @@ def main(argv=None):
     results, summary, table = model_grid.compare_models(
         models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics)
+        progress=not args.no_progress, diagnostics=args.diagnostics, **resume)
     print(table)
     if args.diagnostics:
         text = alignment_tables(out, models)

@@ -41,6 +41,7 @@ def parser():
     p.add_argument("--out", default=None, help="run directory (default runs/feedback-schemes-<time>)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_run_flags(p)
     return p
 
 
@@ -68,7 +69,7 @@ def table(rows) -> str:
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:
@@ -85,13 +86,15 @@ def main(argv=None):
         fj.optimizer(args.optimizer, args.lr)
         tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)
                  for t in args.tasks}
+        resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("feedback-schemes"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("feedback_schemes.py", err)
 
-    rundir.write_config(out, {"job": "feedback_schemes", **vars(args), "out": str(out),
-                                            "tasks_resolved": {t: task.name for t, task in tasks.items()}})
-    (out / "metrics.jsonl").write_text("")
+    if not resume["resume"]:
+        rundir.write_config(out, {"job": "feedback_schemes", **vars(args), "out": str(out),
+                                  "tasks_resolved": {t: task.name for t, task in tasks.items()}})
     rows, results_rows = [], []
     for t, task in tasks.items():
         model = fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
@@ -101,7 +104,9 @@ def main(argv=None):
                 res = fj.sweep(model, task, rule=rule, seeds=args.seeds, steps=args.steps,
                                batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                                eval_every=args.eval_every, feedback=fb,
-                               diagnostics=True, progress=not args.no_progress, desc=f"{t} {rule} {scheme}")
+                               diagnostics=True, progress=not args.no_progress, desc=f"{t} {rule} {scheme}",
+                               **rundir.checkpointing(out, f"{t}-{rule}-{scheme}", resume["checkpoint_every"],
+                                                      resume["checkpoints"]))
                 tag = {"task": t, "scheme": scheme}
                 rundir.append_jsonl(out / "metrics.jsonl", [{**tag, **m} for m in res.metric_rows()])
                 results_rows += [{**tag, **r} for r in res.rows()]

@@ -47,6 +47,7 @@ def parser():
     p.add_argument("--out", default=None, help="run directory (default runs/optimizer_study-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_run_flags(p)
     return p
 
 
@@ -85,19 +86,21 @@ def best_lr(rows) -> list[dict]:
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:
         cfg = resolve(args)
         tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}
+        resume = cli.checkpoint_kw(args, cfg["eval_every"])
         out = rundir.prepare(args.out or rundir.default_dir("optimizer_study"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("optimizer_study.py", err)
 
     n_lr, seeds = len(cfg["lr_factors"]), cfg["seeds"]
     lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
-    rundir.write_config(out, {"job": "optimizer_study", **cfg, "lrs": lrs, "config": args.config, "out": str(out),
-                                            "tasks": {d: t.name for d, t in tasks.items()}})
-    (out / "metrics.jsonl").write_text("")
+    if not resume["resume"]:
+        rundir.write_config(out, {"job": "optimizer_study", **cfg, "lrs": lrs, "config": args.config, "out": str(out),
+                                  "tasks": {d: t.name for d, t in tasks.items()}})
     cells = grid.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])
     print(f"{len(cells)} sweeps x {n_lr} learning rates x {seeds} seeds x {cfg['steps']} steps -> {out}")
     sweep_kw = {"steps": cfg["steps"], "batch_size": cfg["batch_size"], "eval_every": cfg["eval_every"],
@@ -106,7 +109,8 @@ def main(argv=None):
         cells, lambda c: fj.mlp([tasks[c["dataset"]].n_in] + [cfg["width"]] * cfg["depth"] + [1]),
         lambda c: tasks[c["dataset"]], sweep_kw, out, rule_key="rule",
         cell_kw=lambda c: {"optimizer": c["optimizer"], "lr": list(np.repeat(lrs[c["optimizer"]], seeds))},
-        seed_info=lambda c, seed: {"lr": lrs[c["optimizer"]][seed // seeds]}, progress=not args.no_progress)
+        seed_info=lambda c, seed: {"lr": lrs[c["optimizer"]][seed // seeds]}, progress=not args.no_progress,
+        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"])
     best = best_lr(rows)
     table = grid.table(best, KEYS + ("lr",))
     seconds = sum(r.compile_s + r.run_s for r in results.values())

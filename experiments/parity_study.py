@@ -62,6 +62,7 @@ def parser():
     p.add_argument("--offline", action="store_true", help="mnist-parity: never download, use only --data-dir")
     p.add_argument("--out", default=None, help="run directory (default runs/parity_study-<time>)")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_run_flags(p)
     return p
 
 
@@ -94,7 +95,7 @@ def resolve(args) -> dict:
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:
         cfg = resolve(args)
         if cfg["epochs"] is not None and cfg["dataset"] == "parity":
@@ -108,15 +109,17 @@ def main(argv=None):
             cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
         if cfg["steps"] % cfg["eval_every"]:
             raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+        resume = cli.checkpoint_kw(args, cfg["eval_every"])
         out = rundir.prepare(args.out or rundir.default_dir("parity_study"))
+        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail("parity_study.py", err)
 
     cells = grid.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
-    rundir.write_config(out, {"job": "parity_study", "preset": args.preset, **cfg,
-                                            "data_seed": args.data_seed, "config": args.config, "out": str(out),
-                                            "cells": len(cells)})
-    (out / "metrics.jsonl").write_text("")
+    if not resume["resume"]:
+        rundir.write_config(out, {"job": "parity_study", "preset": args.preset, **cfg,
+                                  "data_seed": args.data_seed, "config": args.config, "out": str(out),
+                                  "cells": len(cells)})
     task0 = next(iter(tasks.values()))
     print(f"{cfg['dataset']} ({cfg['distribution']}): {len(cells)} cells x {cfg['seeds']} seeds x "
           f"{cfg['steps']} steps -> {out}")
@@ -125,7 +128,8 @@ def main(argv=None):
                 "optimizer_hyper": cfg["optimizer_hyper"] or None}
     rows, results = grid.run_grid(
         cells, lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"]),
-        lambda c: tasks[c["n"], c["k"]], sweep_kw, out, progress=not args.no_progress)
+        lambda c: tasks[c["n"], c["k"]], sweep_kw, out, progress=not args.no_progress,
+        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"])
     summary = grid.summarize(rows, KEYS)
     table = grid.table(summary, KEYS)
     seconds = sum(r.compile_s + r.run_s for r in results.values())

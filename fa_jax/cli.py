@@ -295,11 +295,12 @@ def resume_args(parser, args, argv=None):
     return new
 
 
-def checkpoint_kw(args) -> dict:
-    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints."""
-    every = args.checkpoint_every
+def checkpoint_kw(args, eval_every: int | None = None) -> dict:
+    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints.
+    eval_every: the run's resolved evaluation interval (default ``args.eval_every``)."""
+    every, eval_every = args.checkpoint_every, eval_every or args.eval_every
     if every is not None and every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {every}")
-    if every and every % args.eval_every:
-        raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {args.eval_every}")
+    if every and every % eval_every:
+        raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {eval_every}")
     return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0}

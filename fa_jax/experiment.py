@@ -43,7 +43,7 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
     shard = "" if n_proc == 1 else f".p{pid}"
     if pid == 0:
         rundir.start(out, resume)
-        if not resume:
+        if not (resume and (out / "config.json").is_file()):
             rundir.write_config(out, config)
     metrics_path = out / f"metrics{shard}.jsonl"
     metrics_path.write_text("")

@@ -8,6 +8,7 @@ Bad input is a one-line error and exit code 2 (``fa_jax.cli``).
 """
 
 from fa_jax import cli, rundir
+from fa_jax.train import sweep as fj_sweep
 
 
 def parser(prog: str, doc: str, quick: dict):
@@ -15,25 +16,39 @@ def parser(prog: str, doc: str, quick: dict):
     p = cli.ArgParser(prog=prog, description=doc.splitlines()[0])
     p.add_argument("--out", default=None, help=f"run directory (default runs/{prog[:-3]}-<time>)")
     p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {quick}")
+    cli.add_run_flags(p)
     return p
 
 
 def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
     """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory."""
-    args = p.parse_args(argv)
+    args = cli.resume_args(p, p.parse_args(argv), argv)
     if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
         cli.apply_defaults(args, p, quick)
     try:
         check(args)
+        if args.checkpoint_every is not None and args.checkpoint_every < 0:
+            raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {args.checkpoint_every}")
         out = rundir.prepare(args.out or rundir.default_dir(prog[:-3]))
+        rundir.start(out, args.resume is not None)  # refuses to overwrite a run with checkpoints
     except ValueError as err:
         cli.fail(prog, err)
-    rundir.write_config(out, {"job": prog[:-3], **vars(args), "out": str(out)})
+    if args.resume is None or not (out / "config.json").is_file():
+        rundir.write_config(out, {"job": prog[:-3], **vars(args), "out": str(out)})
+    args.run_dir = out  # for sweep(): after config.json, which records the options only
     summary, verdict = body(args, out)
     rundir.write_json(out / "summary.json", {**summary, "verdict": verdict})
     print(verdict)
     print(f"wrote {out}/config.json, summary.json and the plot")
     return 0
+
+
+def sweep(args, name: str, model, task, **kw):
+    """:func:`fa_jax.sweep` checkpointed in ``<run dir>/checkpoints/<name>`` (resumed with
+    ``--resume``); ``--checkpoint-every`` is rounded down to a multiple of ``eval_every``."""
+    every, eval_every = args.checkpoint_every, kw.get("eval_every", 100)
+    every = None if not every else max(eval_every, every // eval_every * eval_every)
+    return fj_sweep(model, task, **rundir.checkpointing(args.run_dir, name, every, args.checkpoint_every != 0), **kw)
 
 
 def positive(args, *names):

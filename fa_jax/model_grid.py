@@ -33,7 +33,7 @@ def compare_models(models: dict, task, rules, out, config: dict, *, title=None, 
     :func:`fa_jax.experiment.compare_rules`.
     """
     out = rundir.start(out, resume)
-    if not resume:
+    if not (resume and (out / "config.json").is_file()):
         rundir.write_config(out, config)
     metrics_path = out / "metrics.jsonl"
     results, rows, metric_rows = {}, [], []

@@ -78,10 +78,7 @@ def start(out, resume: bool = False) -> Path:
     it from its checkpoints, so no row is duplicated) and removes a stale ``summary.json``
     (a directory only looks complete once the run is)."""
     out = Path(out)
-    ckpts = out / "checkpoints"
-    if resume and not (out / "config.json").is_file():
-        raise ValueError(f"--resume {str(out)!r}: no config.json there, so it is not a run directory")
-    if not resume and ckpts.is_dir() and any(ckpts.iterdir()):
+    if not resume and next(out.glob("**/checkpoints/*"), None) is not None:
         raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
                          f"or choose a new --out")
     (out / "summary.json").unlink(missing_ok=True)

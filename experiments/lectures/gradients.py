@@ -67,8 +67,9 @@ def body(args, out):
     model = fj.mlp([8] + [32] * args.depth + [1], activation="relu", init="normal(0.3)")
     diverged = {}
     for label, hyper in (("no clipping", {}), (f"clip_norm={args.clip_norm}", {"clip_norm": args.clip_norm})):
-        res = fj.sweep(model, task, seeds=args.seeds, steps=args.steps, batch_size=64, optimizer="sgd", lr=0.01,
-                       optimizer_hyper=hyper, eval_every=args.steps // 20 or 1, progress=False)
+        res = lecture.sweep(args, f"{label}", model, task,
+            seeds=args.seeds, steps=args.steps, batch_size=64, optimizer="sgd", lr=0.01,
+            optimizer_hyper=hyper, eval_every=args.steps // 20 or 1, progress=False)
         diverged[label] = int(res.diverged.sum())
         finite = np.isfinite(res.loss).all(axis=1)
         med = np.median(res.loss[finite], axis=0) if finite.any() else np.full(res.eval_steps.shape, np.nan)

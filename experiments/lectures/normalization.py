@@ -102,8 +102,9 @@ def digits_part(args, ax):
     every = max(1, args.steps // 100)
     n_lr, out = len(args.lrs), {}
     for name, task in tasks.items():
-        res = fj.sweep(model, task, rule=args.rule, seeds=n_lr * args.seeds, steps=args.steps, batch_size=32,
-                       optimizer="momentum", lr=np.repeat(args.lrs, args.seeds), eval_every=every, progress=False)
+        res = lecture.sweep(args, f"digits-{name}", model, task,
+            rule=args.rule, seeds=n_lr * args.seeds, steps=args.steps, batch_size=32,
+            optimizer="momentum", lr=np.repeat(args.lrs, args.seeds), eval_every=every, progress=False)
         curves = np.where(res.diverged[:, None], np.inf, res.loss).reshape(n_lr, args.seeds, -1).mean(1)
         reach = [first_below(c, args.digits_target, res.eval_steps) for c in curves]
         best = min(range(n_lr), key=lambda i: (reach[i] is None, reach[i] or 0, curves[i, -1]))

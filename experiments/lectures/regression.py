@@ -71,9 +71,10 @@ def body(args, out):
     model = fj.mlp([x.shape[1], args.width, args.width, 1])
     rows, result = [], {}
     for rule in args.rules:
-        res = fj.sweep(model, task, rule=rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=args.lr,
-                       optimizer_hyper={"l2": args.l2} if args.l2 else None, eval_every=args.steps // 50 or 1,
-                       progress=False)
+        res = lecture.sweep(args, f"{rule}", model, task,
+            rule=rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=args.lr,
+            optimizer_hyper={"l2": args.l2} if args.l2 else None, eval_every=args.steps // 50 or 1,
+            progress=False)
         rmse = np.sqrt(res.test_loss) * y_std
         result[rule] = {"final_rmse_mean": float(rmse[:, -1].mean()), "final_rmse_std": float(rmse[:, -1].std()),
                         "best_rmse_mean": float(rmse.min(1).mean())}

@@ -84,8 +84,9 @@ def mlp_part(args, ax):
                f"decay {args.decay}": (fj.mlp(sizes), {"decoupled_decay": args.decay})}
     out = {}
     for i, (name, (model, hyper)) in enumerate(configs.items()):
-        res = fj.sweep(model, task, rule=args.rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=1e-3,
-                       optimizer_hyper=hyper, eval_every=args.steps // 40 or 1, progress=False)
+        res = lecture.sweep(args, f"mlp-{name}", model, task,
+            rule=args.rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=1e-3,
+            optimizer_hyper=hyper, eval_every=args.steps // 40 or 1, progress=False)
         best = res.test_loss.argmin(axis=1)
         out[name] = {"final_val_acc": float(res.test_acc[:, -1].mean()),
                      "early_stop_val_acc": float(res.test_acc[np.arange(len(best)), best].mean()),

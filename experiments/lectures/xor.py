@@ -44,10 +44,12 @@ def body(args, out):
     results, failures = {}, {}
     for rule in args.rules:
         for label, init in INITS.items():
-            res = fj.sweep(fj.mlp([2, 4, 1], activation="sigmoid", init=init), task, rule=rule, seeds=args.seeds,
-                           steps=args.steps, batch_size=4, optimizer="sgd", lr=args.lr,
-                           optimizer_hyper={"momentum": args.momentum}, loss="bce", eval_every=args.steps // 100 or 1,
-                           desc=f"{rule} {label}", progress=False)
+            model = fj.mlp([2, 4, 1], activation="sigmoid", init=init)
+            res = lecture.sweep(args, f"{rule}-{label}", model, task,
+                rule=rule, seeds=args.seeds,
+                steps=args.steps, batch_size=4, optimizer="sgd", lr=args.lr,
+                optimizer_hyper={"momentum": args.momentum}, loss="bce", eval_every=args.steps // 100 or 1,
+                desc=f"{rule} {label}", progress=False)
             results[(rule, label)] = res
             failures[f"{rule} {label}"] = int(np.sum(~(res.test_acc[:, -1] == 1.0)))
     fig, axes = plt.subplots(len(args.rules), len(INITS), figsize=(9, 3.2 * len(args.rules)), dpi=100,

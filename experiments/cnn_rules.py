@@ -117,7 +117,7 @@ def main(argv=None):
     feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
     config = {"job": "cnn_rules", **vars(args), "out": str(out), "task": task.name,
               "input_shape": list(task.input_shape), "n_train": task.n_train,
-              "models": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}}
+              "layers": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}}
     print(f"{task.name} {task.input_shape}: {args.seeds} seeds x {args.steps} steps, models {', '.join(models)}, "
           f"rules {', '.join(args.rules)} -> {out}")
     results, summary, table = model_grid.compare_models(

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from resume_check import assert_resume_reproduces
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("cnn_rules", ROOT / "experiments" / "cnn_rules.py")
@@ -25,6 +26,7 @@ def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     assert (out / "curves.png").stat().st_size > 1000
     assert json.loads((out / "config.json").read_text())["input_shape"] == [8, 8, 1]
     assert "| lecture_cnn |" in capsys.readouterr().out
+    assert_resume_reproduces(cnn_rules.main, out, "--no-progress")
 
 
 @pytest.mark.parametrize("argv,match", [

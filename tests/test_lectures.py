@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from resume_check import assert_resume_reproduces
 
 ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
@@ -29,6 +30,9 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     assert summary["verdict"] in capsys.readouterr().out
     assert (tmp_path / PLOTS[name]).stat().st_size > 5000
     assert json.loads((tmp_path / "config.json").read_text())["quick"] is True
+    if name == "xor":  # a resumed run restores every sweep from its checkpoints: same summary
+        assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[:2] == ["bp-N_0_1_fan_in", "bp-U_-10_10"]
+        assert_resume_reproduces(_load(name).main, tmp_path)
 
 
 @pytest.mark.parametrize("name,argv,match", [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from resume_check import assert_resume_reproduces
 
 from fa_jax import grid
 
@@ -47,6 +48,7 @@ def test_parity_study_writes_its_outputs(tmp_path):
     for name in ("config.json", "metrics.jsonl", "table.md", "accuracy_vs_n.png", "heatmap_rf_relu.png"):
         assert (out / name).stat().st_size > 0, name
     assert "| rf_relu | 6 | 3 | 32 |" in (out / "table.md").read_text()
+    assert_resume_reproduces(study.main, out, "--no-progress")
 
 
 def test_paper_preset_on_the_offline_digits(tmp_path):

@@ -270,8 +270,8 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) 
 def add_run_flags(p) -> None:
     """``--checkpoint-every N`` and ``--resume RUN_DIR`` (see :func:`resume_args`)."""
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
-                   help="save the whole train state every STEPS steps (default: every compiled chunk, "
-                        "at most 20 per sweep) and at the end of each sweep; 0: no checkpoints")
+                   help="save the whole train state every STEPS steps (default: about once a minute, "
+                        "at a compiled chunk's end) and at the end of each sweep; 0: no checkpoints")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the killed run in RUN_DIR from its checkpoints, with the config it "
                         "recorded (the result equals an uninterrupted run bit for bit)")

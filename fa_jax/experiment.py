@@ -28,7 +28,7 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
     embed_layer: a hidden layer (1-based) to map in 2-D (``embed_method`` "pca" or "tsne")
     before and after training, for the first seed of each rule; ``None`` for no map.
     checkpoints: each rule's sweep saves to ``out/checkpoints/<rule>`` every
-    ``checkpoint_every`` steps (default: every compiled chunk) and at its end; ``resume``
+    ``checkpoint_every`` steps (default: about once a minute) and at its end; ``resume``
     continues a killed run in ``out`` from them (see :func:`fa_jax.rundir.start`).
     """
     out = Path(out)

@@ -88,7 +88,7 @@ def start(out, resume: bool = False) -> Path:
 
 def checkpointing(out, name: str, every: int | None = None, enabled: bool = True) -> dict:
     """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
-    every ``every`` steps (default: every compiled chunk) and at its end; ``{}`` if not enabled."""
+    every ``every`` steps (default: about once a minute) and at its end; ``{}`` if not enabled."""
     if not enabled:
         return {}
     safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"

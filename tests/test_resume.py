@@ -158,7 +158,9 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     out_s, err_s = straight.communicate(timeout=600)
     assert straight.returncode == 0, err_s
 
-    rows_a, metrics_a = _results(tmp_path / "straight")
+    env = json.loads((tmp_path / "killed" / "config.json").read_text())["environment"]
+    assert env["versions"]["jax"] == jax.__version__ and env["device_kind"] and "XLA_FLAGS" in env
+    rows_a, metrics_a = _results(tmp_path / "straight")  # also: two processes, same config -> same numbers
     rows_b, metrics_b = _results(tmp_path / "killed")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(rows_a) == strip(rows_b)

@@ -30,11 +30,20 @@ def test_sweep_equals_each_seed_alone(rule):
 
 
 def test_adding_seeds_keeps_earlier_ones():
+    """Seeds 0-3 of an 8-seed sweep equal a 4-seed sweep: every random draw (feedback, batches)
+    bit for bit; the trajectories to float32 rounding (XLA blocks a batched matmul differently
+    for 4 and 8 seeds, so low bits may differ; the same seed count is bit-identical)."""
     four = fj.sweep(MODEL, TASK, rule="dfa", seeds=4, **KW)
-    six = fj.sweep(MODEL, TASK, rule="dfa", seeds=6, **KW)
+    eight = fj.sweep(MODEL, TASK, rule="dfa", seeds=8, **KW)
+    for a, b in zip(jax.tree.leaves(four.state.feedback), jax.tree.leaves(eight.state.feedback)):
+        np.testing.assert_array_equal(a, b[:4])
+    np.testing.assert_array_equal(jax.random.key_data(four.state.key), jax.random.key_data(eight.state.key)[:4])
     for f in ("loss", "test_acc"):
-        np.testing.assert_allclose(getattr(six, f)[:4], getattr(four, f), rtol=1e-5, atol=1e-6)
-    assert not np.allclose(six.loss[0], six.loss[1])  # seeds differ
+        np.testing.assert_allclose(getattr(eight, f)[:4], getattr(four, f), rtol=1e-5, atol=1e-6)
+    again = fj.sweep(MODEL, TASK, rule="dfa", seeds=[0, 1, 2, 3], **KW)
+    for a, b in zip(jax.tree.leaves(four.state.params), jax.tree.leaves(again.state.params)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(eight.loss[0], eight.loss[1])  # seeds differ
 
 
 def test_per_seed_learning_rate_equals_separate_runs():

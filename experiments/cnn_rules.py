@@ -57,6 +57,7 @@ def parser():
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer gradient alignment with BP (alignment.md, alignment tables printed)")
     cli.add_run_flags(p)
+    cli.add_data_parallel_flag(p)
     return p
 
 
@@ -109,6 +110,7 @@ def main(argv=None):
             cli.apply_defaults(args, parser(), PRESETS[args.preset])
         task, models = build(args)
         resume = cli.checkpoint_kw(args)
+        cli.check_data_parallel(args)
         out = rundir.prepare(args.out or rundir.default_dir("cnn_rules"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
@@ -123,7 +125,8 @@ def main(argv=None):
     results, summary, table = model_grid.compare_models(
         models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics, **resume)
+        progress=not args.no_progress, diagnostics=args.diagnostics,
+        data_parallel=args.data_parallel, **resume)
     print(table)
     if args.diagnostics:
         text = alignment_tables(out, models)

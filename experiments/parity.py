@@ -42,6 +42,7 @@ def parser():
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer alignment with BP and gradient/weight norms; plot them")
     cli.add_run_flags(p)
+    cli.add_data_parallel_flag(p)
     return p
 
 
@@ -70,6 +71,7 @@ def main(argv=None):
         fj.feedback.check_feedback_options(**feedback)
         cli.check_run_sizes(args)
         resume = cli.checkpoint_kw(args)
+        cli.check_data_parallel(args)
         out = rundir.prepare(args.out or rundir.default_dir("parity"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
     except ValueError as err:
@@ -81,7 +83,8 @@ def main(argv=None):
     results, rows, table = fj.experiment.compare_rules(
         model, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, loss=args.loss, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics, **resume)
+        progress=not args.no_progress, diagnostics=args.diagnostics,
+        data_parallel=args.data_parallel, **resume)
     if not table:  # a non-zero process of a multi-host run: process 0 reports
         return 0
     print(table)

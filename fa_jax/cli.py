@@ -277,6 +277,26 @@ def add_run_flags(p) -> None:
                         "recorded (the result equals an uninterrupted run bit for bit)")
 
 
+def add_data_parallel_flag(p) -> None:
+    """``--data-parallel D``: split each seed's batch over D devices (``fj.sweep(data_parallel=)``)."""
+    p.add_argument("--data-parallel", type=int, default=1, metavar="D",
+                   help="split every seed's training batch over D devices (big models, few seeds; "
+                        "default 1: devices only hold different seeds)")
+
+
+def check_data_parallel(args) -> None:
+    """One-line ValueError unless ``--data-parallel`` is >= 1, divides ``--batch-size`` and fits the devices."""
+    import jax  # noqa: PLC0415  (keep the CLI helpers importable without initializing jax)
+
+    d = args.data_parallel
+    if d < 1:
+        raise ValueError(f"--data-parallel must be >= 1, got {d}")
+    if args.batch_size % d:
+        raise ValueError(f"--batch-size {args.batch_size} does not split over --data-parallel {d}")
+    if d > jax.local_device_count():
+        raise ValueError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
+
+
 def resume_args(parser, args, argv=None):
     """With ``--resume RUN_DIR``: re-parse ``argv`` over the options recorded in
     ``RUN_DIR/config.json`` (flags given now still win, and a changed setting is then refused

@@ -4,6 +4,11 @@ One process: the train state's leading (seed) axis is sharded over a 1-D ``Mesh`
 ``"seeds"`` of the local devices; the task's arrays are replicated. ``jit`` runs every
 device's seeds in parallel with no communication (seeds are independent).
 
+Data parallel within a seed (big models, few seeds): a 2-D mesh ``("seeds", "data")``; each
+seed's parameters are replicated over its ``"data"`` row of devices and every training
+batch is split over that row (:func:`shard_batch`); XLA sums the gradient over the row
+(an all-reduce), so the update equals the one-device update up to float summation order.
+
 Several hosts (SLURM or any launcher that sets JAX's variables): every process calls
 :func:`maybe_initialize_distributed`, takes its share of the seeds with
 :func:`local_seeds`, shards them over its own devices, and writes its own metrics shard;
@@ -23,6 +28,29 @@ def seed_mesh(n_seeds: int, devices=None) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
     n = max(d for d in range(1, len(devices) + 1) if n_seeds % d == 0)
     return Mesh(np.array(devices[:n]), ("seeds",))
+
+
+def sweep_mesh(n_seeds: int, devices=None, data_parallel: int = 1) -> Mesh:
+    """:func:`seed_mesh` for ``data_parallel == 1``; otherwise a 2-D ``("seeds", "data")`` mesh
+    with ``data_parallel`` devices per seed group and as many seed groups (dividing ``n_seeds``)
+    as the devices allow."""
+    if data_parallel == 1:
+        return seed_mesh(n_seeds, devices)
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) < data_parallel:
+        raise ValueError(f"data_parallel={data_parallel} needs at least that many devices; "
+                         f"{len(devices)} available")
+    g = max(d for d in range(1, len(devices) // data_parallel + 1) if n_seeds % d == 0)
+    return Mesh(np.array(devices[:g * data_parallel]).reshape(g, data_parallel), ("seeds", "data"))
+
+
+def shard_batch(mesh: Mesh | None):
+    """``f(x)``: split a per-seed batch (leading axis: examples) over the mesh's ``"data"``
+    axis, for use inside ``jax.vmap(..., spmd_axis_name="seeds")``; identity without one."""
+    if mesh is None or "data" not in mesh.axis_names:
+        return lambda x: x
+    spec = NamedSharding(mesh, P("data"))
+    return lambda x: jax.lax.with_sharding_constraint(x, spec)
 
 
 def place(state, task, mesh: Mesh):

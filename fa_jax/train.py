@@ -82,16 +82,19 @@ def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
     return model.apply(params, x, rule=rule, feedback=state.feedback, stats=state.model_state, **kw)
 
 
-def make_train_step(model, rule: str, loss_fn, tx, batch_size: int):
+def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
 
     The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
+    shard: applied to the sampled x and y (e.g. :func:`fa_jax.sharding.shard_batch`).
     """
+    shard = shard or (lambda a: a)
     tx_extra = optax.with_extra_args_support(tx)
 
     def step(state: TrainState, task):
         key, k_batch = jax.random.split(state.key)
         x, y = task.sample(k_batch, batch_size)
+        x, y = shard(x), shard(y)
 
         # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
         extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
@@ -191,7 +194,7 @@ def _chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) ->
 
 @functools.lru_cache(maxsize=128)
 def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk,
-              diagnostics=False, early_stopping=None, label_smoothing=0.0):
+              diagnostics=False, early_stopping=None, label_smoothing=0.0, data_mesh=None):
     """Jitted (init, run_chunk) for one configuration, cached so repeated sweeps never recompile.
 
     The learning rate is not part of the key: it lives in the optimizer state
@@ -200,7 +203,7 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
     tx = optim.optimizer(optimizer, 1.0 if schedule is None else schedule, **dict(hyper))
     loss_fn = losses_lib.get(loss_name)
     train_loss = losses_lib.smoothed(loss_fn, label_smoothing) if label_smoothing else loss_fn
-    step = make_train_step(model, rule, train_loss, tx, batch_size)
+    step = make_train_step(model, rule, train_loss, tx, batch_size, sharding.shard_batch(data_mesh))
     diagnose = diagnostics_lib.make_diagnose(model, rule, loss_fn, batch_size) if diagnostics else None
     validate = None if early_stopping is None else early_stopping_lib.make_validate(model, rule, loss_fn,
                                                                                      early_stopping)
@@ -215,7 +218,8 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
             return jax.vmap(init_one)(keys)
         return jax.vmap(init_one)(keys, lrs)
 
-    return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None)))
+    spmd = {} if data_mesh is None else {"spmd_axis_name": "seeds"}
+    return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None), **spmd))
 
 
 def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
@@ -223,7 +227,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
           desc: str | None = None, diagnostics: bool = False, devices=None, early_stopping: int | None = None,
           val=None, label_smoothing: float = 0.0, checkpoint=None, checkpoint_every: int | None = None,
-          keep_checkpoints: int = 2) -> SweepResult:
+          keep_checkpoints: int = 2, data_parallel: int = 1) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
@@ -234,7 +238,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     per layer at every evaluation (:mod:`fa_jax.diagnostics`; one extra batch and one extra
     BP gradient per evaluation). devices: the seed axis is sharded over these (default: all
     local devices; a ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see
-    ``fa_jax.sharding``. early_stopping: a patience (in evaluations) with ``val=(x_val,
+    ``fa_jax.sharding``. data_parallel: split each seed's training batch over this many
+    devices as well (a ``("seeds", "data")`` mesh; for big models and few seeds; the batch
+    size must divide by it). early_stopping: a patience (in evaluations) with ``val=(x_val,
     y_val)``: keeps each seed's params at its lowest validation loss (:mod:`fa_jax.early_stopping`).
     label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
     (``optax.smooth_labels``; test loss unsmoothed). checkpoint: a directory; the whole
@@ -295,6 +301,15 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         early_stopping = int(early_stopping)
     label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
 
+    if isinstance(devices, Mesh):
+        mesh, data_parallel = devices, devices.shape.get("data", 1)
+    else:
+        _positive_int("data_parallel", data_parallel)
+        if batch_size % data_parallel:
+            raise ValueError(f"batch_size={batch_size} does not split over data_parallel={data_parallel} devices")
+        mesh = sharding.sweep_mesh(len(seed_list), jax.local_devices() if devices is None else devices,
+                                   data_parallel)
+
     n_evals = steps // eval_every
     if checkpoint_every is not None:
         _positive_int("checkpoint_every", checkpoint_every)
@@ -308,15 +323,13 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         "model": repr(model), "task": task.name, "optimizer": optimizer, "optimizer_hyper": repr(hyper),
         "lr": "schedule" if lrs is None else [float(f"{v:.7g}") for v in lrs], "loss": loss_name, "feedback": repr(fb_opts),
         "diagnostics": diagnostics, "early_stopping": early_stopping, "label_smoothing": label_smoothing,
-        "steps_per_dispatch": chunk * eval_every},  # resuming replays the same compiled chunks
+        "steps_per_dispatch": chunk * eval_every, "data_parallel": data_parallel},  # resuming replays the same compiled chunks
         keep_checkpoints)
     init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
                                   fb_opts, batch_size, eval_every, chunk, diagnostics, early_stopping,
-                                  label_smoothing)
+                                  label_smoothing, mesh if data_parallel > 1 else None)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
     state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
-    mesh = devices if isinstance(devices, Mesh) else sharding.seed_mesh(
-        len(seed_list), jax.local_devices() if devices is None else devices)
     state, task = sharding.place(state, task, mesh)
     chunks, done = [], 0  # done: evaluations already run (restored from a checkpoint)
     restored = None if ckpt is None else ckpt.restore(state)

@@ -1,4 +1,5 @@
-"""Sharded sweeps on 8 fake CPU devices equal the unsharded sweep (run in a subprocess)."""
+"""Sharded sweeps on 8 fake CPU devices equal the unsharded sweep, with the seed axis sharded and
+with data parallelism within a seed (run in a subprocess)."""
 
 import os
 import subprocess
@@ -20,6 +21,30 @@ CODE = textwrap.dedent("""
     six = fj.sweep(model, task, seeds=6, **kw)  # 6 seeds: largest divisor of 6 among 8 devices = 6
     assert len(six.state.params[0]["w"].sharding.device_set) == 6
     np.testing.assert_allclose(six.loss, one.loss[:6], rtol=1e-5, atol=1e-6)
+
+    # data parallel within a seed: 2 seed groups x 4 devices, each batch split over 4 devices
+    deep, kw16 = fj.mlp([8, 32, 32, 1]), {**kw, "batch_size": 16}
+    alone = fj.sweep(deep, task, seeds=2, devices=jax.devices()[:1], **kw16)
+    dp = fj.sweep(deep, task, seeds=2, data_parallel=4, **kw16)
+    assert dict(dp.state.params[0]["w"].sharding.mesh.shape) == {"seeds": 2, "data": 4}
+    np.testing.assert_allclose(dp.loss, alone.loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dp.test_acc, alone.test_acc, rtol=1e-5, atol=1e-6)
+    from fa_jax import sharding, train  # the compiled step really splits the batch: gradients are all-reduced
+    mesh = sharding.sweep_mesh(2, jax.devices(), 4)
+    keys = jax.vmap(jax.random.key)(np.arange(2, dtype=np.uint32))
+    counts = []
+    for m in (mesh, None):
+        init, chunk = train._programs(deep, "dfa", "bce", "adam", None, (), (), 16, 20, 1, False, None, 0.0, m)
+        st, tk = sharding.place(init(keys, np.full(2, 1e-3, np.float32)), task, mesh)
+        counts.append(chunk.lower(st, tk).compile().as_text().count("all-reduce"))
+    assert counts[0] > 0 and counts[1] == 0, counts
+    for bad, msg in (({"data_parallel": 3}, "batch_size=16 does not split over data_parallel=3"),
+                     ({"data_parallel": 16}, "data_parallel=16 needs at least that many devices")):
+        try:
+            fj.sweep(deep, task, seeds=2, **bad, **kw16)
+            raise AssertionError(bad)
+        except ValueError as err:
+            assert msg in str(err), err
     print("OK")
 """)
 

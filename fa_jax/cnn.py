@@ -323,8 +323,8 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     (-> BN) -> relu, three stages of n basic blocks at width, 2 width (stride 2), 4 width (stride 2),
     global avg pool, fc. Shortcuts are option A (parameter-free). ``norm="batch"``: batch norm after
     every conv (the paper's net; ``stateful``); ``norm="none"``: no BN, a zero-initialised scalar
-    gain per block (SkipInit) keeps it trainable. Blocks (what DFA feeds back to, see
-    :mod:`fa_jax.residual`): the stem and each half of every basic block, 2 + 6n in all."""
+    gain per block (SkipInit) keeps it trainable. Hidden blocks (what DFA feeds back to, see
+    :mod:`fa_jax.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
     if norm not in R.NORMS:
@@ -333,7 +333,8 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     for stage in range(3):
         for i in range(1, (depth - 2) // 6 + 1):
             stride = 2 if stage > 0 and i == 1 else 1
-            layers += [f"residual_in({width << stage},{stride},norm={norm})", f"residual_out({width << stage},norm={norm})"]
+            c = width << stage
+            layers += [f"residual_in({c},{stride},norm={norm})", f"residual_out({c},norm={norm})"]
     layers += ["global_avgpool", f"dense({n_out})"]
     return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
 

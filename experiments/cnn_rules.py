@@ -11,7 +11,7 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, model_grid, report, rundir
+from fa_jax import cli, model_grid, report, residual, rundir
 from fa_jax.feedback import DISTS, SCALINGS
 
 PRESETS = {
@@ -40,7 +40,10 @@ def parser():
     p.add_argument("--width", type=float, default=0.5, help="channel multiplier of lecture_cnn and allconv")
     p.add_argument("--padding", default="SAME", help="lecture_cnn conv padding (VALID = the lecture's MNIST net)")
     p.add_argument("--resnet-depth", type=int, default=20)
-    p.add_argument("--resnet-width", type=int, default=8, help="channels of the first resnet stage (paper: 16)")
+    p.add_argument("--resnet-width", type=int, default=4,
+                   help="channels of the first resnet stage (paper: 16; 4 keeps it near the other nets' ~17k params)")
+    p.add_argument("--resnet-norm", default="batch",
+                   help="resnet20's normalization: batch (batch norm, the paper's) or none (SkipInit gains)")
     p.add_argument("--mlp-hidden", type=cli.csv(int), default=[128, 128], help="hidden widths of the dense control")
     p.add_argument("--augment", type=cli.csv(), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
     p.add_argument("--crop", type=int, default=1, help="max shift in pixels for --augment crop")
@@ -70,6 +73,8 @@ def build(args):
         if a not in AUGMENTS:
             raise ValueError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
     cli.check_run_sizes(args)
+    if args.resnet_norm not in residual.NORMS:
+        raise ValueError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
     if not args.width > 0:
         raise ValueError(f"--width must be > 0, got {args.width}")
     fj.losses.get("softmax_ce")
@@ -77,7 +82,7 @@ def build(args):
     fj.feedback.check_feedback_options(args.feedback_dist, args.feedback_scaling, args.feedback_scale)
     aug = fj.data.Augment(flip="flip" in args.augment, crop=args.crop if "crop" in args.augment else 0)
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
-          "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width},
+          "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
           "mlp": {"hidden": tuple(args.mlp_hidden)}}
     for m in args.models:
         if m not in fj.cnn.MODELS:
@@ -85,6 +90,9 @@ def build(args):
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
                           test_limit=args.test_limit)
     models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}
+    if args.diagnostics and any(m.stateful for m in models.values()):
+        raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none or leave resnet20 "
+                         "out of --models")
     return task, models
 
 

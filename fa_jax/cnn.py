@@ -10,6 +10,14 @@ is one entry of ``model.layers`` (``layer(p, h, op) -> h'``), so the rules of
 - DFA: every hidden block's output (``hidden_shapes``, e.g. ``(H, W, C)``) receives
   ``e @ B_l`` reshaped to that shape, ``B_l: (n_out, H W C)``; the last block gets its true gradient.
 
+Batch norm (``batchnorm`` layers, ``resnet(norm="batch")``) is a local op inside its block:
+every rule backpropagates through it exactly (FA changes only the kernels' backward, DFA's
+``e @ B_l`` enters at the block output and flows through the block's BN to its kernel and
+scale/shift). A model with batch norm has ``stateful`` True: its running statistics are
+explicit, ``init_stats()`` makes them and ``apply(..., stats=, train=)`` returns
+``(logits, new_stats)``, the contract ``fj.sweep`` drives (``TrainState.model_state``).
+Models without batch norm return logits only.
+
 Inputs are NHWC ``(batch, H, W, C)``; outputs are logits ``(batch, n_out)``.
 Named models (:data:`MODELS`): ``lecture_cnn``, ``allconv``, ``resnet20``, ``mlp``.
 """
@@ -25,6 +33,8 @@ from flax import struct
 from fa_jax import activations
 from fa_jax import conv as C
 from fa_jax import init as inits
+from fa_jax import norm as norm_lib
+from fa_jax import residual as R
 from fa_jax import rules as rules_lib
 from fa_jax.feedback import check_feedback
 from fa_jax.registry import lookup
@@ -44,14 +54,17 @@ LAYERS = {
     "avgpool": lambda *a, **k: C.Pool("avg", *_ints(a, 0, 2, "avgpool"), **k),
     "global_avgpool": lambda: C.GlobalAvgPool(),
     "flatten": lambda: C.Flatten(),
-    "residual_in": lambda *a: C.ResidualIn(*_ints(a, 1, 2, "residual_in")),
-    "residual_out": lambda *a: C.ResidualOut(*_ints(a, 1, 1, "residual_out")),
+    "batchnorm": lambda **k: C.BatchNorm(**k),
+    "residual_in": lambda *a, **k: R.ResidualIn(*_ints(a, 1, 2, "residual_in"), **k),
+    "residual_out": lambda *a, **k: R.ResidualOut(*_ints(a, 1, 1, "residual_out"), **k),
 }
+_STRING_KW = ("padding", "norm")
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
 
 def parse_layer(spec):
-    """``"conv(32,5,stride=2,padding=VALID)"`` -> a layer object; activation names give :class:`Act`.
+    """``"conv(32,5,stride=2,padding=VALID)"``, ``"batchnorm(momentum=0.99)"``,
+    ``"residual_in(16,2,norm=batch)"`` -> a layer object; activation names give :class:`Act`.
 
     Layer objects from :mod:`fa_jax.conv` pass through. Unknown names list the known ones.
     """
@@ -69,7 +82,7 @@ def parse_layer(spec):
     args, kw = [], {}
     for tok in filter(None, (t.strip() for t in (m.group(2) or "").split(","))):
         key, _, val = tok.rpartition("=")
-        v = val.strip() if key == "padding" else _number(spec, val)
+        v = val.strip() if key.strip() in _STRING_KW else _number(spec, val)
         (kw.__setitem__(key.strip(), v) if key else args.append(v))
     try:
         return LAYERS[name](*args, **kw)
@@ -78,10 +91,12 @@ def parse_layer(spec):
 
 
 def _number(spec, text):
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"bad layer {spec!r}: {text.strip()!r} is not an int") from None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ValueError(f"bad layer {spec!r}: {text.strip()!r} is not a number") from None
 
 
 def _blocks(layers):
@@ -99,10 +114,20 @@ def _blocks(layers):
     return tuple(blocks)
 
 
-def _block_apply(block, p, h, op):
+def _stateful(layer) -> bool:
+    return getattr(layer, "stateful", False)
+
+
+def _block_apply(block, p, h, op, stats=None, train=True):
+    """``(h', new_stats)``: the block's layers in order; its batch norm (at most one) uses and
+    updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``)."""
+    new = {}
     for layer in block:
-        h = layer.apply(p, h, op) if layer.weighted else layer.apply(h)
-    return h
+        if _stateful(layer):
+            h, new = layer.apply_stats(p, h, op, stats, train)
+        else:
+            h = layer.apply(p, h, op) if layer.weighted else layer.apply(h)
+    return h, new
 
 
 @struct.dataclass
@@ -110,7 +135,8 @@ class CNN:
     """A chain of blocks with ``init(key)`` / ``apply(params, x, rule=, feedback=)`` like :class:`fa_jax.MLP`.
 
     params: one dict per block, ``{"w": kernel, "b": (features,)}`` (+ ``"gain"`` for
-    ``residual_out``). ``input_shape`` is ``(H, W, C)``.
+    ``residual_out`` without norm, + ``"scale"``, ``"shift"`` (C,) for a block with batch norm).
+    ``input_shape`` is ``(H, W, C)``.
     """
 
     input_shape: tuple = struct.field(pytree_node=False)
@@ -152,8 +178,40 @@ class CNN:
         return [o for _, _, o in self._shapes[:-1]]
 
     @property
+    def stateful(self) -> bool:
+        """True when a block holds batch norm: ``apply`` then takes ``stats=`` and returns ``(logits, stats)``."""
+        return any(_stateful(x) for b in self.blocks for x in b)
+
+    @property
+    def _norm_sizes(self):
+        """Per block: the channel count C of its batch norm, or None."""
+        out, s = [], tuple(self.input_shape)
+        for block in self.blocks:
+            c = None
+            for layer in block:
+                if _stateful(layer):
+                    c = layer.norm_features(s)
+                s = layer.out_shape(s)
+            out.append(c)
+        return out
+
+    def init_stats(self, dtype=jnp.float32) -> list[dict]:
+        """Running statistics, one dict per block: ``{"mean": (C,) zeros, "var": (C,) ones}`` for a
+        block with batch norm, ``{}`` otherwise."""
+        return [{} if c is None else norm_lib.init_batch_stats(c, dtype) for c in self._norm_sizes]
+
+    @property
     def layers(self):
-        return [lambda p, h, op, b=b: _block_apply(b, p, h, op) for b in self.blocks]
+        """One ``layer(p, h, op) -> h'`` per block (batch norm, if any, uses the batch's statistics)."""
+        return [lambda p, h, op, b=b: _block_apply(b, p, h, op)[0] for b in self.blocks]
+
+    def check_stats(self, stats) -> None:
+        """One-line ValueError unless ``stats`` has this model's structure (``init_stats()``)."""
+        want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._norm_sizes]
+        got = jax.tree.map(jnp.shape, list(stats)) if isinstance(stats, (list, tuple)) else stats
+        if got != want:
+            raise ValueError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
+                             f"(one dict per block, {sum(c is not None for c in self._norm_sizes)} with batch norm)")
 
     def init(self, key, dtype=jnp.float32) -> list[dict]:
         """Draw params; key is split once per block. One compiled program (eager init of
@@ -174,28 +232,47 @@ class CNN:
         raise ValueError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
                          f"{want[1]}, {want[2]}){hint}")
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None):
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
         """Logits (batch, n_out) for NHWC images x (batch, H, W, C); ``jax.grad`` through it is ``rule``.
 
-        ``train``/``key`` are accepted for interface parity (no stochastic layers yet).
+        With batch norm (``stateful``): ``stats`` (from :meth:`init_stats`) is required and the
+        result is ``(logits, new_stats)``; ``train=True`` normalizes by the batch's statistics
+        and updates the running ones, ``train=False`` uses the running ones (stats unchanged).
+        Without batch norm ``train`` has no effect. ``key`` is accepted for interface parity.
         """
-        del train, key
+        del key
         r = rules_lib.get(rule)
         self.check_input(x)
         if not isinstance(params, (list, tuple)) or len(params) != len(self.blocks):
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
             raise ValueError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
         check_feedback(self, r, feedback)
-        return r.wire(self.layers, params, x, feedback)
+        if not self.stateful:
+            if stats is not None:
+                raise ValueError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
+            return r.wire(self.layers, params, x, feedback)
+        if stats is None:
+            raise ValueError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
+        self.check_stats(stats)
+        new = list(stats)
+
+        def block(i, p, h, op):
+            h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train)
+            return h
+
+        y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback)
+        return y, new
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def _init(model, key, dtype):
     keys = jax.random.split(key, len(model.blocks))
     params = []
-    for k, block, (s_in, _, _) in zip(keys, model.blocks, model._shapes):
+    for k, block, (s_in, _, _), c in zip(keys, model.blocks, model._shapes, model._norm_sizes):
         layer = next(x for x in block if x.weighted)
         params.append(layer.init(k, s_in, model.init_name, dtype))
+        if c is not None:
+            params[-1].update(norm_lib.init_norm(c, dtype))
     return params
 
 
@@ -213,6 +290,10 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
         raise ValueError("a model needs at least one layer")
     model = CNN(input_shape=shape, blocks=_blocks(parsed), init_name=init, name=name)
     out = model._shapes[-1][2]  # runs every layer's shape check
+    for i, block in enumerate(model.blocks):
+        if sum(map(_stateful, block)) > 1:
+            raise ValueError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
+                             f"batch norm; a block (one weighted layer and what follows it) takes at most one")
     if len(out) != 1:
         raise ValueError(f"model output has shape {out}; end with flatten/global_avgpool and a dense layer")
     return model
@@ -237,18 +318,23 @@ def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") 
                                     f"conv({n_out},1)", "global_avgpool"], init=init, name="allconv")
 
 
-def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, init="he_uniform") -> CNN:
-    """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6): conv 3x3 ``width``,
-    three stages of n basic blocks at width, 2 width (stride 2), 4 width (stride 2), global avg
-    pool, fc. Shortcuts are option A (parameter-free); no batch norm: a zero-initialised scalar
-    gain per block (SkipInit) keeps it trainable (see :class:`fa_jax.conv.ResidualOut`)."""
+def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", init="he_uniform") -> CNN:
+    """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6): conv 3x3 ``width``
+    (-> BN) -> relu, three stages of n basic blocks at width, 2 width (stride 2), 4 width (stride 2),
+    global avg pool, fc. Shortcuts are option A (parameter-free). ``norm="batch"``: batch norm after
+    every conv (the paper's net; ``stateful``); ``norm="none"``: no BN, a zero-initialised scalar
+    gain per block (SkipInit) keeps it trainable. Hidden blocks (what DFA feeds back to, see
+    :mod:`fa_jax.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
-    layers = [f"conv({width},3)", "relu"]
+    if norm not in R.NORMS:
+        raise ValueError(f"unknown resnet norm {norm!r}; known: {', '.join(R.NORMS)}")
+    layers = [f"conv({width},3)"] + (["batchnorm"] if norm == "batch" else []) + ["relu"]
     for stage in range(3):
         for i in range(1, (depth - 2) // 6 + 1):
             stride = 2 if stage > 0 and i == 1 else 1
-            layers += [f"residual_in({width << stage},{stride})", f"residual_out({width << stage})"]
+            c = width << stage
+            layers += [f"residual_in({c},{stride},norm={norm})", f"residual_out({c},norm={norm})"]
     layers += ["global_avgpool", f"dense({n_out})"]
     return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
 

@@ -5,6 +5,10 @@ Each layer is a small frozen dataclass with pure functions:
 kernel/stride), and for weighted layers ``weight_shape(in_shape)``,
 ``init(key, in_shape, init_name, dtype) -> params`` and ``apply(p, h, op) -> h'``; for
 parameter-free layers ``apply(h)``. Shapes exclude the batch axis: ``(H, W, C)`` or ``(F,)``.
+Layers with batch norm (:class:`BatchNorm`, residual halves with ``norm="batch"``) have
+``stateful`` True, ``norm_features(in_shape) -> C`` (the model keeps their scale/shift (C,)
+in the block's params and their running mean/var (C,) in the block's stats) and
+``apply_stats(p, h, op, stats, train) -> (h', new_stats)``.
 
 ``op`` is what the rule hands the layer (:mod:`fa_jax.rules`): :func:`fa_jax.rules.linear`
 for BP/DFA, a :class:`fa_jax.rules.FALinear` (carrying the layer's ``B``) for FA. Under FA a
@@ -21,6 +25,7 @@ import jax.numpy as jnp
 
 from fa_jax import activations
 from fa_jax import init as inits
+from fa_jax import norm as norm_lib
 from fa_jax import rules as rules_lib
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -248,66 +253,30 @@ class Act:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResidualIn:
-    """First half of a ResNet basic block: ``[relu(conv3x3_s(x)) | shortcut(x)]`` on the channel axis.
+class BatchNorm:
+    """Batch norm per channel: (H, W, C) over batch, H, W; (F,) over the batch; learned scale and
+    shift (C,), running mean/var (C,) updated with ``momentum`` in train mode, used in eval mode
+    (:func:`fa_jax.norm.batch_norm`). A local op: every rule backpropagates through it exactly."""
 
-    shortcut: ResNet's CIFAR "option A" (parameter-free): subsample by the stride and
-    zero-pad the channels to ``features``. Output (H', W', 2 features); :class:`ResidualOut`
-    splits it. Carrying the shortcut in the activation keeps the model a chain of layers, so
-    every rule (and DFA's per-layer feedback) applies unchanged.
-    """
+    momentum: float = 0.9
+    eps: float = 1e-5
+    weighted = False
+    stateful = True
 
-    features: int
-    stride: int = 1
-    weighted = True
-
-    def _conv(self):
-        return Conv(self.features, (3, 3), (self.stride, self.stride), "SAME")
-
-    def out_shape(self, in_shape):
-        if in_shape[-1] > self.features:
-            raise ValueError(f"residual block cannot shrink channels {in_shape[-1]} -> {self.features}")
-        return self._conv().out_shape(in_shape)[:2] + (2 * self.features,)
-
-    def weight_shape(self, in_shape):
-        return self._conv().weight_shape(in_shape)
-
-    def init(self, key, in_shape, init_name, dtype):
-        return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
-
-    def apply(self, p, h, op):
-        a = jax.nn.relu(_run(op, self._conv().fn, h, p["w"], p["b"]))
-        s = h[:, :: self.stride, :: self.stride, :]
-        s = jnp.pad(s, ((0, 0), (0, 0), (0, 0), (0, self.features - h.shape[-1])))
-        return jnp.concatenate([a, s], axis=-1)
-
-
-@dataclasses.dataclass(frozen=True)
-class ResidualOut:
-    """Second half of a ResNet basic block: ``relu(gain * conv3x3(a) + s)`` for input ``[a | s]``.
-
-    ``gain`` is a learned scalar initialised to 0 (SkipInit, De & Smith 2020), which stands in
-    for batch norm: every block starts as the identity, so a deep net without BN trains.
-    """
-
-    features: int
-    weighted = True
-
-    def _conv(self):
-        return Conv(self.features, (3, 3), (1, 1), "SAME")
+    def __post_init__(self):
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
+            raise ValueError(f"batchnorm momentum must be in [0, 1), got {self.momentum!r}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not self.eps > 0:
+            raise ValueError(f"batchnorm eps must be > 0, got {self.eps!r}")
 
     def out_shape(self, in_shape):
-        if len(in_shape) != 3 or in_shape[-1] != 2 * self.features:
-            raise ValueError(f"residual_out({self.features}) must follow residual_in({self.features}), "
-                             f"got input shape {tuple(in_shape)}")
-        return in_shape[:2] + (self.features,)
+        if len(in_shape) not in (1, 3):
+            raise ValueError(f"batchnorm needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
+        return tuple(in_shape)
 
-    def weight_shape(self, in_shape):
-        return (3, 3, self.features, self.features)
+    def norm_features(self, in_shape):
+        return in_shape[-1]
 
-    def init(self, key, in_shape, init_name, dtype):
-        return {**_init_kernel(key, self.weight_shape(in_shape), init_name, dtype), "gain": jnp.zeros((), dtype)}
-
-    def apply(self, p, h, op):
-        a, s = h[..., : self.features], h[..., self.features :]
-        return jax.nn.relu(p["gain"] * _run(op, self._conv().fn, a, p["w"], p["b"]) + s)
+    def apply_stats(self, p, h, op, stats, train):
+        del op
+        return norm_lib.batch_norm(h, p, stats, train=train, momentum=self.momentum, eps=self.eps)

@@ -2,11 +2,11 @@
 
 - ``layer_norm``: per example, ``(a - mean_f a) / sqrt(var_f a + eps) * scale + shift``
   over the feature axis (Ba et al. 2016); the same at train and test time.
-- ``batch_norm``: per feature, over the batch (Ioffe & Szegedy 2015). Training uses the
-  batch's statistics and returns updated running statistics
-  ``running = momentum * running + (1 - momentum) * batch`` (unbiased batch variance, as
-  PyTorch); evaluation uses the running statistics and returns the state unchanged.
-  The running statistics are an explicit state pytree, never a param.
+- ``batch_norm``: per feature, over the batch (and over H, W for NHWC images: per
+  channel; Ioffe & Szegedy 2015). Training uses the batch's statistics and returns updated
+  running statistics ``running = momentum * running + (1 - momentum) * batch``
+  (unbiased batch variance, as PyTorch); evaluation uses the running statistics and
+  returns the state unchanged. The running statistics are an explicit state pytree, never a param.
 
 Normalization sits between a layer's affine map and its activation. Under FA the layer's
 own backward (through the normalization's exact Jacobian and the activation) is unchanged;
@@ -14,6 +14,8 @@ only what the affine map sends to its *input* is replaced by ``delta B^T``. Unde
 signal ``e B_l`` arrives at the layer's output and flows through the activation and the
 normalization's exact Jacobian to W_l and b_l. Scales and shifts are never weight-decayed.
 """
+
+import math
 
 import jax.numpy as jnp
 
@@ -36,15 +38,34 @@ def layer_norm(a, params, eps: float = 1e-5):
 
 
 def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: float = 1e-5):
-    """a: (batch, n). Returns ``(out (batch, n), new_stats)``; see the module docstring."""
+    """a: (batch, n) or (batch, H, W, n): per feature (last axis), over every other axis
+    (batch, and H, W for images: per channel, as PyTorch's BatchNorm2d).
+
+    params: ``{"scale", "shift"}`` (n,); stats: ``{"mean", "var"}`` (n,), or ``None`` in
+    train mode (no running statistics kept). Returns ``(out like a, new_stats)``; see the
+    module docstring. Unbiased variance divides by ``N - 1`` with N the number of
+    reduced entries (``batch * H * W``). A wrong rank or feature count is a one-line error.
+    """
     if not 0 <= momentum < 1:
         raise ValueError(f"batch-norm momentum must be in [0, 1), got {momentum!r}")
+    shape = tuple(getattr(a, "shape", ()))
+    if len(shape) < 2:
+        raise ValueError(f"batch norm needs a (batch, ..., features) input, got shape {shape}")
+    for name, tree, keys in (("params", params, ("scale", "shift")), ("stats", stats, ("mean", "var"))):
+        for k in () if tree is None else keys:
+            got = tuple(jnp.shape(tree[k]))
+            if got != shape[-1:]:
+                raise ValueError(f"batch-norm {name}[{k!r}] has shape {got}, input has {shape[-1]} features "
+                                 f"(input shape {shape})")
     if train:
-        mu, var = a.mean(0), a.var(0)
-        n = a.shape[0]
+        axes = tuple(range(len(shape) - 1))
+        mu, var = a.mean(axes), a.var(axes)
+        n = math.prod(shape[:-1])
         unbiased = var * n / max(n - 1, 1)
-        new = {"mean": momentum * stats["mean"] + (1 - momentum) * mu,
-               "var": momentum * stats["var"] + (1 - momentum) * unbiased}
+        new = None if stats is None else {"mean": momentum * stats["mean"] + (1 - momentum) * mu,
+                                          "var": momentum * stats["var"] + (1 - momentum) * unbiased}
+    elif stats is None:
+        raise ValueError("batch norm in eval mode (train=False) needs running statistics, got stats=None")
     else:
         mu, var, new = stats["mean"], stats["var"], stats
     return (a - mu) / jnp.sqrt(var + eps) * params["scale"] + params["shift"], new

@@ -175,7 +175,7 @@ def test_shape_inference_matches_lax(spec, shape):
 def test_resnet_blocks_start_as_identity(keys):
     """SkipInit gain 0 and option-A shortcuts: at init every residual block passes its input through."""
     k1, k2 = keys(2)
-    model = fj.cnn.resnet((8, 8, 1), 10, depth=8, width=4)
+    model = fj.cnn.resnet((8, 8, 1), 10, depth=8, width=4, norm="none")
     params = model.init(k1)
     assert len(model.blocks) == 8 and model.hidden_shapes[1] == (8, 8, 8) and model.hidden_shapes[-1] == (16,)
     x = jax.random.normal(k2, (3, 8, 8, 1))
@@ -186,16 +186,22 @@ def test_resnet_blocks_start_as_identity(keys):
     np.testing.assert_allclose(jax.jit(model.apply)(params, x), pooled @ params[-1]["w"] + params[-1]["b"], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", list(cnn.MODELS))
-def test_named_models_train_one_step_under_every_rule(name, keys):
+@pytest.mark.parametrize("name,norm", [(n, None) for n in cnn.MODELS] + [("resnet20", "none")])
+def test_named_models_train_one_step_under_every_rule(name, norm, keys):
     small = {"resnet20": {"depth": 8, "width": 2}, "mlp": {"hidden": (8,)}}.get(name, {"width": 0.125})
-    model = fj.cnn.get(name, (8, 8, 1), 10, **small)
+    model = fj.cnn.get(name, (8, 8, 1), 10, **small, **({} if norm is None else {"norm": norm}))
+    assert model.stateful == (name == "resnet20" and norm is None)  # resnet20 has batch norm by default
     params = model.init(keys(1)[0])
     x = jax.random.normal(keys(2)[1], (4, 8, 8, 1))
+    kw = {"stats": model.init_stats(), "train": True} if model.stateful else {}
+
+    def logits(p, r, f):
+        out = model.apply(p, x, rule=r, feedback=f, **kw)
+        return out[0] if model.stateful else out
 
     @jax.jit
     def grads(p, fbs):
-        return [jax.grad(lambda p_: fj.losses.softmax_ce(model.apply(p_, x, rule=r, feedback=f), jnp.arange(4)))(p)
+        return [jax.grad(lambda p_: fj.losses.softmax_ce(logits(p_, r, f), jnp.arange(4)))(p)
                 for r, f in zip(("bp", "fa", "dfa"), fbs)]
 
     fbs = [fj.init_feedback(jax.random.key(1), model, r) for r in ("bp", "fa", "dfa")]

@@ -37,6 +37,8 @@ def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     (["--padding", "FULL"], "unknown padding 'FULL'"),
     (["--steps", "25", "--eval-every", "10"], "--steps 25 is not a multiple of --eval-every 10"),
     (["--preset", "imagenet"], "unknown preset 'imagenet'; known: cifar10-gpu"),
+    (["--resnet-norm", "group"], "unknown --resnet-norm 'group'; known: batch, none"),
+    (["--diagnostics"], "--diagnostics does not support batch norm yet; add --resnet-norm none"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, match, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:

@@ -23,7 +23,6 @@ SHIPPED = {
     "alignment": ("experiments/alignment.py", []),
     "feedback_schemes": ("experiments/feedback_schemes.py", []),
     "cnn_rules": ("experiments/cnn_rules.py", []),
-    "cnn_rules_mlp": ("experiments/cnn_rules.py", ["--models", "mlp"]),
     "lecture_xor": ("experiments/lectures/xor.py", ["--rules", "bp,fa,dfa"]),
     "lecture_gradients": ("experiments/lectures/gradients.py", []),
     "lecture_gd_variants": ("experiments/lectures/gd_variants.py", []),

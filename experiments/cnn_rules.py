@@ -85,6 +85,9 @@ def build(args):
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
                           test_limit=args.test_limit)
     models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}
+    fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
+                        seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
+                        eval_every=args.eval_every)
     return task, models
 
 
@@ -99,6 +102,7 @@ def alignment_tables(out, models) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+@cli.guarded("cnn_rules.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:

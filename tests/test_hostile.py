@@ -469,3 +469,17 @@ def test_cli_batch_larger_than_training_set_says_so_and_runs(tmp_path):
     with pytest.warns(UserWarning, match=r"batch_size=8 > the 3 training examples .*full-batch gradient descent"):
         code = _main("parity")(TINY + ["--n-train", "3", "--batch-size", "8", "--out", str(tmp_path / "run")])
     assert code == 0 and (tmp_path / "run" / "summary.json").exists()
+
+
+def test_cli_refusal_in_a_real_process_has_no_traceback(tmp_path):
+    """As a user sees it: an enormous width from the shell is one line on stderr, exit code 2."""
+    import os
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, str(SCRIPTS["parity"]), "--width", "100000000", "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("parity.py: error: this sweep needs about")
+    assert not (tmp_path / "r").exists()

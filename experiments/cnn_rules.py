@@ -87,7 +87,7 @@ def build(args):
     models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}
     fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
                         seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                        eval_every=args.eval_every)
+                        eval_every=args.eval_every, data_parallel=args.data_parallel)
     return task, models
 
 

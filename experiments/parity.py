@@ -73,7 +73,7 @@ def main(argv=None):
         cli.check_run_sizes(args)
         fj.memory.check_all(({"model": model, "task": task, "rule": r} for r in args.rules), seeds=args.seeds,
                             batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                            eval_every=args.eval_every)
+                            eval_every=args.eval_every, data_parallel=args.data_parallel)
         resume = cli.checkpoint_kw(args)
         cli.check_data_parallel(args)
         out = rundir.prepare(args.out or rundir.default_dir("parity"))

@@ -2,8 +2,8 @@
 
 :func:`fa_jax.sweep` calls :func:`check_sweep` first and refuses (:class:`TooLarge`, a
 one-line ValueError naming the estimate, the limit and what to reduce) a configuration that
-cannot fit. The estimate, for S seeds on one device (seeds sharded over D accelerators:
-S/D per device), in bytes:
+cannot fit. The estimate, for S seeds on one device (seeds sharded over G accelerator groups:
+S/G per device; with ``data_parallel`` D each training batch is split over D devices), in bytes:
 
 - state: one seed's :class:`fa_jax.TrainState` (params, optimizer slots, feedback or frozen
   layers, batch-norm statistics; early stopping adds a copy of the params), counted from
@@ -33,6 +33,7 @@ import os
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 GiB = 2 ** 30
 TRAIN_FACTOR = 4  # floats per unit per training example: pre-activation, activation, two cotangents
@@ -100,7 +101,8 @@ def units(model) -> list[int]:
 
 
 def estimate(model, task, *, rule="bp", seeds=8, batch_size=64, optimizer="adam", optimizer_hyper=None,
-             feedback=None, early_stopping=None, steps=1000, eval_every=100, devices=None) -> Estimate:
+             feedback=None, early_stopping=None, steps=1000, eval_every=100, devices=None,
+             data_parallel=1) -> Estimate:
     """The :class:`Estimate` for one device of ``fj.sweep(model, task, ...)`` with these arguments;
     :class:`TooLarge` for a model of more than :data:`MAX_LAYERS` layers (nothing is traced)."""
     if len(model.weight_shapes) > MAX_LAYERS:
@@ -114,25 +116,29 @@ def estimate(model, task, *, rule="bp", seeds=8, batch_size=64, optimizer="adam"
     state, params, item = _state_bytes(model, rule, optimizer, hyper, fb_opts, early_stopping is not None)
     data = _nbytes([a for a in jax.tree.leaves(task) if hasattr(a, "shape")])
     u = units(model)
-    act = item * max(batch_size * (model.n_in + TRAIN_FACTOR * sum(u)),
+    shards, dp = _shards(n_seeds, devices, data_parallel)
+    act = item * max(batch_size // dp * (model.n_in + TRAIN_FACTOR * sum(u)),
                      int(task.x_test.shape[0]) * EVAL_FACTOR * max(u))
-    return Estimate(seeds=math.ceil(n_seeds / _shards(n_seeds, devices)), state=state, params=params,
+    return Estimate(seeds=math.ceil(n_seeds / shards), state=state, params=params,
                     activations=act, metrics=METRIC_BYTES * (steps // eval_every), data=data)
 
 
 def _devices(devices) -> list:
     if devices is None:
         return list(jax.local_devices())
-    return list(devices.devices.flat) if hasattr(devices, "devices") else list(devices)
+    return list(devices.devices.flat) if isinstance(devices, Mesh) else list(devices)
 
 
-def _shards(n_seeds, devices) -> int:
-    """Devices the seeds are split over, as :func:`fa_jax.sharding.seed_mesh` picks them
-    (1 on CPU: every CPU device shares the same RAM)."""
+def _shards(n_seeds, devices, data_parallel=1) -> tuple[int, int]:
+    """(seed groups, devices per seed's batch), as :func:`fa_jax.sharding.sweep_mesh` picks
+    them; (1, 1) on CPU, where every device shares the same RAM."""
     devs = _devices(devices)
     if not devs or devs[0].platform == "cpu":
-        return 1
-    return max(d for d in range(1, len(devs) + 1) if n_seeds % d == 0)
+        return 1, 1
+    if isinstance(devices, Mesh):  # used as given
+        return devices.shape.get("seeds", 1), devices.shape.get("data", 1)
+    groups = max(1, len(devs) // data_parallel)
+    return max(d for d in range(1, groups + 1) if n_seeds % d == 0), data_parallel
 
 
 def device_limit(device=None) -> tuple[float, str]:
@@ -154,7 +160,7 @@ def device_limit(device=None) -> tuple[float, str]:
 
 
 ARGS = ("rule", "seeds", "batch_size", "optimizer", "optimizer_hyper", "feedback", "early_stopping", "steps",
-        "eval_every", "devices")
+        "eval_every", "devices", "data_parallel")
 
 
 def check_sweep(model, task, **kw) -> Estimate | None:

@@ -259,7 +259,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     """
     memory.check_sweep(model, task, rule=rule, seeds=seeds, batch_size=batch_size, optimizer=optimizer,
                        optimizer_hyper=optimizer_hyper, feedback=feedback, early_stopping=early_stopping,
-                       steps=steps, eval_every=eval_every, devices=devices)
+                       steps=steps, eval_every=eval_every, devices=devices, data_parallel=data_parallel)
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
     rules_lib.check_model(rule, model)

@@ -73,3 +73,16 @@ def test_normal_configs_pass():
     assert est is not None and est.total < 2 ** 30
     assert memory.check_sweep(fj.mlp([30, 256, 1]), fj.data.parity(30, 3), rule="nope") is None  # sweep speaks
     assert math.isfinite(est.total)
+
+
+def test_sharded_seeds_and_data_parallel_on_accelerators(monkeypatch):
+    """On accelerators each device holds its share of the seeds (and of each batch with
+    data_parallel); CPU devices share one RAM, so there the whole sweep counts."""
+    model, task = fj.mlp([30, 64, 1]), fj.data.parity(30, 3, n_test=10)
+    cpu = memory.estimate(model, task, seeds=8, batch_size=512)
+    assert cpu.seeds == 8
+    gpus = [type("Gpu", (), {"platform": "gpu"})() for _ in range(4)]
+    est = memory.estimate(model, task, seeds=8, batch_size=512, devices=gpus)
+    assert est.seeds == 2 and est.activations == cpu.activations
+    est = memory.estimate(model, task, seeds=8, batch_size=512, devices=gpus, data_parallel=2)
+    assert est.seeds == 4 and est.activations == 4 * 256 * (30 + 4 * 65)

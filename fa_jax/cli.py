@@ -10,6 +10,7 @@ checked against the parser before the script runs (``load_config``, ``apply_conf
 import argparse
 import contextlib
 import copy
+import errno
 import json
 import os
 import pathlib
@@ -266,7 +267,8 @@ class guarded(contextlib.ContextDecorator):
         if err is None or os.environ.get("FA_JAX_TRACEBACK"):
             return False
         if isinstance(err, OSError):
-            where = f"cannot write {err.filename}" if err.filename else "a write failed"
+            writing = err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+            where = (f"cannot write {err.filename}" if writing else str(err.filename)) if err.filename else "I/O error"
             fail(self.prog, ValueError(f"{where}: {err.strerror or err} (errno {err.errno}); the run is incomplete "
                                        f"(no summary.json)"))
         if isinstance(err, ValueError):

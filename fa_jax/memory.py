@@ -203,7 +203,7 @@ def _size(b: float) -> str:
 def message(est: Estimate, limit: float, what: str) -> str:
     """The one-line refusal: estimate and limit in GiB, the estimate's parts, what to reduce."""
     parts = {"the width/depth or seeds": 2 * est.state + 2 * est.params,
-             "batch_size, the test set or seeds": est.activations, "steps/eval_every or seeds": est.metrics}
+             "the width, batch_size, the test set or seeds": est.activations, "steps/eval_every or seeds": est.metrics}
     state, act, metrics = parts.values()
     return (f"this sweep needs about {est.total / GiB:.1f} GiB ({est.seeds} seed{'s' * (est.seeds != 1)} x "
             f"{_size(est.per_seed)}: params, optimizer state and feedback {_size(state)}, activations "

@@ -169,7 +169,7 @@ def _limited(fn):
 TOO_LARGE = [
     ("enormous width", lambda: _sweep(fj.mlp([4, 10**6, 10**6, 1])), "params, optimizer state and feedback"),
     ("enormous seed count", lambda: _sweep(seeds=10**9), "(1000000000 seeds x"),
-    ("enormous batch", lambda: _sweep(batch_size=10**10), "reduce batch_size, the test set or seeds"),
+    ("enormous batch", lambda: _sweep(batch_size=10**10), "reduce the width, batch_size, the test set or seeds"),
     ("enormous steps", lambda: _sweep(steps=2 * 10**9, eval_every=1), "reduce steps/eval_every or seeds"),
     ("enormous depth", lambda: _sweep(fj.mlp([4] + [2] * 5000 + [1])), "the model has 5001 layers"),
     ("enormous conv net", lambda: _sweep(fj.cnn.get("lecture_cnn", (8, 8, 1), 3, width=1e4), IMAGES),

@@ -51,6 +51,7 @@ def make_task(name, args):
     return fj.data.digits() if name == "digits" else fj.data.parity(args.parity_n, args.parity_k)
 
 
+@cli.guarded("alignment.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     if args.quick:
@@ -71,6 +72,9 @@ def main(argv=None):
                   for t, task in tasks.items()}
         fj.representations.check_layer(next(iter(models.values())), embed_layer)
         fj.optimizer(args.optimizer, args.lr)
+        fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
+                            seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer,
+                            steps=args.steps, eval_every=args.eval_every)
         resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("alignment"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints

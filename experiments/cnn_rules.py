@@ -93,6 +93,9 @@ def build(args):
     if args.diagnostics and any(m.stateful for m in models.values()):
         raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none or leave resnet20 "
                          "out of --models")
+    fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
+                        seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
+                        eval_every=args.eval_every, data_parallel=args.data_parallel)
     return task, models
 
 
@@ -107,6 +110,7 @@ def alignment_tables(out, models) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+@cli.guarded("cnn_rules.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:

@@ -68,6 +68,7 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+@cli.guarded("feedback_schemes.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     if args.quick:
@@ -86,6 +87,10 @@ def main(argv=None):
         fj.optimizer(args.optimizer, args.lr)
         tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)
                  for t in args.tasks}
+        fj.memory.check_all(({"model": fj.mlp([t.n_in] + [args.width] * args.depth + [t.n_out]), "task": t, "rule": r}
+                             for t in tasks.values() for r in args.rules), seeds=args.seeds,
+                            batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
+                            eval_every=args.eval_every)
         resume = cli.checkpoint_kw(args)
         out = rundir.prepare(args.out or rundir.default_dir("feedback-schemes"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints

@@ -85,11 +85,16 @@ def best_lr(rows) -> list[dict]:
     return out
 
 
+@cli.guarded("optimizer_study.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:
         cfg = resolve(args)
         tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}
+        fj.memory.check_all(({"model": fj.mlp([t.n_in] + [cfg["width"]] * cfg["depth"] + [1]), "task": t, "rule": r,
+                              "optimizer": o} for t in tasks.values() for r in cfg["rules"] for o in cfg["optimizers"]),
+                            seeds=len(cfg["lr_factors"]) * cfg["seeds"], batch_size=cfg["batch_size"],
+                            steps=cfg["steps"], eval_every=cfg["eval_every"])
         resume = cli.checkpoint_kw(args, cfg["eval_every"])
         out = rundir.prepare(args.out or rundir.default_dir("optimizer_study"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
@@ -114,8 +119,6 @@ def main(argv=None):
     best = best_lr(rows)
     table = grid.table(best, KEYS + ("lr",))
     seconds = sum(r.compile_s + r.run_s for r in results.values())
-    rundir.write_json(out / "summary.json", {"results": rows, "best": best, "by_lr": grid.summarize(rows, KEYS + ("lr",)),
-                                             "sweep_seconds": round(seconds, 1)})
     (out / "table.md").write_text(table + "\n")
     metric_rows = rundir.read_jsonl(out / "metrics.jsonl")
     for d in cfg["datasets"]:
@@ -123,6 +126,8 @@ def main(argv=None):
         sub = [m for m in metric_rows if m["dataset"] == d and (m["rule"], m["optimizer"], m["lr"]) in keep]
         study_plots.curves_by(sub, out / f"curves_{d}.png", "optimizer", "rule",
                               title=f"{tasks[d].name}: test accuracy at each optimizer's best learning rate")
+    rundir.write_json(out / "summary.json", {"results": rows, "best": best, "by_lr": grid.summarize(rows, KEYS + ("lr",)),
+                                             "sweep_seconds": round(seconds, 1)})  # last: the run is complete
     print(table)
     print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, curves_*.png")
     return 0

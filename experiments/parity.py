@@ -49,6 +49,7 @@ def parser():
 QUICK = {"n": 10, "k": 2, "seeds": 2, "steps": 400, "width": 64, "eval_every": 50}
 
 
+@cli.guarded("parity.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
@@ -70,6 +71,9 @@ def main(argv=None):
         feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
         fj.feedback.check_feedback_options(**feedback)
         cli.check_run_sizes(args)
+        fj.memory.check_all(({"model": model, "task": task, "rule": r} for r in args.rules), seeds=args.seeds,
+                            batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
+                            eval_every=args.eval_every, data_parallel=args.data_parallel)
         resume = cli.checkpoint_kw(args)
         cli.check_data_parallel(args)
         out = rundir.prepare(args.out or rundir.default_dir("parity"))

@@ -94,6 +94,7 @@ def resolve(args) -> dict:
     return cfg
 
 
+@cli.guarded("parity_study.py")
 def main(argv=None):
     args = cli.resume_args(parser(), parser().parse_args(argv), argv)
     try:
@@ -109,6 +110,10 @@ def main(argv=None):
             cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
         if cfg["steps"] % cfg["eval_every"]:
             raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+        fj.memory.check_all(({"model": fj.mlp([t.n_in, w, 1], init=cfg["init"]), "task": t, "rule": m}
+                             for m in cfg["methods"] for t in tasks.values() for w in cfg["width"]),
+                            seeds=cfg["seeds"], batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
+                            optimizer_hyper=cfg["optimizer_hyper"], steps=cfg["steps"], eval_every=cfg["eval_every"])
         resume = cli.checkpoint_kw(args, cfg["eval_every"])
         out = rundir.prepare(args.out or rundir.default_dir("parity_study"))
         rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
@@ -133,14 +138,14 @@ def main(argv=None):
     summary = grid.summarize(rows, KEYS)
     table = grid.table(summary, KEYS)
     seconds = sum(r.compile_s + r.run_s for r in results.values())
-    rundir.write_json(out / "summary.json", {"dataset": cfg["dataset"], "distribution": cfg["distribution"],
-                                             "task": task0.name, "results": rows, "by_cell": summary,
-                                             "sweep_seconds": round(seconds, 1)})
     (out / "table.md").write_text(table + "\n")
     title = f"{cfg['dataset']} ({cfg['distribution']}), {cfg['seeds']} seeds, {cfg['steps']} steps"
     study_plots.accuracy_vs_n(rows, out / "accuracy_vs_n.png", title=title)
     for method in cfg["methods"]:
         study_plots.heatmap(rows, out / f"heatmap_{method}.png", method, title=title)
+    rundir.write_json(out / "summary.json", {"dataset": cfg["dataset"], "distribution": cfg["distribution"],
+                                             "task": task0.name, "results": rows, "by_cell": summary,
+                                             "sweep_seconds": round(seconds, 1)})  # last: the run is complete
     print(table)
     print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, accuracy_vs_n.png, "
           f"heatmap_*.png")

@@ -1,7 +1,7 @@
 """fa_jax: backprop, feedback alignment, DFA and lazy baselines as JAX wirings."""
 
 from fa_jax import activations, data, experiment, feedback, init, losses, plots, report, rules, rundir, sharding
-from fa_jax import diagnostics, representations
+from fa_jax import diagnostics, memory, representations
 from fa_jax.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
 from fa_jax.feedback import check_feedback, init_feedback
 from fa_jax.mlp import MLP, mlp
@@ -19,7 +19,7 @@ __all__ = [
     "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
     "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
 ]
-__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "representations", "lazy"]
+__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "memory", "representations", "lazy"]
 
 from fa_jax import cnn, conv  # noqa: E402  (image models: fj.cnn.sequential, fj.cnn.get)
 

@@ -8,8 +8,11 @@ checked against the parser before the script runs (``load_config``, ``apply_conf
 """
 
 import argparse
+import contextlib
 import copy
+import errno
 import json
+import os
 import pathlib
 import sys
 import traceback
@@ -244,6 +247,36 @@ def fail(prog: str, err: Exception):
     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
     sys.stderr.write(f"{prog}: error: {msg}\n")
     sys.exit(2)
+
+
+class guarded(contextlib.ContextDecorator):
+    """``@cli.guarded("parity.py")`` on a script's ``main``: what fails after the up-front
+    checks is still one line, ``prog: error: ...``, and exit code 2, never a traceback: a
+    write that fails (disk full, read-only folder: the path and the reason; the run directory
+    then has no ``summary.json``), a ValueError (e.g. a sweep refused as too large for the
+    device's memory, :mod:`fa_jax.memory`), the device running out of memory. Set
+    ``FA_JAX_TRACEBACK=1`` to get the traceback instead."""
+
+    def __init__(self, prog: str):
+        self.prog = prog
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, err, tb):
+        if err is None or os.environ.get("FA_JAX_TRACEBACK"):
+            return False
+        if isinstance(err, OSError):
+            writing = err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+            where = (f"cannot write {err.filename}" if writing else str(err.filename)) if err.filename else "I/O error"
+            fail(self.prog, ValueError(f"{where}: {err.strerror or err} (errno {err.errno}); the run is incomplete "
+                                       f"(no summary.json)"))
+        if isinstance(err, ValueError):
+            fail(self.prog, err)
+        if "RESOURCE_EXHAUSTED" in str(err):
+            fail(self.prog, ValueError(f"the device ran out of memory ({str(err).splitlines()[0][:200]}); "
+                                       f"reduce seeds, width or batch size"))
+        return False
 
 
 def apply_defaults(args, parser, values: dict) -> None:

@@ -21,7 +21,14 @@ def parser(prog: str, doc: str, quick: dict):
 
 
 def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
-    """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory."""
+    """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory;
+    a failure after the checks (a full disk, a sweep too large for memory) is one line too
+    (:class:`fa_jax.cli.guarded`)."""
+    with cli.guarded(prog):
+        return _run(prog, p, quick, check, body, argv)
+
+
+def _run(prog: str, p, quick: dict, check, body, argv=None) -> int:
     args = cli.resume_args(p, p.parse_args(argv), argv)
     if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
         cli.apply_defaults(args, p, quick)
@@ -36,7 +43,10 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
     if args.resume is None or not (out / "config.json").is_file():
         rundir.write_config(out, {"job": prog[:-3], **vars(args), "out": str(out)})
     args.run_dir = out  # for sweep(): after config.json, which records the options only
-    summary, verdict = body(args, out)
+    try:
+        summary, verdict = body(args, out)
+    except OSError as err:  # e.g. a figure on a full disk: name the run directory at least
+        raise rundir.named(err, out) from None
     rundir.write_json(out / "summary.json", {**summary, "verdict": verdict})
     print(verdict)
     print(f"wrote {out}/config.json, summary.json and the plot")
@@ -52,8 +62,10 @@ def sweep(args, name: str, model, task, **kw):
 
 
 def positive(args, *names):
-    """One-line ValueError unless every ``args.<name>`` is > 0."""
+    """One-line ValueError unless every ``args.<name>`` is > 0 and finite."""
     for n in names:
         v = getattr(args, n)
         if not v > 0:
             raise ValueError(f"--{n.replace('_', '-')} must be > 0, got {v}")
+        if v == float("inf"):
+            raise ValueError(f"--{n.replace('_', '-')} must be finite, got {v}")

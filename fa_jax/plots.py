@@ -8,14 +8,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fa_jax import rundir  # noqa: E402
+
 
 def save(fig, path, title=None):
-    """Give ``fig`` its title, lay it out, write it to ``path``, close it; returns ``path``."""
+    """Give ``fig`` its title, lay it out, write it to ``path``, close it; returns ``path``.
+    A failed write (a full disk) is an OSError naming ``path``."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        raise rundir.named(err, path) from None
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -49,10 +56,7 @@ def learning_curves(rows, path, metric="test_acc", ylabel="test accuracy", title
         ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _n_layers(rows, metric):

@@ -38,21 +38,42 @@ def prepare(path) -> Path:
 
 
 def write_json(path, obj) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
+    """Write JSON atomically (temp file in the same folder, then rename). A failed write
+    (disk full, read-only folder, a NaN in ``obj``) leaves neither ``path`` nor the temp file;
+    an OSError then names ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as err:
+        raise named(err, path) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise named(err, path) from None
+        raise
 
 
 def append_jsonl(path, rows) -> None:
-    """Append rows to a JSONL file, one JSON object per line, flushed to disk."""
-    with open(path, "a") as f:
-        f.write("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
-        f.flush()
-        os.fsync(f.fileno())
+    """Append rows to a JSONL file, one JSON object per line, flushed to disk (an OSError names ``path``)."""
+    try:
+        with open(path, "a") as f:
+            f.write("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise named(err, path) from None
+
+
+def named(err: OSError, path) -> OSError:
+    """``err`` naming ``path`` (a failed ``write()`` on an open file names none), same errno."""
+    if err.filename is not None:
+        return err
+    return OSError(err.errno, err.strerror or str(err), str(path))
 
 
 def read_jsonl(path) -> list[dict]:

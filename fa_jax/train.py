@@ -24,9 +24,10 @@ from fa_jax import checkpoint as checkpoint_lib
 from fa_jax import diagnostics as diagnostics_lib
 from fa_jax import early_stopping as early_stopping_lib
 from fa_jax import losses as losses_lib
-from fa_jax import optim
+from fa_jax import memory, optim
 from fa_jax import rules as rules_lib
 from fa_jax import sharding
+from fa_jax.data.arrays import check_task
 from fa_jax.feedback import check_feedback_options, init_feedback
 from fa_jax.sweep_result import SweepResult, early_fields
 
@@ -169,8 +170,9 @@ def _seed_list(seeds) -> list[int]:
             raise ValueError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
         return list(range(int(seeds)))
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a positive count or a non-empty list of non-negative ints, got {seeds!r}")
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < 2**32
+                        for s in seeds):
+        raise ValueError(f"seeds must be a positive count or a non-empty list of ints in [0, 2**32), got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds contain duplicates: {seeds!r}")
     return [int(s) for s in seeds]
@@ -179,6 +181,8 @@ def _seed_list(seeds) -> list[int]:
 def _positive_int(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if v >= 2**31:
+        raise ValueError(f"{name} must be < 2**31 (int32 counters and shapes), got {v!r}")
 
 
 def _chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) -> int:
@@ -249,8 +253,13 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     :data:`CHECKPOINT_SECONDS` of training; a save costs ~0.1 s for small nets) and at the end,
     keeping the newest ``keep_checkpoints``; if it already holds a checkpoint of this
     configuration the sweep continues from it, bit-identical to an uninterrupted run (one of
-    another configuration is refused). Every argument is checked before anything compiles.
+    another configuration is refused). Every argument is checked before anything compiles;
+    the task's arrays too (:func:`fa_jax.data.check_task`), and a sweep that cannot fit in
+    the device's memory is refused (:mod:`fa_jax.memory`).
     """
+    memory.check_sweep(model, task, rule=rule, seeds=seeds, batch_size=batch_size, optimizer=optimizer,
+                       optimizer_hyper=optimizer_hyper, feedback=feedback, early_stopping=early_stopping,
+                       steps=steps, eval_every=eval_every, devices=devices, data_parallel=data_parallel)
     seed_list = _seed_list(seeds)
     rules_lib.get(rule)
     rules_lib.check_model(rule, model)
@@ -300,6 +309,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         task = task.replace(aux={**task.aux, "x_val": x_val, "y_val": y_val})
         early_stopping = int(early_stopping)
     label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
+    check_task(task, batch_size, loss_name)
 
     if isinstance(devices, Mesh):
         mesh, data_parallel = devices, devices.shape.get("data", 1)

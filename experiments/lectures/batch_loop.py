@@ -37,6 +37,10 @@ def parser():
 def check(args):
     lecture.positive(args, "batch", "width", "repeats")
     fj.rules.get(args.rule)
+    task = fj.data.digits()
+    if args.batch > task.n_train:
+        raise ValueError(f"--batch must be <= {task.n_train} (the digits training set), got {args.batch}")
+    fj.memory.check_sweep(fj.mlp([64, args.width, args.width, 10]), task, seeds=1, batch_size=args.batch)
 
 
 def _median_time(f, repeats):

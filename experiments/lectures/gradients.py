@@ -39,6 +39,9 @@ def parser():
 
 def check(args):
     lecture.positive(args, "depth", "seeds", "steps", "clip_norm")
+    fj.memory.check_sweep(fj.mlp([8] + [32] * args.depth + [1]), fj.data.parity(8, 2, n_train=256, n_test=256),
+                          seeds=args.seeds, batch_size=64, optimizer="sgd", steps=args.steps,
+                          eval_every=args.steps // 20 or 1)
 
 
 def norms_at_init(depth, width, act, init, seeds):

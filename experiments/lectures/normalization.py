@@ -54,6 +54,11 @@ def check(args):
     for lr in args.lrs:
         fj.optim.check_learning_rate(lr)
     fj.rules.get(args.rule)
+    if args.reg_steps > 10**6:  # every step of the regression part is kept and plotted
+        raise ValueError(f"--reg-steps must be <= 1000000, got {args.reg_steps}")
+    fj.memory.check_sweep(fj.mlp([64, args.width, 10]), fj.data.digits(), rule=args.rule,
+                          seeds=len(args.lrs) * args.seeds, batch_size=32, optimizer="momentum", steps=args.steps,
+                          eval_every=max(1, args.steps // 100))
 
 
 def first_below(curve, target, steps):

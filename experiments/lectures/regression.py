@@ -54,7 +54,10 @@ def check(args):
     fj.regularize.check_tools(l2=args.l2)
     for r in args.rules:
         fj.rules.get(r)
-    load(args.dataset)  # fails before anything compiles when California is not cached
+    x, y = load(args.dataset)  # fails before anything compiles when California is not cached
+    fj.memory.check_all(({"rule": r} for r in args.rules), model=fj.mlp([x.shape[1], args.width, args.width, 1]),
+                        task=fj.data.Task(x_test=x, y_test=y, n_in=x.shape[1]), seeds=args.seeds, batch_size=32,
+                        steps=args.steps, eval_every=args.steps // 50 or 1)
 
 
 def body(args, out):

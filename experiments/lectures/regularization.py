@@ -47,6 +47,10 @@ def check(args):
     fj.rules.get(args.rule)
     fj.dropout.check_rate(args.dropout)
     fj.regularize.check_tools(decoupled_decay=args.decay)
+    if args.rbf_steps > 10**6:  # rbf.fit keeps every step's loss
+        raise ValueError(f"--rbf-steps must be <= 1000000, got {args.rbf_steps}")
+    fj.memory.check_sweep(fj.mlp([64, args.width, args.width, 10]), fj.data.digits(), rule=args.rule,
+                          seeds=args.seeds, batch_size=32, steps=args.steps, eval_every=args.steps // 40 or 1)
 
 
 def rbf_part(args, axes):

@@ -37,6 +37,8 @@ def check(args):
     lecture.positive(args, "seeds", "steps", "lr")
     for r in args.rules:
         fj.rules.get(r)
+    fj.memory.check_sweep(fj.mlp([2, 4, 1]), fj.data.xor(), seeds=args.seeds, batch_size=4, optimizer="sgd",
+                          steps=args.steps, eval_every=args.steps // 100 or 1)
 
 
 def body(args, out):

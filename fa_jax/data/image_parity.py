@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.datasets import load_digits
 
+from fa_jax import memory
 from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import load_arrays
@@ -85,6 +86,7 @@ def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int 
     check_parity_sizes(n, k, None, n_test)
     (x_tr, l_tr), (x_te, l_te), max_value = (_digits_arrays(split_seed) if source == "digits"
                                              else _mnist_arrays(data_dir, download, limit))
+    memory.check_bytes(4 * n_test * n * x_tr.shape[1], f"the image-parity test set ({n_test} x {n} images)")
     k_pos, k_test = jax.random.split(jax.random.key(data_seed))
     positions = jnp.sort(jax.random.permutation(k_pos, n)[:k])
     x_test, y_test = pair_images(k_test, jnp.asarray(x_te), jnp.asarray(digit_signs(l_te)), positions, n, n_test,

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import memory
 from fa_jax.data.task import Task, sample_fixed
 
 
@@ -53,6 +54,8 @@ def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
         raise ValueError(f"parity k={k} > n={n}: need 1 <= k <= n")
     if n_train is not None and (not isinstance(n_train, (int, np.integer)) or n_train < 1):
         raise ValueError(f"parity n_train must be a positive int or None (fresh samples), got {n_train!r}")
+    m = n_test + (n_train or 0)
+    memory.check_bytes(4 * n * (m + 1), f"the parity data (n={n}, {m} examples)")
 
 
 def parity(n: int = 30, k: int = 3, *, n_train: int | None = None, n_test: int = 2048, data_seed: int = 0,

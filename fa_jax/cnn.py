@@ -299,11 +299,18 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     return model
 
 
+def _scaled(channels: int, width) -> int:
+    """``channels * width`` rounded, at least 1; one-line ValueError unless width is a positive finite number."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
+        raise ValueError(f"width must be a positive finite number (a channel multiplier), got {width!r}")
+    return max(1, round(channels * width))
+
+
 def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform") -> CNN:
     """The lectures' net: conv 32 k5 -> maxpool 3 -> relu -> conv 64 k5 -> maxpool 2 -> relu -> fc 200
     -> relu -> fc n_out. ``padding="VALID"`` is the lecture's exact MNIST net (28->24->8->4->2);
     the default ``"SAME"`` also fits 8x8 digits (8->8->2->2->1). ``width`` scales the channels."""
-    c1, c2, f = (max(1, round(c * width)) for c in (32, 64, 200))
+    c1, c2, f = (_scaled(c, width) for c in (32, 64, 200))
     return sequential(input_shape, [f"conv({c1},5,padding={padding})", "maxpool(3)", "relu",
                                     f"conv({c2},5,padding={padding})", "maxpool(2)", "relu",
                                     "flatten", f"dense({f})", "relu", f"dense({n_out})"], init=init, name="lecture_cnn")
@@ -312,7 +319,7 @@ def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0,
 def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") -> CNN:
     """A small all-convolutional net (Springenberg et al. 2015 style, pooling by strided convs):
     conv 32 k3 -> conv 32 k3 s2 -> conv 64 k3 -> conv 64 k3 s2 -> conv n_out k1 -> global avg pool."""
-    c1, c2 = (max(1, round(c * width)) for c in (32, 64))
+    c1, c2 = (_scaled(c, width) for c in (32, 64))
     return sequential(input_shape, [f"conv({c1},3)", "relu", f"conv({c1},3,stride=2)", "relu",
                                     f"conv({c2},3)", "relu", f"conv({c2},3,stride=2)", "relu",
                                     f"conv({n_out},1)", "global_avgpool"], init=init, name="allconv")

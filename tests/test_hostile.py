@@ -240,11 +240,12 @@ def test_int_and_float16_feedback_are_promoted(dtype):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_cnn_width_zero_keeps_one_channel():
-    """fj.cnn.get(..., width=w) scales channels as max(1, round(c * w)): w <= 0 gives 1 channel
-    (the CLI refuses --width <= 0)."""
-    m = fj.cnn.get("lecture_cnn", (8, 8, 1), 10, width=0)
-    assert [w[-1] for w in m.weight_shapes[:2]] == [1, 1]
+@pytest.mark.parametrize("width", [0, -1, float("nan"), float("inf"), "2"])
+def test_cnn_width_must_be_positive_and_finite(width):
+    """fj.cnn.get(..., width=w) scales channels as max(1, round(c * w)) for w > 0; anything else is refused."""
+    with pytest.raises(ValueError, match=r"width must be a positive finite number \(a channel multiplier\), got"):
+        fj.cnn.get("lecture_cnn", (8, 8, 1), 10, width=width)
+    assert [w[-1] for w in fj.cnn.get("allconv", (8, 8, 1), 10, width=0.01).weight_shapes[:2]] == [1, 1]
 
 
 def test_batch_larger_than_training_set_runs_full_batch():

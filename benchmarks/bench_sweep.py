@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 import fa_jax as fj
 from fa_jax import train
-from timing import base_parser, device_memory, environment, median_time, memory_of, precision, write
+from timing import base_parser, environment, median_time, memory_of, precision, write
 
 
 def gaussian_task(n_in, n_out, n=4096):
@@ -27,13 +27,13 @@ def gaussian_task(n_in, n_out, n=4096):
 def largest_seed_count(rows):
     """Extrapolate XLA's peak-memory estimate linearly in the seed count to the device limit."""
     pts = sorted({r["seeds"]: r["xla_peak_bytes"] for r in rows if r["scan_len"] == 1 and r["xla_peak_bytes"]}.items())
-    mem = device_memory()
-    if len(pts) < 2 or not mem or not mem.get("bytes_limit"):
+    if len(pts) < 2:
         return None
+    limit, what = fj.memory.device_limit()  # the GPU's bytes_limit, or physical RAM on CPU
     (s0, b0), (s1, b1) = pts[0], pts[-1]
     per_seed = (b1 - b0) / (s1 - s0)
-    return {"bytes_per_seed": per_seed, "limit_bytes": mem["bytes_limit"],
-            "max_seeds": int(s0 + (mem["bytes_limit"] * 0.9 - b0) / per_seed)}
+    return {"bytes_per_seed": per_seed, "limit_bytes": limit, "limit": what,
+            "max_seeds": int(s0 + (limit * 0.9 - b0) / per_seed)}
 
 
 def main():
@@ -83,7 +83,8 @@ def main():
     fit = largest_seed_count(rows)
     if fit:
         print(f"memory per seed ≈ {fit['bytes_per_seed'] / 2**20:.2f} MiB (XLA estimate); "
-              f"largest seed count that fits in {fit['limit_bytes'] / 2**30:.1f} GiB: ≈ {fit['max_seeds']}")
+              f"largest seed count that fits in 90% of {fit['limit_bytes'] / 2**30:.1f} GiB ({fit['limit']}): "
+              f"≈ {fit['max_seeds']}")
     write(a.out, {"environment": env, "fit": fit, "config": {"sizes": sizes, "batch": a.batch_size, "rule": a.rule},
                   "results": rows})
 

@@ -22,6 +22,14 @@ CODE = textwrap.dedent("""
     assert len(six.state.params[0]["w"].sharding.device_set) == 6
     np.testing.assert_allclose(six.loss, one.loss[:6], rtol=1e-5, atol=1e-6)
 
+    import tempfile  # a sharded sweep's checkpoint is restored onto the same 8-device mesh
+    with tempfile.TemporaryDirectory() as d:
+        saved = fj.sweep(model, task, seeds=8, checkpoint=d, **kw)
+        again = fj.sweep(model, task, seeds=8, checkpoint=d, **kw)
+    assert again.resumed_from == 40 and len(again.state.params[0]["w"].sharding.device_set) == 8
+    np.testing.assert_array_equal(np.asarray(again.state.params[0]["w"]), np.asarray(saved.state.params[0]["w"]))
+    np.testing.assert_array_equal(again.loss, saved.loss)
+
     # data parallel within a seed: 2 seed groups x 4 devices, each batch split over 4 devices
     deep, kw16 = fj.mlp([8, 32, 32, 1]), {**kw, "batch_size": 16}
     alone = fj.sweep(deep, task, seeds=2, devices=jax.devices()[:1], **kw16)

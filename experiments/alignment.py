@@ -57,9 +57,7 @@ def main(argv=None):
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:
-        for t in args.tasks:
-            if t not in TASKS:
-                raise ValueError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
+        cli.check_known(args.tasks, TASKS, "task")
         for r in args.rules:
             fj.rules.get(r)
         cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))

@@ -84,9 +84,7 @@ def build(args):
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
           "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
           "mlp": {"hidden": tuple(args.mlp_hidden)}}
-    for m in args.models:
-        if m not in fj.cnn.MODELS:
-            raise ValueError(f"unknown model {m!r}; known: {', '.join(sorted(fj.cnn.MODELS))}")
+    cli.check_known(args.models, sorted(fj.cnn.MODELS), "model")
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
                           test_limit=args.test_limit)
     models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}

@@ -74,15 +74,11 @@ def main(argv=None):
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:
-        for t in args.tasks:
-            if t not in TASKS:
-                raise ValueError(f"unknown task {t!r}; known: {', '.join(TASKS)}")
+        cli.check_known(args.tasks, TASKS, "task")
         for r in args.rules:
             if fj.rules.get(r).feedback_shapes is None:
                 raise ValueError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
-        for s in args.schemes:
-            if s not in SCHEMES:
-                raise ValueError(f"unknown feedback scheme {s!r}; known: {', '.join(SCHEMES)}")
+        cli.check_known(args.schemes, SCHEMES, "feedback scheme")
         cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
         fj.optimizer(args.optimizer, args.lr)
         tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)

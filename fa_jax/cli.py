@@ -291,6 +291,13 @@ def apply_defaults(args, parser, values: dict) -> None:
             setattr(args, k, v)
 
 
+def check_known(values, known, what: str) -> None:
+    """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
+
+
 def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) -> None:
     """One-line ValueError unless every ``--name`` is >= 1 and ``--steps`` is a multiple of ``--eval-every``."""
     for name in names:

@@ -97,6 +97,11 @@ def build(args):
     return task, models
 
 
+def write_alignment(models):
+    """``before_summary`` hook: ``alignment.md`` (:func:`alignment_tables`) before summary.json."""
+    return lambda out: (out / "alignment.md").write_text(alignment_tables(out, models))
+
+
 def alignment_tables(out, models) -> str:
     """One table per model: final angle (degrees) between each layer's update and BP's."""
     rows = rundir.read_jsonl(out / "metrics.jsonl")
@@ -136,12 +141,10 @@ def main(argv=None):
         models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
         progress=not args.no_progress, diagnostics=args.diagnostics,
-        data_parallel=args.data_parallel, **resume)
+        data_parallel=args.data_parallel, before_summary=write_alignment(models) if args.diagnostics else None, **resume)
     print(table)
     if args.diagnostics:
-        text = alignment_tables(out, models)
-        (out / "alignment.md").write_text(text)
-        print(text)
+        print((out / "alignment.md").read_text())
     total = sum(r.compile_s + r.run_s for r in results.values())
     print(f"compile + run, all sweeps: {total:.1f} s")
     print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png")

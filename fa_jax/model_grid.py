@@ -24,13 +24,15 @@ def n_params(model) -> int:
 
 
 def compare_models(models: dict, task, rules, out, config: dict, *, title=None, resume: bool = False,
-                   checkpoint_every: int | None = None, checkpoints: bool = True, **sweep_kw):
+                   checkpoint_every: int | None = None, checkpoints: bool = True, before_summary=None,
+                   **sweep_kw):
     """Train every rule on every model; returns ``(results, summary_rows, table_str)``.
 
     models: {name: model} (e.g. ``fj.cnn.get(...)``); results: {(model, rule): SweepResult}.
     ``sweep_kw`` goes to :func:`fa_jax.sweep` (seeds, steps, batch_size, lr, feedback, ...).
     Checkpoints (``out/checkpoints/<model>-<rule>``) and ``resume`` as in
-    :func:`fa_jax.experiment.compare_rules`.
+    :func:`fa_jax.experiment.compare_rules`. ``before_summary(out)``: writes any further
+    outputs (e.g. alignment tables) before ``summary.json``, which comes last.
     """
     out = rundir.start(out, resume)
     if not (resume and (out / "config.json").is_file()):
@@ -54,6 +56,8 @@ def compare_models(models: dict, task, rules, out, config: dict, *, title=None, 
             summary.append({"model": name, "params": sizes[name], **s})
     timing = {f"{m}/{r}": {"compile_s": round(res.compile_s, 3), "run_s": round(res.run_s, 3)}
               for (m, r), res in results.items()}
+    if before_summary is not None:
+        before_summary(out)
     rundir.write_json(out / "summary.json", {"task": task.name, "results": rows, "by_model_rule": summary,
                                              "timing": timing})
     return results, summary, table(summary)

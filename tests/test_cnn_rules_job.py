@@ -16,7 +16,9 @@ spec.loader.exec_module(cnn_rules)
 def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     out = tmp_path / "run"
     assert cnn_rules.main(["--quick", "--models", "lecture_cnn", "--rules", "bp,fa,dfa", "--steps", "20",
-                           "--eval-every", "10", "--out", str(out), "--no-progress"]) == 0
+                           "--eval-every", "10", "--out", str(out), "--no-progress", "--diagnostics"]) == 0
+    assert "### lecture_cnn: angle" in (out / "alignment.md").read_text()  # written before summary.json
+    assert (out / "alignment.md").stat().st_mtime_ns <= (out / "summary.json").stat().st_mtime_ns
     summary = json.loads((out / "summary.json").read_text())
     assert {(s["model"], s["rule"]) for s in summary["by_model_rule"]} == {
         ("lecture_cnn", r) for r in ("bp", "fa", "dfa")}

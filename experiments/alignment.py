@@ -101,7 +101,7 @@ def main(argv=None):
                    f"{fj.report.layer_table(metric_rows, 'weight_alignment_deg', hidden=True)}\n")
         print(section)
         md.append(section)
-    (out / "alignment.md").write_text("\n".join(md))
+    rundir.write_text(out / "alignment.md", "\n".join(md))  # last: the run is complete when it exists
     print(f"wrote {out}/alignment.md and one run directory per task")
     return 0
 

@@ -99,7 +99,7 @@ def build(args):
 
 def write_alignment(models):
     """``before_summary`` hook: ``alignment.md`` (:func:`alignment_tables`) before summary.json."""
-    return lambda out: (out / "alignment.md").write_text(alignment_tables(out, models))
+    return lambda out: rundir.write_text(out / "alignment.md", alignment_tables(out, models))
 
 
 def alignment_tables(out, models) -> str:

@@ -41,6 +41,15 @@ def write_json(path, obj) -> None:
     """Write JSON atomically (temp file in the same folder, then rename). A failed write
     (disk full, read-only folder, a NaN in ``obj``) leaves neither ``path`` nor the temp file;
     an OSError then names ``path``."""
+    _atomic(path, lambda f: (json.dump(obj, f, indent=2, allow_nan=False), f.write("\n")))
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` atomically, like :func:`write_json`."""
+    _atomic(path, lambda f: f.write(text))
+
+
+def _atomic(path, write) -> None:
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -48,8 +57,7 @@ def write_json(path, obj) -> None:
         raise named(err, path) from None
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
+            write(f)
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
@@ -95,7 +103,7 @@ def read_jsonl(path) -> list[dict]:
 
 def start(out, resume: bool = False) -> Path:
     """Begin (or, with ``resume``, continue) a run in ``out``: refuses to start over a run
-    that has checkpoints unless resuming; empties ``metrics.jsonl`` (a resumed run rebuilds
+    that has checkpoints unless resuming; removes ``metrics.jsonl`` (a resumed run rebuilds
     it from its checkpoints, so no row is duplicated) and removes a stale ``summary.json``
     (a directory only looks complete once the run is)."""
     out = Path(out)
@@ -103,7 +111,7 @@ def start(out, resume: bool = False) -> Path:
         raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
                          f"or choose a new --out")
     (out / "summary.json").unlink(missing_ok=True)
-    (out / "metrics.jsonl").write_text("")
+    (out / "metrics.jsonl").unlink(missing_ok=True)  # appended to by the run (a resumed one rebuilds it)
     return out
 
 

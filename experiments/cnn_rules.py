@@ -141,7 +141,8 @@ def main(argv=None):
         models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
         progress=not args.no_progress, diagnostics=args.diagnostics,
-        data_parallel=args.data_parallel, before_summary=write_alignment(models) if args.diagnostics else None, **resume)
+        data_parallel=args.data_parallel, before_summary=write_alignment(models) if args.diagnostics else None,
+        **resume)
     print(table)
     if args.diagnostics:
         print((out / "alignment.md").read_text())

@@ -107,7 +107,7 @@ def main(argv=None):
                                eval_every=args.eval_every, feedback=fb,
                                diagnostics=True, progress=not args.no_progress, desc=f"{t} {rule} {scheme}",
                                **rundir.checkpointing(out, f"{t}-{rule}-{scheme}", resume["checkpoint_every"],
-                                                      resume["checkpoints"]))
+                                                      resume["checkpoints"], resume["keep_checkpoints"]))
                 tag = {"task": t, "scheme": scheme}
                 rundir.append_jsonl(out / "metrics.jsonl", [{**tag, **m} for m in res.metric_rows()])
                 results_rows += [{**tag, **r} for r in res.rows()]

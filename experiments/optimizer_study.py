@@ -115,7 +115,8 @@ def main(argv=None):
         lambda c: tasks[c["dataset"]], sweep_kw, out, rule_key="rule",
         cell_kw=lambda c: {"optimizer": c["optimizer"], "lr": list(np.repeat(lrs[c["optimizer"]], seeds))},
         seed_info=lambda c, seed: {"lr": lrs[c["optimizer"]][seed // seeds]}, progress=not args.no_progress,
-        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"])
+        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"],
+        keep_checkpoints=resume["keep_checkpoints"])
     best = best_lr(rows)
     table = grid.table(best, KEYS + ("lr",))
     seconds = sum(r.compile_s + r.run_s for r in results.values())

@@ -134,7 +134,8 @@ def main(argv=None):
     rows, results = grid.run_grid(
         cells, lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"]),
         lambda c: tasks[c["n"], c["k"]], sweep_kw, out, progress=not args.no_progress,
-        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"])
+        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"],
+        keep_checkpoints=resume["keep_checkpoints"])
     summary = grid.summarize(rows, KEYS)
     table = grid.table(summary, KEYS)
     seconds = sum(r.compile_s + r.run_s for r in results.values())

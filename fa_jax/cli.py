@@ -312,6 +312,8 @@ def add_run_flags(p) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                    help="save the whole train state every STEPS steps (default: about once a minute, "
                         "at a compiled chunk's end) and at the end of each sweep; 0: no checkpoints")
+    p.add_argument("--keep-checkpoints", type=int, default=2, metavar="K",
+                   help="keep the newest K checkpoints of each sweep (default 2)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the killed run in RUN_DIR from its checkpoints, with the config it "
                         "recorded (the result equals an uninterrupted run bit for bit)")
@@ -356,11 +358,14 @@ def resume_args(parser, args, argv=None):
 
 
 def checkpoint_kw(args, eval_every: int | None = None) -> dict:
-    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints.
+    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints, keep_checkpoints.
     eval_every: the run's resolved evaluation interval (default ``args.eval_every``)."""
     every, eval_every = args.checkpoint_every, eval_every or args.eval_every
     if every is not None and every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {every}")
     if every and every % eval_every:
         raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {eval_every}")
-    return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0}
+    if args.keep_checkpoints < 1:
+        raise ValueError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0,
+            "keep_checkpoints": args.keep_checkpoints}

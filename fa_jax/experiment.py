@@ -19,6 +19,7 @@ from fa_jax.train import sweep
 
 def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_layer=None, embed_method="pca",
                   resume: bool = False, checkpoint_every: int | None = None, checkpoints: bool = True,
+                  keep_checkpoints: int = 2,
                   **sweep_kw):
     """Train every rule in ``rules`` on ``task``; returns ``(results, summary_rows, table_str)``.
 
@@ -28,7 +29,8 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
     embed_layer: a hidden layer (1-based) to map in 2-D (``embed_method`` "pca" or "tsne")
     before and after training, for the first seed of each rule; ``None`` for no map.
     checkpoints: each rule's sweep saves to ``out/checkpoints/<rule>`` every
-    ``checkpoint_every`` steps (default: about once a minute) and at its end; ``resume``
+    ``checkpoint_every`` steps (default: about once a minute) and at its end, keeping the newest
+    ``keep_checkpoints``; ``resume``
     continues a killed run in ``out`` from them (see :func:`fa_jax.rundir.start`).
     """
     out = Path(out)
@@ -49,7 +51,7 @@ def compare_rules(model, task, rules, out, config: dict, *, title=None, embed_la
     metrics_path.write_text("")
     results, rows, metric_rows = {}, [], []
     for rule in rules:
-        ckpt = rundir.checkpointing(out, rule + shard, checkpoint_every, checkpoints)
+        ckpt = rundir.checkpointing(out, rule + shard, checkpoint_every, checkpoints, keep_checkpoints)
         res = sweep(model, task, rule=rule, desc=f"{rule:>4}", **ckpt, **sweep_kw)
         results[rule] = res
         rows += res.rows()

@@ -48,7 +48,7 @@ def cell_rows(res, cell: dict) -> list[dict]:
 
 def run_grid(cells, make_model, make_task, sweep_kw, out=None, *, rule_key: str = "method",
              cell_kw=None, seed_info=None, progress: bool = True, checkpoint_every: int | None = None,
-             checkpoints: bool = True) -> tuple[list[dict], dict]:
+             checkpoints: bool = True, keep_checkpoints: int = 2) -> tuple[list[dict], dict]:
     """Run every cell; returns ``(summary_rows, results)`` with ``results[i]`` the i-th cell's
     :class:`fa_jax.SweepResult`.
 
@@ -64,7 +64,7 @@ def run_grid(cells, make_model, make_task, sweep_kw, out=None, *, rule_key: str 
     for i, cell in enumerate(cells):
         kw = {**sweep_kw, **(cell_kw(cell) if cell_kw else {})}
         desc = " ".join(f"{k}={v}" for k, v in cell.items())
-        ckpt = {} if out is None else rundir.checkpointing(out, desc, checkpoint_every, checkpoints)
+        ckpt = {} if out is None else rundir.checkpointing(out, desc, checkpoint_every, checkpoints, keep_checkpoints)
         res = sweep(make_model(cell), make_task(cell), rule=cell[rule_key], desc=desc, progress=progress,
                     **ckpt, **kw)
         results[i] = res

@@ -36,6 +36,8 @@ def _run(prog: str, p, quick: dict, check, body, argv=None) -> int:
         check(args)
         if args.checkpoint_every is not None and args.checkpoint_every < 0:
             raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {args.checkpoint_every}")
+        if args.keep_checkpoints < 1:
+            raise ValueError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
         out = rundir.prepare(args.out or rundir.default_dir(prog[:-3]))
         rundir.start(out, args.resume is not None)  # refuses to overwrite a run with checkpoints
     except ValueError as err:
@@ -58,7 +60,8 @@ def sweep(args, name: str, model, task, **kw):
     ``--resume``); ``--checkpoint-every`` is rounded down to a multiple of ``eval_every``."""
     every, eval_every = args.checkpoint_every, kw.get("eval_every", 100)
     every = None if not every else max(eval_every, every // eval_every * eval_every)
-    return fj_sweep(model, task, **rundir.checkpointing(args.run_dir, name, every, args.checkpoint_every != 0), **kw)
+    ckpt = rundir.checkpointing(args.run_dir, name, every, args.checkpoint_every != 0, args.keep_checkpoints)
+    return fj_sweep(model, task, **ckpt, **kw)
 
 
 def positive(args, *names):

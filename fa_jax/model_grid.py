@@ -24,7 +24,8 @@ def n_params(model) -> int:
 
 
 def compare_models(models: dict, task, rules, out, config: dict, *, title=None, resume: bool = False,
-                   checkpoint_every: int | None = None, checkpoints: bool = True, before_summary=None,
+                   checkpoint_every: int | None = None, checkpoints: bool = True, keep_checkpoints: int = 2,
+                   before_summary=None,
                    **sweep_kw):
     """Train every rule on every model; returns ``(results, summary_rows, table_str)``.
 
@@ -42,7 +43,7 @@ def compare_models(models: dict, task, rules, out, config: dict, *, title=None, 
     sizes = {name: n_params(m) for name, m in models.items()}
     for name, model in models.items():
         for rule in rules:
-            ckpt = rundir.checkpointing(out, f"{name}-{rule}", checkpoint_every, checkpoints)
+            ckpt = rundir.checkpointing(out, f"{name}-{rule}", checkpoint_every, checkpoints, keep_checkpoints)
             res = sweep(model, task, rule=rule, desc=f"{name}/{rule}", **ckpt, **sweep_kw)
             results[(name, rule)] = res
             rows += [{"model": name, **r} for r in res.rows()]

@@ -115,13 +115,15 @@ def start(out, resume: bool = False) -> Path:
     return out
 
 
-def checkpointing(out, name: str, every: int | None = None, enabled: bool = True) -> dict:
+def checkpointing(out, name: str, every: int | None = None, enabled: bool = True, keep: int = 2) -> dict:
     """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
-    every ``every`` steps (default: about once a minute) and at its end; ``{}`` if not enabled."""
+    every ``every`` steps (default: about once a minute) and at its end, keeping the newest
+    ``keep``; ``{}`` if not enabled."""
     if not enabled:
         return {}
     safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"
-    return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every}
+    return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every,
+            "keep_checkpoints": keep}
 
 
 def _git_commit() -> str | None:

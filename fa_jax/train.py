@@ -331,10 +331,10 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     ckpt = None if checkpoint is None else checkpoint_lib.Checkpointer(checkpoint, {
         "rule": rule, "seeds": seed_list, "steps": steps, "eval_every": eval_every, "batch_size": batch_size,
         "model": repr(model), "task": task.name, "optimizer": optimizer, "optimizer_hyper": repr(hyper),
-        "lr": "schedule" if lrs is None else [float(f"{v:.7g}") for v in lrs], "loss": loss_name, "feedback": repr(fb_opts),
-        "diagnostics": diagnostics, "early_stopping": early_stopping, "label_smoothing": label_smoothing,
-        "steps_per_dispatch": chunk * eval_every, "data_parallel": data_parallel},  # resuming replays the same compiled chunks
-        keep_checkpoints)
+        "lr": "schedule" if lrs is None else [float(f"{v:.7g}") for v in lrs], "loss": loss_name,
+        "feedback": repr(fb_opts), "diagnostics": diagnostics, "early_stopping": early_stopping,
+        "label_smoothing": label_smoothing, "data_parallel": data_parallel,
+        "steps_per_dispatch": chunk * eval_every}, keep_checkpoints)  # a resume replays the same compiled chunks
     init_fn, chunk_fn = _programs(model, rule, loss_name, optimizer, lr if lrs is None else None, hyper,
                                   fb_opts, batch_size, eval_every, chunk, diagnostics, early_stopping,
                                   label_smoothing, mesh if data_parallel > 1 else None)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
          "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
          "normalization": "normalization.png"}
-EXTRA = {"regression": ["--dataset", "diabetes"]}
+EXTRA = {"regression": ["--dataset", "diabetes"], "xor": ["--checkpoint-every", "5", "--keep-checkpoints", "1"]}
 
 
 def _load(name):
@@ -33,6 +33,7 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     if name == "xor":  # a resumed run restores every sweep from its checkpoints: same summary
         assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[:2] == ["bp-N_0_1_fan_in", "bp-U_-10_10"]
         assert_resume_reproduces(_load(name).main, tmp_path)
+        assert [p.name for p in (tmp_path / "checkpoints" / "bp-U_-10_10").iterdir() if p.name.isdigit()] == ["20"]
 
 
 @pytest.mark.parametrize("name,argv,match", [

@@ -59,6 +59,7 @@ def test_quick_job_writes_a_complete_run_directory(tmp_path):
     (["--data-parallel", "64"], "--data-parallel 64 needs 64 devices"),
     (["--checkpoint-every", "150"], "--checkpoint-every 150 is not a multiple of --eval-every 100"),
     (["--checkpoint-every", "-1"], "--checkpoint-every must be >= 0"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints must be >= 1, got 0"),
     (["--resume", "/nonexistent/run"], "--resume '/nonexistent/run': cannot use /nonexistent/run/config.json"),
 ])
 def test_bad_input_is_one_line_exit_2(args, match, tmp_path, capsys):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from error_check import one_line_error
 
 import fa_jax as fj
 from fa_jax import memory
@@ -41,14 +42,6 @@ def _task(**kw):
 
 def _sweep(model=MODEL, task=None, **kw):
     return fj.sweep(model, task or _task(), **{"seeds": 1, "steps": 2, "eval_every": 1, "progress": False, **kw})
-
-
-def _one_line_error(fn, match, exc=ValueError):
-    with pytest.raises(exc) as err:
-        fn()
-    msg = str(err.value)
-    assert "\n" not in msg and match in msg, msg
-    return msg
 
 
 FB = fj.init_feedback(jax.random.key(1), MODEL, "fa")
@@ -156,7 +149,7 @@ API_ERRORS = [
 
 @pytest.mark.parametrize("fn,match", [c[1:] for c in API_ERRORS], ids=[c[0] for c in API_ERRORS])
 def test_api_error_is_one_line(fn, match):
-    _one_line_error(fn, match)
+    one_line_error(fn, match)
 
 
 def _limited(fn):
@@ -181,13 +174,13 @@ TOO_LARGE = [
 @pytest.mark.parametrize("fn,match", [c[1:] for c in TOO_LARGE], ids=[c[0] for c in TOO_LARGE])
 def test_too_large_is_refused_fast_without_allocating(fn, match, monkeypatch):
     monkeypatch.setattr(memory, "device_limit", lambda device=None: (16 * memory.GiB, "cpu physical RAM"))
-    seconds, grown = _limited(lambda: _one_line_error(fn, match, memory.TooLarge))
+    seconds, grown = _limited(lambda: one_line_error(fn, match, memory.TooLarge))
     assert seconds < 20 and grown < 200, (seconds, grown)
 
 
 def test_memory_message_names_estimate_limit_and_what_to_reduce(monkeypatch):
     monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "0.001")
-    msg = _one_line_error(lambda: _sweep(fj.mlp([4, 256, 256, 1]), seeds=64), "", memory.TooLarge)
+    msg = one_line_error(lambda: _sweep(fj.mlp([4, 256, 256, 1]), seeds=64), "", memory.TooLarge)
     assert re.fullmatch(r"this sweep needs about \d+\.\d GiB \(64 seeds x .*\) but the limit is 0\.0 GiB "
                         r"\(FA_JAX_MEMORY_LIMIT_GIB\); reduce .* \(an estimate, within ~2x\)", msg), msg
     monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "inf")

@@ -10,19 +10,12 @@ import math
 from pathlib import Path
 
 import pytest
+from error_check import one_line_error
 
 import fa_jax as fj
 from fa_jax import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _one_line_error(fn, match, exc=ValueError):
-    with pytest.raises(exc) as err:
-        fn()
-    msg = str(err.value)
-    assert "\n" not in msg and match in msg, msg
-    return msg
 
 
 # output directory: full disk, read-only folder
@@ -32,7 +25,7 @@ def _enospc(*a, **k):
 
 def test_write_json_disk_full_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(rundir.json, "dump", _enospc)
-    msg = _one_line_error(lambda: rundir.write_json(tmp_path / "summary.json", {"a": 1}),
+    msg = one_line_error(lambda: rundir.write_json(tmp_path / "summary.json", {"a": 1}),
                           f"No space left on device: '{tmp_path / 'summary.json'}'", OSError)
     assert msg.startswith("[Errno 28]") and list(tmp_path.iterdir()) == []
 
@@ -48,9 +41,9 @@ def test_append_jsonl_and_figures_name_the_path(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setattr(rundir.os, "fsync", _enospc)
-    _one_line_error(lambda: rundir.append_jsonl(tmp_path / "metrics.jsonl", [{"a": 1}]), "metrics.jsonl'", OSError)
+    one_line_error(lambda: rundir.append_jsonl(tmp_path / "metrics.jsonl", [{"a": 1}]), "metrics.jsonl'", OSError)
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", _enospc)
-    _one_line_error(lambda: fj.plots.save(plt.figure(), tmp_path / "curves.png"), "curves.png'", OSError)
+    one_line_error(lambda: fj.plots.save(plt.figure(), tmp_path / "curves.png"), "curves.png'", OSError)
 
 
 def test_read_only_out(tmp_path):
@@ -62,7 +55,7 @@ def test_read_only_out(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        _one_line_error(lambda: rundir.prepare(ro / "run"), "is not writable (Permission denied)")
+        one_line_error(lambda: rundir.prepare(ro / "run"), "is not writable (Permission denied)")
     finally:
         ro.chmod(0o700)
 

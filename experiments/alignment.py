@@ -53,7 +53,7 @@ def make_task(name, args):
 
 @cli.guarded("alignment.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:

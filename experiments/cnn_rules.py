@@ -115,7 +115,7 @@ def alignment_tables(out, models) -> str:
 
 @cli.guarded("cnn_rules.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     try:
         if args.preset is not None and args.preset not in PRESETS:
             raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")

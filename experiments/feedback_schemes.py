@@ -70,7 +70,7 @@ def table(rows) -> str:
 
 @cli.guarded("feedback_schemes.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
     try:

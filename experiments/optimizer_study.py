@@ -87,7 +87,7 @@ def best_lr(rows) -> list[dict]:
 
 @cli.guarded("optimizer_study.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     try:
         cfg = resolve(args)
         tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}

@@ -51,7 +51,7 @@ QUICK = {"n": 10, "k": 2, "seeds": 2, "steps": 400, "width": 64, "eval_every": 5
 
 @cli.guarded("parity.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)

@@ -96,7 +96,7 @@ def resolve(args) -> dict:
 
 @cli.guarded("parity_study.py")
 def main(argv=None):
-    args = cli.resume_args(parser(), parser().parse_args(argv), argv)
+    args = parser().parse_args(argv)
     try:
         cfg = resolve(args)
         if cfg["epochs"] is not None and cfg["dataset"] == "parity":

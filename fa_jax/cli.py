@@ -32,7 +32,9 @@ class ArgParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
     def parse_known_args(self, args=None, namespace=None):
-        """Parse; with --config / --config.KEY, parse again with the config's values as defaults.
+        """Parse; with --resume RUN_DIR / --config / --config.KEY, parse again with their values as
+        defaults (in that order of precedence, lowest first; explicit flags win over all), and with
+        --resume set ``out`` to RUN_DIR (see :func:`add_run_flags`).
 
         The parser's own defaults are restored afterwards, so ``get_default`` still gives the
         script's defaults (``apply_defaults`` for --quick compares against those).
@@ -43,18 +45,24 @@ class ArgParser(argparse.ArgumentParser):
         except ValueError as err:
             self.error(str(err))
         first, extras = super().parse_known_args(rest, copy.copy(namespace))
-        if first.config is None and not overrides:
+        resume = getattr(first, "resume", None)
+        if first.config is None and not overrides and resume is None:
             return (first, extras) if namespace is None else super().parse_known_args(rest, namespace)
         saved = [(a, a.default) for a in self._actions], dict(self._defaults)
         try:
             try:
+                if resume is not None:
+                    apply_recorded(self, resume)
                 if first.config is not None:
                     apply_config(self, load_config(first.config), first.config)
                 for key, text in overrides:
                     apply_config(self, {key: text}, f"--config.{key}")
             except ValueError as err:
                 self.error(str(err).splitlines()[0])
-            return super().parse_known_args(rest, namespace)
+            ns, extras = super().parse_known_args(rest, namespace)
+            if resume is not None:
+                ns.out = resume
+            return ns, extras
         finally:
             for action, default in saved[0]:
                 action.default = default
@@ -308,7 +316,8 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) 
 
 
 def add_run_flags(p) -> None:
-    """``--checkpoint-every N`` and ``--resume RUN_DIR`` (see :func:`resume_args`)."""
+    """``--checkpoint-every N``, ``--keep-checkpoints K`` and ``--resume RUN_DIR`` (which
+    :meth:`ArgParser.parse_known_args` resolves: see :func:`apply_recorded`)."""
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                    help="save the whole train state every STEPS steps (default: about once a minute, "
                         "at a compiled chunk's end) and at the end of each sweep; 0: no checkpoints")
@@ -339,22 +348,17 @@ def check_data_parallel(args) -> None:
         raise ValueError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
 
 
-def resume_args(parser, args, argv=None):
-    """With ``--resume RUN_DIR``: re-parse ``argv`` over the options recorded in
-    ``RUN_DIR/config.json`` (flags given now still win, and a changed setting is then refused
-    by the checkpoints) and set ``--out RUN_DIR``. Without it, ``args`` unchanged."""
-    if getattr(args, "resume", None) is None:
-        return args
-    path = pathlib.Path(args.resume) / "config.json"
+def apply_recorded(parser, run_dir) -> None:
+    """``--resume RUN_DIR``: the options recorded in ``RUN_DIR/config.json`` become ``parser``'s
+    defaults (flags given now still win, and a changed setting is then refused by the
+    checkpoints); one-line ValueError if that file cannot be used."""
+    path = pathlib.Path(run_dir) / "config.json"
     try:
         recorded = json.loads(path.read_text())
         options = set(config_options(parser)) - {"resume", "out"}
         apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
     except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
-        parser.error(f"--resume {args.resume!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})")
-    new = parser.parse_args(argv)
-    new.out = args.resume
-    return new
+        raise ValueError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None
 
 
 def checkpoint_kw(args, eval_every: int | None = None) -> dict:

@@ -29,7 +29,7 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
 
 
 def _run(prog: str, p, quick: dict, check, body, argv=None) -> int:
-    args = cli.resume_args(p, p.parse_args(argv), argv)
+    args = p.parse_args(argv)
     if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
         cli.apply_defaults(args, p, quick)
     try:

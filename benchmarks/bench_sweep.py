@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 import fa_jax as fj
-from fa_jax import train
+from fa_jax.training import sweep as train
 from timing import base_parser, environment, median_time, memory_of, precision, write
 
 

@@ -13,7 +13,7 @@ import sys
 import jax
 
 import fa_jax as fj
-from fa_jax import cli
+from fa_jax.runs import cli
 
 
 def main(argv=None):

@@ -30,7 +30,7 @@ import os
 from IPython.display import Image, Markdown, display
 
 import fa_jax as fj
-from fa_jax.redraw import redraw
+from fa_jax.runs.redraw import redraw
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
 cfg = (dict(seeds=2, steps=100, eval_every=50, width=16, depth=2) if SMALL

@@ -38,7 +38,8 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 import fa_jax as fj
-from fa_jax import grid, study_plots
+from fa_jax.runs import grid
+from fa_jax.runs import study_plots
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
 if SMALL:  # a smoke-sized grid

@@ -14,8 +14,9 @@ import dataclasses
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, rundir
-from fa_jax.representations import METHODS
+from fa_jax.runs import cli
+from fa_jax.runs import rundir
+from fa_jax.analysis.representations import METHODS
 
 TASKS = ("digits", "parity")
 QUICK = {"seeds": 2, "steps": 200, "width": 32, "eval_every": 50, "parity_n": 8, "parity_k": 2,

@@ -11,8 +11,12 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, model_grid, report, residual, rundir
-from fa_jax.feedback import DISTS, SCALINGS
+from fa_jax.runs import cli
+from fa_jax.runs import model_grid
+from fa_jax.runs import tables as report
+from fa_jax.models import residual
+from fa_jax.runs import rundir
+from fa_jax.rules.feedback import DISTS, SCALINGS
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 import fa_jax as fj
-from fa_jax import cli, rundir
+from fa_jax.runs import cli
+from fa_jax.runs import rundir
 
 TASKS = ("digits", "parity")
 SCHEMES = ("default", *fj.FEEDBACK_SCHEMES)

@@ -17,7 +17,10 @@ import sys
 import numpy as np
 
 import fa_jax as fj
-from fa_jax import cli, grid, rundir, study_plots
+from fa_jax.runs import cli
+from fa_jax.runs import grid
+from fa_jax.runs import rundir
+from fa_jax.runs import study_plots
 
 # centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
 LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,

@@ -11,8 +11,9 @@ import dataclasses
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, rundir
-from fa_jax.feedback import DISTS, SCALINGS
+from fa_jax.runs import cli
+from fa_jax.runs import rundir
+from fa_jax.rules.feedback import DISTS, SCALINGS
 
 
 def parser():

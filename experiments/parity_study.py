@@ -14,7 +14,10 @@ table.md, accuracy_vs_n.png and heatmap_<method>.png, and prints the table.
 import sys
 
 import fa_jax as fj
-from fa_jax import cli, grid, rundir, study_plots
+from fa_jax.runs import cli
+from fa_jax.runs import grid
+from fa_jax.runs import rundir
+from fa_jax.runs import study_plots
 
 KEYS = ("method", "n", "k", "width")
 DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu",

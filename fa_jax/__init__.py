@@ -1,27 +1,35 @@
-"""fa_jax: backprop, feedback alignment, DFA and lazy baselines as JAX wirings."""
+"""fa_jax: backprop, feedback alignment, DFA and lazy baselines as JAX wirings.
 
-from fa_jax import activations, data, experiment, feedback, init, losses, plots, report, rules, rundir, sharding
-from fa_jax import diagnostics, memory, representations
-from fa_jax.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
-from fa_jax.feedback import check_feedback, init_feedback
-from fa_jax.mlp import MLP, mlp
-from fa_jax.optim import optimizer, set_learning_rate
-from fa_jax.rules import RULES, Rule, register
-from fa_jax.train import SweepResult, TrainState, make_train_step, sweep
-# issue 6: the training toolbox of the seed lectures
-from fa_jax import dropout, gradflow, lbfgs, norm, rbf, regularize, scaling, schedules  # noqa: E402
-from fa_jax import early_stopping  # noqa: E402
-from fa_jax.norm_mlp import NormMLP, norm_mlp  # noqa: E402
-from fa_jax import lazy  # noqa: E402  registers the lazy rules: ntk, ntk_copy, rf_gaussian, rf_relu, rf_linear
+The groups: :mod:`fa_jax.rules` (the wirings and their feedback), :mod:`fa_jax.models`,
+:mod:`fa_jax.optim`, :mod:`fa_jax.training`, :mod:`fa_jax.analysis`, :mod:`fa_jax.data` and
+:mod:`fa_jax.runs` (run directories, the study engine, tables and plots). The names below
+are the API tour's; matplotlib, scikit-learn, orbax and tensorflow-datasets load when used.
+"""
+
+from fa_jax import data, losses, rules
+from fa_jax.analysis import diagnostics, gradflow, representations
+from fa_jax.data import scaling
+from fa_jax.models import activations, cnn, conv, dropout, init, norm, rbf
+from fa_jax.models.mlp import MLP, mlp
+from fa_jax.models.norm_mlp import NormMLP, norm_mlp
+from fa_jax.optim import lbfgs, optimizer, regularize, schedules, set_learning_rate
+from fa_jax.optim import zoo as optim
+from fa_jax.rules import RULES, Rule, feedback, lazy, register
+from fa_jax.rules.feedback import check_feedback, init_feedback
+from fa_jax.rules.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
+from fa_jax.runs import experiment, plots, rundir
+from fa_jax.runs import tables as report
+from fa_jax.training import early_stopping, memory, sharding
+from fa_jax.training.state import TrainState
+from fa_jax.training.step import make_train_step
+from fa_jax.training.sweep import sweep
+from fa_jax.training.sweep_result import SweepResult
 
 __all__ = [
-    "MLP", "RULES", "Rule", "SweepResult", "TrainState", "activations", "check_feedback",
-    "data", "experiment", "feedback", "init", "init_feedback", "losses", "make_train_step", "mlp", "optimizer",
-    "plots", "register", "report", "rules", "rundir", "sharding", "set_learning_rate", "sweep",
+    "FEEDBACK_SCHEMES", "MLP", "NormMLP", "RULES", "Rule", "SweepResult", "TrainState", "activations",
+    "check_feedback", "cnn", "conv", "data", "diagnostics", "dropout", "early_stopping", "experiment", "feedback",
+    "gradflow", "init", "init_feedback", "lazy", "lbfgs", "losses", "make_train_step", "memory", "mlp", "norm",
+    "norm_mlp", "optim", "optimizer", "plots", "rbf", "register", "regularize", "report", "representations",
+    "rules", "rundir", "scaling", "schedules", "set_learning_rate", "sharding", "sweep",
 ]
-__all__ += ["FEEDBACK_SCHEMES", "diagnostics", "memory", "representations", "lazy"]
-
-from fa_jax import cnn, conv  # noqa: E402  (image models: fj.cnn.sequential, fj.cnn.get)
-
-__all__ += ["cnn", "conv"]
 __version__ = "0.1.0"

@@ -2,13 +2,13 @@
 
     python -m fa_jax.plot RUN_DIR
 
-See :func:`fa_jax.redraw.redraw` for the files read and the figures written.
+See :func:`fa_jax.runs.redraw.redraw` for the files read and the figures written.
 """
 
 import sys
 
-from fa_jax import cli
-from fa_jax.redraw import redraw
+from fa_jax.runs import cli
+from fa_jax.runs.redraw import redraw
 
 
 def main(argv=None):

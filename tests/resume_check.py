@@ -3,7 +3,7 @@ checkpoints and rewrites the same results and metrics (no duplicated rows)."""
 
 import json
 
-from fa_jax import rundir
+from fa_jax.runs import rundir
 
 TIMING = {"wall_s", "compile_s", "run_s", "sweep_seconds", "timing", "seconds"}
 

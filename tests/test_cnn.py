@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import cnn
+from fa_jax.models import cnn
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -263,7 +263,7 @@ def test_diagnostics_on_a_conv_net(x64):
     import jax.numpy as jnp
     import numpy as np
     import fa_jax as fj
-    from fa_jax.diagnostics import diagnose
+    from fa_jax.analysis.diagnostics import diagnose
     model = fj.cnn.sequential((6, 6, 1), ["conv(3,3)", "tanh", "conv(2,3)", "tanh", "flatten", "dense(4)"])
     params = model.init(jax.random.key(0), jnp.float64)
     x = jax.random.normal(jax.random.key(1), (5, 6, 6, 1), jnp.float64)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import norm, train
+from fa_jax.models import norm
+from fa_jax.training import sweep as train
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 EPS = 1e-5
@@ -126,7 +127,7 @@ def test_bn_conv_net_forward_stats_and_eval_mode_match_reference(x64, keys, jit)
 
 
 def test_one_train_step_updates_running_stats_by_the_hand_formula(x64, keys):
-    """fa_jax.train's step (full batch) leaves model_state = m * init + (1 - m) * batch statistics."""
+    """fa_jax.training.sweep's step (full batch) leaves model_state = m * init + (1 - m) * batch statistics."""
     model = fj.cnn.sequential((8, 8, 1), ["conv(3,3,padding=VALID)", "batchnorm", "relu", "flatten", "dense(4)",
                                           "batchnorm(momentum=0.5)", "relu", "dense(10)"])
     task = fj.data.images("digits", limit=12, test_limit=8)

@@ -1,7 +1,7 @@
 """No recompilation across seeds, learning rates, or repeated calls with the same shapes."""
 
 import fa_jax as fj
-from fa_jax.compiles import count_compiles
+from fa_jax.training.compiles import count_compiles
 
 TASK = fj.data.parity(8, 2)
 MODEL = fj.mlp([8, 16, 1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fa_jax import cli
+from fa_jax.runs import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import diagnostics as dg
+from fa_jax.analysis import diagnostics as dg
 
 
 def _np_angle(a, b):

@@ -18,7 +18,7 @@ import pytest
 from error_check import one_line_error
 
 import fa_jax as fj
-from fa_jax import memory
+from fa_jax.training import memory
 from fa_jax.data import Task
 
 RNG = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import pytest
 from error_check import one_line_error
 
 import fa_jax as fj
-from fa_jax import rundir
+from fa_jax.runs import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 

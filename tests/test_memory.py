@@ -1,4 +1,4 @@
-"""fa_jax.memory: the estimate against hand counts and against XLA's own memory analysis."""
+"""fa_jax.training.memory: the estimate against hand counts and against XLA's own memory analysis."""
 
 import math
 
@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import pytest
 
 import fa_jax as fj
-from fa_jax import memory, train
+from fa_jax.training import memory
+from fa_jax.training import sweep as train
 
 
 def _params(sizes):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import norm
-from fa_jax.dropout import dropout
-from fa_jax.norm_mlp import norm_mlp
+from fa_jax.models import norm
+from fa_jax.models.dropout import dropout
+from fa_jax.models.norm_mlp import norm_mlp
 
 
 @pytest.fixture

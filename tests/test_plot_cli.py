@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import representations as reps
+from fa_jax.analysis import representations as reps
 
 ROOT = Path(__file__).resolve().parents[1]
 

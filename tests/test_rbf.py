@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fa_jax import rbf
+from fa_jax.models import rbf
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 import fa_jax as fj
-from fa_jax import checkpoint, rundir
+from fa_jax.training import checkpoint
+from fa_jax.runs import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = fj.data.parity(8, 2)

@@ -1,4 +1,4 @@
-"""Exactness of the BP / FA / DFA wirings (float64), against identities and fa_jax.reference."""
+"""Exactness of the BP / FA / DFA wirings (float64), against identities and fa_jax.rules.reference."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
-from fa_jax import reference
+from fa_jax.rules import reference
 
 TOL = dict(rtol=1e-11, atol=1e-13)
 

@@ -37,7 +37,8 @@ CODE = textwrap.dedent("""
     assert dict(dp.state.params[0]["w"].sharding.mesh.shape) == {"seeds": 2, "data": 4}
     np.testing.assert_allclose(dp.loss, alone.loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dp.test_acc, alone.test_acc, rtol=1e-5, atol=1e-6)
-    from fa_jax import sharding, train  # the compiled step really splits the batch: gradients are all-reduced
+    from fa_jax.training import sharding
+    from fa_jax.training import sweep as train  # the compiled step really splits the batch: gradients are all-reduced
     mesh = sharding.sweep_mesh(2, jax.devices(), 4)
     keys = jax.vmap(jax.random.key)(np.arange(2, dtype=np.uint32))
     counts = []
@@ -66,7 +67,8 @@ def test_sharded_sweep_equals_unsharded():
 
 def test_local_seeds_round_robin_and_merge(tmp_path):
     import fa_jax as fj
-    from fa_jax import experiment, rundir
+    from fa_jax.runs import experiment
+    from fa_jax.runs import rundir
 
     seeds = list(range(5))
     parts = [fj.sharding.local_seeds(seeds, i, 2) for i in range(2)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from resume_check import assert_resume_reproduces
 
-from fa_jax import grid
+from fa_jax.runs import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 

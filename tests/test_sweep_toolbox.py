@@ -11,8 +11,8 @@ import optax
 
 import fa_jax as fj
 from fa_jax import losses
-from fa_jax.early_stopping import split_validation, update_early
-from fa_jax.train import PURPOSE_INIT
+from fa_jax.training.early_stopping import split_validation, update_early
+from fa_jax.training.state import PURPOSE_INIT
 
 
 @pytest.fixture(scope="module")

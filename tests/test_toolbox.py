@@ -9,8 +9,10 @@ import optax
 import pytest
 
 import fa_jax as fj
-from fa_jax import regularize, scaling, schedules
-from fa_jax.lbfgs import lbfgs_minimize
+from fa_jax.optim import regularize
+from fa_jax.data import scaling
+from fa_jax.optim import schedules
+from fa_jax.optim.lbfgs import lbfgs_minimize
 
 T = np.arange(0, 100)
 

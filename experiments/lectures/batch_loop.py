@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax import lecture  # noqa: E402
+from fa_jax.runs import lecture  # noqa: E402
 
 QUICK = {"batch": 4, "repeats": 1, "width": 16}
 

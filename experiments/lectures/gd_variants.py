@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fa_jax import lecture  # noqa: E402
-from fa_jax.gd_paths import gd_path, linear_data, mse_wb  # noqa: E402
+from fa_jax.runs import lecture  # noqa: E402
+from fa_jax.optim.gd_paths import gd_path, linear_data, mse_wb  # noqa: E402
 
 QUICK = {"steps": 5}
 # label: (optimizer, lr, batch size (None = all 30), extra hyperparameters)

@@ -25,8 +25,9 @@ import numpy as np  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax import cli, lecture  # noqa: E402
-from fa_jax.gd_paths import gd_path, linear_data  # noqa: E402
+from fa_jax.runs import cli
+from fa_jax.runs import lecture  # noqa: E402
+from fa_jax.optim.gd_paths import gd_path, linear_data  # noqa: E402
 
 QUICK = {"reg_steps": 10, "steps": 20, "seeds": 1, "width": 8, "lrs": [0.01, 0.1]}
 SCALINGS = ("raw", "zscore", "zca")

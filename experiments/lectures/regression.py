@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import fa_jax as fj
-from fa_jax import cli, lecture, plots
+from fa_jax.runs import cli
+from fa_jax.runs import lecture
+from fa_jax.runs import plots
 
 QUICK = {"seeds": 1, "steps": 20, "width": 8}
 DATASETS = ("california", "diabetes")

@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax import lecture, rbf  # noqa: E402
-from fa_jax.norm_mlp import norm_mlp  # noqa: E402
+from fa_jax.runs import lecture
+from fa_jax.models import rbf  # noqa: E402
+from fa_jax.models.norm_mlp import norm_mlp  # noqa: E402
 
 QUICK = {"steps": 20, "seeds": 1, "rbf_steps": 20, "width": 16}
 

@@ -1,12 +1,27 @@
-"""scikit-learn's bundled 8x8 digits (1797 images, no download), as a :class:`Task`."""
+"""scikit-learn's bundled 8x8 digits (1797 images, no download): the one loader and split, and a :class:`Task`.
+
+:func:`split` is the raw fixed split every digits task uses (flat features here, 8x8 images
+in :func:`fa_jax.data.images`, digit pairs in :mod:`fa_jax.data.image_parity`).
+"""
 
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits
 
 from fa_jax.data.task import Task
 
 LABELS = ("class", "parity")
+
+
+def split(split_seed: int = 0, test_fraction: float = 0.25):
+    """``((x_train, y_train), (x_test, y_test))``: the 1797 digits as (N, 64) floats in 0..16 and
+    int labels, split by a fixed permutation from ``split_seed`` (the first ``test_fraction`` is test)."""
+    from sklearn.datasets import load_digits  # noqa: PLC0415  (loaded on first use)
+
+    x, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(split_seed).permutation(len(x))
+    n_test = int(round(len(x) * test_fraction))
+    te, tr = perm[:n_test], perm[n_test:]
+    return (x[tr], y[tr]), (x[te], y[te])
 
 
 def digits(label: str = "class", *, test_fraction: float = 0.25, split_seed: int = 0) -> Task:
@@ -19,16 +34,14 @@ def digits(label: str = "class", *, test_fraction: float = 0.25, split_seed: int
         raise ValueError(f"unknown digits label {label!r}; known: {', '.join(LABELS)}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    x, y = load_digits(return_X_y=True)
-    perm = np.random.default_rng(split_seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    te, tr = perm[:n_test], perm[n_test:]
-    mean, std = x[tr].mean(0), x[tr].std(0)
+    (x_tr, y_tr), (x_te, y_te) = split(split_seed, test_fraction)
+    mean, std = x_tr.mean(0), x_tr.std(0)
     std = np.where(std > 0, std, 1.0)
-    x = ((x - mean) / std).astype(np.float32)
+    x_tr, x_te = ((x_tr - mean) / std).astype(np.float32), ((x_te - mean) / std).astype(np.float32)
     if label == "parity":
-        y, n_out, loss = np.where(y % 2 == 0, 1.0, -1.0).astype(np.float32), 1, "bce"
+        y_tr, y_te = (np.where(y % 2 == 0, 1.0, -1.0).astype(np.float32) for y in (y_tr, y_te))
+        n_out, loss = 1, "bce"
     else:
-        y, n_out, loss = y.astype(np.int32), 10, "softmax_ce"
-    return Task(x_test=jnp.asarray(x[te]), y_test=jnp.asarray(y[te]), x_train=jnp.asarray(x[tr]),
-                y_train=jnp.asarray(y[tr]), name=f"digits-{label}", n_in=64, n_out=n_out, default_loss=loss)
+        y_tr, y_te, n_out, loss = y_tr.astype(np.int32), y_te.astype(np.int32), 10, "softmax_ce"
+    return Task(x_test=jnp.asarray(x_te), y_test=jnp.asarray(y_te), x_train=jnp.asarray(x_tr),
+                y_train=jnp.asarray(y_tr), name=f"digits-{label}", n_in=64, n_out=n_out, default_loss=loss)

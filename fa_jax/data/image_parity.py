@@ -26,10 +26,10 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits
 
-from fa_jax import memory
+from fa_jax.training import memory
 from fa_jax.data.parity import check_parity_sizes, parity
+from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import load_arrays
 
@@ -59,11 +59,8 @@ def _sample(task, key, batch_size):
 
 
 def _digits_arrays(split_seed: int):
-    x, y = load_digits(return_X_y=True)
-    perm = np.random.default_rng(split_seed).permutation(len(x))
-    n_test = int(round(len(x) * 0.25))
-    x = x.astype(np.uint8)  # values 0..16
-    return (x[perm[n_test:]], y[perm[n_test:]]), (x[perm[:n_test]], y[perm[:n_test]]), 16
+    (x_tr, y_tr), (x_te, y_te) = digits_split(split_seed)
+    return (x_tr.astype(np.uint8), y_tr), (x_te.astype(np.uint8), y_te), 16  # values 0..16
 
 
 def _mnist_arrays(data_dir, download, limit):

@@ -13,8 +13,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.datasets import load_digits
 
+from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import KNOWN as TFDS_KNOWN
 from fa_jax.data.tfds_source import load_arrays
@@ -51,12 +51,8 @@ def augment(k_flip, k_crop, x, flip: bool, crop: int):
 
 
 def _digits(split_seed=0, test_fraction=0.25):
-    x, y = load_digits(return_X_y=True)
-    perm = np.random.default_rng(split_seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    te, tr = perm[:n_test], perm[n_test:]
-    x = (x / 16.0).reshape(-1, 8, 8, 1)
-    return (x[tr], y[tr]), (x[te], y[te])
+    (x_tr, y_tr), (x_te, y_te) = digits_split(split_seed, test_fraction)
+    return ((x_tr / 16.0).reshape(-1, 8, 8, 1), y_tr), ((x_te / 16.0).reshape(-1, 8, 8, 1), y_te)
 
 
 def images(name: str = "digits", *, augment: Augment | None = None, data_dir=None, download: bool = True,

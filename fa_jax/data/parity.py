@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fa_jax import memory
+from fa_jax.training import memory
 from fa_jax.data.task import Task, sample_fixed
 
 

@@ -1,0 +1,119 @@
+"""What a learning rule does to the gradient: alignment angles and norms, per layer.
+
+All angles are in degrees, ``angle(a, b) = arccos(<a, b> / (|a| |b|))`` of the flattened
+arrays (0° parallel, 90° orthogonal, 180° opposite; below 90° the update still descends).
+With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
+
+- ``grad_alignment_deg`` (L,): ``angle(dW_l^rule, dW_l^bp)``, the rule's gradient of the
+  loss w.r.t. ``W_l`` (before the optimizer) against the true BP gradient at the same
+  params and batch. BP gives 0°. Biases are left out, as in the DFA literature.
+- ``signal_alignment_deg`` (H,): the error signal arriving at hidden activation ``h_l``
+  under the rule (DFA: ``e @ B_l``; FA: ``delta_{l+1} @ B_{l+1}.T``) against the true
+  backpropagated ``dL/dh_l``; one angle per example, averaged over the batch.
+- ``weight_alignment_deg`` (H,): FA — ``angle(W_{l+1}, B_{l+1})``, the forward matrix
+  against the feedback that carries the signal to ``h_l``; DFA —
+  ``angle(B_l, (W_{l+1} W_{l+2} ... W_L).T)``, the feedback against the product of the
+  forward weights above ``h_l`` (shape (n_out, h_l)) (Nøkland 2016; Refinetti et al. 2021).
+  ``None`` for rules without feedback.
+- ``grad_norm`` (L,): ``|dW_l^rule|_F``; ``weight_norm`` (L,): ``|W_l|_F``.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.rules import core as rules_lib
+
+KEYS = ("grad_alignment_deg", "signal_alignment_deg", "weight_alignment_deg", "grad_norm", "weight_norm")
+
+
+def angle_deg(a, b, axis=None):
+    """Angle in degrees between a and b, flattened (``axis=None``) or along ``axis``.
+
+    a, b: arrays of one shape. Returns a scalar (or a over the remaining axes). A zero
+    vector has no direction: its angle is NaN.
+    """
+    a = jnp.asarray(a)
+    b = jnp.asarray(b)
+    if axis is None:
+        a, b, axis = a.reshape(-1), b.reshape(-1), 0
+    dot = jnp.sum(a * b, axis=axis)
+    norms = jnp.linalg.norm(a, axis=axis) * jnp.linalg.norm(b, axis=axis)
+    cos = jnp.where(norms > 0, dot / jnp.where(norms > 0, norms, 1), jnp.nan)
+    return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
+
+
+def weight_alignment(rule: str, params, feedback):
+    """(H,) angles between feedback and the forward weights it stands for (module doc), or None.
+
+    params: one dict per layer with ``"w"`` (fan_in, fan_out). feedback: FA — L matrices
+    shaped like ``W_l``; DFA — H matrices (n_out, h_l).
+    """
+    ws = [p["w"] for p in params]
+    if rule == "fa":
+        return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], feedback[1:])])
+    if rule == "dfa":
+        if any(w.ndim != 2 for w in ws):  # the product of forward weights is defined for dense nets only
+            return None
+        out, prod = [], ws[-1]
+        for l in range(len(ws) - 2, -1, -1):  # h_l is the output of layer l (0-based); above it: ws[l+1:]
+            out.append(angle_deg(feedback[l], prod.T))
+            prod = ws[l] @ prod
+        return jnp.stack(out[::-1])
+    return None
+
+
+def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
+    """Gradients of the loss under ``rule`` w.r.t. params and every hidden activation.
+
+    Zero perturbations ``eps_l`` (batch, h_l) are added to each hidden activation; their
+    gradient is the signal the rule delivers to ``h_l``. Returns ``(param_grads, signals)``
+    with signals a list of H arrays (batch, h_l). x: (batch, n_in); y: (batch,).
+    """
+    wire = rules_lib.get(rule).wire
+    layers = model.layers
+
+    def objective(params, eps):
+        wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
+        wrapped += layers[len(eps):]
+        return loss_fn(wire(wrapped, params, x, feedback), y)
+
+    in_shape = tuple(getattr(model, "input_shape", None) or (model.n_in,))
+    batch = x.shape[: x.ndim - len(in_shape)]
+    eps = [jnp.zeros(batch + tuple(s), x.dtype) for s in model.hidden_shapes]
+    return jax.grad(objective, argnums=(0, 1))(params, eps)
+
+
+def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
+    """All metrics of the module doc at ``params`` on the batch ``(x, y)``; a dict of arrays.
+
+    Two gradient evaluations: the rule's and BP's (``rule="bp"``) on the same batch.
+    """
+    g_rule, s_rule = rule_gradients(model, rule, loss_fn, params, feedback, x, y)
+    g_bp, s_bp = rule_gradients(model, "bp", loss_fn, params, None, x, y)
+    out = {
+        "grad_alignment_deg": jnp.stack([angle_deg(a["w"], b["w"]) for a, b in zip(g_rule, g_bp)]),
+        "grad_norm": jnp.stack([jnp.linalg.norm(g["w"]) for g in g_rule]),
+        "weight_norm": jnp.stack([jnp.linalg.norm(p["w"]) for p in params]),
+    }
+    if s_rule:
+        out["signal_alignment_deg"] = jnp.stack(
+            [jnp.nanmean(angle_deg(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), axis=1))
+             for a, b in zip(s_rule, s_bp)])
+    wa = weight_alignment(rule, params, feedback)
+    if wa is not None:
+        out["weight_alignment_deg"] = wa
+    return out
+
+
+def make_diagnose(model, rule: str, loss_fn, batch_size: int, purpose: int = 3):
+    """``diag(state, task) -> dict`` on one extra training batch, for the training scan.
+
+    The batch key is ``fold_in(state.key, purpose)``: the training key stream (and so the
+    training run) is unchanged whether diagnostics are on or off.
+    """
+
+    def diag(state, task):
+        x, y = task.sample(jax.random.fold_in(state.key, purpose), batch_size)
+        return diagnose(model, rule, loss_fn, state.params, state.feedback, x, y)
+
+    return diag

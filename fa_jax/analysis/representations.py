@@ -1,0 +1,89 @@
+"""Hidden representations: a layer's activations on test inputs, mapped to 2-D (t-SNE or PCA).
+
+``representation_maps(model, results, task, layer=)`` gives {(rule, stage): (N, 2)} for the
+first seed of every rule, before training (its initial params) and after (its final params),
+ready for :func:`fa_jax.runs.plots.embedding` and storable as ``embedding.npz`` in a run directory.
+"""
+
+import jax
+import numpy as np
+
+from fa_jax.rules import core as rules_lib
+from fa_jax.training.state import PURPOSE_INIT
+
+METHODS = ("pca", "tsne")
+
+
+def hidden_activations(model, params, x) -> list:
+    """The hidden activations [h_1, ..., h_H] of ``model`` at ``params``; each (N, h_l).
+
+    The forward pass is the same for every rule, so this is the BP forward pass.
+    """
+    hs = []
+
+    def record(layer):
+        def f(p, h, lin):
+            out = layer(p, h, lin)
+            hs.append(out)
+            return out
+        return f
+
+    layers = model.layers
+    rules_lib.bp([record(l) for l in layers[:-1]] + layers[-1:], params, x, None)
+    return hs
+
+
+def embed_2d(acts, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Map (N, d) activations to (N, 2): PCA (fast) or t-SNE (``sklearn.manifold.TSNE``)."""
+    from sklearn.manifold import TSNE  # noqa: PLC0415  (loaded on first use)
+    from sklearn.decomposition import PCA  # noqa: PLC0415  (loaded on first use)
+    check_method(method)
+    acts = np.asarray(acts, np.float64).reshape(len(acts), -1)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(acts)
+    perplexity = min(30.0, (len(acts) - 1) / 3)
+    return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(acts)
+
+
+def check_method(method: str) -> None:
+    """``method`` must be one of :data:`METHODS`."""
+    if method not in METHODS:
+        raise ValueError(f"unknown embedding method {method!r}; known: {', '.join(METHODS)}")
+
+
+def check_layer(model, layer: int) -> None:
+    """``layer`` must be 1..H (the hidden layers of ``model``)."""
+    n = len(model.hidden_shapes)
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= n:
+        raise ValueError(f"embedding layer must be an int in 1..{n} (hidden layers), got {layer!r}")
+
+
+def representation_maps(model, results, task, layer: int = 1, method: str = "pca", max_points: int = 1000):
+    """{(rule, "before"|"after"): (N, 2)} for hidden ``layer`` (1-based) of seed ``results[r].seeds[0]``.
+
+    results: {rule: SweepResult}. Uses the first ``max_points`` test inputs. Returns
+    ``(maps, labels)`` with labels (N,) from ``task.y_test``.
+    """
+    check_layer(model, layer)
+    check_method(method)
+    x = task.x_test[:max_points]
+    maps = {}
+    for rule, res in results.items():
+        seed = res.seeds[0]
+        before = model.init(jax.random.fold_in(jax.random.key(seed), PURPOSE_INIT))
+        after = jax.tree.map(lambda a: a[0], res.state.params)
+        for stage, params in (("before", before), ("after", after)):
+            maps[(rule, stage)] = embed_2d(hidden_activations(model, params, x)[layer - 1], method, seed)
+    return maps, np.asarray(task.y_test[:max_points])
+
+
+def save_maps(path, maps, labels, layer: int, method: str) -> None:
+    """Store maps as ``embedding.npz`` (keys ``rule/stage``, plus labels, layer, method)."""
+    np.savez(path, labels=labels, layer=layer, method=method, **{f"{r}/{s}": v for (r, s), v in maps.items()})
+
+
+def load_maps(path):
+    """Inverse of :func:`save_maps`: ``(maps, labels, layer, method)``."""
+    with np.load(path) as z:
+        maps = {tuple(k.split("/")): z[k] for k in z.files if "/" in k}
+        return maps, z["labels"], int(z["layer"]), str(z["method"])

@@ -1,0 +1,367 @@
+"""Sequential image models under every rule: ``fj.cnn.sequential((H, W, C), ["conv(32,5)", "relu", ...])``.
+
+The layer list is cut into *blocks*, one per weighted layer (conv, conv_transpose, dense,
+residual halves): a block is its weighted layer plus the parameter-free layers after it
+(activation, pooling); a ``flatten`` (and what follows it) opens the next block. Each block
+is one entry of ``model.layers`` (``layer(p, h, op) -> h'``), so the rules of
+:mod:`fa_jax.rules.core` wire a conv net exactly as they wire an MLP:
+
+- FA: one ``B`` per block, shaped like its kernel (``weight_shapes``);
+- DFA: every hidden block's output (``hidden_shapes``, e.g. ``(H, W, C)``) receives
+  ``e @ B_l`` reshaped to that shape, ``B_l: (n_out, H W C)``; the last block gets its true gradient.
+
+Batch norm (``batchnorm`` layers, ``resnet(norm="batch")``) is a local op inside its block:
+every rule backpropagates through it exactly (FA changes only the kernels' backward, DFA's
+``e @ B_l`` enters at the block output and flows through the block's BN to its kernel and
+scale/shift). A model with batch norm has ``stateful`` True: its running statistics are
+explicit, ``init_stats()`` makes them and ``apply(..., stats=, train=)`` returns
+``(logits, new_stats)``, the contract ``fj.sweep`` drives (``TrainState.model_state``).
+Models without batch norm return logits only.
+
+Inputs are NHWC ``(batch, H, W, C)``; outputs are logits ``(batch, n_out)``.
+Named models (:data:`MODELS`): ``lecture_cnn``, ``allconv``, ``resnet20``, ``mlp``.
+"""
+
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from fa_jax.models import activations
+from fa_jax.models import conv as C
+from fa_jax.models import init as inits
+from fa_jax.models import norm as norm_lib
+from fa_jax.models import residual as R
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback import check_feedback
+from fa_jax.registry import lookup
+
+
+def _ints(args, lo, hi, name):
+    if not lo <= len(args) <= hi:
+        raise ValueError(f"layer {name!r} takes {lo}..{hi} arguments, got {len(args)}")
+    return args
+
+
+LAYERS = {
+    "conv": lambda *a, **k: C.Conv(*_ints(a, 1, 3, "conv"), **k),
+    "conv_transpose": lambda *a, **k: C.ConvTranspose(*_ints(a, 1, 3, "conv_transpose"), **k),
+    "dense": lambda *a: C.Dense(*_ints(a, 1, 1, "dense")),
+    "maxpool": lambda *a, **k: C.Pool("max", *_ints(a, 0, 2, "maxpool"), **k),
+    "avgpool": lambda *a, **k: C.Pool("avg", *_ints(a, 0, 2, "avgpool"), **k),
+    "global_avgpool": lambda: C.GlobalAvgPool(),
+    "flatten": lambda: C.Flatten(),
+    "batchnorm": lambda **k: C.BatchNorm(**k),
+    "residual_in": lambda *a, **k: R.ResidualIn(*_ints(a, 1, 2, "residual_in"), **k),
+    "residual_out": lambda *a, **k: R.ResidualOut(*_ints(a, 1, 1, "residual_out"), **k),
+}
+_STRING_KW = ("padding", "norm")
+_SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
+
+
+def parse_layer(spec):
+    """``"conv(32,5,stride=2,padding=VALID)"``, ``"batchnorm(momentum=0.99)"``,
+    ``"residual_in(16,2,norm=batch)"`` -> a layer object; activation names give :class:`Act`.
+
+    Layer objects from :mod:`fa_jax.models.conv` pass through. Unknown names list the known ones.
+    """
+    if not isinstance(spec, str):
+        if hasattr(spec, "out_shape"):
+            return spec
+        raise ValueError(f"a layer is a name like 'conv(32,5)' or a fa_jax.models.conv layer, got {spec!r}")
+    m = _SPEC.match(spec)
+    name = m.group(1) if m else spec
+    if name not in LAYERS:
+        if name in activations.ACTIVATIONS and m and m.group(2) is None:
+            return C.Act(name)
+        known = sorted(LAYERS) + sorted(activations.ACTIVATIONS)
+        raise ValueError(f"unknown layer {spec!r}; known: {', '.join(known)}")
+    args, kw = [], {}
+    for tok in filter(None, (t.strip() for t in (m.group(2) or "").split(","))):
+        key, _, val = tok.rpartition("=")
+        v = val.strip() if key.strip() in _STRING_KW else _number(spec, val)
+        (kw.__setitem__(key.strip(), v) if key else args.append(v))
+    try:
+        return LAYERS[name](*args, **kw)
+    except TypeError as err:
+        raise ValueError(f"bad layer {spec!r}: {err}") from None
+
+
+def _number(spec, text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ValueError(f"bad layer {spec!r}: {text.strip()!r} is not a number") from None
+
+
+def _blocks(layers):
+    """Cut the layer list into blocks (tuples of layers), one weighted layer each."""
+    blocks, cur = [], []
+    for layer in layers:
+        has_w = any(x.weighted for x in cur)
+        if (layer.weighted or isinstance(layer, C.Flatten)) and has_w:
+            blocks.append(tuple(cur))
+            cur = []
+        cur.append(layer)
+    if not any(x.weighted for x in cur):
+        raise ValueError("the model must end with a weighted layer (e.g. dense(10)) that gives the logits")
+    blocks.append(tuple(cur))
+    return tuple(blocks)
+
+
+def _stateful(layer) -> bool:
+    return getattr(layer, "stateful", False)
+
+
+def _block_apply(block, p, h, op, stats=None, train=True):
+    """``(h', new_stats)``: the block's layers in order; its batch norm (at most one) uses and
+    updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``)."""
+    new = {}
+    for layer in block:
+        if _stateful(layer):
+            h, new = layer.apply_stats(p, h, op, stats, train)
+        else:
+            h = layer.apply(p, h, op) if layer.weighted else layer.apply(h)
+    return h, new
+
+
+@struct.dataclass
+class CNN:
+    """A chain of blocks with ``init(key)`` / ``apply(params, x, rule=, feedback=)`` like :class:`fa_jax.MLP`.
+
+    params: one dict per block, ``{"w": kernel, "b": (features,)}`` (+ ``"gain"`` for
+    ``residual_out`` without norm, + ``"scale"``, ``"shift"`` (C,) for a block with batch norm).
+    ``input_shape`` is ``(H, W, C)``.
+    """
+
+    input_shape: tuple = struct.field(pytree_node=False)
+    blocks: tuple = struct.field(pytree_node=False)
+    init_name: str = struct.field(pytree_node=False, default="he_uniform")
+    name: str = struct.field(pytree_node=False, default="cnn")
+
+    @property
+    def _shapes(self):
+        """(input shape, weight shape, output shape) of every block."""
+        out, s = [], tuple(self.input_shape)
+        for block in self.blocks:
+            w = None
+            for layer in block:
+                if layer.weighted:
+                    w = layer.weight_shape(s)
+                s0, s = s, layer.out_shape(s)
+                if layer.weighted:
+                    s_in = s0
+            out.append((s_in, w, s))
+        return out
+
+    @property
+    def n_in(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def n_out(self) -> int:
+        return self._shapes[-1][2][0]
+
+    @property
+    def weight_shapes(self):
+        """One kernel shape per block: ``(kh, kw, c_in, c_out)`` or ``(fan_in, fan_out)`` — FA's B shapes."""
+        return [w for _, w, _ in self._shapes]
+
+    @property
+    def hidden_shapes(self):
+        """Feature shape of each hidden block's output (without the batch axis) — DFA's targets."""
+        return [o for _, _, o in self._shapes[:-1]]
+
+    @property
+    def stateful(self) -> bool:
+        """True when a block holds batch norm: ``apply`` then takes ``stats=`` and returns ``(logits, stats)``."""
+        return any(_stateful(x) for b in self.blocks for x in b)
+
+    @property
+    def _norm_sizes(self):
+        """Per block: the channel count C of its batch norm, or None."""
+        out, s = [], tuple(self.input_shape)
+        for block in self.blocks:
+            c = None
+            for layer in block:
+                if _stateful(layer):
+                    c = layer.norm_features(s)
+                s = layer.out_shape(s)
+            out.append(c)
+        return out
+
+    def init_stats(self, dtype=jnp.float32) -> list[dict]:
+        """Running statistics, one dict per block: ``{"mean": (C,) zeros, "var": (C,) ones}`` for a
+        block with batch norm, ``{}`` otherwise."""
+        return [{} if c is None else norm_lib.init_batch_stats(c, dtype) for c in self._norm_sizes]
+
+    @property
+    def layers(self):
+        """One ``layer(p, h, op) -> h'`` per block (batch norm, if any, uses the batch's statistics)."""
+        return [lambda p, h, op, b=b: _block_apply(b, p, h, op)[0] for b in self.blocks]
+
+    def check_stats(self, stats) -> None:
+        """One-line ValueError unless ``stats`` has this model's structure (``init_stats()``)."""
+        want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._norm_sizes]
+        got = jax.tree.map(jnp.shape, list(stats)) if isinstance(stats, (list, tuple)) else stats
+        if got != want:
+            raise ValueError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
+                             f"(one dict per block, {sum(c is not None for c in self._norm_sizes)} with batch norm)")
+
+    def init(self, key, dtype=jnp.float32) -> list[dict]:
+        """Draw params; key is split once per block. One compiled program (eager init of
+        many kernels would compile every random op separately)."""
+        return _init(self, key, jnp.dtype(dtype))
+
+    def check_input(self, x) -> None:
+        """One-line ValueError unless x is ``(batch, H, W, C)`` for this model (NHWC)."""
+        shape = tuple(getattr(x, "shape", ()))
+        want = tuple(self.input_shape)
+        if len(shape) == 4 and shape[1:] == want:
+            return
+        hint = ""
+        if len(shape) == 4 and shape[1:] == (want[2], want[0], want[1]):
+            hint = " (looks like NCHW: use x.transpose(0, 2, 3, 1))"
+        elif len(shape) == 2 and shape[1] == math.prod(want):
+            hint = f" (flat: use x.reshape(-1, {want[0]}, {want[1]}, {want[2]}))"
+        raise ValueError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
+                         f"{want[1]}, {want[2]}){hint}")
+
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
+        """Logits (batch, n_out) for NHWC images x (batch, H, W, C); ``jax.grad`` through it is ``rule``.
+
+        With batch norm (``stateful``): ``stats`` (from :meth:`init_stats`) is required and the
+        result is ``(logits, new_stats)``; ``train=True`` normalizes by the batch's statistics
+        and updates the running ones, ``train=False`` uses the running ones (stats unchanged).
+        Without batch norm ``train`` has no effect. ``key`` is accepted for interface parity.
+        """
+        del key
+        r = rules_lib.get(rule)
+        self.check_input(x)
+        if not isinstance(params, (list, tuple)) or len(params) != len(self.blocks):
+            n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
+            raise ValueError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
+        check_feedback(self, r, feedback)
+        if not self.stateful:
+            if stats is not None:
+                raise ValueError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
+            return r.wire(self.layers, params, x, feedback)
+        if stats is None:
+            raise ValueError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
+        self.check_stats(stats)
+        new = list(stats)
+
+        def block(i, p, h, op):
+            h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train)
+            return h
+
+        y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback)
+        return y, new
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init(model, key, dtype):
+    keys = jax.random.split(key, len(model.blocks))
+    params = []
+    for k, block, (s_in, _, _), c in zip(keys, model.blocks, model._shapes, model._norm_sizes):
+        layer = next(x for x in block if x.weighted)
+        params.append(layer.init(k, s_in, model.init_name, dtype))
+        if c is not None:
+            params[-1].update(norm_lib.init_norm(c, dtype))
+    return params
+
+
+def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cnn") -> CNN:
+    """Build a :class:`CNN` from layer specs (names like ``"conv(32,5)"`` or :mod:`fa_jax.models.conv` objects).
+
+    input_shape: (H, W, C). Shapes are inferred and checked here, before anything compiles.
+    """
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
+    inits.parse(init)
+    parsed = [parse_layer(s) for s in layers]
+    if not parsed:
+        raise ValueError("a model needs at least one layer")
+    model = CNN(input_shape=shape, blocks=_blocks(parsed), init_name=init, name=name)
+    out = model._shapes[-1][2]  # runs every layer's shape check
+    for i, block in enumerate(model.blocks):
+        if sum(map(_stateful, block)) > 1:
+            raise ValueError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
+                             f"batch norm; a block (one weighted layer and what follows it) takes at most one")
+    if len(out) != 1:
+        raise ValueError(f"model output has shape {out}; end with flatten/global_avgpool and a dense layer")
+    return model
+
+
+def _scaled(channels: int, width) -> int:
+    """``channels * width`` rounded, at least 1; one-line ValueError unless width is a positive finite number."""
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
+        raise ValueError(f"width must be a positive finite number (a channel multiplier), got {width!r}")
+    return max(1, round(channels * width))
+
+
+def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform") -> CNN:
+    """The lectures' net: conv 32 k5 -> maxpool 3 -> relu -> conv 64 k5 -> maxpool 2 -> relu -> fc 200
+    -> relu -> fc n_out. ``padding="VALID"`` is the lecture's exact MNIST net (28->24->8->4->2);
+    the default ``"SAME"`` also fits 8x8 digits (8->8->2->2->1). ``width`` scales the channels."""
+    c1, c2, f = (_scaled(c, width) for c in (32, 64, 200))
+    return sequential(input_shape, [f"conv({c1},5,padding={padding})", "maxpool(3)", "relu",
+                                    f"conv({c2},5,padding={padding})", "maxpool(2)", "relu",
+                                    "flatten", f"dense({f})", "relu", f"dense({n_out})"], init=init, name="lecture_cnn")
+
+
+def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") -> CNN:
+    """A small all-convolutional net (Springenberg et al. 2015 style, pooling by strided convs):
+    conv 32 k3 -> conv 32 k3 s2 -> conv 64 k3 -> conv 64 k3 s2 -> conv n_out k1 -> global avg pool."""
+    c1, c2 = (_scaled(c, width) for c in (32, 64))
+    return sequential(input_shape, [f"conv({c1},3)", "relu", f"conv({c1},3,stride=2)", "relu",
+                                    f"conv({c2},3)", "relu", f"conv({c2},3,stride=2)", "relu",
+                                    f"conv({n_out},1)", "global_avgpool"], init=init, name="allconv")
+
+
+def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", init="he_uniform") -> CNN:
+    """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6): conv 3x3 ``width``
+    (-> BN) -> relu, three stages of n basic blocks at width, 2 width (stride 2), 4 width (stride 2),
+    global avg pool, fc. Shortcuts are option A (parameter-free). ``norm="batch"``: batch norm after
+    every conv (the paper's net; ``stateful``); ``norm="none"``: no BN, a zero-initialised scalar
+    gain per block (SkipInit) keeps it trainable. Hidden blocks (what DFA feeds back to, see
+    :mod:`fa_jax.models.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
+    if (depth - 2) % 6 or depth < 8:
+        raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
+    if norm not in R.NORMS:
+        raise ValueError(f"unknown resnet norm {norm!r}; known: {', '.join(R.NORMS)}")
+    layers = [f"conv({width},3)"] + (["batchnorm"] if norm == "batch" else []) + ["relu"]
+    for stage in range(3):
+        for i in range(1, (depth - 2) // 6 + 1):
+            stride = 2 if stage > 0 and i == 1 else 1
+            c = width << stage
+            layers += [f"residual_in({c},{stride},norm={norm})", f"residual_out({c},norm={norm})"]
+    layers += ["global_avgpool", f"dense({n_out})"]
+    return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
+
+
+def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_uniform") -> CNN:
+    """The dense control on images: flatten -> (dense, relu) per hidden width -> dense n_out."""
+    layers = ["flatten"]
+    for h in hidden:
+        layers += [f"dense({h})", "relu"]
+    return sequential(input_shape, layers + [f"dense({n_out})"], init=init, name="mlp")
+
+
+MODELS = {"lecture_cnn": lecture_cnn, "allconv": allconv, "resnet20": resnet, "mlp": image_mlp}
+
+
+def get(name: str, input_shape, n_out, **kw) -> CNN:
+    """A named model (:data:`MODELS`) for images of ``input_shape`` and ``n_out`` classes."""
+    return lookup(MODELS, name, "model")(tuple(input_shape), n_out, **kw)
+
+
+def n_params(params) -> int:
+    """Number of trainable scalars in a params pytree."""
+    return sum(int(math.prod(x.shape)) for x in jax.tree.leaves(params))

@@ -1,0 +1,282 @@
+"""Image layers (NHWC, kernels HWIO) and their feedback-alignment backward.
+
+Each layer is a small frozen dataclass with pure functions:
+``out_shape(in_shape)`` (shape inference, one-line ``ValueError`` for an impossible
+kernel/stride), and for weighted layers ``weight_shape(in_shape)``,
+``init(key, in_shape, init_name, dtype) -> params`` and ``apply(p, h, op) -> h'``; for
+parameter-free layers ``apply(h)``. Shapes exclude the batch axis: ``(H, W, C)`` or ``(F,)``.
+Layers with batch norm (:class:`BatchNorm`, residual halves with ``norm="batch"``) have
+``stateful`` True, ``norm_features(in_shape) -> C`` (the model keeps their scale/shift (C,)
+in the block's params and their running mean/var (C,) in the block's stats) and
+``apply_stats(p, h, op, stats, train) -> (h', new_stats)``.
+
+``op`` is what the rule hands the layer (:mod:`fa_jax.rules.core`): :func:`fa_jax.rules.core.linear`
+for BP/DFA, a :class:`fa_jax.rules.core.FALinear` (carrying the layer's ``B``) for FA. Under FA a
+conv's input receives the convolution of the output gradient with the fixed kernel ``B``
+(same shape as ``w``) instead of ``w`` — :func:`fa_apply`; its kernel gets the true gradient.
+"""
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.models import activations
+from fa_jax.models import init as inits
+from fa_jax.models import norm as norm_lib
+from fa_jax.rules import core as rules_lib
+
+DN = ("NHWC", "HWIO", "NHWC")
+PADDINGS = ("SAME", "VALID")
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def fa_apply(fn, h, w, B):
+    """``fn(h, w)`` (bilinear: a conv or transposed conv) whose backward sends ``vjp_h fn(., B)``
+    to ``h`` (FA), the true gradient to ``w`` and a zero cotangent to ``B`` (shaped like ``w``)."""
+    return fn(h, w)
+
+
+def _fa_apply_fwd(fn, h, w, B):
+    return fn(h, w), (h, w, B)
+
+
+def _fa_apply_bwd(fn, res, g):
+    h, w, B = res
+    dh = jax.vjp(lambda h_: fn(h_, B), h)[1](g)[0]
+    dw = jax.vjp(lambda w_: fn(h, w_), w)[1](g)[0]
+    return dh, dw, jnp.zeros_like(B)
+
+
+fa_apply.defvjp(_fa_apply_fwd, _fa_apply_bwd)
+
+
+def _run(op, fn, h, w, b):
+    """Apply the bilinear ``fn`` the way the rule's ``op`` asks (plain, or FA with ``op.B``), plus bias."""
+    if isinstance(op, rules_lib.FALinear):
+        y = fa_apply(fn, h, w, op.B)
+    elif op is rules_lib.linear:
+        y = fn(h, w)
+    else:
+        raise ValueError(f"this rule's layer op {op!r} has no conv form; conv layers support bp, fa, dfa")
+    return y + b
+
+
+def _pair(name, v):
+    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if t is None or len(t) != 2 or any(isinstance(a, bool) or not isinstance(a, int) or a < 1 for a in t):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
+    return t
+
+
+def _padding(p):
+    if p not in PADDINGS:
+        raise ValueError(f"unknown padding {p!r}; known: {', '.join(PADDINGS)}")
+    return p
+
+
+def _spatial(kind, in_shape, kernel, stride, dilation, padding, transpose=False):
+    """Output (H', W') of a window op on (H, W); ValueError when the window does not fit."""
+    if len(in_shape) != 3:
+        raise ValueError(f"{kind} needs an (H, W, C) input, got shape {tuple(in_shape)} (flatten comes last)")
+    out = []
+    for n, k, s, d in zip(in_shape[:2], kernel, stride, dilation):
+        span = d * (k - 1) + 1
+        if transpose:
+            out.append(n * s if padding == "SAME" else (n - 1) * s + span)
+        elif padding == "SAME":
+            out.append(-(-n // s))
+        elif n < span:
+            raise ValueError(f"{kind} kernel {tuple(kernel)} (dilation {tuple(dilation)}) does not fit the "
+                             f"{in_shape[0]}x{in_shape[1]} input with padding 'VALID'")
+        else:
+            out.append((n - span) // s + 1)
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """2-D convolution: (H, W, C) -> (H', W', features); kernel (kh, kw, C, features)."""
+
+    features: int
+    kernel: tuple = (3, 3)
+    stride: tuple = (1, 1)
+    padding: str = "SAME"
+    dilation: tuple = (1, 1)
+    weighted = True
+
+    def __post_init__(self):
+        _pair("conv features", (self.features, self.features))
+        for f in ("kernel", "stride", "dilation"):
+            object.__setattr__(self, f, _pair(f"conv {f}", getattr(self, f)))
+        _padding(self.padding)
+
+    def fn(self, h, w):
+        return jax.lax.conv_general_dilated(h, w, self.stride, self.padding, rhs_dilation=self.dilation,
+                                            dimension_numbers=DN)
+
+    def out_shape(self, in_shape):
+        return _spatial("conv", in_shape, self.kernel, self.stride, self.dilation, self.padding) + (self.features,)
+
+    def weight_shape(self, in_shape):
+        return self.kernel + (in_shape[-1], self.features)
+
+    def init(self, key, in_shape, init_name, dtype):
+        return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
+
+    def apply(self, p, h, op):
+        return _run(op, self.fn, h, p["w"], p["b"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvTranspose(Conv):
+    """Transposed 2-D convolution (``lax.conv_transpose``): (H, W, C) -> (H s, W s, features)
+    with SAME padding, ((H-1) s + d (k-1) + 1, ...) with VALID; kernel (kh, kw, C, features)."""
+
+    def fn(self, h, w):
+        return jax.lax.conv_transpose(h, w, self.stride, self.padding, rhs_dilation=self.dilation,
+                                      dimension_numbers=DN)
+
+    def out_shape(self, in_shape):
+        return _spatial("conv_transpose", in_shape, self.kernel, self.stride, self.dilation, self.padding,
+                        transpose=True) + (self.features,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    """Affine map of a flat input: (F,) -> (features,); weight (F, features)."""
+
+    features: int
+    weighted = True
+
+    def __post_init__(self):
+        _pair("dense features", (self.features, self.features))
+
+    def out_shape(self, in_shape):
+        if len(in_shape) != 1:
+            raise ValueError(f"dense needs a flat input, got shape {tuple(in_shape)} (add a flatten before it)")
+        return (self.features,)
+
+    def weight_shape(self, in_shape):
+        return (in_shape[0], self.features)
+
+    def init(self, key, in_shape, init_name, dtype):
+        return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
+
+    def apply(self, p, h, op):
+        return op(h, p["w"], p["b"])
+
+
+def _init_kernel(key, shape, init_name, dtype):
+    kw, kb = jax.random.split(key)
+    fan_in, fan_out = inits.fans(shape)
+    return {"w": inits.get(init_name)(kw, shape, dtype), "b": inits.bias_init(init_name)(kb, fan_in, shape[-1], dtype)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """Max or average pooling over (window) with stride (default: the window): (H, W, C) -> (H', W', C).
+
+    Average pooling with SAME padding divides by the full window (zeros padded), like
+    PyTorch's ``count_include_pad=True``.
+    """
+
+    kind: str
+    window: tuple = (2, 2)
+    stride: tuple | None = None
+    padding: str = "VALID"
+    weighted = False
+
+    def __post_init__(self):
+        if self.kind not in ("max", "avg"):
+            raise ValueError(f"unknown pooling {self.kind!r}; known: avg, max")
+        object.__setattr__(self, "window", _pair("pool window", self.window))
+        object.__setattr__(self, "stride", _pair("pool stride", self.window if self.stride is None else self.stride))
+        _padding(self.padding)
+
+    def out_shape(self, in_shape):
+        return _spatial(f"{self.kind}pool", in_shape, self.window, self.stride, (1, 1), self.padding) + in_shape[2:]
+
+    def apply(self, h):
+        win, st = (1, *self.window, 1), (1, *self.stride, 1)
+        if self.kind == "max":
+            return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, win, st, self.padding)
+        return jax.lax.reduce_window(h, 0.0, jax.lax.add, win, st, self.padding) / math.prod(self.window)
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalAvgPool:
+    """Mean over the spatial axes: (H, W, C) -> (C,)."""
+
+    weighted = False
+
+    def out_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"global_avgpool needs an (H, W, C) input, got shape {tuple(in_shape)}")
+        return (in_shape[2],)
+
+    def apply(self, h):
+        return h.mean(axis=(-3, -2))
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten:
+    """(H, W, C) -> (H W C,), row-major (C fastest)."""
+
+    weighted = False
+
+    def out_shape(self, in_shape):
+        return (math.prod(in_shape),)
+
+    def apply(self, h):
+        return h.reshape(h.shape[0], -1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Act:
+    """Elementwise activation by name (:mod:`fa_jax.models.activations`; parameter-free ones only)."""
+
+    name: str
+    weighted = False
+
+    def __post_init__(self):
+        if activations.get(self.name).params:
+            raise ValueError(f"activation {self.name!r} has parameters; conv models take parameter-free ones")
+
+    def out_shape(self, in_shape):
+        return tuple(in_shape)
+
+    def apply(self, h):
+        return activations.get(self.name)(h)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNorm:
+    """Batch norm per channel: (H, W, C) over batch, H, W; (F,) over the batch; learned scale and
+    shift (C,), running mean/var (C,) updated with ``momentum`` in train mode, used in eval mode
+    (:func:`fa_jax.models.norm.batch_norm`). A local op: every rule backpropagates through it exactly."""
+
+    momentum: float = 0.9
+    eps: float = 1e-5
+    weighted = False
+    stateful = True
+
+    def __post_init__(self):
+        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
+            raise ValueError(f"batchnorm momentum must be in [0, 1), got {self.momentum!r}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not self.eps > 0:
+            raise ValueError(f"batchnorm eps must be > 0, got {self.eps!r}")
+
+    def out_shape(self, in_shape):
+        if len(in_shape) not in (1, 3):
+            raise ValueError(f"batchnorm needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
+        return tuple(in_shape)
+
+    def norm_features(self, in_shape):
+        return in_shape[-1]
+
+    def apply_stats(self, p, h, op, stats, train):
+        del op
+        return norm_lib.batch_norm(h, p, stats, train=train, momentum=self.momentum, eps=self.eps)

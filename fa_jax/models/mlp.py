@@ -1,0 +1,99 @@
+"""The multilayer perceptron: ``fj.mlp([n_in, h1, ..., n_out], activation=, init=)``.
+
+params: a list with one dict per layer, ``{"w": (fan_in, fan_out), "b": (fan_out,)}``
+(plus ``"alpha"``, a scalar, for ``prelu`` hidden layers). Hidden layers compute
+``h_l = f(h_{l-1} @ W_l + b_l)``; the last layer returns logits ``y = h_L @ W + b``
+(no output nonlinearity: the loss applies sigmoid / softmax).
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from fa_jax.models import activations
+from fa_jax.models import init as inits
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback import check_feedback
+
+
+def _layer(act, p, h, linear):
+    return act(linear(h, p["w"], p["b"]), p)
+
+
+@struct.dataclass
+class MLP:
+    """A pair of pure functions ``init(key)`` / ``apply(params, x, rule=, feedback=)``."""
+
+    sizes: tuple[int, ...] = struct.field(pytree_node=False)
+    activation: str = struct.field(pytree_node=False, default="relu")
+    init_name: str = struct.field(pytree_node=False, default="he_uniform")
+
+    @property
+    def n_in(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def weight_shapes(self) -> list[tuple[int, int]]:
+        return [(a, b) for a, b in zip(self.sizes[:-1], self.sizes[1:])]
+
+    @property
+    def hidden_shapes(self) -> list[tuple[int]]:
+        """Feature shape of each hidden activation h_1..h_L (without the batch axis)."""
+        return [(h,) for h in self.sizes[1:-1]]
+
+    @property
+    def layers(self):
+        """``layer(p, h, linear) -> h'`` for each layer; the last one is linear (logits)."""
+        act = activations.get(self.activation)
+        ident = activations.get("identity")
+        n = len(self.sizes) - 1
+        return [functools.partial(_layer, act if i < n - 1 else ident) for i in range(n)]
+
+    def init(self, key, dtype=jnp.float32) -> list[dict]:
+        """Draw params. key: a ``jax.random`` key, split once per layer (weights, bias)."""
+        w_init = inits.get(self.init_name)
+        b_init = inits.bias_init(self.init_name)
+        act = activations.get(self.activation)
+        params = []
+        keys = jax.random.split(key, len(self.weight_shapes))
+        for i, (k, (fi, fo)) in enumerate(zip(keys, self.weight_shapes)):
+            kw, kb = jax.random.split(k)
+            p = {"w": w_init(kw, (fi, fo), dtype), "b": b_init(kb, fi, fo, dtype)}
+            if i < len(self.weight_shapes) - 1:
+                p.update(act.init_params(dtype))
+            params.append(p)
+        return params
+
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None):
+        """Logits (..., n_out) for inputs x (..., n_in); ``jax.grad`` through it is ``rule``.
+
+        ``train`` and ``key`` are accepted for interface parity with stochastic models
+        (dropout); a plain MLP ignores them.
+        """
+        del train, key
+        r = rules_lib.get(rule)
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
+        if len(params) != len(self.weight_shapes):
+            raise ValueError(f"params has {len(params)} layers, model has {len(self.weight_shapes)}")
+        check_feedback(self, r, feedback)
+        return r.wire(self.layers, params, x, feedback)
+
+
+def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:
+    """Build an MLP. sizes: [n_in, h_1, ..., h_L, n_out], all positive ints."""
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"mlp needs at least [n_in, n_out], got sizes={list(sizes)}")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ValueError(f"mlp sizes must be positive ints, got {s!r} in {list(sizes)}")
+    activations.get(activation)
+    inits.parse(init)
+    return MLP(sizes=sizes, activation=activation, init_name=init)

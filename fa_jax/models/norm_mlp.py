@@ -1,0 +1,107 @@
+"""An MLP with normalization and dropout in its hidden layers: ``fj.norm_mlp(sizes, norm=, dropout=)``.
+
+Hidden layer l computes ``h_l = drop(f(norm(h_{l-1} W_l + b_l)))``; the output layer is
+linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`) or
+``"batch"`` (:func:`fa_jax.models.norm.batch_norm`). params per hidden layer add ``"scale"`` and
+``"shift"`` (n,) when normalized. It is wired by every rule exactly like :class:`fa_jax.MLP`
+(see :mod:`fa_jax.models.norm` and :mod:`fa_jax.models.dropout` for what FA/DFA send through them).
+
+Batch norm's running statistics are explicit state: ``init_stats()`` makes them and
+``apply(..., stats=)`` returns ``(logits, new_stats)``; without batch norm ``apply``
+returns logits only. ``fj.sweep`` trains all of them: it passes ``train=True`` and a fresh
+key per step to models whose ``stochastic`` is True, and keeps a ``stateful`` (batch-norm)
+model's running statistics in ``TrainState.model_state`` (train mode in the step, eval mode
+with the running statistics at every evaluation).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from fa_jax.models import activations
+from fa_jax.models import dropout as dropout_lib
+from fa_jax.models import norm as norm_lib
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback import check_feedback
+from fa_jax.models.mlp import MLP, mlp
+
+NORMS = ("none", "layer", "batch")
+
+
+@struct.dataclass
+class NormMLP(MLP):
+    """``MLP`` plus static ``norm`` (one of :data:`NORMS`), ``dropout`` p and batch-norm ``momentum``."""
+
+    norm: str = struct.field(pytree_node=False, default="none")
+    dropout: float = struct.field(pytree_node=False, default=0.0)
+    momentum: float = struct.field(pytree_node=False, default=0.9)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.dropout > 0
+
+    @property
+    def stateful(self) -> bool:
+        """True with batch norm: ``fj.sweep`` keeps ``init_stats()`` in ``TrainState.model_state``."""
+        return self.norm == "batch"
+
+    def init(self, key, dtype=jnp.float32) -> list[dict]:
+        params = super().init(key, dtype)
+        if self.norm != "none":
+            for p, n in zip(params[:-1], self.sizes[1:-1]):
+                p.update(norm_lib.init_norm(n, dtype))
+        return params
+
+    def init_stats(self, dtype=jnp.float32) -> list[dict]:
+        """Batch-norm running statistics, one ``{"mean", "var"}`` per hidden layer."""
+        return [norm_lib.init_batch_stats(n, dtype) for n in self.sizes[1:-1]]
+
+    def _layers(self, train, key, stats, new_stats):
+        act = activations.get(self.activation)
+        n = len(self.sizes) - 1
+
+        def hidden(i, p, h, linear):
+            a = linear(h, p["w"], p["b"])
+            if self.norm == "layer":
+                a = norm_lib.layer_norm(a, p)
+            elif self.norm == "batch":
+                a, s = norm_lib.batch_norm(a, p, stats[i], train=train, momentum=self.momentum)
+                new_stats.append(s)
+            h = act(a, p)
+            k = None if key is None else jax.random.fold_in(key, i)
+            return dropout_lib.dropout(k, h, self.dropout, train)
+
+        def out(p, h, linear):
+            return linear(h, p["w"], p["b"])
+
+        return [(lambda p, h, linear, i=i: hidden(i, p, h, linear)) for i in range(n - 1)] + [out]
+
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
+        """Logits (batch, n_out) (and new batch-norm stats when ``norm="batch"``).
+
+        train: use batch statistics and dropout; key: a ``jax.random`` key for dropout.
+        """
+        r = rules_lib.get(rule)
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
+        if self.norm == "batch" and stats is None:
+            raise ValueError("a batch-norm model needs stats= (make them with model.init_stats())")
+        if train and self.dropout > 0 and key is None:
+            raise ValueError("dropout needs key= when train=True")
+        check_feedback(self, r, feedback)
+        new_stats = []
+        y = r.wire(self._layers(train, key, stats, new_stats), params, x, feedback)
+        return (y, new_stats) if self.norm == "batch" else y
+
+
+def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
+             dropout: float = 0.0, momentum: float = 0.9) -> NormMLP:
+    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors."""
+    base = mlp(sizes, activation, init)
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
+    dropout_lib.check_rate(dropout)
+    if not 0 <= momentum < 1:
+        raise ValueError(f"batch-norm momentum must be in [0, 1), got {momentum!r}")
+    return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=float(dropout),
+                   momentum=float(momentum))

@@ -1,0 +1,122 @@
+"""ResNet basic blocks as two chain layers (NHWC), with batch norm or SkipInit.
+
+A basic block ``relu(n2(conv3x3(relu(n1(conv3x3_s(x))))) + shortcut(x))`` is cut in two
+weighted layers so the model stays a chain that every rule wires unchanged:
+:class:`ResidualIn` outputs ``[a | shortcut(x)]`` (2 C channels) and :class:`ResidualOut`
+adds its branch to the carried shortcut. ``norm="batch"``: ``n1``, ``n2`` are batch norm
+(He et al. 2016; :func:`fa_jax.models.norm.batch_norm`, stateful, see :mod:`fa_jax.models.conv`);
+``norm="none"``: no ``n1``, and ``n2`` is a learned scalar gain initialised to 0 (SkipInit,
+De & Smith 2020). Shortcuts are option A: subsample by the stride, zero-pad the channels.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.models import norm as norm_lib
+from fa_jax.models.conv import Conv, _init_kernel, _run
+
+NORMS = ("batch", "none")
+
+
+def _norm(norm):
+    if norm not in NORMS:
+        raise ValueError(f"unknown residual norm {norm!r}; known: {', '.join(NORMS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualIn:
+    """First half of a basic block: (H, W, C) -> (H', W', 2 features), ``[relu(n(conv3x3_s(x))) |
+    shortcut(x)]`` with ``n`` batch norm (``norm="batch"``) or the identity (``"none"``);
+    shortcut: subsample by the stride, zero-pad C -> ``features`` (option A, parameter-free)."""
+
+    features: int
+    stride: int = 1
+    norm: str = "none"
+    weighted = True
+
+    def __post_init__(self):
+        _norm(self.norm)
+
+    @property
+    def stateful(self):
+        return self.norm == "batch"
+
+    def norm_features(self, in_shape):
+        return self.features
+
+    def _conv(self):
+        return Conv(self.features, (3, 3), (self.stride, self.stride), "SAME")
+
+    def out_shape(self, in_shape):
+        if in_shape[-1] > self.features:
+            raise ValueError(f"residual block cannot shrink channels {in_shape[-1]} -> {self.features}")
+        return self._conv().out_shape(in_shape)[:2] + (2 * self.features,)
+
+    def weight_shape(self, in_shape):
+        return self._conv().weight_shape(in_shape)
+
+    def init(self, key, in_shape, init_name, dtype):
+        return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
+
+    def apply(self, p, h, op):
+        return self.apply_stats(p, h, op, None, True)[0]
+
+    def apply_stats(self, p, h, op, stats, train):
+        z, new = _maybe_bn(self.norm, _run(op, self._conv().fn, h, p["w"], p["b"]), p, stats, train)
+        s = h[:, :: self.stride, :: self.stride, :]
+        s = jnp.pad(s, ((0, 0), (0, 0), (0, 0), (0, self.features - h.shape[-1])))
+        return jnp.concatenate([jax.nn.relu(z), s], axis=-1), new
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualOut:
+    """Second half of a basic block: (H, W, 2 features) ``[a | s]`` -> (H, W, features),
+    ``relu(bn(conv3x3(a)) + s)`` (``norm="batch"``) or ``relu(gain * conv3x3(a) + s)``
+    (``"none"``: ``gain`` a learned scalar, 0 at init, so every block starts as the identity)."""
+
+    features: int
+    norm: str = "none"
+    weighted = True
+
+    def __post_init__(self):
+        _norm(self.norm)
+
+    @property
+    def stateful(self):
+        return self.norm == "batch"
+
+    def norm_features(self, in_shape):
+        return self.features
+
+    def _conv(self):
+        return Conv(self.features, (3, 3), (1, 1), "SAME")
+
+    def out_shape(self, in_shape):
+        if len(in_shape) != 3 or in_shape[-1] != 2 * self.features:
+            raise ValueError(f"residual_out({self.features}) must follow residual_in({self.features}), "
+                             f"got input shape {tuple(in_shape)}")
+        return in_shape[:2] + (self.features,)
+
+    def weight_shape(self, in_shape):
+        return (3, 3, self.features, self.features)
+
+    def init(self, key, in_shape, init_name, dtype):
+        p = _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
+        return p if self.stateful else {**p, "gain": jnp.zeros((), dtype)}
+
+    def apply(self, p, h, op):
+        return self.apply_stats(p, h, op, None, True)[0]
+
+    def apply_stats(self, p, h, op, stats, train):
+        a, s = h[..., : self.features], h[..., self.features :]
+        z = _run(op, self._conv().fn, a, p["w"], p["b"])
+        z, new = _maybe_bn(self.norm, z, p, stats, train) if self.stateful else (p["gain"] * z, None)
+        return jax.nn.relu(z + s), new
+
+
+def _maybe_bn(norm, z, p, stats, train):
+    """``(batch_norm(z), new_stats)`` for ``norm="batch"`` (``stats=None``: batch statistics,
+    none kept), ``(z, None)`` for ``"none"``."""
+    return norm_lib.batch_norm(z, p, stats, train=train) if norm == "batch" else (z, None)

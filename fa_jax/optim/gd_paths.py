@@ -1,0 +1,50 @@
+"""Gradient-descent variants on 1-D linear regression, traced in (w, b) (seed 002).
+
+Data ``y = 3 x + 2 + U(-0.1, 0.1)``; model ``y_hat = w x + b``; loss ``J = mean (y_hat - y)^2``.
+Every variant is an ``fj.optimizer`` run for ``steps`` steps in one ``lax.scan``; each step
+draws a mini-batch of ``batch_size`` samples without replacement (the whole set for
+full-batch GD).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fa_jax.optim import zoo as optim
+
+
+def linear_data(key, n: int = 30, w: float = 3.0, b: float = 2.0, noise: float = 0.1, x_range=(-1.0, 1.0)):
+    """x (n,) uniform in ``x_range``; y (n,) = w x + b + U(-noise, noise)."""
+    kx, kn = jax.random.split(key)
+    x = jax.random.uniform(kx, (n,), minval=x_range[0], maxval=x_range[1])
+    return x, w * x + b + jax.random.uniform(kn, (n,), minval=-noise, maxval=noise)
+
+
+def mse_wb(wb, x, y):
+    """J(w, b) = mean (w x + b - y)^2; ``wb`` (..., 2) broadcasts (for contour grids)."""
+    pred = wb[..., 0:1] * x + wb[..., 1:2]
+    return jnp.mean((pred - y) ** 2, axis=-1)
+
+
+def gd_path(x, y, key, *, optimizer: str = "sgd", lr: float = 0.1, batch_size: int | None = None,
+            steps: int = 100, start=(0.0, 0.0), **hyper):
+    """Trajectory of one variant: ``(path (steps + 1, 2) of (w, b), loss (steps + 1,) on all data)``."""
+    n = x.shape[0]
+    bs = n if batch_size is None else batch_size
+    if isinstance(bs, bool) or not isinstance(bs, int) or not 1 <= bs <= n:
+        raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
+    tx = optim.optimizer(optimizer, lr, **hyper)
+
+    def step(carry, k):
+        wb, s = carry
+        idx = jax.random.permutation(k, n)[:bs]
+        g = jax.grad(mse_wb)(wb, x[idx], y[idx])
+        u, s = tx.update(g, s, wb)
+        wb = wb + u
+        return (wb, s), wb
+
+    wb0 = jnp.asarray(start, jnp.float32)
+    run = jax.jit(lambda wb, ks: jax.lax.scan(step, (wb, tx.init(wb)), ks))
+    _, path = run(wb0, jax.random.split(key, steps))
+    path = jnp.concatenate([wb0[None], path])
+    return np.asarray(path), np.asarray(mse_wb(path, x, y))

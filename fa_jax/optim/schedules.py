@@ -1,0 +1,116 @@
+"""Learning-rate schedules by name, each optax's own: ``schedule(name, lr, steps, **hyper)``.
+
+A schedule is ``step -> learning rate`` and goes wherever a learning rate does
+(``fj.optimizer(name, schedule)``, ``fj.sweep(lr=schedule)``). ``steps`` is the run's length.
+
+- constant       lr                                              (``optax.constant_schedule``)
+- step           lr * factor^(floor(t / every))                  (``optax.exponential_decay``, staircase)
+- exponential    lr * decay_rate^(t / steps)                     (``optax.exponential_decay``)
+- warmup_cosine  linear 0 -> lr over ``warmup`` steps, cosine to 0 (``optax.warmup_cosine_decay_schedule``)
+- sgdr           cosine restarts every ``steps / cycles`` steps (``optax.sgdr_schedule``, Loshchilov & Hutter 2017)
+- one_cycle      1cycle: up to lr, then down (``optax.cosine_onecycle_schedule``, Smith 2018)
+
+Reduce-on-plateau depends on the loss, not on the step: :func:`reduce_on_plateau` is the
+optax link (``optax.contrib.reduce_on_plateau``) that scales updates; chain it after the
+optimizer and pass ``value=loss`` to its ``update``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fa_jax.optim.zoo import check_learning_rate
+from fa_jax.registry import lookup
+
+
+def _fraction(name, v, lo=0.0, hi=1.0, closed_hi=False):
+    ok = lo < v <= hi if closed_hi else lo < v < hi
+    if not (isinstance(v, (int, float)) and ok):
+        raise ValueError(f"{name} must be in ({lo}, {hi}{']' if closed_hi else ')'}, got {v!r}")
+
+
+def _constant(lr, steps):
+    return optax.constant_schedule(lr)
+
+
+def _step(lr, steps, every=None, factor=0.1):
+    every = every or max(1, steps // 3)
+    _fraction("step factor", factor, closed_hi=True)
+    return optax.exponential_decay(lr, transition_steps=int(every), decay_rate=factor, staircase=True)
+
+
+def _exponential(lr, steps, decay_rate=0.01):
+    _fraction("exponential decay_rate", decay_rate, closed_hi=True)
+    return optax.exponential_decay(lr, transition_steps=steps, decay_rate=decay_rate)
+
+
+def _warmup_cosine(lr, steps, warmup=None, end_value=0.0):
+    warmup = max(1, steps // 10) if warmup is None else int(warmup)
+    if not 0 <= warmup < steps:
+        raise ValueError(f"warmup must be in [0, steps={steps}), got {warmup!r}")
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, end_value)
+
+
+def _sgdr(lr, steps, cycles=4, warmup=0):
+    if isinstance(cycles, bool) or not isinstance(cycles, int) or not 1 <= cycles <= steps:
+        raise ValueError(f"sgdr cycles must be an int in [1, steps={steps}], got {cycles!r}")
+    period = steps // cycles
+    return optax.sgdr_schedule([{"init_value": 0.0 if warmup else lr, "peak_value": lr, "warmup_steps": warmup,
+                                 "decay_steps": period, "end_value": 0.0}] * cycles)
+
+
+def _one_cycle(lr, steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+    _fraction("one_cycle pct_start", pct_start)
+    return optax.cosine_onecycle_schedule(steps, lr, pct_start, div_factor, final_div_factor)
+
+
+SCHEDULES = {"constant": _constant, "step": _step, "exponential": _exponential,
+             "warmup_cosine": _warmup_cosine, "sgdr": _sgdr, "one_cycle": _one_cycle}
+
+
+def schedule(name: str, lr: float, steps: int, **hyper):
+    """Schedule ``name`` peaking at (or starting from) ``lr`` over a run of ``steps`` steps.
+
+    hyper: step (``every``, ``factor``), exponential (``decay_rate``: lr fraction left at the
+    end), warmup_cosine (``warmup``, ``end_value``), sgdr (``cycles``, ``warmup``),
+    one_cycle (``pct_start``, ``div_factor``, ``final_div_factor``).
+    """
+    make = lookup(SCHEDULES, name, "schedule")
+    check_learning_rate(lr)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"schedule steps must be a positive int, got {steps!r}")
+    try:
+        return make(float(lr), steps, **hyper)
+    except TypeError as err:
+        raise ValueError(f"schedule {name!r}: bad hyperparameter ({err})") from None
+
+
+def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0):
+    """``optax.contrib.reduce_on_plateau``: multiply updates by ``factor`` after ``patience``
+    updates without a relative improvement ``rtol`` of the loss passed as ``value=``."""
+    _fraction("reduce_on_plateau factor", factor)
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise ValueError(f"reduce_on_plateau patience must be a positive int, got {patience!r}")
+    return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, cooldown=cooldown,
+                                           min_scale=min_scale)
+
+
+def plot_schedule(schedules: dict, steps: int, path, title="learning-rate schedules"):
+    """Plot ``{label: schedule}`` over ``steps`` steps into ``path`` (PNG); returns ``path``."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
+    t = np.arange(steps)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    for label, s in schedules.items():
+        ax.plot(t, np.asarray(jax.vmap(s)(jnp.asarray(t))), label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if len(schedules) > 3 else 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+

@@ -1,0 +1,74 @@
+"""The optimizer zoo: ``optimizer(name, learning_rate, **hyper) -> optax.GradientTransformation``.
+
+Every optimizer is optax's own, wrapped in ``optax.inject_hyperparams`` so its
+hyperparameters (the learning rate above all) live in the optimizer state and can differ
+per vmapped seed: see :func:`set_learning_rate`. ``learning_rate`` may be a float or an
+optax schedule ``step -> lr``. Defaults are optax's unless stated.
+
+- sgd       theta -= lr g                                   (``optax.sgd``)
+- momentum  v = mu v + g; theta -= lr v, mu = 0.9           (``optax.sgd(momentum=)``)
+- nesterov  Nesterov's look-ahead form of the above         (``optax.sgd(nesterov=True)``)
+- adagrad   G += g^2; theta -= lr g / sqrt(G + eps)         (``optax.adagrad``)
+- adadelta  Zeiler 2012 scaled by lr, exactly PyTorch's     (``optax.adadelta``)
+- rmsprop   E[g^2] = rho E + (1 - rho) g^2, rho = 0.9       (``optax.rmsprop``)
+- adam, adamw, nadam, adamax, amsgrad                      (optax's namesakes)
+"""
+
+import optax
+
+from fa_jax.optim import regularize
+from fa_jax.registry import lookup
+
+_DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
+
+OPTIMIZERS = {
+    "sgd": optax.sgd,
+    "momentum": optax.sgd,
+    "nesterov": optax.sgd,
+    "adagrad": optax.adagrad,
+    "adadelta": optax.adadelta,
+    "rmsprop": optax.rmsprop,
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "nadam": optax.nadam,
+    "adamax": optax.adamax,
+    "amsgrad": optax.amsgrad,
+}
+
+
+def check_learning_rate(learning_rate) -> None:
+    """Refuse non-positive or non-finite constant learning rates (schedules pass through)."""
+    if callable(learning_rate):
+        return
+    try:
+        lr = float(learning_rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}") from None
+    if not (lr > 0 and lr < float("inf")):
+        raise ValueError(f"learning rate must be positive and finite, got {learning_rate!r}")
+
+
+def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransformation:
+    """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
+
+    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``);
+    the toolbox keys of :mod:`fa_jax.optim.regularize` (``clip_value``, ``clip_norm``, ``l1``,
+    ``l2``, ``penalize_biases``, ``decoupled_decay``, ``max_norm``) chain its links around it.
+    """
+    make = lookup(OPTIMIZERS, name, "optimizer")
+    check_learning_rate(learning_rate)
+    kwargs = {**_DEFAULTS.get(name, {}), **hyper}
+    tools = {k: kwargs.pop(k) for k in regularize.TOOLS if k in kwargs}
+    if tools:
+        make = regularize.regularized(make, **tools)
+    try:
+        return optax.inject_hyperparams(make)(learning_rate=learning_rate, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"optimizer {name!r}: bad hyperparameter ({err})") from None
+
+
+def set_learning_rate(opt_state, learning_rate):
+    """Return ``opt_state`` with its injected learning rate replaced (jit/vmap-friendly)."""
+    hp = dict(opt_state.hyperparams)
+    hp["learning_rate"] = learning_rate
+    return opt_state._replace(hyperparams=hp)

@@ -1,0 +1,181 @@
+"""Learning rules as wirings of the forward pass: ``jax.grad`` through them *is* the rule.
+
+A rule is one function ``wire(layers, params, x, feedback) -> y`` plus one :class:`Rule`
+entry in :data:`RULES`. ``layers[l](p, h, linear)`` computes layer l from its params ``p``
+and input ``h``, doing its affine map through ``linear(h, w, b)``; the rule decides which
+``linear`` each layer uses and how activations are connected. Conventions (DESIGN.md),
+with ``W_l`` of shape (fan_in, fan_out), ``h_l = f(h_{l-1} W_l + b_l)`` and ``e = dL/dy``:
+
+- ``bp``:  the plain chain; ``jax.grad`` is backpropagation.
+- ``fa``:  every layer is :func:`fa_linear`; its input receives ``delta @ B_l.T`` instead of
+  ``delta @ W_l.T`` (Lillicrap et al. 2016). ``B_l`` has the shape of ``W_l``; ``B = W`` is BP.
+- ``dfa``: hidden layers see their input through ``stop_gradient``; one node,
+  :func:`dfa_output`, ties the output ``y`` to every hidden activation and sends
+  ``e @ B_l`` to ``h_l`` (Nøkland 2016, eq. 3). ``B_l`` has shape (n_out, h_l). The
+  output layer gets its true gradient ``h_L^T e``.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.registry import lookup
+
+
+def linear(h, w, b):
+    """The affine map h @ w + b.  h: (..., fan_in), w: (fan_in, fan_out), b: (fan_out,)."""
+    return h @ w + b
+
+
+@jax.custom_vjp
+def fa_linear(h, w, b, B):
+    """h @ w + b whose backward sends ``g @ B.T`` to ``h`` (FA); w and b get their true gradients.
+
+    h: (..., fan_in), w and B: (fan_in, fan_out), b: (fan_out,). B receives a zero cotangent.
+    """
+    return h @ w + b
+
+
+def _fa_fwd(h, w, b, B):
+    return h @ w + b, (h, B)
+
+
+def _fa_bwd(res, g):
+    h, B = res
+    h2 = h.reshape(-1, h.shape[-1])
+    g2 = g.reshape(-1, g.shape[-1])
+    return g @ B.T, h2.T @ g2, g2.sum(0), jnp.zeros_like(B)
+
+
+fa_linear.defvjp(_fa_fwd, _fa_bwd)
+
+
+class FALinear:
+    """The op the FA wiring hands a layer: ``op(h, w, b)`` is :func:`fa_linear` with this layer's B.
+
+    ``op.B`` is exposed so layers that are not a matmul (conv, transposed conv; see
+    :mod:`fa_jax.models.conv`) can run their own FA backward with the same feedback.
+    """
+
+    def __init__(self, B):
+        self.B = B
+
+    def __call__(self, h, w, b):
+        return fa_linear(h, w, b, self.B)
+
+
+@jax.custom_vjp
+def dfa_output(y, hs, Bs):
+    """Identity on ``y`` whose backward sends ``e @ B_l`` to each hidden activation ``hs[l]``.
+
+    y: (..., n_out); hs[l]: (..., *feature_shape_l); Bs[l]: (n_out, prod(feature_shape_l)).
+    All feedback is one matmul with the concatenated ``[B_1 | ... | B_L]``.
+    """
+    return y
+
+
+def _dfa_fwd(y, hs, Bs):
+    return y, (hs, Bs)
+
+
+def _dfa_bwd(res, e):
+    hs, Bs = res
+    if not Bs:
+        return e, [], []
+    batch = e.shape[:-1]
+    signal = e.reshape(-1, e.shape[-1]) @ jnp.concatenate(Bs, axis=1)
+    splits = []
+    offset = 0
+    for B in Bs[:-1]:
+        offset += B.shape[1]
+        splits.append(offset)
+    parts = jnp.split(signal, splits, axis=1)
+    dhs = [p.reshape(batch + h.shape[len(batch):]).astype(h.dtype) for p, h in zip(parts, hs)]
+    return e, dhs, [jnp.zeros_like(B) for B in Bs]
+
+
+dfa_output.defvjp(_dfa_fwd, _dfa_bwd)
+
+
+def bp(layers, params, x, feedback):
+    del feedback
+    h = x
+    for layer, p in zip(layers, params):
+        h = layer(p, h, linear)
+    return h
+
+
+def fa(layers, params, x, feedback):
+    h = x
+    for layer, p, B in zip(layers, params, feedback):
+        h = layer(p, h, FALinear(B))
+    return h
+
+
+def dfa(layers, params, x, feedback):
+    hs = []
+    h = x
+    for layer, p in zip(layers[:-1], params[:-1]):
+        h = layer(p, jax.lax.stop_gradient(h), linear)
+        hs.append(h)
+    y = layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+    return dfa_output(y, hs, list(feedback))
+
+
+def _fa_shapes(model):
+    return list(model.weight_shapes)
+
+
+def _dfa_shapes(model):
+    return [(model.n_out, math.prod(s)) for s in model.hidden_shapes]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A learning rule: its wiring and the shapes of the feedback it needs.
+
+    ``feedback_shapes(model)`` reads the model's ``weight_shapes`` (one per layer),
+    ``hidden_shapes`` (feature shape of each hidden activation) and ``n_out``, and returns
+    one shape per feedback matrix; ``None`` means the rule needs no feedback.
+    """
+
+    name: str
+    wire: Callable
+    feedback_shapes: Callable | None = None
+    doc: str = ""
+    # Optional hooks for rules with frozen (non-trainable) arrays, e.g. the lazy baselines
+    # (fa_jax.rules.lazy): ``init(key, model, params, dtype) -> pytree`` draws them (they travel as
+    # ``feedback``); ``trainable(params) -> params`` replaces frozen layers' entries by ``{}``
+    # (no gradient, no optimizer state); ``check_model(model)`` raises a one-line ValueError
+    # for models the rule cannot wire.
+    init: Callable | None = None
+    trainable: Callable | None = None
+    check_model: Callable | None = None
+
+
+RULES: dict[str, Rule] = {
+    "bp": Rule("bp", bp, None, "backpropagation"),
+    "fa": Rule("fa", fa, _fa_shapes, "feedback alignment: B_l shaped like W_l"),
+    "dfa": Rule("dfa", dfa, _dfa_shapes, "direct feedback alignment: B_l of shape (n_out, h_l)"),
+}
+
+
+def get(name: str) -> Rule:
+    """Rule by name; unknown names list the known ones."""
+    return lookup(RULES, name, "rule")
+
+
+def register(rule: Rule) -> Rule:
+    """Add a rule to the registry (a new rule is one wiring plus this call)."""
+    RULES[rule.name] = rule
+    return rule
+
+
+def check_model(rule, model) -> None:
+    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``."""
+    r = get(rule) if isinstance(rule, str) else rule
+    if r.check_model is not None:
+        r.check_model(model)

@@ -1,0 +1,70 @@
+"""Named feedback presets: how other codebases draw ``B``, for ``init_feedback(..., scheme=)``.
+
+Each scheme is ``scheme(key, model, rule, shapes, dtype) -> [B, ...]`` for the feedback
+shapes of ``rule`` (FA: (fan_in, fan_out) like ``W_l``; DFA: (n_out, h_l)). "Width" is the
+size of the activation the matrix sends its signal to: ``h_l`` for DFA (columns), the
+layer input ``fan_in`` for FA (rows).
+
+- ``"nokland_dfa"``: U(-1/sqrt(width), 1/sqrt(width)) per matrix (Nøkland's DFA code,
+  github.com/anokland/dfa-torch).
+- ``"nokland_fa"``: an independent draw of the model's forward initializer (Nøkland's FA
+  code: the feedback layer is initialised like the forward layer). DFA matrices are drawn as
+  a forward layer (h_l -> n_out) and transposed.
+- ``"xavier"``: U(-a, a), a = sqrt(6 / (rows + cols)) per matrix (biotorch's default).
+- ``"akrout"``: N(0, 1 / (rows + cols)) per matrix (Akrout et al. 2019).
+- ``"tinydfa"``: one shared matrix M ~ U[-1, 1) of shape (max rows, max cols); each B is the
+  slice ``M[:rows, :cols] / sqrt(max width)`` (lightonai's TinyDFA; its FA analogue here).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.models import init as inits
+
+
+def _width(rule, shape):
+    return shape[1] if rule == "dfa" else shape[0]
+
+
+def nokland_dfa(key, model, rule, shapes, dtype):
+    keys = jax.random.split(key, len(shapes))
+    out = []
+    for k, s in zip(keys, shapes):
+        a = 1.0 / math.sqrt(_width(rule, s))
+        out.append(jax.random.uniform(k, s, dtype, -a, a))
+    return out
+
+
+def nokland_fa(key, model, rule, shapes, dtype):
+    w_init = inits.get(model.init_name)
+    keys = jax.random.split(key, len(shapes))
+    if rule == "dfa":
+        return [w_init(k, (s[1], s[0]), dtype).T for k, s in zip(keys, shapes)]
+    return [w_init(k, s, dtype) for k, s in zip(keys, shapes)]
+
+
+def xavier(key, model, rule, shapes, dtype):
+    keys = jax.random.split(key, len(shapes))
+    out = []
+    for k, s in zip(keys, shapes):
+        a = math.sqrt(6.0 / (s[0] + s[1]))
+        out.append(jax.random.uniform(k, s, dtype, -a, a))
+    return out
+
+
+def akrout(key, model, rule, shapes, dtype):
+    keys = jax.random.split(key, len(shapes))
+    return [jax.random.normal(k, s, dtype) * math.sqrt(1.0 / (s[0] + s[1])) for k, s in zip(keys, shapes)]
+
+
+def tinydfa(key, model, rule, shapes, dtype):
+    rows, cols = max(s[0] for s in shapes), max(s[1] for s in shapes)
+    m = jax.random.uniform(key, (rows, cols), dtype, -1.0, 1.0)
+    div = math.sqrt(max(_width(rule, s) for s in shapes))
+    return [m[: s[0], : s[1]] / div for s in shapes]
+
+
+SCHEMES = {"nokland_dfa": nokland_dfa, "nokland_fa": nokland_fa, "xavier": xavier, "akrout": akrout,
+           "tinydfa": tinydfa}

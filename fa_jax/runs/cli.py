@@ -1,0 +1,375 @@
+"""Command-line plumbing shared by the experiment scripts: one-line errors (exit code 2) and config files.
+
+Every ``ArgParser`` accepts ``--config PATH.py`` (a Python file whose ``get_config()`` returns a
+dict ``{option dest: value}``, as in the flax examples) and ``--config.KEY=VALUE`` /
+``--config.KEY VALUE`` overrides (VALUE parsed with the option's ``type``; KEY may use - or _).
+Precedence: explicit flag > --config.KEY > config file > parser default. Every key and value is
+checked against the parser before the script runs (``load_config``, ``apply_config``).
+"""
+
+import argparse
+import contextlib
+import copy
+import errno
+import json
+import os
+import pathlib
+import sys
+import traceback
+
+CONFIG_HELP = ("Python file whose get_config() returns {option: value} (e.g. experiments/configs/); "
+               "--config.KEY=VALUE overrides one key; explicit flags win over both")
+
+
+class ArgParser(argparse.ArgumentParser):
+    """An ArgumentParser with ``--config`` support whose errors are one line on stderr, exit code 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--config", default=None, metavar="PATH.py", help=CONFIG_HELP)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """Parse; with --resume RUN_DIR / --config / --config.KEY, parse again with their values as
+        defaults (in that order of precedence, lowest first; explicit flags win over all), and with
+        --resume set ``out`` to RUN_DIR (see :func:`add_run_flags`).
+
+        The parser's own defaults are restored afterwards, so ``get_default`` still gives the
+        script's defaults (``apply_defaults`` for --quick compares against those).
+        """
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rest, overrides = split_overrides(argv)
+        except ValueError as err:
+            self.error(str(err))
+        first, extras = super().parse_known_args(rest, copy.copy(namespace))
+        resume = getattr(first, "resume", None)
+        if first.config is None and not overrides and resume is None:
+            return (first, extras) if namespace is None else super().parse_known_args(rest, namespace)
+        saved = [(a, a.default) for a in self._actions], dict(self._defaults)
+        try:
+            try:
+                if resume is not None:
+                    apply_recorded(self, resume)
+                if first.config is not None:
+                    apply_config(self, load_config(first.config), first.config)
+                for key, text in overrides:
+                    apply_config(self, {key: text}, f"--config.{key}")
+            except ValueError as err:
+                self.error(str(err).splitlines()[0])
+            ns, extras = super().parse_known_args(rest, namespace)
+            if resume is not None:
+                ns.out = resume
+            return ns, extras
+        finally:
+            for action, default in saved[0]:
+                action.default = default
+            self._defaults.clear()
+            self._defaults.update(saved[1])
+
+
+def split_overrides(argv):
+    """(argv without the ``--config.KEY[=VALUE]`` tokens, [(KEY, VALUE string), ...])."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            rest.extend(argv[i:])
+            break
+        if tok.startswith("--config."):
+            key, eq, text = tok[len("--config."):].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{tok} needs a value: {tok}=VALUE or {tok} VALUE")
+                i, text = i + 1, argv[i + 1]
+            if not key:
+                raise ValueError(f"{tok!r}: name the key, e.g. --config.seeds=4")
+            overrides.append((key, text))
+        else:
+            rest.append(tok)
+        i += 1
+    return rest, overrides
+
+
+def load_config(path) -> dict:
+    """Run the Python file ``path`` and return its ``get_config()`` dict; one-line ValueError otherwise."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ValueError(f"config file {path} does not exist" if not p.exists() else f"config {path} is not a file")
+    try:
+        code = compile(p.read_bytes(), str(path), "exec")
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror}") from None
+    except (SyntaxError, ValueError) as err:  # ValueError: null bytes (Python 3.11)
+        where = f"{path}:{err.lineno}" if getattr(err, "lineno", None) else str(path)
+        raise ValueError(f"{where}: syntax error in config file: {getattr(err, 'msg', err)}") from None
+    scope = {"__file__": str(path), "__name__": "__config__"}
+    try:
+        exec(code, scope)
+    except (Exception, SystemExit) as err:
+        raise ValueError(_raised(path, err)) from None
+    if not callable(scope.get("get_config")):
+        raise ValueError(f"config file {path} defines no get_config() function")
+    try:
+        config = scope["get_config"]()
+    except (Exception, SystemExit) as err:
+        raise ValueError(_raised(path, err)) from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: get_config() returned {type(config).__name__}, expected a dict")
+    return config
+
+
+def _raised(path, err) -> str:
+    """``path:line: config file raised Type: message`` (the deepest line of the traceback in that file)."""
+    lines = [f.lineno for f in traceback.extract_tb(err.__traceback__) if f.filename == str(path)]
+    where = f"{path}:{lines[-1]}" if lines else str(path)
+    msg = str(err).splitlines()[0] if str(err) else "(no message)"
+    return f"{where}: config file raised {type(err).__name__}: {msg}"
+
+
+def config_options(parser) -> dict:
+    """{dest: action} of the options a config may set (all but --help and --config)."""
+    options = {}
+    for a in parser._actions:
+        if isinstance(a, (argparse._HelpAction, argparse._VersionAction)) or a.dest in ("config", argparse.SUPPRESS):
+            continue
+        # a dest shared by several flags (--preset and --quick = --preset quick): the typed one describes it
+        if a.dest not in options or type(a) is argparse._StoreAction:
+            options[a.dest] = a
+    return options
+
+
+def apply_config(parser, mapping, source: str) -> dict:
+    """Check ``mapping`` ({dest: value}) against ``parser`` and set it as the parser's defaults.
+
+    ``source`` names where the mapping came from (a file, ``--config.KEY``, a run's config.json)
+    in the one-line ValueError for an unknown key, a wrong type or a value outside ``choices``.
+    Strings for typed options are parsed with the option's ``type``; returns the checked values.
+    """
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{source}: a config is a dict, got {type(mapping).__name__}")
+    options = config_options(parser)
+    values = {}
+    for key, value in mapping.items():
+        dest = key.replace("-", "_") if isinstance(key, str) else key
+        if dest not in options:
+            raise ValueError(f"unknown key {key!r} in {source}; allowed: {', '.join(sorted(options))}")
+        values[dest] = check_value(options[dest], value, f"{dest}={value!r} in {source}")
+    parser.set_defaults(**values)
+    return values
+
+
+def _scalar(type_, value, where):
+    """``value`` checked (and, from a string, parsed) as one item of ``type_``."""
+    if type_ is None or type_ is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected str, got {type(value).__name__}")
+        return value
+    if type_ in (int, float):
+        if isinstance(value, str):
+            try:
+                return type_(value)
+            except ValueError:
+                raise ValueError(f"{where}: expected {type_.__name__}") from None
+        ok = (int,) if type_ is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok):
+            raise ValueError(f"{where}: expected {type_.__name__}, got {type(value).__name__}")
+        return type_(value)
+    if isinstance(value, str):  # any other argparse type: parse the string as the command line would
+        try:
+            return type_(value)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+            raise ValueError(f"{where}: {err}") from None
+    return value
+
+
+def _type_name(type_) -> str:
+    return "str" if type_ is None else getattr(type_, "__name__", "value")
+
+
+def check_value(action, value, where):
+    """One config value for ``action``, checked like the command line would (type, nargs, choices)."""
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected bool (true or false), got {type(value).__name__}")
+        return value
+    if isinstance(action, argparse._StoreConstAction):
+        if value not in (action.const, action.default):
+            raise ValueError(f"{where}: expected {action.const!r} or {action.default!r}")
+        return value
+    if value is None and action.default is None:
+        return None
+    item_type = getattr(action.type, "item_type", None)
+    if item_type is not None or action.nargs not in (None, "?"):
+        value = _list(action, value, where, item_type if item_type is not None else action.type)
+    else:
+        value = _scalar(action.type, value, where)
+    if action.choices is not None:
+        for v in value if isinstance(value, list) else [value]:
+            if v not in action.choices:
+                raise ValueError(f"{where}: expected one of {', '.join(map(str, action.choices))}")
+    return value
+
+
+def _list(action, value, where, item_type):
+    """A list option (``csv`` type or ``nargs``): a list of items, or a string parsed as on the command line."""
+    expected = f"list of {_type_name(item_type)}"
+    if isinstance(value, str):
+        if getattr(action.type, "item_type", None) is not None:
+            try:
+                return action.type(value)
+            except argparse.ArgumentTypeError as err:
+                raise ValueError(f"{where}: {err}; expected {expected}") from None
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{where}: expected {expected}, got {type(value).__name__}")
+    if isinstance(action.nargs, int) and len(value) != action.nargs:
+        raise ValueError(f"{where}: expected {expected} of length {action.nargs}")
+    if not value and action.nargs == "+":
+        raise ValueError(f"{where}: expected a non-empty {expected}")
+    return [_scalar(item_type, v, where) for v in value]
+
+
+def csv(type_=str):
+    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]`` (``parse.item_type = type_``)."""
+
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty list {text!r}")
+        try:
+            return [type_(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+
+    parse.item_type = type_
+    return parse
+
+
+def fail(prog: str, err: Exception):
+    """Print ``prog: error: <err>`` on one line and exit 2 (bad input, before any compilation)."""
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    sys.stderr.write(f"{prog}: error: {msg}\n")
+    sys.exit(2)
+
+
+class guarded(contextlib.ContextDecorator):
+    """``@cli.guarded("parity.py")`` on a script's ``main``: what fails after the up-front
+    checks is still one line, ``prog: error: ...``, and exit code 2, never a traceback: a
+    write that fails (disk full, read-only folder: the path and the reason; the run directory
+    then has no ``summary.json``), a ValueError (e.g. a sweep refused as too large for the
+    device's memory, :mod:`fa_jax.training.memory`), the device running out of memory. Set
+    ``FA_JAX_TRACEBACK=1`` to get the traceback instead."""
+
+    def __init__(self, prog: str):
+        self.prog = prog
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, err, tb):
+        if err is None or os.environ.get("FA_JAX_TRACEBACK"):
+            return False
+        if isinstance(err, OSError):
+            writing = err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+            where = (f"cannot write {err.filename}" if writing else str(err.filename)) if err.filename else "I/O error"
+            fail(self.prog, ValueError(f"{where}: {err.strerror or err} (errno {err.errno}); the run is incomplete "
+                                       f"(no summary.json)"))
+        if isinstance(err, ValueError):
+            fail(self.prog, err)
+        if "RESOURCE_EXHAUSTED" in str(err):
+            fail(self.prog, ValueError(f"the device ran out of memory ({str(err).splitlines()[0][:200]}); "
+                                       f"reduce seeds, width or batch size"))
+        return False
+
+
+def apply_defaults(args, parser, values: dict) -> None:
+    """Set each of ``values`` on ``args`` unless the user gave that flag another value (e.g. --quick).
+
+    "Another value" means different from ``parser``'s defaults (a fresh ``parser()``, or the one that
+    parsed: ``ArgParser`` restores its defaults), so a flag or a config value beats --quick/--preset;
+    a config value equal to the script's default cannot be told from it, and --quick replaces it.
+    """
+    for k, v in values.items():
+        if getattr(args, k) == parser.get_default(k):
+            setattr(args, k, v)
+
+
+def check_known(values, known, what: str) -> None:
+    """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
+
+
+def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) -> None:
+    """One-line ValueError unless every ``--name`` is >= 1 and ``--steps`` is a multiple of ``--eval-every``."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.steps % args.eval_every:
+        raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+
+
+def add_run_flags(p) -> None:
+    """``--checkpoint-every N``, ``--keep-checkpoints K`` and ``--resume RUN_DIR`` (which
+    :meth:`ArgParser.parse_known_args` resolves: see :func:`apply_recorded`)."""
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                   help="save the whole train state every STEPS steps (default: about once a minute, "
+                        "at a compiled chunk's end) and at the end of each sweep; 0: no checkpoints")
+    p.add_argument("--keep-checkpoints", type=int, default=2, metavar="K",
+                   help="keep the newest K checkpoints of each sweep (default 2)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the killed run in RUN_DIR from its checkpoints, with the config it "
+                        "recorded (the result equals an uninterrupted run bit for bit)")
+
+
+def add_data_parallel_flag(p) -> None:
+    """``--data-parallel D``: split each seed's batch over D devices (``fj.sweep(data_parallel=)``)."""
+    p.add_argument("--data-parallel", type=int, default=1, metavar="D",
+                   help="split every seed's training batch over D devices (big models, few seeds; "
+                        "default 1: devices only hold different seeds)")
+
+
+def check_data_parallel(args) -> None:
+    """One-line ValueError unless ``--data-parallel`` is >= 1, divides ``--batch-size`` and fits the devices."""
+    import jax  # noqa: PLC0415  (keep the CLI helpers importable without initializing jax)
+
+    d = args.data_parallel
+    if d < 1:
+        raise ValueError(f"--data-parallel must be >= 1, got {d}")
+    if args.batch_size % d:
+        raise ValueError(f"--batch-size {args.batch_size} does not split over --data-parallel {d}")
+    if d > jax.local_device_count():
+        raise ValueError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
+
+
+def apply_recorded(parser, run_dir) -> None:
+    """``--resume RUN_DIR``: the options recorded in ``RUN_DIR/config.json`` become ``parser``'s
+    defaults (flags given now still win, and a changed setting is then refused by the
+    checkpoints); one-line ValueError if that file cannot be used."""
+    path = pathlib.Path(run_dir) / "config.json"
+    try:
+        recorded = json.loads(path.read_text())
+        options = set(config_options(parser)) - {"resume", "out"}
+        apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
+    except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
+        raise ValueError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None
+
+
+def checkpoint_kw(args, eval_every: int | None = None) -> dict:
+    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints, keep_checkpoints.
+    eval_every: the run's resolved evaluation interval (default ``args.eval_every``)."""
+    every, eval_every = args.checkpoint_every, eval_every or args.eval_every
+    if every is not None and every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {every}")
+    if every and every % eval_every:
+        raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {eval_every}")
+    if args.keep_checkpoints < 1:
+        raise ValueError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
+    return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0,
+            "keep_checkpoints": args.keep_checkpoints}

@@ -1,0 +1,164 @@
+"""Run directories: a writable folder, atomic JSON files, append-only JSONL metrics.
+
+Layout every run writes: ``config.json`` (resolved config and the environment, see
+:func:`environment`), ``metrics.jsonl`` (one row per logged step, rule and seed),
+``checkpoints/<sweep>/<step>/`` (orbax, see :mod:`fa_jax.training.checkpoint`), PNG plots and
+``summary.json`` (written last, so a directory with a summary is complete).
+"""
+
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def default_dir(name: str) -> Path:
+    """``runs/<name>-YYYYmmdd-HHMMSS`` (a new folder per run: nothing is overwritten)."""
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare(path) -> Path:
+    """Create ``path`` (and parents) and prove it is writable; one-line ValueError otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {str(path)!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {str(path)!r} is not writable ({err.strerror or err})") from None
+    return path
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically (temp file in the same folder, then rename). A failed write
+    (disk full, read-only folder, a NaN in ``obj``) leaves neither ``path`` nor the temp file;
+    an OSError then names ``path``."""
+    _atomic(path, lambda f: (json.dump(obj, f, indent=2, allow_nan=False), f.write("\n")))
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` atomically, like :func:`write_json`."""
+    _atomic(path, lambda f: f.write(text))
+
+
+def _atomic(path, write) -> None:
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as err:
+        raise named(err, path) from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise named(err, path) from None
+        raise
+
+
+def append_jsonl(path, rows) -> None:
+    """Append rows to a JSONL file, one JSON object per line, flushed to disk (an OSError names ``path``)."""
+    try:
+        with open(path, "a") as f:
+            f.write("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise named(err, path) from None
+
+
+def named(err: OSError, path) -> OSError:
+    """``err`` naming ``path`` (a failed ``write()`` on an open file names none), same errno."""
+    if err.filename is not None:
+        return err
+    return OSError(err.errno, err.strerror or str(err), str(path))
+
+
+def read_jsonl(path) -> list[dict]:
+    """The rows of a JSONL file; a torn last line (a write cut by a kill) is dropped with a warning."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:  # a bad line before the end is not a torn write: corrupt file
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+            warnings.warn(f"{path}: dropped a torn last line", stacklevel=2)
+    return rows
+
+
+def start(out, resume: bool = False) -> Path:
+    """Begin (or, with ``resume``, continue) a run in ``out``: refuses to start over a run
+    that has checkpoints unless resuming; removes ``metrics.jsonl`` (a resumed run rebuilds
+    it from its checkpoints, so no row is duplicated) and removes a stale ``summary.json``
+    (a directory only looks complete once the run is)."""
+    out = Path(out)
+    if not resume and next(out.glob("**/checkpoints/*"), None) is not None:
+        raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
+                         f"or choose a new --out")
+    (out / "summary.json").unlink(missing_ok=True)
+    (out / "metrics.jsonl").unlink(missing_ok=True)  # appended to by the run (a resumed one rebuilds it)
+    return out
+
+
+def checkpointing(out, name: str, every: int | None = None, enabled: bool = True, keep: int = 2) -> dict:
+    """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
+    every ``every`` steps (default: about once a minute) and at its end, keeping the newest
+    ``keep``; ``{}`` if not enabled."""
+    if not enabled:
+        return {}
+    safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"
+    return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every,
+            "keep_checkpoints": keep}
+
+
+def _git_commit() -> str | None:
+    """The fa_jax checkout's commit (``+dirty`` if it has uncommitted changes), or None."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def environment() -> dict:
+    """What a rerun needs besides the config: package versions, fa_jax's git commit, the
+    devices, the precision settings and ``XLA_FLAGS``."""
+    import jax  # noqa: PLC0415  (keep this module importable without initializing jax)
+
+    versions = {}
+    for pkg in ("fa_jax", "jax", "jaxlib", "optax", "flax", "chex", "orbax-checkpoint", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    dev = jax.devices()
+    return {"python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "git_commit": _git_commit(), "backend": jax.default_backend(), "device_kind": dev[0].device_kind,
+            "device_count": len(dev), "process_count": jax.process_count(),
+            "x64": bool(jax.config.jax_enable_x64),
+            "default_matmul_precision": jax.config.jax_default_matmul_precision,
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "")}
+
+
+def write_config(out, config: dict) -> None:
+    """``config.json``: the resolved ``config`` plus ``environment`` (:func:`environment`)."""
+    write_json(Path(out) / "config.json", {**config, "environment": environment()})

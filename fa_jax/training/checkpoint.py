@@ -1,0 +1,132 @@
+"""Checkpoint and resume a sweep with ``orbax-checkpoint``: the whole batched TrainState and
+the metrics so far, every N steps and at the end, keeping the last K.
+
+A checkpoint directory holds one sweep (one rule, one configuration). Each saved step has
+three items: ``state`` (the TrainState, RNG keys as raw ``key_data``), ``curves`` (the
+per-evaluation arrays so far, each (S, E_done, ...)) and ``meta`` (JSON: the step and the
+run's *fingerprint*, the settings a resumed run must share). orbax writes each step to a
+temporary folder and renames it when complete, so a save cut short by a kill is never
+listed; a step that exists but cannot be read (corrupt files) is skipped with a warning
+and the previous one is used. Restoring into the same shapes, device and precision gives
+the same bits, so a resumed sweep equals the uninterrupted one bit for bit.
+"""
+
+import dataclasses
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+
+__all__ = ["Checkpointer", "fingerprint_mismatch", "latest_step"]
+
+
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def to_saveable(tree):
+    """Typed PRNG keys -> their uint32 ``key_data`` (orbax stores plain arrays)."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def from_saveable(tree, like):
+    """Inverse of :func:`to_saveable`, with ``like`` (the template) telling which leaves are keys."""
+    return jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x,
+                        tree, like)
+
+
+def fingerprint_mismatch(saved: dict, current: dict) -> str | None:
+    """The first setting that differs, as ``"rule='fa' (checkpoint) vs 'dfa' (this run)"``; None if equal."""
+    for k in list(current) + [k for k in saved if k not in current]:
+        if saved.get(k) != current.get(k):
+            return f"{k}={saved.get(k)!r} (checkpoint) vs {current.get(k)!r} (this run)"
+    return None
+
+
+def _shapes(tree) -> dict:
+    """{'params[0]["w"]': 'float32(8, 30, 256)', ...} for every leaf of a (saveable) tree."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(p): f"{np.dtype(x.dtype).name}{tuple(x.shape)}" for p, x in flat}
+
+
+def latest_step(directory) -> int | None:
+    """The newest complete checkpoint step in ``directory`` (no arrays are read), or None."""
+    d = Path(directory)
+    steps = [int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()] if d.is_dir() else []
+    return max(steps) if steps else None
+
+
+@dataclasses.dataclass
+class Checkpointer:
+    """Saves and restores one sweep's state in ``directory``.
+
+    fingerprint: JSON-able settings that must match on resume (rule, seeds, sizes, ...).
+    keep: how many of the newest checkpoints to keep (older ones are deleted).
+    Saves are asynchronous (training continues while orbax writes); :meth:`close` waits.
+    """
+
+    directory: Path
+    fingerprint: dict
+    keep: int = 2
+
+    def __post_init__(self):
+        import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
+        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
+            raise ValueError(f"keep_checkpoints must be a positive int, got {self.keep!r}")
+        self.directory = Path(self.directory).absolute()
+        self.fingerprint = json.loads(json.dumps(self.fingerprint))  # compare as JSON: tuples -> lists
+        logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
+        self._mgr = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True))
+
+    def save(self, step: int, state, metrics: dict) -> None:
+        """Save ``state`` (a batched TrainState) and ``metrics`` ({name: (S, E_done, ...)}) as ``step``."""
+        import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
+        self._mgr.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(to_saveable(state)),
+            curves=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
+            meta=ocp.args.JsonSave({"step": int(step), "fingerprint": self.fingerprint,
+                                    "shapes": _shapes(to_saveable(state))})))
+
+    def restore(self, like):
+        """``(state, metrics, step)`` from the newest readable checkpoint, or None if there is none.
+
+        like: a TrainState with this run's shapes and shardings (e.g. the fresh initial state).
+        A checkpoint of another configuration raises a one-line ValueError naming the first
+        difference; an unreadable checkpoint is skipped with a warning (the previous one is used).
+        """
+        import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
+        self._mgr.reload()
+        steps = sorted(self._mgr.all_steps(), reverse=True)
+        for step in steps:
+            try:
+                meta = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            except Exception as err:  # noqa: BLE001 - any unreadable file means: try the previous step
+                warnings.warn(f"checkpoint step {step} in {self.directory} is unreadable "
+                              f"({type(err).__name__}); using the previous one", stacklevel=3)
+                continue
+            diff = fingerprint_mismatch(meta["fingerprint"], self.fingerprint)
+            if diff is None:
+                diff = fingerprint_mismatch(meta["shapes"], _shapes(to_saveable(like)))
+            if diff is not None:
+                raise ValueError(f"checkpoint in {self.directory} is from a different configuration: {diff}")
+            template = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_saveable(like))
+            try:
+                got = self._mgr.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(template), curves=ocp.args.StandardRestore()))
+            except Exception as err:  # noqa: BLE001
+                warnings.warn(f"checkpoint step {step} in {self.directory} is unreadable "
+                              f"({type(err).__name__}: {str(err).splitlines()[0][:120]}); using the previous one",
+                              stacklevel=3)
+                continue
+            metrics = {k: np.asarray(v) for k, v in got["curves"].items()}
+            return from_saveable(got["state"], like), metrics, int(meta["step"])
+        return None
+
+    def close(self) -> None:
+        """Wait for pending asynchronous saves, then release the manager."""
+        self._mgr.wait_until_finished()
+        self._mgr.close()

@@ -1,0 +1,84 @@
+"""Early stopping on a validation split, keeping each seed's best parameters (seed 002).
+
+``fj.sweep(..., val=(x_val, y_val), early_stopping=patience)`` evaluates the validation loss
+inside the scan at every evaluation (every ``eval_every`` steps) and carries, per seed, in
+``TrainState.early``: the parameters at the lowest validation loss so far, that loss, its
+step, the evaluations since it improved, and ``stopped_at``, the step at which ``patience``
+evaluations in a row brought no improvement (-1 while never).
+
+A vmapped program cannot end one seed early, so the sweep still runs every step; but once a
+seed has stopped its best parameters are frozen, so they are exactly the parameters an
+early-stopped run of that seed returns (tested against a run stopped at its ``best_step``).
+``split_validation`` carves the validation split off a task's training set.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fa_jax import losses as losses_lib
+from fa_jax.training.state import apply_model
+
+
+def check_patience(patience) -> None:
+    """One-line ValueError unless ``patience`` is None (off) or a positive int (evaluations)."""
+    if patience is None:
+        return
+    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+        raise ValueError(f"early_stopping must be None or a positive int (evaluations of patience), got {patience!r}")
+
+
+def check_val(task, val) -> tuple:
+    """``val`` as device arrays ``(x_val (n, n_in), y_val (n,))`` checked against ``task``."""
+    if not (isinstance(val, (tuple, list)) and len(val) == 2):
+        raise ValueError(f"val must be a pair (x_val, y_val), got {type(val).__name__}")
+    x, y = jnp.asarray(val[0]), jnp.asarray(val[1])
+    if x.ndim != 2 or x.shape[1] != task.n_in or y.shape[:1] != x.shape[:1] or x.shape[0] < 1:
+        raise ValueError(f"val must be x_val (n >= 1, {task.n_in}) and y_val (n,), got shapes "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    return x.astype(task.x_test.dtype), y.astype(task.y_test.dtype)
+
+
+def split_validation(task, n_val: int, key):
+    """``(task without them, (x_val, y_val))``: ``n_val`` training examples drawn by ``key``."""
+    n = task.n_train
+    if n is None:
+        raise ValueError(f"task {task.name!r} has no fixed training set to split a validation set from")
+    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val < n:
+        raise ValueError(f"n_val must be an int in [1, {n}), got {n_val!r}")
+    perm = jax.random.permutation(key, n)
+    va, tr = perm[:n_val], perm[n_val:]
+    return (task.replace(x_train=task.x_train[tr], y_train=task.y_train[tr]),
+            (task.x_train[va], task.y_train[va]))
+
+
+def init_early(params) -> dict:
+    """Fresh tracking state: best params (a copy of ``params``), val_loss inf, step/stopped_at -1."""
+    return {"params": params, "val_loss": jnp.full((), jnp.inf, jnp.float32), "step": jnp.full((), -1, jnp.int32),
+            "stale": jnp.zeros((), jnp.int32), "stopped_at": jnp.full((), -1, jnp.int32)}
+
+
+def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
+    """One evaluation: keep ``params`` if ``val_loss`` is a new minimum (NaN never is) and the
+    seed has not stopped; stop after ``patience`` evaluations in a row without one."""
+    active = early["stopped_at"] < 0
+    better = active & (val_loss < early["val_loss"])
+    stale = jnp.where(better, 0, early["stale"] + active.astype(jnp.int32))
+    stop = active & ~better & (stale >= patience)
+    return {"params": jax.tree.map(lambda new, old: jnp.where(better, new, old), params, early["params"]),
+            "val_loss": jnp.where(better, val_loss.astype(jnp.float32), early["val_loss"]),
+            "step": jnp.where(better, step, early["step"]), "stale": stale,
+            "stopped_at": jnp.where(stop, step, early["stopped_at"])}
+
+
+def make_validate(model, rule: str, loss_fn, patience: int):
+    """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``."""
+
+    def validate(state, task):
+        x, y = task.aux["x_val"], task.aux["y_val"]
+        logits, _ = apply_model(model, state, state.params, x, rule=rule)
+        val_loss, val_acc = loss_fn(logits, y), losses_lib.accuracy(logits, y).mean()
+        early = update_early(state.early, state.params, state.step, val_loss, patience)
+        return state.replace(early=early), {"val_loss": val_loss, "val_acc": val_acc}
+
+    return validate

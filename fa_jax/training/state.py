@@ -1,0 +1,64 @@
+"""The train state: one pytree per seed (params, optimizer state, feedback, RNG key, step).
+
+Every seed's randomness derives from ``jax.random.key(seed)`` by *purpose*
+(``fold_in(key, PURPOSE_*)``), so adding seeds to a sweep never changes the earlier ones.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from fa_jax.optim import zoo as optim
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback import init_feedback
+
+# fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
+# seeds to a sweep never changes the earlier ones.
+PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN = 0, 1, 2
+
+
+@struct.dataclass
+class TrainState:
+    """Everything one seed's run carries: params, optimizer state, feedback, RNG key, step.
+
+    ``diverged_at`` is the first step whose loss was not finite (-1 while finite).
+    ``early``: ``None``, or with early stopping the per-seed best params and their
+    bookkeeping (:mod:`fa_jax.training.early_stopping`). ``model_state``: ``None``, or a stateful
+    model's state (batch-norm running statistics), updated by every training step and used
+    (in eval mode) by every evaluation.
+    """
+
+    params: list
+    opt_state: optax.OptState
+    feedback: list | None
+    key: jax.Array
+    step: jax.Array
+    diverged_at: jax.Array
+    early: dict | None = None
+    model_state: list | None = None
+
+
+def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
+    """A fresh TrainState for one seed. seed_key: ``jax.random.key(seed)``."""
+    params = model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
+    fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}),
+                       params=params)
+    r = rules_lib.get(rule)
+    if r.trainable is not None:  # frozen layers: no params, hence no gradient and no optimizer state
+        params = r.trainable(params)
+    opt_state = tx.init(params)
+    if learning_rate is not None:
+        opt_state = optim.set_learning_rate(opt_state, jnp.asarray(learning_rate, jnp.float32))
+    return TrainState(params=params, opt_state=opt_state, feedback=fb,
+                      key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
+                      step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32),
+                      model_state=model.init_stats() if getattr(model, "stateful", False) else None)
+
+
+def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
+    """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
+    stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics)."""
+    if state.model_state is None:
+        return model.apply(params, x, rule=rule, feedback=state.feedback, **kw), None
+    return model.apply(params, x, rule=rule, feedback=state.feedback, stats=state.model_state, **kw)

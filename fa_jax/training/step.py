@@ -1,0 +1,94 @@
+"""The pure training step, the evaluation and the scanned chunk of steps a sweep compiles.
+
+``step(state, task) -> (state, (loss, batch_accuracy))`` samples a batch, takes ``jax.grad``
+through ``model.apply(params, x, rule=...)`` (which *is* the rule's update) and applies the
+optimizer; ``make_run_chunk`` scans it ``eval_every`` times per evaluation.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fa_jax import losses as losses_lib
+from fa_jax.training.state import TrainState, apply_model
+
+
+def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
+    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
+
+    The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
+    shard: applied to the sampled x and y (e.g. :func:`fa_jax.training.sharding.shard_batch`).
+    """
+    shard = shard or (lambda a: a)
+    tx_extra = optax.with_extra_args_support(tx)
+
+    def step(state: TrainState, task):
+        key, k_batch = jax.random.split(state.key)
+        x, y = task.sample(k_batch, batch_size)
+        x, y = shard(x), shard(y)
+
+        # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
+        extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
+
+        if state.model_state is not None:
+            extra = {**extra, "train": True}
+
+        def objective(params):
+            logits, model_state = apply_model(model, state, params, x, rule=rule, **extra)
+            return loss_fn(logits, y), (logits, model_state)
+
+        (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
+        params = optax.apply_updates(state.params, updates)
+        bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
+        diverged_at = jnp.where(bad, state.step, state.diverged_at)
+        new = state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1,
+                            diverged_at=diverged_at)
+        if model_state is not None:
+            new = new.replace(model_state=model_state)
+        return new, (loss, losses_lib.accuracy(logits, y).mean())
+
+    return step
+
+
+def make_evaluate(model, rule: str, loss_fn):
+    """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set."""
+
+    def evaluate(state, task):
+        logits, _ = apply_model(model, state, state.params, task.x_test, rule=rule)
+        return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
+
+    return evaluate
+
+
+def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagnose=None, validate=None):
+    """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
+    loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
+
+    ``diagnose(state, task) -> dict`` (optional, e.g. :func:`fa_jax.analysis.diagnostics.make_diagnose`)
+    runs once per evaluation, so unlogged steps pay nothing; its arrays join the metrics.
+    ``validate(state, task) -> (state, dict)`` (optional, e.g. early stopping) runs there too.
+    """
+
+    def run_chunk(state, task):
+        def interval(state, _):
+            def body(carry, _):
+                s, tot_loss, tot_acc = carry
+                s, (loss, acc) = step(s, task)
+                return (s, tot_loss + loss, tot_acc + acc), None
+
+            zero = jnp.zeros((), jnp.float32)
+            (state, tot_loss, tot_acc), _ = jax.lax.scan(body, (state, zero, zero), None, length=eval_every)
+            test_loss, test_acc = evaluate(state, task)
+            metrics = {"loss": tot_loss / eval_every, "train_acc": tot_acc / eval_every,
+                       "test_loss": test_loss, "test_acc": test_acc}
+            if diagnose is not None:
+                metrics.update(diagnose(state, task))
+            if validate is not None:
+                state, val_metrics = validate(state, task)
+                metrics.update(val_metrics)
+            return state, metrics
+
+        return jax.lax.scan(interval, state, None, length=evals_per_chunk)
+
+    return run_chunk

@@ -30,7 +30,7 @@ import os
 from IPython.display import Image, Markdown, display
 
 import fa_jax as fj
-from fa_jax.runs.redraw import redraw
+from fa_jax.runs.plots import redraw
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
 cfg = (dict(seeds=2, steps=100, eval_every=50, width=16, depth=2) if SMALL
@@ -45,11 +45,11 @@ print(task.name, model.sizes, cfg)
 # and writes a run directory: metrics, summary and every figure.
 
 # %%
-out = fj.rundir.prepare("runs/alignment-notebook")
-results, rows, table = fj.experiment.compare_rules(
-    model, task, ["bp", "fa", "dfa"], out, {"task": task.name, **cfg}, seeds=cfg["seeds"], steps=cfg["steps"],
-    eval_every=cfg["eval_every"], batch_size=64, lr=1e-3, diagnostics=True, progress=False,
-    embed_layer=cfg["depth"], embed_method="pca" if SMALL else "tsne")
+study = fj.Study.start("runs/alignment-notebook", {"task": task.name, **cfg}, progress=False, checkpoint_every=0)
+out = study.out
+results, rows, table = fj.compare_rules(
+    study, model, task, ["bp", "fa", "dfa"], seeds=cfg["seeds"], steps=cfg["steps"], eval_every=cfg["eval_every"],
+    batch_size=64, lr=1e-3, diagnostics=True, embed_layer=cfg["depth"], embed_method="pca" if SMALL else "tsne")
 display(Markdown(table))
 
 # %% [markdown]
@@ -58,8 +58,8 @@ display(Markdown(table))
 # The output layer's gradient is exact for all three rules.
 
 # %%
-metric_rows = [r for res in results.values() for r in res.metric_rows()]
-display(Markdown(fj.report.layer_table(metric_rows, "grad_alignment_deg")))
+metric_rows = study.metric_rows
+display(Markdown(fj.tables.layer_table(metric_rows, "grad_alignment_deg")))
 display(Image(str(out / "alignment.png")))
 
 # %% [markdown]
@@ -67,7 +67,7 @@ display(Image(str(out / "alignment.png")))
 # forward weights above a layer turns towards that layer's `B`.
 
 # %%
-display(Markdown(fj.report.layer_table(metric_rows, "weight_alignment_deg", hidden=True)))
+display(Markdown(fj.tables.layer_table(metric_rows, "weight_alignment_deg", hidden=True)))
 display(Image(str(out / "weight_alignment.png")))
 
 # %% [markdown]

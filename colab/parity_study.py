@@ -38,8 +38,8 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 import fa_jax as fj
-from fa_jax.runs import grid
-from fa_jax.runs import study_plots
+from fa_jax.runs import plots, tables
+from fa_jax.runs.study import Study, cell_name, product
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
 if SMALL:  # a smoke-sized grid
@@ -55,22 +55,20 @@ print(fj.__version__, "->", out)
 
 # %%
 tasks = {(n, k): fj.data.parity_task("parity", n, k) for n in NS for k in KS}
-cells = grid.product(method=METHODS, n=NS, k=KS, width=WIDTHS)
-rows, results = grid.run_grid(
-    cells,
-    make_model=lambda c: fj.mlp([c["n"], c["width"], 1]),
-    make_task=lambda c: tasks[c["n"], c["k"]],
-    sweep_kw={"seeds": SEEDS, "steps": STEPS, "eval_every": EVAL_EVERY, "optimizer": "adam", "lr": 1e-3},
-    out=out,
-    progress=not SMALL,
-)
+study = Study.start(out, {"methods": METHODS, "n": NS, "k": KS, "width": WIDTHS}, progress=not SMALL)
+for c in product(method=METHODS, n=NS, k=KS, width=WIDTHS):
+    study.sweep(c, fj.mlp([c["n"], c["width"], 1]), tasks[c["n"], c["k"]], rule=c["method"], name=cell_name(c),
+                seeds=SEEDS, steps=STEPS, eval_every=EVAL_EVERY, optimizer="adam", lr=1e-3)
 keys = ("method", "n", "k", "width")
-display(Markdown(grid.table(grid.summarize(rows, keys), keys)))
+by_cell = tables.summarize(study.rows, keys)
+study.finish(lambda s: {"by_cell": by_cell})
+rows = study.rows
+display(Markdown(tables.table(by_cell, (*keys, *tables.GRID_TABLE))))
 
 # %% [markdown]
 # ## Accuracy vs n, and one heatmap per method over (n, k)
 
 # %%
-display(Image(str(study_plots.accuracy_vs_n(rows, out / "accuracy_vs_n.png"))))
+display(Image(str(plots.accuracy_vs_n(rows, out / "accuracy_vs_n.png"))))
 for method in METHODS:
-    display(Image(str(study_plots.heatmap(rows, out / f"heatmap_{method}.png", method))))
+    display(Image(str(plots.heatmap(rows, out / f"heatmap_{method}.png", method))))

@@ -14,9 +14,9 @@ import dataclasses
 import sys
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import rundir
 from fa_jax.analysis.representations import METHODS
+from fa_jax.runs import cli, rundir, tables
+from fa_jax.runs.study import Study, compare_rules
 
 TASKS = ("digits", "parity")
 QUICK = {"seeds": 2, "steps": 200, "width": 32, "eval_every": 50, "parity_n": 8, "parity_k": 2,
@@ -27,7 +27,7 @@ def parser():
     p = cli.ArgParser(prog="alignment.py", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=cli.csv(), default=list(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
     p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
-    p.add_argument("--depth", type=int, default=3, help="hidden layers (the issue studies 2-4)")
+    p.add_argument("--depth", type=int, default=3, help="hidden layers (2-4 tell FA and DFA apart)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--activation", default="tanh")
     p.add_argument("--seeds", type=int, default=4)
@@ -57,53 +57,47 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
-    try:
-        cli.check_known(args.tasks, TASKS, "task")
-        for r in args.rules:
-            fj.rules.get(r)
-        cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
-        feedback = {} if args.feedback_scheme is None else {"scheme": args.feedback_scheme}
-        fj.feedback.check_feedback_options(**feedback)
-        embed_layer = args.depth if args.embed_layer is None else args.embed_layer
-        fj.representations.check_method(args.embed_method)
-        tasks = {t: make_task(t, args) for t in args.tasks}
-        models = {t: fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
-                  for t, task in tasks.items()}
-        fj.representations.check_layer(next(iter(models.values())), embed_layer)
-        fj.optimizer(args.optimizer, args.lr)
-        fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
-                            seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer,
-                            steps=args.steps, eval_every=args.eval_every)
-        resume = cli.checkpoint_kw(args)
-        out = rundir.prepare(args.out or rundir.default_dir("alignment"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("alignment.py", err)
+    cli.check_known(args.tasks, TASKS, "task")
+    for r in args.rules:
+        fj.rules.get(r)
+    cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
+    feedback = {} if args.feedback_scheme is None else {"scheme": args.feedback_scheme}
+    fj.feedback.check_feedback_options(**feedback)
+    embed_layer = args.depth if args.embed_layer is None else args.embed_layer
+    fj.representations.check_method(args.embed_method)
+    tasks = {t: make_task(t, args) for t in args.tasks}
+    models = {t: fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
+              for t, task in tasks.items()}
+    fj.representations.check_layer(next(iter(models.values())), embed_layer)
+    fj.optimizer(args.optimizer, args.lr)
+    sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
+                "lr": args.lr, "feedback": feedback, "eval_every": args.eval_every, "diagnostics": True}
+    fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
+                        **sweep_kw)
+    top = Study.from_args(args, "alignment")  # config.json of the whole run; alignment.md comes last
 
-    if not resume["resume"]:
-        rundir.write_config(out, {"job": "alignment", **vars(args), "out": str(out)})
     md = [f"# Alignment with BP: {args.depth} hidden layers of {args.width} {args.activation}, "
           f"{args.seeds} seeds, {args.steps} steps\n"]
     for t, task in tasks.items():
-        model, sub = models[t], rundir.prepare(out / t)
-        config = {"job": "alignment", **vars(args), "out": str(sub), "model": dataclasses.asdict(model),
-                  "feedback": feedback, "task": task.name}
-        print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {sub}")
-        results, rows, table = fj.experiment.compare_rules(
-            model, task, args.rules, sub, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-            optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-            progress=not args.no_progress, diagnostics=True, embed_layer=embed_layer,
-            embed_method=args.embed_method, **resume)
-        metric_rows = [r for res in results.values() for r in res.metric_rows()]
-        section = (f"## {task.name}\n\n{table}\n\nAngle between the rule's weight gradient and BP's at the last "
-                   f"step:\n\n{fj.report.layer_table(metric_rows, 'grad_alignment_deg')}\n\n"
+        model = models[t]
+        study = Study.start(top.out / t, {"job": "alignment", **vars(args), "out": str(top.out / t),
+                                          "model": dataclasses.asdict(model), "feedback": feedback,
+                                          "task": task.name},
+                            resume=top.resume, checkpoint_every=top.checkpoint_every,
+                            keep_checkpoints=top.keep_checkpoints, progress=top.progress)
+        print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {study.out}")
+        _, _, table = compare_rules(study, model, task, args.rules, embed_layer=embed_layer,
+                                    embed_method=args.embed_method, **sweep_kw)
+        section = (f"## {task.name}\n\n{table}\n\nAngle between the rule's weight "
+                   f"gradient and BP's at the last step:\n\n"
+                   f"{tables.layer_table(study.metric_rows, 'grad_alignment_deg')}\n\n"
                    f"Weight alignment (FA: W_(l+1) vs B_(l+1); DFA: B_l vs the product of the forward "
                    f"weights above h_l):\n\n"
-                   f"{fj.report.layer_table(metric_rows, 'weight_alignment_deg', hidden=True)}\n")
+                   f"{tables.layer_table(study.metric_rows, 'weight_alignment_deg', hidden=True)}\n")
         print(section)
         md.append(section)
-    rundir.write_text(out / "alignment.md", "\n".join(md))  # last: the run is complete when it exists
-    print(f"wrote {out}/alignment.md and one run directory per task")
+    rundir.write_text(top.out / "alignment.md", "\n".join(md))  # last: the run is complete when it exists
+    print(f"wrote {top.out}/alignment.md and one run directory per task")
     return 0
 
 

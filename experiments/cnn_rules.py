@@ -11,12 +11,11 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 import sys
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import model_grid
-from fa_jax.runs import tables as report
 from fa_jax.models import residual
-from fa_jax.runs import rundir
+from fa_jax.runs.model_grid import n_params
 from fa_jax.rules.feedback import DISTS, SCALINGS
+from fa_jax.runs import cli, rundir, tables
+from fa_jax.runs.study import Study
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.
@@ -101,59 +100,57 @@ def build(args):
     return task, models
 
 
-def write_alignment(models):
-    """``before_summary`` hook: ``alignment.md`` (:func:`alignment_tables`) before summary.json."""
-    return lambda out: rundir.write_text(out / "alignment.md", alignment_tables(out, models))
-
-
-def alignment_tables(out, models) -> str:
+def alignment_tables(metric_rows, models) -> str:
     """One table per model: final angle (degrees) between each layer's update and BP's."""
-    rows = rundir.read_jsonl(out / "metrics.jsonl")
     parts = []
     for name in models:
-        mine = [r for r in rows if r["model"] == name]
+        mine = [r for r in metric_rows if r["model"] == name]
         parts.append(f"### {name}: angle between the rule's weight update and BP's (last logged step)\n\n"
-                     + report.layer_table(mine, "grad_alignment_deg"))
+                     + tables.layer_table(mine, "grad_alignment_deg"))
     return "\n\n".join(parts) + "\n"
 
 
 @cli.guarded("cnn_rules.py")
 def main(argv=None):
     args = parser().parse_args(argv)
-    try:
-        if args.preset is not None and args.preset not in PRESETS:
-            raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-        if args.quick:
-            cli.apply_defaults(args, parser(), QUICK)
-        if args.preset:
-            cli.apply_defaults(args, parser(), PRESETS[args.preset])
-        task, models = build(args)
-        resume = cli.checkpoint_kw(args)
-        cli.check_data_parallel(args)
-        out = rundir.prepare(args.out or rundir.default_dir("cnn_rules"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("cnn_rules.py", err)
-
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    if args.quick:
+        cli.apply_defaults(args, parser(), QUICK)
+    if args.preset:
+        cli.apply_defaults(args, parser(), PRESETS[args.preset])
+    task, models = build(args)
+    cli.check_data_parallel(args)
     feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
-    config = {"job": "cnn_rules", **vars(args), "out": str(out), "task": task.name,
-              "input_shape": list(task.input_shape), "n_train": task.n_train,
-              "layers": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}}
+    study = Study.from_args(args, "cnn_rules", {
+        **vars(args), "task": task.name, "input_shape": list(task.input_shape), "n_train": task.n_train,
+        "layers": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}})
+
     print(f"{task.name} {task.input_shape}: {args.seeds} seeds x {args.steps} steps, models {', '.join(models)}, "
-          f"rules {', '.join(args.rules)} -> {out}")
-    results, summary, table = model_grid.compare_models(
-        models, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics,
-        data_parallel=args.data_parallel, before_summary=write_alignment(models) if args.diagnostics else None,
-        **resume)
-    print(table)
+          f"rules {', '.join(args.rules)} -> {study.out}")
+    for name, model in models.items():
+        for rule in args.rules:
+            study.sweep({"model": name, "rule": rule}, model, task, desc=f"{name}/{rule}", rule=rule,
+                        seeds=args.seeds, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
+                        lr=args.lr, feedback=feedback, eval_every=args.eval_every, diagnostics=args.diagnostics,
+                        data_parallel=args.data_parallel)
+    sizes = {name: n_params(m) for name, m in models.items()}
+    summary = study.finish(lambda s: write_outputs(s, task, sizes, args.diagnostics))
+    print(tables.table(summary["by_model_rule"], ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")))
     if args.diagnostics:
-        print((out / "alignment.md").read_text())
-    total = sum(r.compile_s + r.run_s for r in results.values())
-    print(f"compile + run, all sweeps: {total:.1f} s")
-    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png")
+        print((study.out / "alignment.md").read_text())
+    print(f"compile + run, all sweeps: {study.seconds:.1f} s")
+    print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, curves.png")
     return 0
+
+
+def write_outputs(study, task, sizes, diagnostics) -> dict:
+    """``curves.png`` (a panel per model), with diagnostics ``alignment.md``; the summary's fields."""
+    fj.plots.curves(study.metric_rows, study.out / "curves.png", title=task.name, panel="model")
+    if diagnostics:
+        rundir.write_text(study.out / "alignment.md", alignment_tables(study.metric_rows, sizes))
+    by = tables.summarize(study.rows, ("model", "rule"), extra={"params": lambda g: sizes[g[0]["model"]]})
+    return {"task": task.name, "by_model_rule": by}
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import rundir
+from fa_jax.runs import cli, plots, rundir, tables
+from fa_jax.runs.study import Study
 
 TASKS = ("digits", "parity")
 SCHEMES = ("default", *fj.FEEDBACK_SCHEMES)
@@ -46,27 +46,27 @@ def parser():
     return p
 
 
-def summarize(task, rule, scheme, res) -> dict:
-    """One table row: accuracy and final alignment (mean over hidden layers) over seeds."""
-    ok = ~res.diverged
-    acc = res.final_test_acc[ok]
-    align = res.diagnostics["grad_alignment_deg"][:, -1, :-1]  # hidden layers; the output layer is exact
+def alignment(res) -> dict:
+    """Per seed of one sweep: the final angle to BP's gradient, averaged over the hidden layers
+    (the output layer's update is exact), as ``{seed: degrees}`` (None where the seed diverged)."""
+    align = res.diagnostics["grad_alignment_deg"][:, -1, :-1]
     with np.errstate(all="ignore"):
-        per_seed = np.nanmean(align, axis=1)[ok]
-    f = lambda a, fn: float(fn(a)) if a.size else None
-    return {"task": task, "rule": rule, "scheme": scheme, "seeds": len(res.seeds), "diverged": int((~ok).sum()),
-            "acc": f(acc, np.mean), "acc_std": f(acc, np.std),
-            "align": f(per_seed, np.nanmean), "align_std": f(per_seed, np.nanstd)}
+        per_seed = np.nanmean(align, axis=1)
+    return {int(s): None if d or not np.isfinite(a) else float(a) for s, a, d in zip(res.seeds, per_seed, res.diverged)}
 
 
-def table(rows) -> str:
-    fmt = lambda m, s, spec: "—" if m is None else f"{m:{spec}} ± {s:{spec}}"
-    lines = ["| task | rule | scheme | test acc | angle to BP, hidden layers (°) | diverged |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['task']} | {r['rule']} | {r['scheme']} | {fmt(r['acc'], r['acc_std'], '.3f')} "
-                     f"| {fmt(r['align'], r['align_std'], '.1f')} | {r['diverged']}/{r['seeds']} |")
-    return "\n".join(lines)
+def by_scheme(rows) -> list[dict]:
+    """One table row per (task, rule, scheme): accuracy and alignment, mean and std over finite seeds."""
+    stats = lambda g, k, fn: (lambda a: float(fn(a)) if a.size else None)(  # noqa: E731
+        np.array([r[k] for r in g if r[k] is not None], float))
+    return tables.summarize(rows, ("task", "rule", "scheme"), extra={
+        "acc": lambda g: stats(g, "test_accuracy", np.mean), "acc_std": lambda g: stats(g, "test_accuracy", np.std),
+        "align": lambda g: stats(g, "align", np.mean), "align_std": lambda g: stats(g, "align", np.std)})
+
+
+COLUMNS = ("task", "rule", "scheme", ("test acc", lambda s: tables.COLUMNS["acc"][1](s)),
+           ("angle to BP, hidden layers (°)", lambda s: "—" if s["align"] is None else f"{s['align']:.1f} ± "
+                                                             f"{s['align_std']:.1f}"), "diverged")
 
 
 @cli.guarded("feedback_schemes.py")
@@ -74,54 +74,46 @@ def main(argv=None):
     args = parser().parse_args(argv)
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
-    try:
-        cli.check_known(args.tasks, TASKS, "task")
-        for r in args.rules:
-            if fj.rules.get(r).feedback_shapes is None:
-                raise ValueError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
-        cli.check_known(args.schemes, SCHEMES, "feedback scheme")
-        cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
-        fj.optimizer(args.optimizer, args.lr)
-        tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k)
-                 for t in args.tasks}
-        fj.memory.check_all(({"model": fj.mlp([t.n_in] + [args.width] * args.depth + [t.n_out]), "task": t, "rule": r}
-                             for t in tasks.values() for r in args.rules), seeds=args.seeds,
-                            batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                            eval_every=args.eval_every)
-        resume = cli.checkpoint_kw(args)
-        out = rundir.prepare(args.out or rundir.default_dir("feedback-schemes"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("feedback_schemes.py", err)
-
-    if not resume["resume"]:
-        rundir.write_config(out, {"job": "feedback_schemes", **vars(args), "out": str(out),
-                                  "tasks_resolved": {t: task.name for t, task in tasks.items()}})
-    rows, results_rows = [], []
+    cli.check_known(args.tasks, TASKS, "task")
+    for r in args.rules:
+        if fj.rules.get(r).feedback_shapes is None:
+            raise ValueError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
+    cli.check_known(args.schemes, SCHEMES, "feedback scheme")
+    cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
+    fj.optimizer(args.optimizer, args.lr)
+    tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k) for t in args.tasks}
+    models = {t: fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
+              for t, task in tasks.items()}
+    sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
+                "lr": args.lr, "eval_every": args.eval_every, "diagnostics": True}
+    fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
+                        **sweep_kw)
+    study = Study.from_args(args, "feedback-schemes",
+                            {**vars(args), "tasks_resolved": {t: task.name for t, task in tasks.items()}})
     for t, task in tasks.items():
-        model = fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
         for rule in args.rules:
             for scheme in args.schemes:
                 fb = {} if scheme == "default" else {"scheme": scheme}
-                res = fj.sweep(model, task, rule=rule, seeds=args.seeds, steps=args.steps,
-                               batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                               eval_every=args.eval_every, feedback=fb,
-                               diagnostics=True, progress=not args.no_progress, desc=f"{t} {rule} {scheme}",
-                               **rundir.checkpointing(out, f"{t}-{rule}-{scheme}", resume["checkpoint_every"],
-                                                      resume["checkpoints"], resume["keep_checkpoints"]))
-                tag = {"task": t, "scheme": scheme}
-                rundir.append_jsonl(out / "metrics.jsonl", [{**tag, **m} for m in res.metric_rows()])
-                results_rows += [{**tag, **r} for r in res.rows()]
-                rows.append(summarize(t, rule, scheme, res))
-                print(f"{t} {rule} {scheme}: acc {rows[-1]['acc']}, angle {rows[-1]['align']}")
-        fj.plots.grouped_bars([r for r in rows if r["task"] == t], out / f"schemes_{t}.png", "scheme", "rule",
-                              [("acc", "acc_std", "final test accuracy"),
-                               ("align", "align_std", "angle to BP gradient (°)")], title=task.name)
-    text = table(rows)
-    (out / "schemes.md").write_text(text + "\n")
-    rundir.write_json(out / "summary.json", {"results": results_rows, "by_scheme": rows})
-    print(text)
-    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, schemes.md, "
+                res = study.sweep({"task": t, "rule": rule, "scheme": scheme}, models[t], task, rule=rule,
+                                  desc=f"{t} {rule} {scheme}", feedback=fb, **sweep_kw)
+                angles = alignment(res)
+                for r in study.rows[-len(res.seeds):]:
+                    r["align"] = angles[r["seed"]]
+                print(f"{t} {rule} {scheme}: acc {np.nanmean(res.final_test_acc):.3f}, "
+                      f"angle {np.nanmean([a for a in angles.values() if a is not None] or [np.nan]):.1f}")
+
+    def write(s):
+        rows = by_scheme(s.rows)
+        for t, task in tasks.items():
+            plots.grouped_bars([r for r in rows if r["task"] == t], s.out / f"schemes_{t}.png", "scheme", "rule",
+                               [("acc", "acc_std", "final test accuracy"),
+                                ("align", "align_std", "angle to BP gradient (°)")], title=task.name)
+        rundir.write_text(s.out / "schemes.md", tables.table(rows, COLUMNS) + "\n")
+        return {"by_scheme": rows}
+
+    study.finish(write)
+    print((study.out / "schemes.md").read_text().rstrip())
+    print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, schemes.md, "
           + ", ".join(f"schemes_{t}.png" for t in tasks))
     return 0
 

@@ -17,10 +17,9 @@ import sys
 import numpy as np
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import grid
-from fa_jax.runs import rundir
-from fa_jax.runs import study_plots
+from fa_jax.runs import cli, plots, rundir, tables
+from fa_jax.runs import study as study_lib
+from fa_jax.runs.study import Study
 
 # centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
 LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,
@@ -81,7 +80,7 @@ def resolve(args) -> dict:
 def best_lr(rows) -> list[dict]:
     """Per (dataset, rule, optimizer): the learning rate with the best mean final test accuracy."""
     out = []
-    per_lr = grid.summarize(rows, KEYS + ("lr",))
+    per_lr = tables.summarize(rows, KEYS + ("lr",))
     for key in dict.fromkeys(tuple(s[k] for k in KEYS) for s in per_lr):
         cands = [s for s in per_lr if tuple(s[k] for k in KEYS) == key]
         out.append(max(cands, key=lambda s: -1.0 if s["mean_acc"] is None else s["mean_acc"]))
@@ -91,49 +90,39 @@ def best_lr(rows) -> list[dict]:
 @cli.guarded("optimizer_study.py")
 def main(argv=None):
     args = parser().parse_args(argv)
-    try:
-        cfg = resolve(args)
-        tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}
-        fj.memory.check_all(({"model": fj.mlp([t.n_in] + [cfg["width"]] * cfg["depth"] + [1]), "task": t, "rule": r,
-                              "optimizer": o} for t in tasks.values() for r in cfg["rules"] for o in cfg["optimizers"]),
-                            seeds=len(cfg["lr_factors"]) * cfg["seeds"], batch_size=cfg["batch_size"],
-                            steps=cfg["steps"], eval_every=cfg["eval_every"])
-        resume = cli.checkpoint_kw(args, cfg["eval_every"])
-        out = rundir.prepare(args.out or rundir.default_dir("optimizer_study"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("optimizer_study.py", err)
-
+    cfg = resolve(args)
+    tasks = {d: fj.data.parity_task(*DATASETS[d]) for d in cfg["datasets"]}
     n_lr, seeds = len(cfg["lr_factors"]), cfg["seeds"]
-    lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
-    if not resume["resume"]:
-        rundir.write_config(out, {"job": "optimizer_study", **cfg, "lrs": lrs, "config": args.config, "out": str(out),
-                                  "tasks": {d: t.name for d, t in tasks.items()}})
-    cells = grid.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])
-    print(f"{len(cells)} sweeps x {n_lr} learning rates x {seeds} seeds x {cfg['steps']} steps -> {out}")
     sweep_kw = {"steps": cfg["steps"], "batch_size": cfg["batch_size"], "eval_every": cfg["eval_every"],
                 "seeds": n_lr * seeds}
-    rows, results = grid.run_grid(
-        cells, lambda c: fj.mlp([tasks[c["dataset"]].n_in] + [cfg["width"]] * cfg["depth"] + [1]),
-        lambda c: tasks[c["dataset"]], sweep_kw, out, rule_key="rule",
-        cell_kw=lambda c: {"optimizer": c["optimizer"], "lr": list(np.repeat(lrs[c["optimizer"]], seeds))},
-        seed_info=lambda c, seed: {"lr": lrs[c["optimizer"]][seed // seeds]}, progress=not args.no_progress,
-        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"],
-        keep_checkpoints=resume["keep_checkpoints"])
-    best = best_lr(rows)
-    table = grid.table(best, KEYS + ("lr",))
-    seconds = sum(r.compile_s + r.run_s for r in results.values())
-    (out / "table.md").write_text(table + "\n")
-    metric_rows = rundir.read_jsonl(out / "metrics.jsonl")
-    for d in cfg["datasets"]:
-        keep = {(b["rule"], b["optimizer"], b["lr"]) for b in best if b["dataset"] == d}
-        sub = [m for m in metric_rows if m["dataset"] == d and (m["rule"], m["optimizer"], m["lr"]) in keep]
-        study_plots.curves_by(sub, out / f"curves_{d}.png", "optimizer", "rule",
-                              title=f"{tasks[d].name}: test accuracy at each optimizer's best learning rate")
-    rundir.write_json(out / "summary.json", {"results": rows, "best": best, "by_lr": grid.summarize(rows, KEYS + ("lr",)),
-                                             "sweep_seconds": round(seconds, 1)})  # last: the run is complete
-    print(table)
-    print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, curves_*.png")
+    cells = study_lib.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])
+    model = lambda c: fj.mlp([tasks[c["dataset"]].n_in] + [cfg["width"]] * cfg["depth"] + [1])  # noqa: E731
+    fj.memory.check_all(({"model": model(c), "task": tasks[c["dataset"]], "rule": c["rule"],
+                          "optimizer": c["optimizer"]} for c in cells), **sweep_kw)
+    lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
+    study = Study.from_args(args, "optimizer_study", {**cfg, "lrs": lrs, "config": args.config,
+                                                      "tasks": {d: t.name for d, t in tasks.items()}},
+                            eval_every=cfg["eval_every"])
+
+    print(f"{len(cells)} sweeps x {n_lr} learning rates x {seeds} seeds x {cfg['steps']} steps -> {study.out}")
+    for c in cells:
+        study.sweep(c, model(c), tasks[c["dataset"]], rule=c["rule"], name=study_lib.cell_name(c),
+                    optimizer=c["optimizer"], lr=list(np.repeat(lrs[c["optimizer"]], seeds)),
+                    seed_labels=lambda seed, c=c: {"lr": lrs[c["optimizer"]][seed // seeds]}, **sweep_kw)
+
+    def write(s):
+        best = best_lr(s.rows)
+        rundir.write_text(s.out / "table.md", tables.table(best, (*KEYS, "lr", *tables.GRID_TABLE)) + "\n")
+        for d in cfg["datasets"]:
+            keep = {(b["rule"], b["optimizer"], b["lr"]) for b in best if b["dataset"] == d}
+            sub = [m for m in s.metric_rows if m["dataset"] == d and (m["rule"], m["optimizer"], m["lr"]) in keep]
+            plots.curves(sub, s.out / f"curves_{d}.png", panel="optimizer", line="rule",
+                         title=f"{tasks[d].name}: test accuracy at each optimizer's best learning rate")
+        return {"best": best, "by_lr": tables.summarize(s.rows, KEYS + ("lr",)), "sweep_seconds": round(s.seconds, 1)}
+
+    study.finish(write)
+    print((study.out / "table.md").read_text().rstrip())
+    print(f"sweeps: {study.seconds:.1f} s (compile + run); wrote {study.out}/summary.json, table.md, curves_*.png")
     return 0
 
 

@@ -11,9 +11,9 @@ import dataclasses
 import sys
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import rundir
 from fa_jax.rules.feedback import DISTS, SCALINGS
+from fa_jax.runs import cli
+from fa_jax.runs.study import Study, compare_rules
 
 
 def parser():
@@ -56,47 +56,37 @@ def main(argv=None):
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
         cli.apply_defaults(args, parser(), QUICK)
-    try:
-        for r in args.rules:
-            fj.rules.get(r)
-        if args.depth < 0:
-            raise ValueError(f"--depth must be >= 0, got {args.depth}")
-        if args.width < 1:
-            raise ValueError(f"--width must be >= 1, got {args.width}")
-        task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
-        model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)
-        for r in args.rules:
-            fj.rules.check_model(r, model)  # e.g. the lazy rules need --depth 1
-        fj.losses.get(args.loss)
-        fj.optimizer(args.optimizer, args.lr)
-        feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
-        fj.feedback.check_feedback_options(**feedback)
-        cli.check_run_sizes(args)
-        fj.memory.check_all(({"model": model, "task": task, "rule": r} for r in args.rules), seeds=args.seeds,
-                            batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                            eval_every=args.eval_every, data_parallel=args.data_parallel)
-        resume = cli.checkpoint_kw(args)
-        cli.check_data_parallel(args)
-        out = rundir.prepare(args.out or rundir.default_dir("parity"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("parity.py", err)
-
-    config = {"job": "parity", **vars(args), "out": str(out), "model": dataclasses.asdict(model),
-              "feedback": feedback, "task": task.name}
-    print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {out}")
-    results, rows, table = fj.experiment.compare_rules(
-        model, task, args.rules, out, config, seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-        optimizer=args.optimizer, lr=args.lr, loss=args.loss, feedback=feedback, eval_every=args.eval_every,
-        progress=not args.no_progress, diagnostics=args.diagnostics,
-        data_parallel=args.data_parallel, **resume)
+    for r in args.rules:
+        fj.rules.get(r)
+    if args.depth < 0:
+        raise ValueError(f"--depth must be >= 0, got {args.depth}")
+    if args.width < 1:
+        raise ValueError(f"--width must be >= 1, got {args.width}")
+    task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
+    model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)
+    for r in args.rules:
+        fj.rules.check_model(r, model)  # e.g. the lazy rules need --depth 1
+    fj.losses.get(args.loss)
+    fj.optimizer(args.optimizer, args.lr)
+    feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
+    fj.feedback.check_feedback_options(**feedback)
+    cli.check_run_sizes(args)
+    sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
+                "lr": args.lr, "loss": args.loss, "feedback": feedback, "eval_every": args.eval_every,
+                "diagnostics": args.diagnostics, "data_parallel": args.data_parallel}
+    fj.memory.check_all(({"model": model, "task": task, "rule": r} for r in args.rules), **sweep_kw)
+    cli.check_data_parallel(args)
+    study = Study.from_args(args, "parity", {**vars(args), "model": dataclasses.asdict(model), "feedback": feedback,
+                                             "task": task.name})  # checks the run flags, opens --out
+    print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {study.out}")
+    results, _, table = compare_rules(study, model, task, args.rules, **sweep_kw)
     if not table:  # a non-zero process of a multi-host run: process 0 reports
         return 0
     print(table)
     for rule, res in results.items():
         print(f"{rule}: compile {res.compile_s:.1f} s, run {res.run_s:.1f} s")
     figs = ", alignment.png, grad_norms.png, ..." if args.diagnostics else ""
-    print(f"wrote {out}/config.json, metrics.jsonl, summary.json, curves.png, loss.png{figs}")
+    print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, curves.png, loss.png{figs}")
     return 0
 
 

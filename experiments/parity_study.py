@@ -14,10 +14,9 @@ table.md, accuracy_vs_n.png and heatmap_<method>.png, and prints the table.
 import sys
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import grid
-from fa_jax.runs import rundir
-from fa_jax.runs import study_plots
+from fa_jax.runs import cli, plots, rundir, tables
+from fa_jax.runs import study as study_lib
+from fa_jax.runs.study import Study
 
 KEYS = ("method", "n", "k", "width")
 DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu",
@@ -100,59 +99,48 @@ def resolve(args) -> dict:
 @cli.guarded("parity_study.py")
 def main(argv=None):
     args = parser().parse_args(argv)
-    try:
-        cfg = resolve(args)
-        if cfg["epochs"] is not None and cfg["dataset"] == "parity":
-            raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity); use --steps")
-        tasks = {(n, k): fj.data.parity_task(cfg["dataset"], n, k, distribution=cfg["distribution"],
-                                             data_seed=args.data_seed, data_dir=args.data_dir,
-                                             download=not args.offline)
-                 for n in cfg["n"] for k in cfg["k"]}
-        if cfg["epochs"] is not None:
-            spe = fj.data.steps_per_epoch(next(iter(tasks.values())), cfg["batch_size"])
-            cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
-        if cfg["steps"] % cfg["eval_every"]:
-            raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
-        fj.memory.check_all(({"model": fj.mlp([t.n_in, w, 1], init=cfg["init"]), "task": t, "rule": m}
-                             for m in cfg["methods"] for t in tasks.values() for w in cfg["width"]),
-                            seeds=cfg["seeds"], batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
-                            optimizer_hyper=cfg["optimizer_hyper"], steps=cfg["steps"], eval_every=cfg["eval_every"])
-        resume = cli.checkpoint_kw(args, cfg["eval_every"])
-        out = rundir.prepare(args.out or rundir.default_dir("parity_study"))
-        rundir.start(out, resume["resume"])  # refuses to overwrite a run with checkpoints
-    except ValueError as err:
-        cli.fail("parity_study.py", err)
-
-    cells = grid.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
-    if not resume["resume"]:
-        rundir.write_config(out, {"job": "parity_study", "preset": args.preset, **cfg,
-                                  "data_seed": args.data_seed, "config": args.config, "out": str(out),
-                                  "cells": len(cells)})
-    task0 = next(iter(tasks.values()))
-    print(f"{cfg['dataset']} ({cfg['distribution']}): {len(cells)} cells x {cfg['seeds']} seeds x "
-          f"{cfg['steps']} steps -> {out}")
+    cfg = resolve(args)
+    if cfg["epochs"] is not None and cfg["dataset"] == "parity":
+        raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity); use --steps")
+    tasks = {(n, k): fj.data.parity_task(cfg["dataset"], n, k, distribution=cfg["distribution"],
+                                         data_seed=args.data_seed, data_dir=args.data_dir, download=not args.offline)
+             for n in cfg["n"] for k in cfg["k"]}
+    if cfg["epochs"] is not None:
+        spe = fj.data.steps_per_epoch(next(iter(tasks.values())), cfg["batch_size"])
+        cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
+    if cfg["steps"] % cfg["eval_every"]:
+        raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
     sweep_kw = {"seeds": cfg["seeds"], "steps": cfg["steps"], "batch_size": cfg["batch_size"],
                 "optimizer": cfg["optimizer"], "lr": cfg["lr"], "loss": cfg["loss"], "eval_every": cfg["eval_every"],
                 "optimizer_hyper": cfg["optimizer_hyper"] or None}
-    rows, results = grid.run_grid(
-        cells, lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"]),
-        lambda c: tasks[c["n"], c["k"]], sweep_kw, out, progress=not args.no_progress,
-        checkpoint_every=resume["checkpoint_every"], checkpoints=resume["checkpoints"],
-        keep_checkpoints=resume["keep_checkpoints"])
-    summary = grid.summarize(rows, KEYS)
-    table = grid.table(summary, KEYS)
-    seconds = sum(r.compile_s + r.run_s for r in results.values())
-    (out / "table.md").write_text(table + "\n")
+    cells = study_lib.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
+    model = lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"])  # noqa: E731
+    fj.memory.check_all(({"model": model(c), "task": tasks[c["n"], c["k"]], "rule": c["method"]} for c in cells),
+                        **sweep_kw)
+    study = Study.from_args(args, "parity_study", {"preset": args.preset, **cfg, "data_seed": args.data_seed,
+                                                   "config": args.config, "cells": len(cells)},
+                            eval_every=cfg["eval_every"])
+
+    task0 = next(iter(tasks.values()))
+    print(f"{cfg['dataset']} ({cfg['distribution']}): {len(cells)} cells x {cfg['seeds']} seeds x "
+          f"{cfg['steps']} steps -> {study.out}")
+    for c in cells:
+        study.sweep(c, model(c), tasks[c["n"], c["k"]], rule=c["method"], name=study_lib.cell_name(c), **sweep_kw)
     title = f"{cfg['dataset']} ({cfg['distribution']}), {cfg['seeds']} seeds, {cfg['steps']} steps"
-    study_plots.accuracy_vs_n(rows, out / "accuracy_vs_n.png", title=title)
-    for method in cfg["methods"]:
-        study_plots.heatmap(rows, out / f"heatmap_{method}.png", method, title=title)
-    rundir.write_json(out / "summary.json", {"dataset": cfg["dataset"], "distribution": cfg["distribution"],
-                                             "task": task0.name, "results": rows, "by_cell": summary,
-                                             "sweep_seconds": round(seconds, 1)})  # last: the run is complete
-    print(table)
-    print(f"sweeps: {seconds:.1f} s (compile + run); wrote {out}/summary.json, table.md, accuracy_vs_n.png, "
-          f"heatmap_*.png")
+
+    def write(s):
+        by_cell = tables.summarize(s.rows, KEYS)
+        rundir.write_text(s.out / "table.md", tables.table(by_cell, (*KEYS, *tables.GRID_TABLE)) + "\n")
+        plots.accuracy_vs_n(s.rows, s.out / "accuracy_vs_n.png", title=title)
+        for method in cfg["methods"]:
+            plots.heatmap(s.rows, s.out / f"heatmap_{method}.png", method, title=title)
+        return {"dataset": cfg["dataset"], "distribution": cfg["distribution"], "task": task0.name,
+                "by_cell": by_cell, "sweep_seconds": round(s.seconds, 1)}
+
+    study.finish(write)
+    print((study.out / "table.md").read_text().rstrip())
+    print(f"sweeps: {study.seconds:.1f} s (compile + run); wrote {study.out}/summary.json, table.md, "
+          f"accuracy_vs_n.png, heatmap_*.png")
     return 0
 
 

@@ -6,19 +6,18 @@ The groups: :mod:`fa_jax.rules` (the wirings and their feedback), :mod:`fa_jax.m
 are the API tour's; matplotlib, scikit-learn, orbax and tensorflow-datasets load when used.
 """
 
-from fa_jax import data, losses, rules
+from fa_jax import data, losses, optim, rules
 from fa_jax.analysis import diagnostics, gradflow, representations
 from fa_jax.data import scaling
 from fa_jax.models import activations, cnn, conv, dropout, init, norm, rbf
 from fa_jax.models.mlp import MLP, mlp
 from fa_jax.models.norm_mlp import NormMLP, norm_mlp
 from fa_jax.optim import lbfgs, optimizer, regularize, schedules, set_learning_rate
-from fa_jax.optim import zoo as optim
 from fa_jax.rules import RULES, Rule, feedback, lazy, register
 from fa_jax.rules.feedback import check_feedback, init_feedback
 from fa_jax.rules.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
-from fa_jax.runs import experiment, plots, rundir
-from fa_jax.runs import tables as report
+from fa_jax.runs import plots, rundir, tables
+from fa_jax.runs.study import Study, compare_rules
 from fa_jax.training import early_stopping, memory, sharding
 from fa_jax.training.state import TrainState
 from fa_jax.training.step import make_train_step
@@ -27,9 +26,10 @@ from fa_jax.training.sweep_result import SweepResult
 
 __all__ = [
     "FEEDBACK_SCHEMES", "MLP", "NormMLP", "RULES", "Rule", "SweepResult", "TrainState", "activations",
-    "check_feedback", "cnn", "conv", "data", "diagnostics", "dropout", "early_stopping", "experiment", "feedback",
+    "Study", "check_feedback", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout", "early_stopping",
+    "feedback",
     "gradflow", "init", "init_feedback", "lazy", "lbfgs", "losses", "make_train_step", "memory", "mlp", "norm",
-    "norm_mlp", "optim", "optimizer", "plots", "rbf", "register", "regularize", "report", "representations",
-    "rules", "rundir", "scaling", "schedules", "set_learning_rate", "sharding", "sweep",
+    "norm_mlp", "optim", "optimizer", "plots", "rbf", "register", "regularize", "representations", "rules",
+    "rundir", "scaling", "schedules", "set_learning_rate", "sharding", "sweep", "tables",
 ]
 __version__ = "0.1.0"

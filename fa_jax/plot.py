@@ -2,19 +2,26 @@
 
     python -m fa_jax.plot RUN_DIR
 
-See :func:`fa_jax.runs.redraw.redraw` for the files read and the figures written.
+:func:`fa_jax.runs.plots.redraw` reads ``metrics.jsonl`` (and ``config.json``'s ``task`` for titles,
+``embedding.npz`` when present) and writes, with fixed names: ``curves.png`` (test accuracy;
+one panel per model when the rows carry ``model``), ``loss.png`` (training loss), and with
+diagnostics ``alignment.png`` (angle to the BP gradient per layer), ``signal_alignment.png``,
+``weight_alignment.png``, ``grad_norms.png``, ``weight_norms.png``; ``embedding.png`` from
+``embedding.npz``.
 """
 
+import os
 import sys
 
 from fa_jax.runs import cli
-from fa_jax.runs.redraw import redraw
+from fa_jax.runs.plots import redraw
 
 
 def main(argv=None):
     p = cli.ArgParser(prog="python -m fa_jax.plot", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run directory (with metrics.jsonl)")
     args = p.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command writes PNG files: no window needed
     try:
         written = redraw(args.run_dir)
     except ValueError as err:

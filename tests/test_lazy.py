@@ -85,8 +85,8 @@ def _assert_frozen_and_stateless(res, model, rule):
 def test_lazy_rules_mix_with_bp_and_frozen_parts_never_move(tmp_path):
     model, task = fj.mlp([6, 16, 1]), fj.data.parity(6, 2)
     rules = ["bp", "ntk", "rf_gaussian", "rf_linear"]
-    res, rows, table = fj.experiment.compare_rules(model, task, rules, tmp_path, {}, seeds=2, steps=20,
-                                                    batch_size=8, eval_every=10, progress=False)
+    res, rows, table = fj.compare_rules(fj.Study.start(tmp_path, {}), model, task, rules, seeds=2, steps=20,
+                                       batch_size=8, eval_every=10, progress=False)
     assert [r["rule"] for r in rows] == [r for r in rules for _ in range(2)]
     assert "rf_linear" in table
     for rule in rules[1:]:

@@ -55,7 +55,7 @@ def test_embed_2d_and_bad_input():
 
 def test_run_dir_with_diagnostics_is_replotted_from_files(tmp_path):
     task, model = fj.data.digits(), fj.mlp([64, 16, 12, 10])
-    _, rows, _ = fj.experiment.compare_rules(model, task, ["dfa"], tmp_path, {"task": task.name}, seeds=2,
+    _, rows, _ = fj.compare_rules(fj.Study.start(tmp_path, {"task": task.name}), model, task, ["dfa"], seeds=2,
                                              steps=40, eval_every=20, batch_size=32, progress=False,
                                              diagnostics=True, embed_layer=2)
     figs = ["curves.png", "loss.png", "alignment.png", "signal_alignment.png", "weight_alignment.png",

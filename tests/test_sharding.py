@@ -67,7 +67,7 @@ def test_sharded_sweep_equals_unsharded():
 
 def test_local_seeds_round_robin_and_merge(tmp_path):
     import fa_jax as fj
-    from fa_jax.runs import experiment
+    from fa_jax.runs import study
     from fa_jax.runs import rundir
 
     seeds = list(range(5))
@@ -82,7 +82,7 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
                           [{"rule": r, "seed": s} for r in ("bp", "dfa") for s in part])
         rundir.append_jsonl(tmp_path / f"metrics.p{i}.jsonl",
                             [{"rule": r, "seed": s, "step": t} for r in ("bp", "dfa") for s in part for t in (20, 10)])
-    rows, metric_rows = experiment.merge_shards(tmp_path, 2)
+    rows, metric_rows = study.merge_shards(tmp_path, 2)
     assert [(r["rule"], r["seed"]) for r in rows] == [("bp", s) for s in seeds] + [("dfa", s) for s in seeds]
     merged = rundir.read_jsonl(tmp_path / "metrics.jsonl")
     assert merged == metric_rows and len(merged) == 20

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from resume_check import assert_resume_reproduces
 
-from fa_jax.runs import grid
+from fa_jax.runs import study as study_lib
+from fa_jax.runs import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,15 +24,15 @@ def _script(name):
 def test_steps_to_threshold_and_summary():
     steps = np.array([10, 20, 30])
     acc = np.array([[0.5, 0.96, 0.99], [0.5, 0.6, 0.7], [np.nan, np.nan, np.nan]])
-    assert grid.steps_to_threshold(steps, acc) == [20, None, None]
+    assert study_lib.steps_to_threshold(steps, acc) == [20, None, None]
     rows = [{"m": "a", "test_accuracy": 1.0, "steps_to_95": 20, "diverged": False},
             {"m": "a", "test_accuracy": 0.5, "steps_to_95": None, "diverged": False},
             {"m": "a", "test_accuracy": None, "steps_to_95": None, "diverged": True}]
-    (s,) = grid.summarize(rows, ("m",))
+    (s,) = tables.summarize(rows, ("m",))
     assert s["solved"] == pytest.approx(1 / 3) and s["mean_acc"] == 0.75 and s["diverged"] == 1
     assert s["median_steps_to_95"] == 20.0
-    assert "| a | 0.750 ± 0.250 | 0.33 | 20 | 1/3 |" in grid.table([s], ("m",))
-    assert grid.product(n=[1, 2], k=[3]) == [{"n": 1, "k": 3}, {"n": 2, "k": 3}]
+    assert "| a | 0.750 ± 0.250 | 0.33 | 20 | 1/3 |" in tables.table([s], ("m", *tables.GRID_TABLE))
+    assert study_lib.product(n=[1, 2], k=[3]) == [{"n": 1, "k": 3}, {"n": 2, "k": 3}]
 
 
 def test_parity_study_writes_its_outputs(tmp_path):

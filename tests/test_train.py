@@ -64,7 +64,7 @@ def test_divergence_is_reported_per_seed_and_others_unaffected():
     assert np.isnan(res.final_test_acc[1])
     alone = fj.sweep(MODEL, TASK, seeds=[0], lr=1e-3, optimizer="sgd", **KW)
     np.testing.assert_allclose(res.loss[0], alone.loss[0], rtol=1e-5)
-    summary = fj.report.summarize(rows)
+    summary = fj.tables.summarize(rows)
     assert summary[0]["diverged"] == 1 and summary[0]["seeds"] == 2
 
 

@@ -53,7 +53,7 @@ def _median_time(f, repeats):
     return float(np.median(times))
 
 
-def body(args, out):
+def body(args, study):
     task = fj.data.digits()
     model = fj.mlp([64, args.width, args.width, 10])
     params = model.init(jax.random.key(0))
@@ -81,7 +81,7 @@ def body(args, out):
     ax.set_xlabel("ms per forward/backward of the batch")
     ax.set_title(f"{jax.devices()[0].platform}: loop / batch = {t_loop / t_batch:.0f}x")
     fig.tight_layout()
-    fig.savefig(out / "batch_loop.png")
+    fig.savefig(study.out / "batch_loop.png")
     plt.close(fig)
     verdict = (f"batch of {args.batch}, MLP 64-{args.width}-{args.width}-10, {args.rule}: batched {t_batch * 1e3:.2f} ms, "
                f"loop {t_loop * 1e3:.1f} ms, loop/batch = {t_loop / t_batch:.0f}x (max grad difference {max_diff:.1e})")

@@ -46,7 +46,7 @@ def check(args):
         raise ValueError(f"--steps must be <= 1000000 (every step is recorded and plotted), got {args.steps}")
 
 
-def body(args, out):
+def body(args, study):
     x, y = linear_data(jax.random.key(0))
     fig, (ax_c, ax_l) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=100)
     ww, bb = np.meshgrid(np.linspace(-1.5, 5, 120), np.linspace(-1.5, 4, 120))
@@ -69,7 +69,7 @@ def body(args, out):
     ax_l.set_ylabel("loss on all 30 samples")
     ax_l.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "gd_variants.png")
+    fig.savefig(study.out / "gd_variants.png")
     plt.close(fig)
     verdict = f"steps to loss < {args.target}: " + ", ".join(
         f"{k} {'never' if v is None else v}" for k, v in reached.items())

@@ -12,7 +12,6 @@ Writes gradients.png and summary.json with the verdict.
 import sys
 
 import jax
-import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
@@ -54,7 +53,7 @@ def norms_at_init(depth, width, act, init, seeds):
     return np.median(np.asarray(per_seed), axis=0)
 
 
-def body(args, out):
+def body(args, study):
     fig, axes = plt.subplots(1, 3, figsize=(14, 4), dpi=100)
     summary = {"init_norms": {}}
     for ax, width in zip(axes[:2], (1, 32)):
@@ -70,7 +69,7 @@ def body(args, out):
     model = fj.mlp([8] + [32] * args.depth + [1], activation="relu", init="normal(0.3)")
     diverged = {}
     for label, hyper in (("no clipping", {}), (f"clip_norm={args.clip_norm}", {"clip_norm": args.clip_norm})):
-        res = lecture.sweep(args, f"{label}", model, task,
+        res = study.sweep({"sweep": label}, model, task,
             seeds=args.seeds, steps=args.steps, batch_size=64, optimizer="sgd", lr=0.01,
             optimizer_hyper=hyper, eval_every=args.steps // 20 or 1, progress=False)
         diverged[label] = int(res.diverged.sum())
@@ -83,7 +82,7 @@ def body(args, out):
     axes[2].grid(alpha=0.3)
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "gradients.png")
+    fig.savefig(study.out / "gradients.png")
     plt.close(fig)
     s = summary["init_norms"]
     sig, relu = s["width 1 sigmoid glorot_normal"], s["width 32 relu he_normal"]

@@ -22,9 +22,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
+from fa_jax.data.digits import split as digits_split
 from fa_jax.runs import cli
 from fa_jax.runs import lecture  # noqa: E402
 from fa_jax.optim.gd_paths import gd_path, linear_data  # noqa: E402
@@ -91,16 +91,13 @@ def regression_part(args, ax):
 
 def raw_digits():
     """The split of ``fj.data.digits()`` with raw pixels 0..16 (not z-scored)."""
-    x, y = load_digits(return_X_y=True)
-    perm = np.random.default_rng(0).permutation(len(x))
-    n_test = int(round(len(x) * 0.25))
-    te, tr = perm[:n_test], perm[n_test:]
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
-    return fj.data.Task(x_test=x[te], y_test=y[te], x_train=x[tr], y_train=y[tr], name="digits-raw", n_in=64,
+    (x_tr, y_tr), (x_te, y_te) = digits_split()
+    f, i = (lambda a: jnp.asarray(a, jnp.float32)), (lambda a: jnp.asarray(a, jnp.int32))
+    return fj.data.Task(x_test=f(x_te), y_test=i(y_te), x_train=f(x_tr), y_train=i(y_tr), name="digits-raw", n_in=64,
                         n_out=10, default_loss="softmax_ce")
 
 
-def digits_part(args, ax):
+def digits_part(args, study, ax):
     raw = raw_digits()
     tasks = {"raw": raw, "zscore": fj.scaling.scale_task(raw, "zscore"),
              "zca": fj.scaling.scale_task(raw, "zca", eps=args.zca_eps)}
@@ -108,7 +105,7 @@ def digits_part(args, ax):
     every = max(1, args.steps // 100)
     n_lr, out = len(args.lrs), {}
     for name, task in tasks.items():
-        res = lecture.sweep(args, f"digits-{name}", model, task,
+        res = study.sweep({"sweep": f"digits-{name}"}, model, task,
             rule=args.rule, seeds=n_lr * args.seeds, steps=args.steps, batch_size=32,
             optimizer="momentum", lr=np.repeat(args.lrs, args.seeds), eval_every=every, progress=False)
         curves = np.where(res.diverged[:, None], np.inf, res.loss).reshape(n_lr, args.seeds, -1).mean(1)
@@ -130,12 +127,12 @@ def digits_part(args, ax):
     return out
 
 
-def body(args, out):
+def body(args, study):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), dpi=100)
     reg = regression_part(args, axes[0])
-    dig = digits_part(args, axes[1])
+    dig = digits_part(args, study, axes[1])
     fig.tight_layout()
-    fig.savefig(out / "normalization.png")
+    fig.savefig(study.out / "normalization.png")
     plt.close(fig)
 
     def fmt(d):

@@ -62,7 +62,7 @@ def check(args):
                         steps=args.steps, eval_every=args.steps // 50 or 1)
 
 
-def body(args, out):
+def body(args, study):
     x, y = load(args.dataset)
     perm = np.random.default_rng(0).permutation(len(x))
     n_test = len(x) // 5
@@ -76,7 +76,7 @@ def body(args, out):
     model = fj.mlp([x.shape[1], args.width, args.width, 1])
     rows, result = [], {}
     for rule in args.rules:
-        res = lecture.sweep(args, f"{rule}", model, task,
+        res = study.sweep({"sweep": rule}, model, task,
             rule=rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=args.lr,
             optimizer_hyper={"l2": args.l2} if args.l2 else None, eval_every=args.steps // 50 or 1,
             progress=False)
@@ -85,8 +85,8 @@ def body(args, out):
                         "best_rmse_mean": float(rmse.min(1).mean())}
         rows += [{"rule": rule, "seed": s, "step": int(t), "test_rmse": float(rmse[i, j])}
                  for i, s in enumerate(res.seeds) for j, t in enumerate(res.eval_steps)]
-    plots.learning_curves(rows, out / "regression.png", metric="test_rmse", ylabel="test RMSE (target units)",
-                          title=f"{args.dataset}: {len(tr)} train / {len(te)} test")
+    plots.curves(rows, study.out / "regression.png", "test_rmse", "test RMSE (target units)",
+                 title=f"{args.dataset}: {len(tr)} train / {len(te)} test")
     baseline = float(np.sqrt(np.mean((y[te] - y_mean) ** 2)))
     verdict = f"{args.dataset} test RMSE after {args.steps} steps ({args.seeds} seeds): " + ", ".join(
         f"{r} {v['final_rmse_mean']:.3g} ± {v['final_rmse_std']:.2g} (at its best step {v['best_rmse_mean']:.3g})"

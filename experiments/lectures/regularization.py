@@ -79,7 +79,7 @@ def rbf_part(args, axes):
     return stats
 
 
-def mlp_part(args, ax):
+def mlp_part(args, study, ax):
     task = fj.data.digits()
     task = task.replace(x_test=jnp.concatenate([task.x_test, task.x_train[args.n_train:]]),
                         y_test=jnp.concatenate([task.y_test, task.y_train[args.n_train:]]),
@@ -89,7 +89,7 @@ def mlp_part(args, ax):
                f"decay {args.decay}": (fj.mlp(sizes), {"decoupled_decay": args.decay})}
     out = {}
     for i, (name, (model, hyper)) in enumerate(configs.items()):
-        res = lecture.sweep(args, f"mlp-{name}", model, task,
+        res = study.sweep({"sweep": f"mlp-{name}"}, model, task,
             rule=args.rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=1e-3,
             optimizer_hyper=hyper, eval_every=args.steps // 40 or 1, progress=False)
         best = res.test_loss.argmin(axis=1)
@@ -109,12 +109,12 @@ def mlp_part(args, ax):
     return out
 
 
-def body(args, out):
+def body(args, study):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
     stats = rbf_part(args, axes[:2])
-    mlp = mlp_part(args, axes[2])
+    mlp = mlp_part(args, study, axes[2])
     fig.tight_layout()
-    fig.savefig(out / "regularization.png")
+    fig.savefig(study.out / "regularization.png")
     plt.close(fig)
     verdict = ("RBF |w|_2: alpha 0 -> {:.1f}, L2 alpha 2 -> {:.1f}; weights below 0.01: L1 alpha 0 -> {}, 0.003 -> {}/30; "
                .format(stats["L2 alpha=0"]["w_l2"], stats["L2 alpha=2"]["w_l2"], stats["L1 alpha=0"]["near_zero_w"],

@@ -42,13 +42,13 @@ def check(args):
                           steps=args.steps, eval_every=args.steps // 100 or 1)
 
 
-def body(args, out):
+def body(args, study):
     task = fj.data.xor()
     results, failures = {}, {}
     for rule in args.rules:
         for label, init in INITS.items():
             model = fj.mlp([2, 4, 1], activation="sigmoid", init=init)
-            res = lecture.sweep(args, f"{rule}-{label}", model, task,
+            res = study.sweep({"sweep": f"{rule}-{label}"}, model, task,
                 rule=rule, seeds=args.seeds,
                 steps=args.steps, batch_size=4, optimizer="sgd", lr=args.lr,
                 optimizer_hyper={"momentum": args.momentum}, loss="bce", eval_every=args.steps // 100 or 1,
@@ -67,7 +67,7 @@ def body(args, out):
         ax.set_ylabel("BCE loss (red: failed seed)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "xor.png")
+    fig.savefig(study.out / "xor.png")
     plt.close(fig)
     verdict = "; ".join(f"{k}: {v}/{args.seeds} seeds fail" for k, v in failures.items())
     verdict += " (lecture: 6/20 with U(-10, 10) vs 0/20 with N(0, 1/sqrt(fan_in)))"

@@ -359,17 +359,3 @@ def apply_recorded(parser, run_dir) -> None:
         apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
     except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
         raise ValueError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None
-
-
-def checkpoint_kw(args, eval_every: int | None = None) -> dict:
-    """Engine arguments from :func:`add_run_flags`: resume, checkpoint_every, checkpoints, keep_checkpoints.
-    eval_every: the run's resolved evaluation interval (default ``args.eval_every``)."""
-    every, eval_every = args.checkpoint_every, eval_every or args.eval_every
-    if every is not None and every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {every}")
-    if every and every % eval_every:
-        raise ValueError(f"--checkpoint-every {every} is not a multiple of --eval-every {eval_every}")
-    if args.keep_checkpoints < 1:
-        raise ValueError(f"--keep-checkpoints must be >= 1, got {args.keep_checkpoints}")
-    return {"resume": args.resume is not None, "checkpoint_every": every or None, "checkpoints": every != 0,
-            "keep_checkpoints": args.keep_checkpoints}

@@ -1,9 +1,15 @@
-"""Figures drawn from a run's metrics rows (so any run directory can be re-plotted)."""
+"""Figures drawn from a run's rows (so any run directory can be re-plotted): learning curves,
+per-layer curves, 2-D maps of hidden layers, grouped bars, and the parity grid's accuracy-vs-n
+and (n, k) heatmaps. matplotlib loads when the first figure is drawn; the backend is the
+user's (scripts that write PNGs headless choose ``Agg`` themselves)."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
+from fa_jax.analysis import representations
 from fa_jax.runs import rundir
 
 
@@ -23,11 +29,11 @@ def save(fig, path, title=None):
     return path
 
 
-def _by_rule(rows, metric):
-    """{rule: (steps (E,), values (S, E))} from metrics rows; missing values are NaN."""
+def _by(rows, key, metric):
+    """{value of ``key``: (steps (E,), values (S, E))} from metrics rows; missing values are NaN."""
     out = {}
-    for rule in dict.fromkeys(r["rule"] for r in rows):
-        rr = [r for r in rows if r["rule"] == rule]
+    for name in dict.fromkeys(r[key] for r in rows):
+        rr = [r for r in rows if r[key] == name]
         steps = sorted({r["step"] for r in rr})
         seeds = sorted({r["seed"] for r in rr})
         vals = np.full((len(seeds), len(steps)), np.nan)
@@ -35,26 +41,51 @@ def _by_rule(rows, metric):
         for r in rr:
             v = r.get(metric)
             vals[si[r["seed"]], ti[r["step"]]] = np.nan if v is None else v
-        out[rule] = (np.array(steps), vals)
+        out[name] = (np.array(steps), vals)
     return out
 
 
-def learning_curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None):
-    """Mean ± std band over seeds of ``metric`` vs step, one line per rule; saved to ``path``."""
+def _band(ax, steps, vals, **kw):
+    """Mean ± std over seeds (axis 0 of ``vals``) of a curve, NaN-safe."""
+    with np.errstate(all="ignore"):
+        mean, std = np.nanmean(vals, 0), np.nanstd(vals, 0)
+    (line,) = ax.plot(steps, mean, **kw)
+    ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+
+
+def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *, panel=None, line="rule"):
+    """Learning curves: mean ± std band over seeds of ``metric`` vs step, one line per value of
+    ``rows[i][line]``; one panel, or one panel per value of ``rows[i][panel]``. rows: metrics
+    rows (step, seed, the metric, the labels). Returns ``path``."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for rule, (steps, vals) in _by_rule(rows, metric).items():
-        with np.errstate(all="ignore"):
-            mean, std = np.nanmean(vals, 0), np.nanstd(vals, 0)
-        ax.plot(steps, mean, label=f"{rule} ({vals.shape[0]} seeds)")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("training step")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return save(fig, path)
+
+    if panel is None:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+        for name, (steps, vals) in _by(rows, line, metric).items():
+            _band(ax, steps, vals, label=f"{name} ({vals.shape[0]} seeds)")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        return save(fig, path)
+    panels = list(dict.fromkeys(r[panel] for r in rows))
+    cols = min(len(panels), 5)
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=100, squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, panels):
+        for lname, (steps, vals) in _by([r for r in rows if r[panel] == name], line, metric).items():
+            _band(ax, steps, vals, label=str(lname))
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xlabel("training step", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=7)
+    return save(fig, path, title)
 
 
 def _n_layers(rows, metric):
@@ -83,11 +114,8 @@ def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gr
                   and li < len(r[metric])]
             if not rr:
                 continue
-            steps, vals = _by_rule(rr, "_v")[rule]
-            with np.errstate(all="ignore"):
-                mean, std = np.nanmean(vals, 0), np.nanstd(vals, 0)
-            ax.plot(steps, mean, color=f"C{ci}", label=rule)
-            ax.fill_between(steps, mean - std, mean + std, color=f"C{ci}", alpha=0.2)
+            steps, vals = _by(rr, "rule", "_v")[rule]
+            _band(ax, steps, vals, color=f"C{ci}", label=rule)
         name = f"hidden h_{li + 1}" if hidden else f"W_{li + 1}" + (" (output)" if li == n - 1 else "")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("training step")
@@ -159,3 +187,104 @@ def grouped_bars(rows, path, group, hue, panels, title=None):
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].legend(fontsize=8)
     return save(fig, path, title)
+
+
+def _acc(rows):
+    return np.array([np.nan if r["test_accuracy"] is None else r["test_accuracy"] for r in rows], float)
+
+
+def _stats(vals):
+    with np.errstate(all="ignore"):
+        return np.nanmean(vals), np.nanstd(vals)
+
+
+def accuracy_vs_n(rows, path, method_key="method", title=None):
+    """Final test accuracy vs n: one line per method (mean ± std band over seeds), one panel
+    per (k, width). rows: summary rows with method, n, k, width, test_accuracy."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
+    panels = sorted({(r["k"], r["width"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110, squeeze=False)
+    for ax, (k, width) in zip(axes[0], panels):
+        sub = [r for r in rows if r["k"] == k and r["width"] == width]
+        for i, method in enumerate(dict.fromkeys(r[method_key] for r in sub)):
+            ns = sorted({r["n"] for r in sub if r[method_key] == method})
+            stats = np.array([_stats(_acc([r for r in sub if r[method_key] == method and r["n"] == n])) for n in ns])
+            ax.plot(ns, stats[:, 0], marker="os^vDx"[i % 6], ls=("-", "--", "-.", ":")[i % 4], label=method)
+            ax.fill_between(ns, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
+        ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+        ax.set_xlabel("n (input bits / images)")
+        ax.set_ylabel("final test accuracy")
+        ax.set_title(f"k={k}, width={width}")
+        ax.set_ylim(0.4, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    return save(fig, path, title)
+
+
+def heatmap(rows, path, method, method_key="method", title=None):
+    """Mean final test accuracy of ``method`` over (n, k), one panel per width."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
+    sub = [r for r in rows if r[method_key] == method]
+    widths = sorted({r["width"] for r in sub})
+    ns, ks = sorted({r["n"] for r in sub}), sorted({r["k"] for r in sub})
+    fig, axes = plt.subplots(1, len(widths), figsize=(1.2 + 0.9 * len(ns) * len(widths), 1.4 + 0.6 * len(ks)),
+                             dpi=110, squeeze=False)
+    for ax, width in zip(axes[0], widths):
+        grid = np.full((len(ks), len(ns)), np.nan)
+        for i, k in enumerate(ks):
+            for j, n in enumerate(ns):
+                cell = [r for r in sub if r["width"] == width and r["k"] == k and r["n"] == n]
+                if cell:
+                    grid[i, j] = _stats(_acc(cell))[0]
+        im = ax.imshow(grid, vmin=0.5, vmax=1.0, cmap="viridis", origin="lower", aspect="auto")
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w" if v < 0.8 else "k")
+        ax.set_xticks(range(len(ns)), ns)
+        ax.set_yticks(range(len(ks)), ks)
+        ax.set_xlabel("n")
+        ax.set_ylabel("k")
+        ax.set_title(f"{method}, width={width}", fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, label="test accuracy")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+FIGURES = {  # file name: (metric, y label, log scale, one value per hidden activation)
+    "alignment.png": ("grad_alignment_deg", "angle to BP gradient (°)", False, False),
+    "signal_alignment.png": ("signal_alignment_deg", "angle to BP signal dL/dh (°)", False, True),
+    "weight_alignment.png": ("weight_alignment_deg", "angle between B and W (°)", False, True),
+    "grad_norms.png": ("grad_norm", "gradient norm |dW|_F", True, False),
+    "weight_norms.png": ("weight_norm", "weight norm |W|_F", False, False),
+}
+
+
+def redraw(run_dir, title=None) -> list[Path]:
+    """Draw all figures the files in ``run_dir`` support; returns the paths written.
+
+    title: figure title; default the ``task`` recorded in ``config.json``.
+    """
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a run directory (no metrics.jsonl)")
+    rows = rundir.read_jsonl(metrics)
+    if not rows:
+        raise ValueError(f"{str(metrics)!r} has no rows")
+    if title is None and (run_dir / "config.json").is_file():
+        title = json.loads((run_dir / "config.json").read_text()).get("task")
+    panel = "model" if "model" in rows[0] else None
+    written = [curves(rows, run_dir / "curves.png", title=title, panel=panel),
+               curves(rows, run_dir / "loss.png", "loss", "training loss", title=title, panel=panel)]
+    for name, (metric, ylabel, log, hidden) in FIGURES.items():
+        p = layer_curves(rows, run_dir / name, metric, ylabel, title=title, log=log, hidden=hidden)
+        if p is not None:
+            written.append(p)
+    if (run_dir / "embedding.npz").is_file():
+        maps, labels, layer, method = representations.load_maps(run_dir / "embedding.npz")
+        written.append(embedding(maps, labels, run_dir / "embedding.png",
+                                       title=f"{title + ', ' if title else ''}hidden layer {layer} ({method})"))
+    return [Path(p) for p in written]

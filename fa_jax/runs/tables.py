@@ -1,21 +1,39 @@
-"""Terminal tables from summary rows (one row per rule and seed)."""
+"""Tables from a study's rows: one summary per group of cells, markdown tables, per-layer tables.
+
+Summary rows (one per cell and seed, :class:`fa_jax.runs.study.Study`) carry the cell's
+labels, ``seed``, ``test_accuracy`` (None where the seed diverged), ``diverged``, ``steps``,
+``wall_s`` and ``steps_to_95``; :func:`summarize` groups them by label keys and
+:func:`table` prints any choice of :data:`COLUMNS` beside the keys.
+"""
 
 import numpy as np
 
+SOLVED = 0.95  # a seed "solves" a cell when its final test accuracy reaches this
 
-def summarize(rows: list[dict], key: str = "rule") -> list[dict]:
-    """Group summary rows by ``key``: mean/std/min test accuracy over finite seeds, diverged count."""
+
+def summarize(rows: list[dict], keys=("rule",), extra: dict | None = None) -> list[dict]:
+    """Group rows by the label ``keys`` (a name or a sequence), in order of first appearance.
+
+    Per group: ``seeds``, ``diverged`` (count), ``mean_acc`` / ``std_acc`` / ``min_acc`` over the
+    finite seeds (None if none), ``solved`` (fraction of seeds with final test accuracy >= 0.95),
+    ``median_steps_to_95`` (of the seeds whose mini-batch accuracy reached 95%, None if none),
+    ``steps`` and ``seconds`` (the first row's ``wall_s``). extra: {key: fn(group rows) -> value}
+    for further per-group fields (e.g. a model's parameter count).
+    """
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
     out = []
-    for name in dict.fromkeys(r[key] for r in rows):
-        group = [r for r in rows if r[key] == name]
+    for key in dict.fromkeys(tuple(r[k] for k in keys) for r in rows):
+        group = [r for r in rows if tuple(r[k] for k in keys) == key]
         acc = np.array([r["test_accuracy"] for r in group if not r["diverged"]], float)
-        out.append({
-            key: name, "seeds": len(group), "diverged": sum(r["diverged"] for r in group),
-            "mean_acc": float(acc.mean()) if acc.size else None,
-            "std_acc": float(acc.std()) if acc.size else None,
-            "min_acc": float(acc.min()) if acc.size else None,
-            "steps": group[0]["steps"], "seconds": group[0]["wall_s"],
-        })
+        s95 = [r["steps_to_95"] for r in group if r.get("steps_to_95") is not None]
+        out.append({**dict(zip(keys, key)), **{k: fn(group) for k, fn in (extra or {}).items()},
+                    "seeds": len(group), "diverged": sum(r["diverged"] for r in group),
+                    "mean_acc": float(acc.mean()) if acc.size else None,
+                    "std_acc": float(acc.std()) if acc.size else None,
+                    "min_acc": float(acc.min()) if acc.size else None,
+                    "solved": float(np.sum(acc >= SOLVED)) / len(group),
+                    "median_steps_to_95": float(np.median(s95)) if s95 else None,
+                    "steps": group[0].get("steps"), "seconds": group[0].get("wall_s")})
     return out
 
 
@@ -23,14 +41,39 @@ def _fmt(v, spec):
     return "—" if v is None else format(v, spec)
 
 
-def table(summary: list[dict], key: str = "rule") -> str:
-    """Markdown table: rule | test acc (mean ± std) | min acc | diverged | steps | seconds."""
-    lines = [f"| {key} | test acc (mean ± std) | min acc | diverged | steps | seconds |",
-             "|---|---|---|---|---|---|"]
-    for s in summary:
-        acc = "—" if s["mean_acc"] is None else f"{s['mean_acc']:.3f} ± {s['std_acc']:.3f}"
-        lines.append(f"| {s[key]} | {acc} | {_fmt(s['min_acc'], '.3f')} | {s['diverged']}/{s['seeds']} "
-                     f"| {s['steps']} | {_fmt(s['seconds'], '.1f')} |")
+def _pm(mean, std, spec):
+    return "—" if mean is None else f"{mean:{spec}} ± {std:{spec}}"
+
+
+# column name: (header, cell text from one summary row)
+COLUMNS = {
+    "acc": ("test acc (mean ± std)", lambda s: _pm(s["mean_acc"], s["std_acc"], ".3f")),
+    "min_acc": ("min acc", lambda s: _fmt(s["min_acc"], ".3f")),
+    "solved": ("solved", lambda s: f"{s['solved']:.2f}"),
+    "steps_to_95": ("steps to 95% (median)", lambda s: _fmt(s["median_steps_to_95"], ".0f")),
+    "diverged": ("diverged", lambda s: f"{s['diverged']}/{s['seeds']}"),
+    "steps": ("steps", lambda s: _fmt(s["steps"], "")),
+    "seconds": ("seconds", lambda s: _fmt(s["seconds"], ".1f")),
+    "params": ("params", lambda s: f"{s['params']:,}"),
+}
+RULES_TABLE = ("acc", "min_acc", "diverged", "steps", "seconds")  # the main job's columns
+GRID_TABLE = ("acc", "solved", "steps_to_95", "diverged")  # the grid studies' columns
+
+
+def _value(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def table(summary: list[dict], columns=("rule", *RULES_TABLE)) -> str:
+    """Markdown table of summary rows: a column per name in ``columns``, in order.
+
+    A name in :data:`COLUMNS` is formatted as documented there; any other name is a label key
+    printed as is (floats with 3 significant digits); a ``(header, fn)`` pair is a custom column
+    whose cells are ``fn(summary_row)``.
+    """
+    cols = [c if isinstance(c, tuple) else COLUMNS.get(c, (c, lambda s, c=c: _value(s[c]))) for c in columns]
+    lines = ["| " + " | ".join(h for h, _ in cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fn(s) for _, fn in cols) + " |" for s in summary]
     return "\n".join(lines)
 
 

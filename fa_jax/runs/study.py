@@ -1,0 +1,251 @@
+"""The study engine: one run directory, one checkpointed, vmapped :func:`fa_jax.sweep` per cell.
+
+Every study and lecture experiment runs through it::
+
+    study = Study.start(out, config, resume=False)               # config.json first
+    for labels, model, task in cells:                            # e.g. {"model": "resnet20", "rule": "fa"}
+        study.sweep(labels, model, task, rule=labels["rule"], seeds=8, steps=2000)
+    study.finish(lambda s: {"by_rule": tables.summarize(s.rows, ["rule"])})   # summary.json last
+
+What it writes: ``config.json`` (the resolved configuration and the environment; kept when
+resuming), ``metrics.jsonl`` as each sweep finishes (one row per logged step and seed, carrying
+the cell's labels), ``checkpoints/<cell>/`` (the whole train state, to resume a killed run),
+whatever the ``finish`` hook draws (figures, tables), and ``summary.json`` last, so a directory
+with a summary is a complete run. Launched as several processes (``jax.distributed``), each
+process trains its share of every cell's seeds and writes ``metrics.p<i>.jsonl``; process 0
+merges them before the hook runs.
+"""
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from fa_jax.analysis import representations
+from fa_jax.runs import rundir, tables
+from fa_jax.runs.plots import redraw
+from fa_jax.runs.tables import SOLVED
+from fa_jax.training import sharding
+from fa_jax.training.sweep import sweep as fj_sweep
+
+
+def product(**axes) -> list[dict]:
+    """All combinations of the given axes, in order: ``product(n=[10, 20], k=[3])``."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[a] for a in names))]
+
+
+def cell_name(cell: dict) -> str:
+    """A grid cell's checkpoint folder and progress label: ``method=dfa n=20 k=3 width=128``."""
+    return " ".join(f"{k}={v}" for k, v in cell.items())
+
+
+def steps_to_threshold(eval_steps, acc, threshold: float = SOLVED) -> list:
+    """Per seed, the first logged step whose accuracy reaches ``threshold``, or None.
+
+    eval_steps: (E,); acc: (S, E), NaN-safe (a NaN never reaches the threshold).
+    """
+    acc = np.nan_to_num(np.asarray(acc, float), nan=-1.0)
+    hit = acc >= threshold
+    return [int(eval_steps[np.argmax(h)]) if h.any() else None for h in hit]
+
+
+def check_checkpointing(checkpoint_every: int | None, keep_checkpoints: int, eval_every: int | None = None) -> None:
+    """One-line ValueError unless ``checkpoint_every`` is None or >= 0 and a multiple of
+    ``eval_every`` (checkpoints fall on evaluations), and ``keep_checkpoints`` >= 1."""
+    if checkpoint_every is not None and checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
+    if checkpoint_every and eval_every and checkpoint_every % eval_every:
+        raise ValueError(f"--checkpoint-every {checkpoint_every} is not a multiple of --eval-every {eval_every}")
+    if keep_checkpoints < 1:
+        raise ValueError(f"--keep-checkpoints must be >= 1, got {keep_checkpoints}")
+
+
+@dataclasses.dataclass
+class Study:
+    """A run directory being filled: the sweeps done so far and their rows.
+
+    results: {cell name: SweepResult}; rows: one summary row per cell and seed (the cell's
+    labels, the seed's own labels, :meth:`fa_jax.SweepResult.rows` and ``steps_to_95``);
+    metric_rows: one row per cell, seed and logged step. checkpoint_every: steps between
+    checkpoints (None: about once a minute; 0: no checkpoints); keep_checkpoints: the newest
+    K kept per sweep.
+    """
+
+    out: Path
+    resume: bool = False
+    checkpoint_every: int | None = None
+    keep_checkpoints: int = 2
+    progress: bool = True
+    results: dict = dataclasses.field(default_factory=dict)
+    rows: list = dataclasses.field(default_factory=list)
+    metric_rows: list = dataclasses.field(default_factory=list)
+    label_keys: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def start(cls, out, config: dict, *, resume: bool = False, checkpoint_every: int | None = None,
+              keep_checkpoints: int = 2, progress: bool = True) -> "Study":
+        """Begin (or, with ``resume``, continue) a study in the folder ``out``.
+
+        Refuses (one-line ValueError) an unwritable folder, or one holding a run with
+        checkpoints unless resuming; writes ``config.json`` (``config`` plus the environment)
+        unless a resumed run already has one.
+        """
+        check_checkpointing(checkpoint_every, keep_checkpoints)
+        out = rundir.prepare(out)
+        study = cls(out=out, resume=resume, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                    progress=progress)
+        if jax.process_index() == 0:
+            rundir.start(out, resume)  # refuses to overwrite a run with checkpoints
+            if not (resume and (out / "config.json").is_file()):
+                rundir.write_config(out, config)
+        study.metrics_path.unlink(missing_ok=True)
+        return study
+
+    @classmethod
+    def from_args(cls, args, job: str, config: dict | None = None, *, eval_every: int | None = None) -> "Study":
+        """:meth:`start` from a script's parsed flags (``--out``, ``--resume``, ``--checkpoint-every``,
+        ``--keep-checkpoints``, ``--no-progress``: :func:`fa_jax.runs.cli.add_run_flags`); the
+        default folder is ``runs/<job>-<time>``. config: what ``config.json`` records (default:
+        every flag); ``job`` and ``out`` are added. eval_every: the run's evaluation interval,
+        which ``--checkpoint-every`` must be a multiple of (default ``args.eval_every`` if any)."""
+        every = args.checkpoint_every
+        check_checkpointing(every, args.keep_checkpoints, eval_every or getattr(args, "eval_every", None))
+        out = rundir.prepare(args.out or rundir.default_dir(job))
+        config = {"job": job, **(vars(args) if config is None else config), "out": str(out)}
+        return cls.start(out, config, resume=args.resume is not None, checkpoint_every=every,
+                         keep_checkpoints=args.keep_checkpoints, progress=not getattr(args, "no_progress", False))
+
+    @property
+    def metrics_path(self) -> Path:
+        """``metrics.jsonl``, or this process's ``metrics.p<i>.jsonl`` when several run."""
+        n_proc = jax.process_count()
+        return self.out / ("metrics.jsonl" if n_proc == 1 else f"metrics.p{jax.process_index()}.jsonl")
+
+    def sweep(self, labels: dict, model, task, *, name: str | None = None, seed_labels=None, **sweep_kw):
+        """Run one cell: :func:`fa_jax.sweep` ``(model, task, **sweep_kw)``, checkpointed in
+        ``checkpoints/<name>`` and resumed from there; returns its SweepResult.
+
+        labels: the settings that tell this cell from the others (e.g. ``{"rule": "dfa"}``); they
+        are written into every row. name: the cell's checkpoint folder and progress-bar label
+        (default the label values joined by ``-``). seed_labels(seed) -> dict: labels of one seed
+        (e.g. its learning rate when the seeds of a sweep carry a learning-rate grid).
+        """
+        name = name or "-".join(str(v) for v in labels.values())
+        self.label_keys += [k for k in labels if k not in self.label_keys]
+        if jax.process_count() > 1:  # several hosts: each trains its share of the seeds
+            seeds = sweep_kw.pop("seeds", 8)
+            sweep_kw["seeds"] = sharding.local_seeds(list(range(seeds)) if isinstance(seeds, int) else list(seeds))
+            name += f".p{jax.process_index()}"
+        check_checkpointing(self.checkpoint_every, self.keep_checkpoints, sweep_kw.get("eval_every", 100))
+        ckpt = rundir.checkpointing(self.out, name, self.checkpoint_every or None, self.checkpoint_every != 0,
+                                    self.keep_checkpoints)
+        sweep_kw.setdefault("progress", self.progress)
+        sweep_kw.setdefault("desc", name)
+        res = fj_sweep(model, task, **ckpt, **sweep_kw)
+        extra = seed_labels or (lambda seed: {})
+        steps95 = steps_to_threshold(res.eval_steps, res.train_acc)
+        self.rows += [{**labels, **extra(r["seed"]), **r, "steps_to_95": None if r["diverged"] else s95}
+                      for r, s95 in zip(res.rows(), steps95)]
+        metric_rows = [{**labels, **extra(m["seed"]), **m} for m in res.metric_rows()]
+        self.metric_rows += metric_rows
+        rundir.append_jsonl(self.metrics_path, metric_rows)
+        self.results[name] = res
+        return res
+
+    def embed(self, model, task, layer: int, method: str = "pca") -> Path:
+        """``embedding.npz``: 2-D maps (``"pca"`` or ``"tsne"``) of hidden layer ``layer`` (1-based) on
+        the test inputs, before and after training, for the first seed of every sweep so far
+        (:func:`fa_jax.analysis.representations.representation_maps`); drawn by ``redraw``."""
+        maps, labels = representations.representation_maps(model, self.results, task, layer, method)
+        path = self.out / "embedding.npz"
+        representations.save_maps(path, maps, labels, layer, method)
+        return path
+
+    @property
+    def seconds(self) -> float:
+        """Compile + run seconds of every sweep so far."""
+        return sum(r.compile_s + r.run_s for r in self.results.values())
+
+    def timing(self) -> dict:
+        """{cell name: {"compile_s", "run_s"}} of every sweep so far."""
+        return {n: {"compile_s": round(r.compile_s, 3), "run_s": round(r.run_s, 3)} for n, r in self.results.items()}
+
+    def finish(self, write=None) -> dict | None:
+        """End the study: ``write(study) -> dict`` draws figures and tables into ``out`` and returns
+        the summary's fields; ``summary.json`` (``results``: the rows, ``timing``, those fields) is
+        written last. Returns the summary on process 0, None on the others (process 0 reports)."""
+        n_proc = jax.process_count()
+        if n_proc > 1:
+            pid = jax.process_index()
+            rundir.write_json(self.out / f"summary_rows.p{pid}.json", self.rows)
+            from jax.experimental import multihost_utils  # noqa: PLC0415  (multi-process runs only)
+
+            multihost_utils.sync_global_devices("fa_jax_study_done")
+            if pid != 0:
+                return None
+            self.rows, self.metric_rows = merge_shards(self.out, n_proc, self.label_keys)
+        try:
+            fields = {} if write is None else write(self)
+        except OSError as err:  # e.g. a figure on a full disk: name the run directory at least
+            raise rundir.named(err, self.out) from None
+        summary = {"results": self.rows, **fields, "timing": self.timing()}
+        rundir.write_json(self.out / "summary.json", summary)
+        return summary
+
+
+def compare_rules(study: Study, model, task, rules, *, title=None, embed_layer=None, embed_method="pca",
+                  **sweep_kw):
+    """The main job's study: every rule of ``rules`` trained on ``task`` (one vmapped sweep each) into
+    the open ``study`` (:meth:`Study.start`), which it finishes.
+
+    Args:
+        study: where the run goes (its folder, checkpointing and progress settings).
+        model, task: as for :func:`fa_jax.sweep`.
+        rules: rule names, e.g. ``["bp", "fa", "dfa"]``.
+        title: the figures' title (default the task's name).
+        embed_layer, embed_method: a hidden layer (1-based) to map in 2-D (``"pca"`` or ``"tsne"``)
+            before and after training (:meth:`Study.embed`); None for no map.
+        **sweep_kw: the rest of :func:`fa_jax.sweep`'s arguments (seeds, steps, lr, feedback, ...).
+
+    Writes the figures of :func:`fa_jax.plot.redraw` and a summary with ``by_rule``. Returns
+    ``(results {rule: SweepResult}, summary rows, markdown table)``; the table is ``""`` on the
+    non-zero processes of a multi-host run.
+    """
+    if embed_layer is not None:
+        representations.check_layer(model, embed_layer)
+        representations.check_method(embed_method)
+    for rule in rules:
+        study.sweep({"rule": rule}, model, task, rule=rule, desc=f"{rule:>4}", **sweep_kw)
+
+    def write(s):
+        if embed_layer is not None:
+            s.embed(model, task, embed_layer, embed_method)
+        redraw(s.out, title=title or task.name)
+        return {"task": task.name, "by_rule": tables.summarize(s.rows, "rule")}
+
+    summary = study.finish(write)
+    return study.results, study.rows, "" if summary is None else tables.table(summary["by_rule"])
+
+
+def merge_shards(out, n_proc: int, keys=("rule",)):
+    """Merge per-process ``metrics.p{i}.jsonl`` / ``summary_rows.p{i}.json`` into ``metrics.jsonl``.
+
+    Returns ``(summary_rows, metric_rows)`` sorted by the cells' order of appearance (a cell: its
+    values of the label ``keys``), then seed, then step.
+    """
+    out = Path(out)
+    rows, metric_rows = [], []
+    for i in range(n_proc):
+        rows += json.loads((out / f"summary_rows.p{i}.json").read_text())
+        metric_rows += rundir.read_jsonl(out / f"metrics.p{i}.jsonl")
+    cell = lambda r: tuple(r.get(k) for k in keys)  # noqa: E731
+    order = {c: i for i, c in enumerate(dict.fromkeys(cell(r) for r in rows))}
+    rows.sort(key=lambda r: (order[cell(r)], r["seed"]))
+    metric_rows.sort(key=lambda r: (order[cell(r)], r["seed"], r["step"]))
+    (out / "metrics.jsonl").write_text("")
+    rundir.append_jsonl(out / "metrics.jsonl", metric_rows)
+    return rows, metric_rows

@@ -1,4 +1,4 @@
-"""Experiment configs as files: every shipped config equals its README command, precedence
+"""Experiment configs as files: every shipped config equals its documented command, precedence
 (flag > --config.KEY > file > default), and one-line errors (exit 2) for every bad config."""
 
 import importlib.util
@@ -11,9 +11,10 @@ from fa_jax.runs import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
-README = (ROOT / "README.md").read_text()
+# the README and its pages in docs/: every documented command lives on one of them
+DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 
-# shipped config -> (script, the flags of the README command whose table it reproduces)
+# shipped config -> (script, the flags of the documented command whose table it reproduces)
 SHIPPED = {
     "parity": ("experiments/parity.py", []),
     "parity_study": ("experiments/parity_study.py", []),
@@ -67,10 +68,10 @@ def test_every_script_has_a_config_and_every_config_is_listed():
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_config_gives_the_args_of_its_readme_command(name):
+def test_shipped_config_gives_the_args_of_its_documented_command(name):
     path, flags = SHIPPED[name]
     cmd = " ".join(flags)
-    assert path in README and cmd in README, f"README has no command {path} {cmd}"
+    assert path in DOCS and cmd in DOCS, f"neither README.md nor docs/*.md has the command {path} {cmd}"
     config = str(CONFIGS / f"{name}.py")
     text = Path(config).read_text()
     assert f"python {path} --config experiments/configs/{name}.py" in text  # the docstring's command

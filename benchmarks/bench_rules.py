@@ -81,7 +81,7 @@ def main():
     for r in rules:
         fj.rules.get(r)
     env = environment(a.precision)
-    print(f"device: {env['device']} ({env['backend']}), jax {env['jax']}, precision {a.precision}")
+    print(f"device: {env['device_kind']} ({env['backend']}), jax {env['versions']['jax']}, precision {a.precision}")
     rows = []
     with precision(a.precision):
         for s in sizes:

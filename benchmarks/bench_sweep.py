@@ -49,7 +49,7 @@ def main():
     tx = fj.optimizer("adam", 1e-3)
     step = train.make_train_step(model, a.rule, fj.losses.softmax_ce, tx, a.batch_size)
     env = environment(a.precision)
-    print(f"device: {env['device']} ({env['backend']}), jax {env['jax']}, precision {a.precision}, "
+    print(f"device: {env['device_kind']} ({env['backend']}), jax {env['versions']['jax']}, precision {a.precision}, "
           f"MLP {'-'.join(map(str, sizes))}, batch {a.batch_size}, rule {a.rule}")
     rows = []
     with precision(a.precision):

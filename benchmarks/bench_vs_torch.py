@@ -58,7 +58,7 @@ def main():
     env = environment(a.precision)
     env["torch"] = torch.__version__
     env["torch_threads"] = torch.get_num_threads()
-    print(f"device: {env['device']} ({env['backend']}), jax {env['jax']}, torch {torch.__version__}, "
+    print(f"device: {env['device_kind']} ({env['backend']}), jax {env['versions']['jax']}, torch {torch.__version__}, "
           f"precision {a.precision}")
     rows = []
     for s in sizes:

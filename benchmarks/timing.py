@@ -3,12 +3,13 @@
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import jax
+
+from fa_jax.runs import rundir
 
 PRECISIONS = {
     "float32": "highest",          # true fp32 matmuls
@@ -37,11 +38,8 @@ def median_time(fn, *args, repeats: int = 20, warmup: int = 3) -> float:
 
 
 def environment(precision_name: str) -> dict:
-    dev = jax.devices()[0]
-    return {"backend": jax.default_backend(), "device": getattr(dev, "device_kind", str(dev)),
-            "n_devices": jax.device_count(), "jax": jax.__version__, "precision": precision_name,
-            "matmul_precision": PRECISIONS[precision_name], "python": platform.python_version(),
-            "machine": platform.machine()}
+    """The run record of :func:`fa_jax.runs.rundir.environment` plus this benchmark's precision mode."""
+    return {**rundir.environment(), "precision": precision_name, "matmul_precision": PRECISIONS[precision_name]}
 
 
 def flops_of(compiled) -> float | None:

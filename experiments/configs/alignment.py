@@ -1,6 +1,5 @@
 """Config for experiments/alignment.py: reproduces the digits tables (test accuracy, angle to BP per
-layer, weight alignment) and the parity angles; README section "See what a learning rule does:
-alignment, norms, representations".
+layer, weight alignment) and the parity angles; docs/alignment.md.
 
     python experiments/alignment.py --config experiments/configs/alignment.py
 

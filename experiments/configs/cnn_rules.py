@@ -1,5 +1,5 @@
 """Config for experiments/cnn_rules.py: reproduces the table (lecture_cnn, allconv, resnet20 with
-batch norm, mlp; digits, 3 seeds, 600 steps); README section "Convolutional networks: `experiments/cnn_rules.py`".
+batch norm, mlp; digits, 3 seeds, 600 steps); docs/cnn.md.
 
     python experiments/cnn_rules.py --config experiments/configs/cnn_rules.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/feedback_schemes.py: reproduces the table of FA and DFA under each
-feedback scheme on digits and parity; README section "Feedback schemes".
+feedback scheme on digits and parity; docs/alignment.md, section "Feedback schemes".
 
     python experiments/feedback_schemes.py --config experiments/configs/feedback_schemes.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/lectures/batch_loop.py: reproduces the verdict (batched vs per-example
-loop timing); README section "Batch vs loop (seed 001)".
+loop timing); docs/lectures.md, section "Batch vs loop".
 
     python experiments/lectures/batch_loop.py --config experiments/configs/lecture_batch_loop.py
 

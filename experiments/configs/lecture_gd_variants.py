@@ -1,5 +1,5 @@
 """Config for experiments/lectures/gd_variants.py: reproduces the verdict (steps to loss < 0.01 per
-GD variant); README section "GD variants on linear regression (seed 002)".
+GD variant); docs/lectures.md, section "GD variants on linear regression".
 
     python experiments/lectures/gd_variants.py --config experiments/configs/lecture_gd_variants.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/lectures/gradients.py: reproduces the verdict (gradient norms of 50-layer
-nets, clipping); README section "Vanishing and exploding gradients (seed 002)".
+nets, clipping); docs/lectures.md, section "Vanishing and exploding gradients".
 
     python experiments/lectures/gradients.py --config experiments/configs/lecture_gradients.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/lectures/normalization.py: reproduces the verdict (raw vs z-score vs ZCA
-inputs); README section "Input normalization (seed 002)".
+inputs); docs/lectures.md, section "Input normalization".
 
     python experiments/lectures/normalization.py --config experiments/configs/lecture_normalization.py
 

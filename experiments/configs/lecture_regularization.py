@@ -1,5 +1,5 @@
 """Config for experiments/lectures/regularization.py: reproduces the verdict (L2/L1 RBF nets,
-dropout and decay on digits); README section "Regularization (seed 002)".
+dropout and decay on digits); docs/lectures.md, section "Regularization".
 
     python experiments/lectures/regularization.py --config experiments/configs/lecture_regularization.py
 

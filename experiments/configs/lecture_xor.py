@@ -1,5 +1,5 @@
 """Config for experiments/lectures/xor.py: reproduces the verdict (seeds that fail per rule and
-init, 20 seeds); README section "XOR and initialization (seed 002)".
+init, 20 seeds); docs/lectures.md, section "XOR and initialization".
 
     python experiments/lectures/xor.py --config experiments/configs/lecture_xor.py
 

@@ -1,6 +1,5 @@
 """Config for experiments/optimizer_study.py: reproduces the table of the best learning rate per
-dataset, rule and optimizer; README section "The optimizer study: which optimizer for BP and for
-DFA?".
+dataset, rule and optimizer; docs/optimizer_study.md.
 
     python experiments/optimizer_study.py --config experiments/configs/optimizer_study.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/parity.py: reproduces the table of BP, FA and DFA on 30-bit 3-sparse
-parity, 8 seeds; README section "The main job: `experiments/parity.py`".
+parity, 8 seeds; docs/main_job.md.
 
     python experiments/parity.py --config experiments/configs/parity.py
 

@@ -1,6 +1,5 @@
 """Config for experiments/parity_study.py: reproduces the default-grid table (6 methods x n {10, 20,
-30} x k {2, 3}, width 128, 4 seeds); README section "The parity study: which rules learn sparse
-parities?".
+30} x k {2, 3}, width 128, 4 seeds); docs/parity_study.md.
 
     python experiments/parity_study.py --config experiments/configs/parity_study.py
 

@@ -1,5 +1,5 @@
 """Config for experiments/parity_study.py: reproduces the table of Daniely & Malach's settings on
-digits-parity with Adadelta lr 1.0 and 200 epochs; README section "The parity study".
+digits-parity with Adadelta lr 1.0 and 200 epochs; docs/parity_study.md.
 
     python experiments/parity_study.py --config experiments/configs/parity_study_paper_digits.py
 

@@ -1,4 +1,4 @@
-"""Batch vs loop (seed 001): one batched forward/backward vs a Python loop over the samples.
+"""Batch vs loop (Fleuret's "Going deeper" lecture): one batched forward/backward vs a Python loop over the samples.
 
     python experiments/lectures/batch_loop.py
 

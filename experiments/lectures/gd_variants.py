@@ -1,4 +1,4 @@
-"""GD variants on linear regression (seed 002): y = 3x + 2 + U(-0.1, 0.1), 30 samples, L2 loss.
+"""GD variants on linear regression (the introductory deep-learning lectures): y = 3x + 2 + U(-0.1, 0.1), 30 samples, L2 loss.
 
     python experiments/lectures/gd_variants.py
 

@@ -1,4 +1,4 @@
-"""Vanishing and exploding gradients (seed 002): per-layer gradient norms at init, and clipping.
+"""Vanishing and exploding gradients (the introductory deep-learning lectures): per-layer gradient norms at init, and clipping.
 
     python experiments/lectures/gradients.py
 

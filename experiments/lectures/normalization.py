@@ -1,4 +1,4 @@
-"""Input normalization (seed 002): raw vs z-score vs ZCA inputs, steps to reach a loss.
+"""Input normalization (the introductory deep-learning lectures): raw vs z-score vs ZCA inputs, steps to reach a loss.
 
     python experiments/lectures/normalization.py
 

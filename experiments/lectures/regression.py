@@ -1,4 +1,4 @@
-"""Regression dataset (seed 002): an MLP trained with BP and DFA, test RMSE.
+"""Regression dataset (the introductory deep-learning lectures): an MLP trained with BP and DFA, test RMSE.
 
     python experiments/lectures/regression.py                      # California housing, if cached
     python experiments/lectures/regression.py --dataset diabetes   # bundled with scikit-learn

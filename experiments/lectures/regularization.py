@@ -1,4 +1,4 @@
-"""Regularization (seed 002): L2 / L1 on an RBF net with one kernel per sample, and dropout /
+"""Regularization (the introductory deep-learning lectures): L2 / L1 on an RBF net with one kernel per sample, and dropout /
 weight decay / early stopping on a small MLP on digits (train vs validation curves).
 
     python experiments/lectures/regularization.py

@@ -1,4 +1,4 @@
-"""XOR and initialization (seed 002): 2-4-1 sigmoid net, BCE, SGD lr 0.1 momentum 0.99, 1000 steps.
+"""XOR and initialization (the introductory deep-learning lectures): 2-4-1 sigmoid net, BCE, SGD lr 0.1 momentum 0.99, 1000 steps.
 
     python experiments/lectures/xor.py                 # 20 seeds vmapped per init, seconds on CPU
     python experiments/lectures/xor.py --rules bp,fa,dfa

@@ -104,28 +104,47 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
           keep_checkpoints: int = 2, data_parallel: int = 1) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
-    model: e.g. ``fj.mlp(...)``; task: a :class:`fa_jax.data.Task`. seeds: a count S
-    (seeds 0..S-1) or a list. lr: a float, an optax schedule, or a sequence of S floats
-    (one per seed, through ``inject_hyperparams``). feedback: options for
-    :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``). ``steps`` must be a
-    multiple of ``eval_every``. diagnostics: also record gradient/weight alignment and norms
-    per layer at every evaluation (:mod:`fa_jax.analysis.diagnostics`; one extra batch and one extra
-    BP gradient per evaluation). devices: the seed axis is sharded over these (default: all
-    local devices; a ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see
-    ``fa_jax.training.sharding``. data_parallel: split each seed's training batch over this many
-    devices as well (a ``("seeds", "data")`` mesh; for big models and few seeds; the batch
-    size must divide by it). early_stopping: a patience (in evaluations) with ``val=(x_val,
-    y_val)``: keeps each seed's params at its lowest validation loss (:mod:`fa_jax.training.early_stopping`).
-    label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
-    (``optax.smooth_labels``; test loss unsmoothed). checkpoint: a directory; the whole
-    batched TrainState and the metrics so far are saved there (:mod:`fa_jax.training.checkpoint`,
-    orbax) every ``checkpoint_every`` steps (default: at the first chunk boundary after each
-    :data:`CHECKPOINT_SECONDS` of training; a save costs ~0.1 s for small nets) and at the end,
-    keeping the newest ``keep_checkpoints``; if it already holds a checkpoint of this
-    configuration the sweep continues from it, bit-identical to an uninterrupted run (one of
-    another configuration is refused). Every argument is checked before anything compiles;
-    the task's arrays too (:func:`fa_jax.data.check_task`), and a sweep that cannot fit in
-    the device's memory is refused (:mod:`fa_jax.training.memory`).
+    Every argument is checked before anything compiles; the task's arrays too
+    (:func:`fa_jax.data.check_task`), and a sweep that cannot fit in the device's memory is
+    refused (:mod:`fa_jax.training.memory`).
+
+    Args:
+        model: e.g. ``fj.mlp(...)``, ``fj.cnn.get(...)`` (the model contract: :mod:`fa_jax.models`).
+        task: a :class:`fa_jax.data.Task`.
+        rule: a name from ``fj.RULES``.
+        seeds: a count S (seeds 0..S-1) or a list of distinct ints in [0, 2**32).
+        steps: training steps, a multiple of ``eval_every``.
+        batch_size: examples per step (the whole training set when larger).
+        optimizer: a name of :func:`fa_jax.optimizer`; ``optimizer_hyper`` its extra options
+            (momentum, penalties, decay, clipping, ...).
+        lr: a float, an optax schedule, or a sequence of S floats (one per seed, through
+            ``inject_hyperparams``).
+        loss: a name of :mod:`fa_jax.losses` (default: the task's).
+        feedback: options for :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``, ``scheme``).
+        eval_every: steps between evaluations (test loss and accuracy, inside the scan).
+        progress, desc: a progress bar per compiled chunk of steps, and its label.
+        diagnostics: also record gradient/weight alignment and norms per layer at every
+            evaluation (:mod:`fa_jax.analysis.diagnostics`; one extra batch and one extra BP
+            gradient per evaluation).
+        devices: the seed axis is sharded over these (default: all local devices; a
+            ``jax.sharding.Mesh`` with axis ``"seeds"`` is used as given), see :mod:`fa_jax.training.sharding`.
+        early_stopping, val: a patience (in evaluations) with ``val=(x_val, y_val)``: keeps each
+            seed's params at its lowest validation loss (:mod:`fa_jax.training.early_stopping`).
+        label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
+            (``optax.smooth_labels``; the test loss is unsmoothed).
+        checkpoint: a directory; the whole batched TrainState and the metrics so far are saved
+            there (:mod:`fa_jax.training.checkpoint`, orbax) every ``checkpoint_every`` steps
+            (default: at the first chunk boundary after each :data:`CHECKPOINT_SECONDS` of
+            training; a save costs ~0.1 s for small nets) and at the end, keeping the newest
+            ``keep_checkpoints``. If it already holds a checkpoint of this configuration the sweep
+            continues from it, bit-identical to an uninterrupted run (one of another
+            configuration is refused).
+        data_parallel: split each seed's training batch over this many devices as well (a
+            ``("seeds", "data")`` mesh; for big models and few seeds; the batch size must divide by it).
+
+    Returns:
+        A :class:`fa_jax.SweepResult`: per-seed metric arrays (seeds on axis 0), the final
+        batched TrainState, compile and run seconds.
     """
     memory.check_sweep(model, task, rule=rule, seeds=seeds, batch_size=batch_size, optimizer=optimizer,
                        optimizer_hyper=optimizer_hyper, feedback=feedback, early_stopping=early_stopping,

@@ -41,10 +41,8 @@ def parser():
     p.add_argument("--feedback-scheme", default=None, help=f"one of {', '.join(fj.FEEDBACK_SCHEMES)}")
     p.add_argument("--embed-layer", type=int, default=None, help="hidden layer to map in 2-D (default: the last)")
     p.add_argument("--embed-method", default="tsne", help=f"one of {', '.join(METHODS)}")
-    p.add_argument("--out", default=None, help="output folder (default runs/alignment-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
-    p.add_argument("--no-progress", action="store_true")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "alignment")
     return p
 
 

@@ -57,12 +57,10 @@ def parser():
     p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
     p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
     p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (explicit flags still win)")
-    p.add_argument("--out", default=None, help="run directory (default runs/cnn_rules-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny nets and few steps for a smoke test")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer gradient alignment with BP (alignment.md, alignment tables printed)")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "cnn_rules")
     cli.add_data_parallel_flag(p)
     return p
 

@@ -39,10 +39,8 @@ def parser():
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--parity-n", type=int, default=16)
     p.add_argument("--parity-k", type=int, default=3)
-    p.add_argument("--out", default=None, help="run directory (default runs/feedback-schemes-<time>)")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "feedback-schemes")
     return p
 
 

@@ -46,10 +46,8 @@ def parser():
     p.add_argument("--width", type=int)
     p.add_argument("--depth", type=int, help="hidden layers (default 1, where FA = DFA; 2 to tell them apart)")
     p.add_argument("--eval-every", type=int)
-    p.add_argument("--out", default=None, help="run directory (default runs/optimizer_study-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
-    p.add_argument("--no-progress", action="store_true")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "optimizer_study")
     return p
 
 

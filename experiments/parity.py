@@ -37,12 +37,10 @@ def parser():
     p.add_argument("--n-train", type=int, default=None, help="fixed training-set size (default: fresh samples)")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--out", default=None, help="run directory (default runs/parity-<time>)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test (n=10, k=2, 2 seeds)")
-    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer alignment with BP and gradient/weight norms; plot them")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "parity")
     cli.add_data_parallel_flag(p)
     return p
 

@@ -62,9 +62,7 @@ def parser():
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="tensorflow-datasets folder (mnist-parity)")
     p.add_argument("--offline", action="store_true", help="mnist-parity: never download, use only --data-dir")
-    p.add_argument("--out", default=None, help="run directory (default runs/parity_study-<time>)")
-    p.add_argument("--no-progress", action="store_true")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, "parity_study")
     return p
 
 

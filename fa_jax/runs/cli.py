@@ -315,9 +315,13 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) 
         raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
 
 
-def add_run_flags(p) -> None:
-    """``--checkpoint-every N``, ``--keep-checkpoints K`` and ``--resume RUN_DIR`` (which
-    :meth:`ArgParser.parse_known_args` resolves: see :func:`apply_recorded`)."""
+def add_run_flags(p, job: str) -> None:
+    """The flags of every run: ``--out DIR`` (default ``runs/<job>-<time>``), ``--no-progress``,
+    ``--checkpoint-every N``, ``--keep-checkpoints K`` and ``--resume RUN_DIR`` (which
+    :meth:`ArgParser.parse_known_args` resolves: see :func:`apply_recorded`); read by
+    :meth:`fa_jax.runs.study.Study.from_args`."""
+    p.add_argument("--out", default=None, help=f"run directory (default runs/{job}-<time>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                    help="save the whole train state every STEPS steps (default: about once a minute, "
                         "at a compiled chunk's end) and at the end of each sweep; 0: no checkpoints")

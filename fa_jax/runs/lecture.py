@@ -17,9 +17,8 @@ from fa_jax.runs.study import Study
 def parser(prog: str, doc: str, quick: dict):
     """An ``fa_jax.runs.cli.ArgParser`` with ``--out``, ``--quick`` (tiny sizes for the tests) and the run flags."""
     p = cli.ArgParser(prog=prog, description=doc.splitlines()[0])
-    p.add_argument("--out", default=None, help=f"run directory (default runs/{prog[:-3]}-<time>)")
     p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {quick}")
-    cli.add_run_flags(p)
+    cli.add_run_flags(p, prog[:-3])
     return p
 
 

@@ -77,7 +77,7 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
     for ax, name in zip(axes.flat, panels):
         for lname, (steps, vals) in _by([r for r in rows if r[panel] == name], line, metric).items():
             _band(ax, steps, vals, label=str(lname))
-        ax.set_title(str(name), fontsize=9)
+        ax.set_title(name if isinstance(name, str) else f"{panel}={name}", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels):]:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fa_jax import checks
 from fa_jax.registry import lookup
 
 
@@ -86,8 +87,7 @@ def accuracy(logits, labels):
 
 def check_label_smoothing(alpha, n_out: int) -> float:
     """``alpha`` as a float in [0, 1); smoothing (alpha > 0) needs a multi-class output (n_out >= 2)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {alpha!r}")
+    checks.number_in("label_smoothing", alpha, 0, 1)
     if alpha and n_out < 2:
         raise ValueError(f"label_smoothing={alpha!r} needs >= 2 outputs (classes); this task has {n_out}")
     return float(alpha)

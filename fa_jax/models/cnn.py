@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from fa_jax import checks
 from fa_jax.models import activations
 from fa_jax.models import conv as C
 from fa_jax.models import init as inits
@@ -282,7 +283,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     input_shape: (H, W, C). Shapes are inferred and checked here, before anything compiles.
     """
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+    if shape is None or len(shape) != 3 or not all(map(checks.is_positive_int, shape)):
         raise ValueError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
     inits.parse(init)
     parsed = [parse_layer(s) for s in layers]
@@ -301,8 +302,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
 
 def _scaled(channels: int, width) -> int:
     """``channels * width`` rounded, at least 1; one-line ValueError unless width is a positive finite number."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
-        raise ValueError(f"width must be a positive finite number (a channel multiplier), got {width!r}")
+    checks.positive_number("width", width, what="a positive finite number (a channel multiplier)")
     return max(1, round(channels * width))
 
 
@@ -334,8 +334,7 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     :mod:`fa_jax.models.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
-    if norm not in R.NORMS:
-        raise ValueError(f"unknown resnet norm {norm!r}; known: {', '.join(R.NORMS)}")
+    checks.choice("resnet norm", norm, R.NORMS)
     layers = [f"conv({width},3)"] + (["batchnorm"] if norm == "batch" else []) + ["relu"]
     for stage in range(3):
         for i in range(1, (depth - 2) // 6 + 1):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import checks
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -69,6 +70,12 @@ def cosine(logits, labels):
 
 
 LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine}
+
+
+def register(name: str, loss, *, replace: bool = False):
+    """Add ``loss(logits, labels) -> scalar`` to :data:`LOSSES` as ``name`` (for ``fj.sweep(loss=)``);
+    a name already registered is refused unless ``replace=True``. Returns ``loss``."""
+    return registry.add(LOSSES, name, loss, what="loss", replace=replace)
 
 
 def get(name: str):

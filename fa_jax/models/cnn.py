@@ -38,6 +38,7 @@ from fa_jax.models import norm as norm_lib
 from fa_jax.models import residual as R
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -61,6 +62,15 @@ LAYERS = {
 }
 _STRING_KW = ("padding", "norm")
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
+
+
+def register_layer(name: str, make, *, replace: bool = False):
+    """Add a layer spec: ``make(*numbers, **numbers) -> layer`` (an object like those of
+    :mod:`fa_jax.models.conv`) under ``name``, so ``"name(3, k=2)"`` parses to ``make(3, k=2)``;
+    a name already registered is refused unless ``replace=True``. Returns ``make``."""
+    if not (isinstance(name, str) and re.fullmatch(r"[a-z_]+", name)):
+        raise ValueError(f"a layer name is lowercase letters and underscores (as specs are parsed), got {name!r}")
+    return registry.add(LAYERS, name, make, what="layer", replace=replace)
 
 
 def parse_layer(spec):
@@ -354,6 +364,12 @@ def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_
 
 
 MODELS = {"lecture_cnn": lecture_cnn, "allconv": allconv, "resnet20": resnet, "mlp": image_mlp}
+
+
+def register_model(name: str, build, *, replace: bool = False):
+    """Add ``build(input_shape, n_out, **kw) -> CNN`` to :data:`MODELS` as ``name`` (for :func:`get`);
+    a name already registered is refused unless ``replace=True``. Returns ``build``."""
+    return registry.add(MODELS, name, build, what="model", replace=replace)
 
 
 def get(name: str, input_shape, n_out, **kw) -> CNN:

@@ -22,6 +22,7 @@ import optax
 
 from fa_jax import checks
 from fa_jax.optim.zoo import check_learning_rate
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -65,6 +66,12 @@ def _one_cycle(lr, steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
 
 SCHEDULES = {"constant": _constant, "step": _step, "exponential": _exponential,
              "warmup_cosine": _warmup_cosine, "sgdr": _sgdr, "one_cycle": _one_cycle}
+
+
+def register(name: str, make, *, replace: bool = False):
+    """Add ``make(lr, steps, **hyper) -> optax schedule`` to :data:`SCHEDULES` as ``name``; a name
+    already registered is refused unless ``replace=True``. Returns ``make``."""
+    return registry.add(SCHEDULES, name, make, what="schedule", replace=replace)
 
 
 def schedule(name: str, lr: float, steps: int, **hyper):

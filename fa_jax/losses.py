@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fa_jax import checks
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -70,6 +72,12 @@ def cosine(logits, labels):
 LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine}
 
 
+def register(name: str, loss, *, replace: bool = False):
+    """Add ``loss(logits, labels) -> scalar`` to :data:`LOSSES` as ``name`` (for ``fj.sweep(loss=)``);
+    a name already registered is refused unless ``replace=True``. Returns ``loss``."""
+    return registry.add(LOSSES, name, loss, what="loss", replace=replace)
+
+
 def get(name: str):
     """Loss by name; unknown names list the known ones."""
     return lookup(LOSSES, name, "loss")
@@ -86,8 +94,7 @@ def accuracy(logits, labels):
 
 def check_label_smoothing(alpha, n_out: int) -> float:
     """``alpha`` as a float in [0, 1); smoothing (alpha > 0) needs a multi-class output (n_out >= 2)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {alpha!r}")
+    checks.number_in("label_smoothing", alpha, 0, 1)
     if alpha and n_out < 2:
         raise ValueError(f"label_smoothing={alpha!r} needs >= 2 outputs (classes); this task has {n_out}")
     return float(alpha)

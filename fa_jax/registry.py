@@ -1,7 +1,18 @@
-"""Name -> function look-up shared by every registry (rules, inits, losses, ...)."""
+"""Name -> value registries (rules, inits, activations, losses, ...): one look-up, one way to add.
 
-from collections.abc import Mapping
+A registry is a plain dict from the name a user types to what it names. :func:`lookup`
+reads it (an unknown name lists the known ones); :func:`add` extends it and refuses a name
+that is already there unless ``replace=True``, so a typo or a second import never silently
+swaps a built-in. Each user-extensible registry has a ``register`` function built on it:
+``fj.register`` (rules), ``fj.init.register``, ``fj.activations.register``,
+``fj.losses.register``, ``fj.schedules.register``, ``fj.optim.register``,
+``fj.cnn.register_layer``, ``fj.cnn.register_model``, ``fj.rules.feedback_schemes.register``.
+"""
+
+from collections.abc import Mapping, MutableMapping
 from typing import TypeVar
+
+from fa_jax import checks
 
 T = TypeVar("T")
 
@@ -11,3 +22,18 @@ def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
     if isinstance(name, str) and name in table:
         return table[name]
     raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+
+
+def add(table: MutableMapping[str, T], name: str, value: T, *, what: str, replace: bool = False) -> T:
+    """``table[name] = value`` and return ``value``; ``what`` names the kind in messages ("rule").
+
+    A one-line ValueError for a name that is not a non-empty str, or one already in ``table``
+    (unless ``replace=True``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a {what} name must be a non-empty str, got {name!r}")
+    checks.boolean("replace", replace)
+    if name in table and not replace:
+        raise ValueError(f"{what} {name!r} is already registered; pass replace=True to replace it")
+    table[name] = value
+    return value

@@ -8,6 +8,7 @@ ready for :func:`fa_jax.runs.plots.embedding` and storable as ``embedding.npz`` 
 import jax
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import PURPOSE_INIT
 
@@ -47,15 +48,13 @@ def embed_2d(acts, method: str = "pca", seed: int = 0) -> np.ndarray:
 
 def check_method(method: str) -> None:
     """``method`` must be one of :data:`METHODS`."""
-    if method not in METHODS:
-        raise ValueError(f"unknown embedding method {method!r}; known: {', '.join(METHODS)}")
+    checks.choice("embedding method", method, METHODS)
 
 
 def check_layer(model, layer: int) -> None:
     """``layer`` must be 1..H (the hidden layers of ``model``)."""
     n = len(model.hidden_shapes)
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= n:
-        raise ValueError(f"embedding layer must be an int in 1..{n} (hidden layers), got {layer!r}")
+    checks.integer("embedding layer", layer, 1, n, what=f"an int in 1..{n} (hidden layers)")
 
 
 def representation_maps(model, results, task, layer: int = 1, method: str = "pca", max_points: int = 1000):

@@ -3,10 +3,13 @@ your own arrays (``from_arrays``, checked)."""
 
 from fa_jax.data.arrays import check_task, from_arrays
 from fa_jax.data.digits import digits
-from fa_jax.data.image_parity import DATASETS, image_parity, parity_task, steps_per_epoch
-from fa_jax.data.images import Augment, images
+from fa_jax.data.image_parity import PARITY_DATASETS, image_parity, parity_task, steps_per_epoch
+from fa_jax.data.images import IMAGE_DATASETS, Augment, images
 from fa_jax.data.parity import mixture_batch, parity, parity_batch, xor
 from fa_jax.data.task import Task, sample_fixed
 
-__all__ = ["Augment", "DATASETS", "Task", "check_task", "digits", "from_arrays", "image_parity", "images",
-           "mixture_batch", "parity", "parity_batch", "parity_task", "sample_fixed", "steps_per_epoch", "xor"]
+DATASETS = PARITY_DATASETS  # the parity tasks' names (parity_task); image tasks: IMAGE_DATASETS
+
+__all__ = ["Augment", "DATASETS", "IMAGE_DATASETS", "PARITY_DATASETS", "Task", "check_task", "digits", "from_arrays",
+           "image_parity", "images", "mixture_batch", "parity", "parity_batch", "parity_task", "sample_fixed",
+           "steps_per_epoch", "xor"]

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.data.task import Task, sample_fixed
 
 
@@ -56,7 +57,7 @@ def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "ar
 
 def _check_input_shape(shape):
     s = tuple(shape) if isinstance(shape, (tuple, list)) else None
-    if s is None or len(s) != 3 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in s):
+    if s is None or len(s) != 3 or not all(checks.is_positive_int(d, numpy=True) for d in s):
         raise ValueError(f"input_shape must be (H, W, C) positive ints, got {shape!r}")
     return tuple(int(d) for d in s)
 
@@ -120,8 +121,7 @@ def _as_y(name, y, n):
 
 def _n_out(ys, n_out):
     if n_out is not None:
-        if isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer)) or n_out < 1:
-            raise ValueError(f"n_out must be a positive int or None, got {n_out!r}")
+        checks.positive_int("n_out", n_out, none=True, numpy=True)
         return int(n_out)
     values = np.concatenate([y.astype(np.float64) for y in ys.values()])
     if np.all(np.abs(values) == 1):

@@ -7,6 +7,7 @@ in :func:`fa_jax.data.images`, digit pairs in :mod:`fa_jax.data.image_parity`).
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.data.task import Task
 
 LABELS = ("class", "parity")
@@ -30,10 +31,8 @@ def digits(label: str = "class", *, test_fraction: float = 0.25, split_seed: int
     label: ``"class"`` (10 classes, integer labels) or ``"parity"`` (+1 even digit, -1 odd).
     The split is a fixed permutation from ``split_seed``; ``test_fraction`` of it is test.
     """
-    if label not in LABELS:
-        raise ValueError(f"unknown digits label {label!r}; known: {', '.join(LABELS)}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    checks.choice("digits label", label, LABELS)
+    checks.number_in("test_fraction", test_fraction, 0, 1, lo_open=True)
     (x_tr, y_tr), (x_te, y_te) = split(split_seed, test_fraction)
     mean, std = x_tr.mean(0), x_tr.std(0)
     std = np.where(std > 0, std, 1.0)

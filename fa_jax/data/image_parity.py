@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.training import memory
 from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.digits import split as digits_split
@@ -78,8 +79,7 @@ def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int 
     one-line ValueError naming ``digits-parity``). ``limit`` keeps the first images of each
     split (tests). Labels are in {-1, +1}; the default loss is ``bce``.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown image-parity source {source!r}; known: {', '.join(SOURCES)}")
+    checks.choice("image-parity source", source, SOURCES)
     check_parity_sizes(n, k, None, n_test)
     (x_tr, l_tr), (x_te, l_te), max_value = (_digits_arrays(split_seed) if source == "digits"
                                              else _mnist_arrays(data_dir, download, limit))
@@ -99,15 +99,16 @@ def steps_per_epoch(task: Task, batch_size: int) -> int:
     return math.ceil(task.aux["images"].shape[0] / batch_size)
 
 
-DATASETS = ("parity", "digits-parity", "mnist-parity")
+# The names parity_task takes (the image classification tasks of fa_jax.data.images are
+# fa_jax.data.images.IMAGE_DATASETS).
+PARITY_DATASETS = ("parity", "digits-parity", "mnist-parity")
 
 
 def parity_task(dataset: str, n: int, k: int, *, distribution: str = "uniform", data_seed: int = 0, **kw) -> Task:
-    """A parity task by name: ``"parity"`` (n bits, ``distribution`` uniform or mixture),
-    ``"digits-parity"`` or ``"mnist-parity"`` (n images; uniform only). ``kw`` goes to
-    :func:`image_parity` (``data_dir``, ``download``, ``n_test``, ``limit``)."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    """A parity task by name (:data:`PARITY_DATASETS`): ``"parity"`` (n bits, ``distribution``
+    uniform or mixture), ``"digits-parity"`` or ``"mnist-parity"`` (n images; uniform only).
+    ``kw`` goes to :func:`image_parity` (``data_dir``, ``download``, ``n_test``, ``limit``)."""
+    checks.choice("dataset", dataset, PARITY_DATASETS)
     if dataset == "parity":
         return parity(n, k, distribution=distribution, data_seed=data_seed)
     if distribution != "uniform":

@@ -14,12 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import KNOWN as TFDS_KNOWN
 from fa_jax.data.tfds_source import load_arrays
 
-DATASETS = ("digits",) + TFDS_KNOWN
+# The names images() takes (the parity tasks are fa_jax.data.image_parity.PARITY_DATASETS).
+IMAGE_DATASETS = ("digits",) + TFDS_KNOWN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,21 +59,19 @@ def _digits(split_seed=0, test_fraction=0.25):
 
 def images(name: str = "digits", *, augment: Augment | None = None, data_dir=None, download: bool = True,
            limit: int | None = None, test_limit: int | None = None, dtype=jnp.float32) -> Task:
-    """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C).
+    """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C); name from :data:`IMAGE_DATASETS`.
 
     name: ``digits`` (embedded, 1347 train / 450 test, fixed split) or ``mnist``,
     ``fashion_mnist``, ``cifar10`` (tfds). limit/test_limit keep the first examples of each
     split. augment: e.g. ``Augment(flip=True, crop=4)`` for CIFAR-10.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown image dataset {name!r}; known: {', '.join(DATASETS)} (offline: 'digits')")
+    checks.choice("image dataset", name, IMAGE_DATASETS, " (offline: 'digits')")
     for nm, v in (("limit", limit), ("test_limit", test_limit)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{nm} must be a positive int or None, got {v!r}")
+        checks.positive_int(nm, v, none=True)
     if augment is not None and not isinstance(augment, Augment):
         raise ValueError(f"augment must be a fa_jax.data.Augment or None, got {augment!r}")
-    if augment is not None and (isinstance(augment.crop, bool) or not isinstance(augment.crop, int) or augment.crop < 0):
-        raise ValueError(f"augment crop must be a non-negative int, got {augment.crop!r}")
+    if augment is not None:
+        checks.integer("augment crop", augment.crop, 0)
     if name == "digits":
         (x_tr, y_tr), (x_te, y_te) = _digits()
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:test_limit], y_te[:test_limit]

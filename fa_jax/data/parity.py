@@ -11,8 +11,8 @@ equal one sign s drawn uniformly from {-1, +1} (so y = s^k). Labels are the same
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from fa_jax import checks
 from fa_jax.training import memory
 from fa_jax.data.task import Task, sample_fixed
 
@@ -48,12 +48,11 @@ def _sample_fresh_mixture(task, key, batch_size):
 def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
     """One-line errors for impossible parity sizes."""
     for name, v in (("n", n), ("k", k), ("n_test", n_test)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"parity {name} must be a positive int, got {v!r}")
+        checks.positive_int(f"parity {name}", v, numpy=True)
     if k > n:
         raise ValueError(f"parity k={k} > n={n}: need 1 <= k <= n")
-    if n_train is not None and (not isinstance(n_train, (int, np.integer)) or n_train < 1):
-        raise ValueError(f"parity n_train must be a positive int or None (fresh samples), got {n_train!r}")
+    checks.positive_int("parity n_train", n_train, none=True, numpy=True,
+                        what="a positive int or None (fresh samples)")
     m = n_test + (n_train or 0)
     memory.check_bytes(4 * n * (m + 1), f"the parity data (n={n}, {m} examples)")
 
@@ -68,8 +67,7 @@ def parity(n: int = 30, k: int = 3, *, n_train: int | None = None, n_test: int =
     train and test sets follow it.
     """
     check_parity_sizes(n, k, n_train, n_test)
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"unknown parity distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+    checks.choice("parity distribution", distribution, DISTRIBUTIONS)
     batch = DISTRIBUTIONS[distribution]
     k_sub, k_test, k_train = jax.random.split(jax.random.key(data_seed), 3)
     subset = jnp.sort(jax.random.permutation(k_sub, n)[:k])

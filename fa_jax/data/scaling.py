@@ -13,6 +13,7 @@ statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).
 import jax.numpy as jnp
 from flax import struct
 
+from fa_jax import checks
 from fa_jax.registry import lookup
 
 
@@ -64,8 +65,7 @@ def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
     x_train = jnp.asarray(x_train)
     if x_train.ndim != 2 or x_train.shape[0] < 2:
         raise ValueError(f"x_train must have shape (n >= 2, d), got {tuple(x_train.shape)}")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    checks.positive_number("eps", eps, finite=False)
     return make(x_train, eps)
 
 

@@ -7,6 +7,8 @@ Optional: ``pip install -e '.[data]'``. A dataset that is neither prepared under
 
 import numpy as np
 
+from fa_jax import checks
+
 KNOWN = ("mnist", "fashion_mnist", "cifar10")
 
 
@@ -17,8 +19,7 @@ def load_arrays(name: str, split: str, *, data_dir=None, download: bool = True, 
     Returns ``images`` uint8 (N, H, W, C) and ``labels`` int32 (N,). ``limit`` keeps the
     first ``limit`` examples. ``fallback`` is only used to word the error message.
     """
-    if name not in KNOWN:
-        raise ValueError(f"unknown tfds dataset {name!r}; known: {', '.join(KNOWN)} (offline: {fallback!r})")
+    checks.choice("tfds dataset", name, KNOWN, f" (offline: {fallback!r})")
     try:
         import tensorflow_datasets as tfds
     except ImportError:

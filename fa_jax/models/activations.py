@@ -11,6 +11,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -53,6 +54,14 @@ ACTIVATIONS = {
         Activation("identity", _plain(lambda a: a)),
     ]
 }
+
+
+def register(activation: Activation, *, replace: bool = False) -> Activation:
+    """Add ``activation`` to :data:`ACTIVATIONS` under its name (for ``activation=`` and the cnn
+    layer specs); a name already registered is refused unless ``replace=True``. Returns it."""
+    if not isinstance(activation, Activation):
+        raise ValueError(f"register takes a fa_jax.activations.Activation(name, fn, params), got {activation!r}")
+    return registry.add(ACTIVATIONS, activation.name, activation, what="activation", replace=replace)
 
 
 def get(name: str) -> Activation:

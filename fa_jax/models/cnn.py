@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from fa_jax import checks
 from fa_jax.models import activations
 from fa_jax.models import conv as C
 from fa_jax.models import init as inits
@@ -37,6 +38,7 @@ from fa_jax.models import norm as norm_lib
 from fa_jax.models import residual as R
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -60,6 +62,15 @@ LAYERS = {
 }
 _STRING_KW = ("padding", "norm")
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
+
+
+def register_layer(name: str, make, *, replace: bool = False):
+    """Add a layer spec: ``make(*numbers, **numbers) -> layer`` (an object like those of
+    :mod:`fa_jax.models.conv`) under ``name``, so ``"name(3, k=2)"`` parses to ``make(3, k=2)``;
+    a name already registered is refused unless ``replace=True``. Returns ``make``."""
+    if not (isinstance(name, str) and re.fullmatch(r"[a-z_]+", name)):
+        raise ValueError(f"a layer name is lowercase letters and underscores (as specs are parsed), got {name!r}")
+    return registry.add(LAYERS, name, make, what="layer", replace=replace)
 
 
 def parse_layer(spec):
@@ -282,7 +293,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     input_shape: (H, W, C). Shapes are inferred and checked here, before anything compiles.
     """
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+    if shape is None or len(shape) != 3 or not all(map(checks.is_positive_int, shape)):
         raise ValueError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
     inits.parse(init)
     parsed = [parse_layer(s) for s in layers]
@@ -301,8 +312,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
 
 def _scaled(channels: int, width) -> int:
     """``channels * width`` rounded, at least 1; one-line ValueError unless width is a positive finite number."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < float("inf"):
-        raise ValueError(f"width must be a positive finite number (a channel multiplier), got {width!r}")
+    checks.positive_number("width", width, what="a positive finite number (a channel multiplier)")
     return max(1, round(channels * width))
 
 
@@ -334,8 +344,7 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     :mod:`fa_jax.models.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
-    if norm not in R.NORMS:
-        raise ValueError(f"unknown resnet norm {norm!r}; known: {', '.join(R.NORMS)}")
+    checks.choice("resnet norm", norm, R.NORMS)
     layers = [f"conv({width},3)"] + (["batchnorm"] if norm == "batch" else []) + ["relu"]
     for stage in range(3):
         for i in range(1, (depth - 2) // 6 + 1):
@@ -355,6 +364,12 @@ def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_
 
 
 MODELS = {"lecture_cnn": lecture_cnn, "allconv": allconv, "resnet20": resnet, "mlp": image_mlp}
+
+
+def register_model(name: str, build, *, replace: bool = False):
+    """Add ``build(input_shape, n_out, **kw) -> CNN`` to :data:`MODELS` as ``name`` (for :func:`get`);
+    a name already registered is refused unless ``replace=True``. Returns ``build``."""
+    return registry.add(MODELS, name, build, what="model", replace=replace)
 
 
 def get(name: str, input_shape, n_out, **kw) -> CNN:

@@ -23,6 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from fa_jax import checks
 from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
@@ -65,15 +66,14 @@ def _run(op, fn, h, w, b):
 
 
 def _pair(name, v):
-    t = (v, v) if isinstance(v, int) and not isinstance(v, bool) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if t is None or len(t) != 2 or any(isinstance(a, bool) or not isinstance(a, int) or a < 1 for a in t):
+    t = (v, v) if checks.is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
+    if t is None or len(t) != 2 or not all(map(checks.is_positive_int, t)):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
     return t
 
 
 def _padding(p):
-    if p not in PADDINGS:
-        raise ValueError(f"unknown padding {p!r}; known: {', '.join(PADDINGS)}")
+    checks.choice("padding", p, PADDINGS)
     return p
 
 
@@ -190,8 +190,7 @@ class Pool:
     weighted = False
 
     def __post_init__(self):
-        if self.kind not in ("max", "avg"):
-            raise ValueError(f"unknown pooling {self.kind!r}; known: avg, max")
+        checks.choice("pooling", self.kind, ("avg", "max"))
         object.__setattr__(self, "window", _pair("pool window", self.window))
         object.__setattr__(self, "stride", _pair("pool stride", self.window if self.stride is None else self.stride))
         _padding(self.padding)
@@ -264,10 +263,8 @@ class BatchNorm:
     stateful = True
 
     def __post_init__(self):
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) or not 0 <= self.momentum < 1:
-            raise ValueError(f"batchnorm momentum must be in [0, 1), got {self.momentum!r}")
-        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)) or not self.eps > 0:
-            raise ValueError(f"batchnorm eps must be > 0, got {self.eps!r}")
+        checks.number_in("batchnorm momentum", self.momentum, 0, 1)
+        checks.positive_number("batchnorm eps", self.eps, finite=False)
 
     def out_shape(self, in_shape):
         if len(in_shape) not in (1, 3):

@@ -9,11 +9,12 @@ through the same mask and ``1 / (1 - p)`` factor, exactly as BP's does.
 import jax
 import jax.numpy as jnp
 
+from fa_jax import checks
+
 
 def check_rate(p) -> float:
     """Dropout probability must be in [0, 1); one-line ValueError otherwise."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"dropout p must be in [0, 1), got {p!r}")
+    checks.number_in("dropout p", p, 0, 1)
     return float(p)
 
 

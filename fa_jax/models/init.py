@@ -12,6 +12,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 Initializer = Callable[..., jax.Array]
@@ -100,6 +101,13 @@ INITS: dict[str, Callable[..., Initializer]] = {
     "zeros": lambda: zeros,
     "torch_default": lambda: torch_default,
 }
+
+
+def register(name: str, initializer: Initializer, *, replace: bool = False) -> Initializer:
+    """Add ``initializer(key, shape, dtype) -> array`` to :data:`INITS` as ``name`` (for ``init=name``
+    everywhere); a name already registered is refused unless ``replace=True``. Returns it."""
+    registry.add(INITS, name, lambda: initializer, what="init", replace=replace)
+    return initializer
 
 
 def parse(spec: str) -> tuple[str, dict]:

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from fa_jax import checks
 from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.rules import core as rules_lib
@@ -92,7 +93,7 @@ def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:
     if len(sizes) < 2:
         raise ValueError(f"mlp needs at least [n_in, n_out], got sizes={list(sizes)}")
     for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+        if not checks.is_positive_int(s):
             raise ValueError(f"mlp sizes must be positive ints, got {s!r} in {list(sizes)}")
     activations.get(activation)
     inits.parse(init)

@@ -19,6 +19,8 @@ import math
 
 import jax.numpy as jnp
 
+from fa_jax import checks
+
 
 def init_norm(n: int, dtype=jnp.float32) -> dict:
     """Affine params of a normalization over n features: scale ones (n,), shift zeros (n,)."""
@@ -46,8 +48,7 @@ def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: flo
     module docstring. Unbiased variance divides by ``N - 1`` with N the number of
     reduced entries (``batch * H * W``). A wrong rank or feature count is a one-line error.
     """
-    if not 0 <= momentum < 1:
-        raise ValueError(f"batch-norm momentum must be in [0, 1), got {momentum!r}")
+    checks.number_in("batch-norm momentum", momentum, 0, 1)
     shape = tuple(getattr(a, "shape", ()))
     if len(shape) < 2:
         raise ValueError(f"batch norm needs a (batch, ..., features) input, got shape {shape}")

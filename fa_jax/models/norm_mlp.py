@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from fa_jax import checks
 from fa_jax.models import activations
 from fa_jax.models import dropout as dropout_lib
 from fa_jax.models import norm as norm_lib
@@ -98,10 +99,8 @@ def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm:
              dropout: float = 0.0, momentum: float = 0.9) -> NormMLP:
     """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors."""
     base = mlp(sizes, activation, init)
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
+    checks.choice("norm", norm, NORMS)
     dropout_lib.check_rate(dropout)
-    if not 0 <= momentum < 1:
-        raise ValueError(f"batch-norm momentum must be in [0, 1), got {momentum!r}")
+    checks.number_in("batch-norm momentum", momentum, 0, 1)
     return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=float(dropout),
                    momentum=float(momentum))

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.optim import zoo as optim
 from fa_jax.optim import regularize
@@ -65,8 +66,7 @@ def place_centres(method: str, key, x, k: int):
     """(k, d) centres from training inputs x (n, d): ``uniform`` grid over x's bounding box
     (k = m^d), ``random`` distinct training points, or ``kmeans++`` seeding (data points)."""
     place = lookup(PLACEMENTS, method, "centre placement")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= x.shape[0]:
-        raise ValueError(f"number of centres must be an int in [1, n={x.shape[0]}], got {k!r}")
+    checks.integer("number of centres", k, 1, x.shape[0], hi_text=f"n={x.shape[0]}")
     return place(key, jnp.asarray(x), k)
 
 
@@ -81,8 +81,7 @@ def init_rbf(centres, n_out: int, sigma=None, dtype=jnp.float32) -> dict:
     """params with the given centres (K, d), one shared width ``sigma`` (default
     :func:`default_width`), zero output weights (K, n_out) and bias (n_out,)."""
     sigma = default_width(centres) if sigma is None else sigma
-    if not sigma > 0:
-        raise ValueError(f"RBF width sigma must be > 0, got {sigma!r}")
+    checks.positive_number("RBF width sigma", sigma, finite=False)
     k = centres.shape[0]
     return {"mu": jnp.asarray(centres, dtype), "log_sigma": jnp.full((k,), math.log(sigma), dtype),
             "w": jnp.zeros((k, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
@@ -112,8 +111,7 @@ def fit_output_lstsq(params, x, y, l2: float = 0.0) -> dict:
     Centring phi and t removes b; ``w = (Phi_c^T Phi_c + l2 I)^+ Phi_c^T t_c`` (pseudo-inverse
     via ``lstsq`` when ``l2 = 0``), ``b = mean(t) - mean(phi) w``.
     """
-    if not l2 >= 0:
-        raise ValueError(f"l2 must be >= 0, got {l2!r}")
+    checks.number_in("l2", l2, 0, math.inf, hi_open=False, what=">= 0")
     phi = features(params, x)
     t = targets(y, params["w"].shape[1]).astype(phi.dtype)
     pm, tm = phi.mean(0), t.mean(0)
@@ -136,10 +134,8 @@ def fit(params, x, y, *, phase: str = "output", loss: str = "mse", steps: int = 
     everything (phase 3). loss: ``"mse"`` on real targets (regression, y (n,)) or any
     ``fa_jax.losses`` name for labels. tools: :mod:`fa_jax.optim.regularize` keys (``l1``, ``l2``, ...).
     """
-    if phase not in PHASES:
-        raise ValueError(f"unknown phase {phase!r}; known: {', '.join(PHASES)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    checks.choice("phase", phase, PHASES)
+    checks.positive_int("steps", steps)
     regularize.check_tools(**tools)
     loss_fn = _regression_loss if loss == "mse" and not jnp.issubdtype(y.dtype, jnp.integer) else losses_lib.get(loss)
     tx = optim.optimizer(optimizer, lr, **tools)

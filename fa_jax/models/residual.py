@@ -14,6 +14,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from fa_jax import checks
 from fa_jax.models import norm as norm_lib
 from fa_jax.models.conv import Conv, _init_kernel, _run
 
@@ -21,8 +22,7 @@ NORMS = ("batch", "none")
 
 
 def _norm(norm):
-    if norm not in NORMS:
-        raise ValueError(f"unknown residual norm {norm!r}; known: {', '.join(NORMS)}")
+    checks.choice("residual norm", norm, NORMS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fa_jax import checks
 from fa_jax.optim import zoo as optim
 
 
@@ -31,8 +32,7 @@ def gd_path(x, y, key, *, optimizer: str = "sgd", lr: float = 0.1, batch_size: i
     """Trajectory of one variant: ``(path (steps + 1, 2) of (w, b), loss (steps + 1,) on all data)``."""
     n = x.shape[0]
     bs = n if batch_size is None else batch_size
-    if isinstance(bs, bool) or not isinstance(bs, int) or not 1 <= bs <= n:
-        raise ValueError(f"batch_size must be an int in [1, {n}], got {batch_size!r}")
+    checks.integer("batch_size", bs, 1, n)
     tx = optim.optimizer(optimizer, lr, **hyper)
 
     def step(carry, k):

@@ -8,6 +8,8 @@ search (strong Wolfe, ``optax.scale_by_zoom_linesearch``) picks the step length.
 import jax
 import optax
 
+from fa_jax import checks
+
 
 def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
     """Minimize ``loss_fn(params) -> scalar`` from ``params``; returns ``(params, values (steps,))``.
@@ -16,8 +18,7 @@ def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
     line search re-evaluates ``loss_fn``).
     """
     for name, v in (("steps", steps), ("memory_size", memory_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"lbfgs {name} must be a positive int, got {v!r}")
+        checks.positive_int(f"lbfgs {name}", v)
     opt = optax.lbfgs(memory_size=memory_size)
     value_and_grad = optax.value_and_grad_from_state(loss_fn)
 

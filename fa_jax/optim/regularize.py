@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fa_jax import checks
+
 TOOLS = ("clip_value", "clip_norm", "l1", "l2", "penalize_biases", "decoupled_decay", "max_norm")
 # reduce-on-plateau (optax.contrib.reduce_on_plateau) after the optimizer; fj.sweep passes value=loss
 TOOLS += ("plateau_patience", "plateau_factor", "plateau_accumulation")
@@ -107,30 +109,26 @@ _decay_link, _max_norm_link = decoupled_decay, max_norm
 
 
 def _nonneg(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < math.inf):
-        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    checks.number_in(name, v, 0, math.inf, what="a finite number >= 0")
 
 
 def _positive(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    checks.positive_number(name, v, what="a finite number > 0")
 
 
 def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
                 max_norm=None, plateau_patience=None, plateau_factor=0.1, plateau_accumulation=1) -> None:
     """One-line ValueError for a bad toolbox setting (negative rates, non-positive bounds)."""
     for name, v in (("plateau_patience", plateau_patience), ("plateau_accumulation", plateau_accumulation)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not (isinstance(plateau_factor, (int, float)) and 0 < plateau_factor < 1):
-        raise ValueError(f"plateau_factor must be in (0, 1), got {plateau_factor!r}")
+        if v is not None:
+            checks.positive_int(name, v)
+    checks.number_in("plateau_factor", plateau_factor, 0, 1, lo_open=True)
     for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm), ("max_norm", max_norm)):
         if v is not None:
             _positive(name, v)
     for name, v in (("l1", l1), ("l2", l2), ("decoupled_decay", decoupled_decay)):
         _nonneg(name, v)
-    if not isinstance(penalize_biases, bool):
-        raise ValueError(f"penalize_biases must be True or False, got {penalize_biases!r}")
+    checks.boolean("penalize_biases", penalize_biases)
 
 
 def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False,

@@ -20,14 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fa_jax import checks
 from fa_jax.optim.zoo import check_learning_rate
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
-def _fraction(name, v, lo=0.0, hi=1.0, closed_hi=False):
-    ok = lo < v <= hi if closed_hi else lo < v < hi
-    if not (isinstance(v, (int, float)) and ok):
-        raise ValueError(f"{name} must be in ({lo}, {hi}{']' if closed_hi else ')'}, got {v!r}")
+def _fraction(name, v, closed_hi=False):
+    checks.number_in(name, v, 0.0, 1.0, lo_open=True, hi_open=not closed_hi)
 
 
 def _constant(lr, steps):
@@ -53,8 +53,7 @@ def _warmup_cosine(lr, steps, warmup=None, end_value=0.0):
 
 
 def _sgdr(lr, steps, cycles=4, warmup=0):
-    if isinstance(cycles, bool) or not isinstance(cycles, int) or not 1 <= cycles <= steps:
-        raise ValueError(f"sgdr cycles must be an int in [1, steps={steps}], got {cycles!r}")
+    checks.integer("sgdr cycles", cycles, 1, steps, hi_text=f"steps={steps}")
     period = steps // cycles
     return optax.sgdr_schedule([{"init_value": 0.0 if warmup else lr, "peak_value": lr, "warmup_steps": warmup,
                                  "decay_steps": period, "end_value": 0.0}] * cycles)
@@ -69,6 +68,12 @@ SCHEDULES = {"constant": _constant, "step": _step, "exponential": _exponential,
              "warmup_cosine": _warmup_cosine, "sgdr": _sgdr, "one_cycle": _one_cycle}
 
 
+def register(name: str, make, *, replace: bool = False):
+    """Add ``make(lr, steps, **hyper) -> optax schedule`` to :data:`SCHEDULES` as ``name``; a name
+    already registered is refused unless ``replace=True``. Returns ``make``."""
+    return registry.add(SCHEDULES, name, make, what="schedule", replace=replace)
+
+
 def schedule(name: str, lr: float, steps: int, **hyper):
     """Schedule ``name`` peaking at (or starting from) ``lr`` over a run of ``steps`` steps.
 
@@ -78,8 +83,7 @@ def schedule(name: str, lr: float, steps: int, **hyper):
     """
     make = lookup(SCHEDULES, name, "schedule")
     check_learning_rate(lr)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"schedule steps must be a positive int, got {steps!r}")
+    checks.positive_int("schedule steps", steps)
     try:
         return make(float(lr), steps, **hyper)
     except TypeError as err:
@@ -90,8 +94,7 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=
     """``optax.contrib.reduce_on_plateau``: multiply updates by ``factor`` after ``patience``
     updates without a relative improvement ``rtol`` of the loss passed as ``value=``."""
     _fraction("reduce_on_plateau factor", factor)
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-        raise ValueError(f"reduce_on_plateau patience must be a positive int, got {patience!r}")
+    checks.positive_int("reduce_on_plateau patience", patience)
     return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, cooldown=cooldown,
                                            min_scale=min_scale)
 

@@ -17,6 +17,7 @@ optax schedule ``step -> lr``. Defaults are optax's unless stated.
 import optax
 
 from fa_jax.optim import regularize
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 _DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
@@ -34,6 +35,13 @@ OPTIMIZERS = {
     "adamax": optax.adamax,
     "amsgrad": optax.amsgrad,
 }
+
+
+def register(name: str, make, *, replace: bool = False):
+    """Add an optax constructor ``make(learning_rate, **hyper) -> GradientTransformation`` to
+    :data:`OPTIMIZERS` as ``name``; a name already registered is refused unless ``replace=True``.
+    Returns ``make``."""
+    return registry.add(OPTIMIZERS, name, make, what="optimizer", replace=replace)
 
 
 def check_learning_rate(learning_rate) -> None:

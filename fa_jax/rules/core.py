@@ -22,6 +22,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from fa_jax import registry
 from fa_jax.registry import lookup
 
 
@@ -168,10 +169,12 @@ def get(name: str) -> Rule:
     return lookup(RULES, name, "rule")
 
 
-def register(rule: Rule) -> Rule:
-    """Add a rule to the registry (a new rule is one wiring plus this call)."""
-    RULES[rule.name] = rule
-    return rule
+def register(rule: Rule, *, replace: bool = False) -> Rule:
+    """Add ``rule`` to :data:`RULES` under ``rule.name`` and return it (a new rule is one wiring
+    plus this call); a name already registered is refused unless ``replace=True``."""
+    if not isinstance(rule, Rule):
+        raise ValueError(f"register takes a fa_jax.Rule (name, wiring, feedback shapes), got {rule!r}")
+    return registry.add(RULES, rule.name, rule, what="rule", replace=replace)
 
 
 def check_model(rule, model) -> None:

@@ -26,6 +26,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from fa_jax import checks
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback_schemes import SCHEMES
 from fa_jax.models.init import fans
@@ -55,11 +56,9 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=N
         if (dist, scaling) != ("uniform", "fan_in"):
             raise ValueError(f"feedback scheme {scheme!r} sets the distribution itself; "
                              f"leave dist/scaling at their defaults (got dist={dist!r}, scaling={scaling!r})")
-    if dist not in DISTS:
-        raise ValueError(f"unknown feedback dist {dist!r}; known: {', '.join(DISTS)}")
+    checks.choice("feedback dist", dist, DISTS)
     lookup(SCALINGS, scaling, "feedback scaling")
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"feedback scale must be a positive finite number, got {scale!r}")
+    checks.positive_number("feedback scale", scale)
 
 
 def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32,

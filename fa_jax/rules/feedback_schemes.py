@@ -19,8 +19,8 @@ layer input ``fan_in`` for FA (rows).
 import math
 
 import jax
-import jax.numpy as jnp
 
+from fa_jax import registry
 from fa_jax.models import init as inits
 
 
@@ -68,3 +68,10 @@ def tinydfa(key, model, rule, shapes, dtype):
 
 SCHEMES = {"nokland_dfa": nokland_dfa, "nokland_fa": nokland_fa, "xavier": xavier, "akrout": akrout,
            "tinydfa": tinydfa}
+
+
+def register(name: str, scheme, *, replace: bool = False):
+    """Add ``scheme(key, model, rule, shapes, dtype) -> [B, ...]`` to :data:`SCHEMES` as ``name``
+    (for ``init_feedback(..., scheme=name)``); a name already registered is refused unless
+    ``replace=True``. Returns ``scheme``."""
+    return registry.add(SCHEMES, name, scheme, what="feedback scheme", replace=replace)

@@ -30,6 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from fa_jax import checks
 from fa_jax.models import init as inits
 from fa_jax.rules.core import RULES, Rule, linear, register
 
@@ -125,6 +126,5 @@ for _rule in LAZY.values():
 def ntk_rule(gate: str = "independent") -> Rule:
     """The NTK-regime rule: ``gate="independent"`` (``"ntk"``, authors' code) or ``"copy"`` (``"ntk_copy"``)."""
     names = {"independent": "ntk", "copy": "ntk_copy"}
-    if gate not in names:
-        raise ValueError(f"unknown ntk gate {gate!r}; known: {', '.join(names)}")
+    checks.choice("ntk gate", gate, names)
     return LAZY[names[gate]]

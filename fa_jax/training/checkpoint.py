@@ -20,6 +20,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from fa_jax import checks
+
 __all__ = ["Checkpointer", "fingerprint_mismatch", "latest_step"]
 
 
@@ -74,8 +76,7 @@ class Checkpointer:
 
     def __post_init__(self):
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
-        if isinstance(self.keep, bool) or not isinstance(self.keep, int) or self.keep < 1:
-            raise ValueError(f"keep_checkpoints must be a positive int, got {self.keep!r}")
+        checks.positive_int("keep_checkpoints", self.keep)
         self.directory = Path(self.directory).absolute()
         self.fingerprint = json.loads(json.dumps(self.fingerprint))  # compare as JSON: tuples -> lists
         logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO

@@ -14,8 +14,8 @@ early-stopped run of that seed returns (tested against a run stopped at its ``be
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.training.state import apply_model
 
@@ -24,8 +24,8 @@ def check_patience(patience) -> None:
     """One-line ValueError unless ``patience`` is None (off) or a positive int (evaluations)."""
     if patience is None:
         return
-    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-        raise ValueError(f"early_stopping must be None or a positive int (evaluations of patience), got {patience!r}")
+    checks.positive_int("early_stopping", patience, numpy=True,
+                        what="None or a positive int (evaluations of patience)")
 
 
 def check_val(task, val) -> tuple:
@@ -44,8 +44,7 @@ def split_validation(task, n_val: int, key):
     n = task.n_train
     if n is None:
         raise ValueError(f"task {task.name!r} has no fixed training set to split a validation set from")
-    if isinstance(n_val, bool) or not isinstance(n_val, (int, np.integer)) or not 1 <= n_val < n:
-        raise ValueError(f"n_val must be an int in [1, {n}), got {n_val!r}")
+    checks.integer("n_val", n_val, 1, n, hi_open=True, numpy=True)
     perm = jax.random.permutation(key, n)
     va, tr = perm[:n_val], perm[n_val:]
     return (task.replace(x_train=task.x_train[tr], y_train=task.y_train[tr]),

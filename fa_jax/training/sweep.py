@@ -18,6 +18,7 @@ import numpy as np
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
+from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.analysis import diagnostics as diagnostics_lib
 from fa_jax.data.arrays import check_task
@@ -35,13 +36,12 @@ CHECKPOINT_SECONDS = 60.0  # default checkpoint interval of a sweep with checkpo
 
 
 def _seed_list(seeds) -> list[int]:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+    if checks.is_int(seeds, numpy=True):
         if seeds < 1:
             raise ValueError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
         return list(range(int(seeds)))
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < 2**32
-                        for s in seeds):
+    if not seeds or any(not checks.is_int(s, numpy=True) or not 0 <= s < 2**32 for s in seeds):
         raise ValueError(f"seeds must be a positive count or a non-empty list of ints in [0, 2**32), got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds contain duplicates: {seeds!r}")
@@ -49,8 +49,7 @@ def _seed_list(seeds) -> list[int]:
 
 
 def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
+    checks.positive_int(name, v, numpy=True)
     if v >= 2**31:
         raise ValueError(f"{name} must be < 2**31 (int32 counters and shapes), got {v!r}")
 
@@ -182,8 +181,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     hyper = tuple(sorted((optimizer_hyper or {}).items()))
     optim.optimizer(optimizer, 1.0, **dict(hyper))  # validates name and hyperparameters
     fb_opts = tuple(sorted((feedback or {}).items()))
-    if not isinstance(diagnostics, bool):
-        raise ValueError(f"diagnostics must be True or False, got {diagnostics!r}")
+    checks.boolean("diagnostics", diagnostics)
     if diagnostics and rules_lib.get(rule).init is not None:
         raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")

@@ -1,0 +1,91 @@
+"""Argument checks shared by the library: each raises a one-line ``ValueError`` naming the bad value.
+
+Every message reads ``"{name} must be {what}, got {value!r}"`` (:func:`choice`:
+``"unknown {kind} {value!r}; known: a, b, c"``); ``what`` defaults to the usual wording
+(``"a positive int"``, ``"in [0, 1)"``, ...) and may be given where a message says more.
+Booleans are never numbers here (``True`` is not a width); ``numpy=True`` also accepts
+numpy integers where an int is asked for.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+
+def is_int(v, *, numpy: bool = False) -> bool:
+    """True for a Python int (numpy integers too with ``numpy=True``), never for a bool."""
+    kinds = (int, np.integer) if numpy else int
+    return isinstance(v, kinds) and not isinstance(v, bool)
+
+
+def is_positive_int(v, *, numpy: bool = False) -> bool:
+    """True for an int >= 1 (see :func:`is_int`)."""
+    return is_int(v, numpy=numpy) and v >= 1
+
+
+def is_number(v) -> bool:
+    """True for a real number (int, float, numpy scalars), never for a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _fail(name, what, v):
+    raise ValueError(f"{name} must be {what}, got {v!r}")
+
+
+def _interval(lo, hi, lo_open, hi_open, hi_text=None) -> str:
+    return f"{'(' if lo_open else '['}{lo}, {hi if hi_text is None else hi_text}{')' if hi_open else ']'}"
+
+
+def integer(name: str, v, lo: int = 1, hi: int | None = None, *, hi_open: bool = False, none: bool = False,
+            numpy: bool = False, hi_text: str | None = None, what: str | None = None) -> None:
+    """``v`` must be an int in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``; no upper bound when
+    ``hi`` is None), or None when ``none``. ``hi_text`` words the bound (e.g. ``"steps=100"``)."""
+    if none and v is None:
+        return
+    ok = is_int(v, numpy=numpy) and v >= lo and (hi is None or (v < hi if hi_open else v <= hi))
+    if ok:
+        return
+    if what is None:
+        if hi is not None:
+            what = f"an int in {_interval(lo, hi, False, hi_open, hi_text)}"
+        else:
+            what = {1: "a positive int", 0: "a non-negative int"}.get(lo, f"an int >= {lo}")
+        what += " or None" if none else ""
+    _fail(name, what, v)
+
+
+def positive_int(name: str, v, *, none: bool = False, numpy: bool = False, what: str | None = None) -> None:
+    """``v`` must be an int >= 1 (or None when ``none``): ``"{name} must be a positive int, got v"``."""
+    integer(name, v, 1, none=none, numpy=numpy, what=what)
+
+
+def number_in(name: str, v, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True,
+              what: str | None = None) -> None:
+    """``v`` must be a number in the interval from ``lo`` to ``hi`` (default ``[lo, hi)``)."""
+    if is_number(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi):
+        return
+    _fail(name, what or f"in {_interval(lo, hi, lo_open, hi_open)}", v)
+
+
+def positive_number(name: str, v, *, finite: bool = True, what: str | None = None) -> None:
+    """``v`` must be a number > 0 (and finite unless ``finite=False``)."""
+    if is_number(v) and v > 0 and (not finite or math.isfinite(v)):
+        return
+    _fail(name, what or ("a positive finite number" if finite else "> 0"), v)
+
+
+def boolean(name: str, v) -> None:
+    """``v`` must be True or False."""
+    if not isinstance(v, bool):
+        _fail(name, "True or False", v)
+
+
+def choice(kind: str, v, known, hint: str = "") -> None:
+    """``v`` must be one of ``known`` (listed in their order): ``"unknown {kind} v; known: ..."``."""
+    try:
+        ok = v in known
+    except TypeError:  # an unhashable value looked up in a dict
+        ok = False
+    if not ok:
+        raise ValueError(f"unknown {kind} {v!r}; known: {', '.join(known)}{hint}")

@@ -67,11 +67,7 @@ def resolve(args) -> dict:
     for f in cfg["lr_factors"]:
         if not f > 0:
             raise ValueError(f"--lr-factors must be positive, got {f}")
-    for name in ("seeds", "steps", "batch_size", "width", "depth", "eval_every"):
-        if cfg[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {cfg[name]}")
-    if cfg["steps"] % cfg["eval_every"]:
-        raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+    cli.check_run_sizes(cfg, ("seeds", "steps", "batch_size", "width", "depth", "eval_every"))
     return cfg
 
 

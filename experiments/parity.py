@@ -58,8 +58,7 @@ def main(argv=None):
         fj.rules.get(r)
     if args.depth < 0:
         raise ValueError(f"--depth must be >= 0, got {args.depth}")
-    if args.width < 1:
-        raise ValueError(f"--width must be >= 1, got {args.width}")
+    cli.check_run_sizes(args, ("width",), multiple=False)
     task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
     model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)
     for r in args.rules:

@@ -82,11 +82,9 @@ def resolve(args) -> dict:
         for k in cfg["k"]:
             if k > n:
                 raise ValueError(f"k={k} > n={n} in the grid: need k <= n for every cell")
-    for name in ("seeds", "steps", "batch_size", "eval_every"):
-        if cfg[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {cfg[name]}")
-    if cfg["epochs"] is not None and cfg["epochs"] < 1:
-        raise ValueError(f"--epochs must be >= 1, got {cfg['epochs']}")
+    cli.check_run_sizes(cfg, multiple=False)  # --epochs may still set steps and eval_every
+    if cfg["epochs"] is not None:
+        cli.check_run_sizes(cfg, ("epochs",), multiple=False)
     fj.optimizer(cfg["optimizer"], cfg["lr"], **cfg["optimizer_hyper"])
     if cfg["loss"] is not None:
         fj.losses.get(cfg["loss"])
@@ -106,8 +104,7 @@ def main(argv=None):
     if cfg["epochs"] is not None:
         spe = fj.data.steps_per_epoch(next(iter(tasks.values())), cfg["batch_size"])
         cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
-    if cfg["steps"] % cfg["eval_every"]:
-        raise ValueError(f"--steps {cfg['steps']} is not a multiple of --eval-every {cfg['eval_every']}")
+    cli.check_run_sizes(cfg, ())
     sweep_kw = {"seeds": cfg["seeds"], "steps": cfg["steps"], "batch_size": cfg["batch_size"],
                 "optimizer": cfg["optimizer"], "lr": cfg["lr"], "loss": cfg["loss"], "eval_every": cfg["eval_every"],
                 "optimizer_hyper": cfg["optimizer_hyper"] or None}

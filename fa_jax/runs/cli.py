@@ -306,13 +306,15 @@ def check_known(values, known, what: str) -> None:
             raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
 
 
-def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every")) -> None:
-    """One-line ValueError unless every ``--name`` is >= 1 and ``--steps`` is a multiple of ``--eval-every``."""
+def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every"), *, multiple: bool = True) -> None:
+    """One-line ValueError unless every ``--name`` is >= 1 and (with ``multiple``) ``--steps`` is a
+    multiple of ``--eval-every``. args: parsed flags, or a dict of resolved settings."""
+    get = args.get if isinstance(args, dict) else lambda name: getattr(args, name)
     for name in names:
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.steps % args.eval_every:
-        raise ValueError(f"--steps {args.steps} is not a multiple of --eval-every {args.eval_every}")
+        if get(name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {get(name)}")
+    if multiple and get("steps") % get("eval_every"):
+        raise ValueError(f"--steps {get('steps')} is not a multiple of --eval-every {get('eval_every')}")
 
 
 def add_run_flags(p, job: str) -> None:

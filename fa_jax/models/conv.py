@@ -8,7 +8,9 @@ parameter-free layers ``apply(h)``. Shapes exclude the batch axis: ``(H, W, C)``
 Layers with batch norm (:class:`BatchNorm`, residual halves with ``norm="batch"``) have
 ``stateful`` True, ``norm_features(in_shape) -> C`` (the model keeps their scale/shift (C,)
 in the block's params and their running mean/var (C,) in the block's stats) and
-``apply_stats(p, h, op, stats, train) -> (h', new_stats)``.
+``apply_stats(p, h, op, stats, train) -> (h', new_stats)``. Layers whose output is no separate
+buffer (an activation, fused into the op before it; flatten, a view) have ``stored`` False, so
+the memory estimate does not count them (:attr:`fa_jax.models.cnn.CNN.units`).
 
 ``op`` is what the rule hands the layer (:mod:`fa_jax.rules.core`): :func:`fa_jax.rules.core.linear`
 for BP/DFA, a :class:`fa_jax.rules.core.FALinear` (carrying the layer's ``B``) for FA. Under FA a
@@ -225,6 +227,7 @@ class Flatten:
     """(H, W, C) -> (H W C,), row-major (C fastest)."""
 
     weighted = False
+    stored = False
 
     def out_shape(self, in_shape):
         return (math.prod(in_shape),)
@@ -239,6 +242,7 @@ class Act:
 
     name: str
     weighted = False
+    stored = False
 
     def __post_init__(self):
         if activations.get(self.name).params:

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import registry
+from fa_jax.models import contract
 from fa_jax.registry import lookup
 
 
@@ -127,11 +128,11 @@ def dfa(layers, params, x, feedback):
 
 
 def _fa_shapes(model):
-    return list(model.weight_shapes)
+    return contract.weight_shapes(model, "FA-family feedback")
 
 
 def _dfa_shapes(model):
-    return [(model.n_out, math.prod(s)) for s in model.hidden_shapes]
+    return [(model.n_out, math.prod(s)) for s in contract.hidden_shapes(model, "DFA-family feedback")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +140,9 @@ class Rule:
     """A learning rule: its wiring and the shapes of the feedback it needs.
 
     ``feedback_shapes(model)`` reads the model's ``weight_shapes`` (one per layer),
-    ``hidden_shapes`` (feature shape of each hidden activation) and ``n_out``, and returns
-    one shape per feedback matrix; ``None`` means the rule needs no feedback.
+    ``hidden_shapes`` (feature shape of each hidden activation) and ``n_out`` (the model
+    contract, :mod:`fa_jax.models.contract`), and returns one shape per feedback matrix;
+    ``None`` means the rule needs no feedback.
     """
 
     name: str
@@ -178,7 +180,10 @@ def register(rule: Rule, *, replace: bool = False) -> Rule:
 
 
 def check_model(rule, model) -> None:
-    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``."""
+    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``: the rule's
+    own check, and the model members its feedback shapes read (:mod:`fa_jax.models.contract`)."""
     r = get(rule) if isinstance(rule, str) else rule
     if r.check_model is not None:
         r.check_model(model)
+    if r.feedback_shapes is not None:
+        r.feedback_shapes(model)

@@ -12,7 +12,7 @@ import sys
 
 import fa_jax as fj
 from fa_jax.models import residual
-from fa_jax.runs.model_grid import n_params
+from fa_jax.models.contract import n_params
 from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study

@@ -21,6 +21,7 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
 import jax
 import jax.numpy as jnp
 
+from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
 
 KEYS = ("grad_alignment_deg", "signal_alignment_deg", "weight_alignment_deg", "grad_norm", "weight_norm")
@@ -70,16 +71,16 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     with signals a list of H arrays (batch, h_l). x: (batch, n_in); y: (batch,).
     """
     wire = rules_lib.get(rule).wire
-    layers = model.layers
+    layers = contract.layers(model, "the diagnostics")
 
     def objective(params, eps):
         wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
         wrapped += layers[len(eps):]
         return loss_fn(wire(wrapped, params, x, feedback), y)
 
-    in_shape = tuple(getattr(model, "input_shape", None) or (model.n_in,))
+    in_shape = contract.input_shape(model)
     batch = x.shape[: x.ndim - len(in_shape)]
-    eps = [jnp.zeros(batch + tuple(s), x.dtype) for s in model.hidden_shapes]
+    eps = [jnp.zeros(batch + s, x.dtype) for s in contract.hidden_shapes(model, "the diagnostics")]
     return jax.grad(objective, argnums=(0, 1))(params, eps)
 
 

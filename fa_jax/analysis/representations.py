@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import PURPOSE_INIT
 
@@ -29,7 +30,7 @@ def hidden_activations(model, params, x) -> list:
             return out
         return f
 
-    layers = model.layers
+    layers = contract.layers(model, "the hidden representations")
     rules_lib.bp([record(l) for l in layers[:-1]] + layers[-1:], params, x, None)
     return hs
 
@@ -53,7 +54,7 @@ def check_method(method: str) -> None:
 
 def check_layer(model, layer: int) -> None:
     """``layer`` must be 1..H (the hidden layers of ``model``)."""
-    n = len(model.hidden_shapes)
+    n = len(contract.hidden_shapes(model, "the hidden representations"))
     checks.integer("embedding layer", layer, 1, n, what=f"an int in 1..{n} (hidden layers)")
 
 

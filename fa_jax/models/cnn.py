@@ -129,6 +129,10 @@ def _stateful(layer) -> bool:
     return getattr(layer, "stateful", False)
 
 
+def _stored(layer) -> bool:
+    return getattr(layer, "stored", True)
+
+
 def _block_apply(block, p, h, op, stats=None, train=True):
     """``(h', new_stats)``: the block's layers in order; its batch norm (at most one) uses and
     updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``)."""
@@ -187,6 +191,18 @@ class CNN:
     def hidden_shapes(self):
         """Feature shape of each hidden block's output (without the batch axis) — DFA's targets."""
         return [o for _, _, o in self._shapes[:-1]]
+
+    @property
+    def units(self) -> list[int]:
+        """Activations per example, one entry per layer whose output is stored (not activations,
+        fused into the op before them, nor flatten, a view): the memory estimate's count."""
+        out, s = [], tuple(self.input_shape)
+        for block in self.blocks:
+            for layer in block:
+                s = layer.out_shape(s)
+                if _stored(layer):
+                    out.append(math.prod(s))
+        return out
 
     @property
     def stateful(self) -> bool:

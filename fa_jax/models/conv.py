@@ -8,16 +8,19 @@ parameter-free layers ``apply(h)``. Shapes exclude the batch axis: ``(H, W, C)``
 Layers with batch norm (:class:`BatchNorm`, residual halves with ``norm="batch"``) have
 ``stateful`` True, ``norm_features(in_shape) -> C`` (the model keeps their scale/shift (C,)
 in the block's params and their running mean/var (C,) in the block's stats) and
-``apply_stats(p, h, op, stats, train) -> (h', new_stats)``.
+``apply_stats(p, h, op, stats, train) -> (h', new_stats)``. Layers whose output is no separate
+buffer (an activation, fused into the op before it; flatten, a view) have ``stored`` False, so
+the memory estimate does not count them (:attr:`fa_jax.models.cnn.CNN.units`).
 
-``op`` is what the rule hands the layer (:mod:`fa_jax.rules.core`): :func:`fa_jax.rules.core.linear`
-for BP/DFA, a :class:`fa_jax.rules.core.FALinear` (carrying the layer's ``B``) for FA. Under FA a
-conv's input receives the convolution of the output gradient with the fixed kernel ``B``
-(same shape as ``w``) instead of ``w`` — :func:`fa_apply`; its kernel gets the true gradient.
+``op`` is what the rule hands the layer, a :class:`fa_jax.rules.core.LayerOp`: a dense layer
+calls ``op(h, w, b)``, a conv or transposed conv ``op.apply(self.fn, h, w, b)`` with its map
+``fn(h, w)``, whatever the rule. :data:`fa_jax.rules.core.linear` (BP/DFA) runs ``fn`` plainly; a
+:class:`fa_jax.rules.core.FALinear` (FA and its family, carrying the layer's ``B``) runs it through
+:func:`fa_apply`: the conv's input receives the convolution of the output gradient with the
+fixed kernel ``B`` (same shape as ``w``) instead of ``w``; its kernel gets the true gradient.
 """
 
 import dataclasses
-import functools
 import math
 
 import jax
@@ -28,41 +31,18 @@ from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.rules import core as rules_lib
+from fa_jax.rules.core import fa_apply  # noqa: F401  (FA through a conv; defined with the other rule ops)
 
 DN = ("NHWC", "HWIO", "NHWC")
 PADDINGS = ("SAME", "VALID")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def fa_apply(fn, h, w, B):
-    """``fn(h, w)`` (bilinear: a conv or transposed conv) whose backward sends ``vjp_h fn(., B)``
-    to ``h`` (FA), the true gradient to ``w`` and a zero cotangent to ``B`` (shaped like ``w``)."""
-    return fn(h, w)
-
-
-def _fa_apply_fwd(fn, h, w, B):
-    return fn(h, w), (h, w, B)
-
-
-def _fa_apply_bwd(fn, res, g):
-    h, w, B = res
-    dh = jax.vjp(lambda h_: fn(h_, B), h)[1](g)[0]
-    dw = jax.vjp(lambda w_: fn(h, w_), w)[1](g)[0]
-    return dh, dw, jnp.zeros_like(B)
-
-
-fa_apply.defvjp(_fa_apply_fwd, _fa_apply_bwd)
-
-
 def _run(op, fn, h, w, b):
-    """Apply the bilinear ``fn`` the way the rule's ``op`` asks (plain, or FA with ``op.B``), plus bias."""
-    if isinstance(op, rules_lib.FALinear):
-        y = fa_apply(fn, h, w, op.B)
-    elif op is rules_lib.linear:
-        y = fn(h, w)
-    else:
-        raise ValueError(f"this rule's layer op {op!r} has no conv form; conv layers support bp, fa, dfa")
-    return y + b
+    """``fn(h, w) + b`` (``fn`` linear in w) run the way the rule's ``op`` asks: ``op.apply``."""
+    if not isinstance(op, rules_lib.LayerOp):
+        raise ValueError(f"this rule's layer op {op!r} has no conv form: conv layers need an op with "
+                         f"apply(fn, h, w, b) (fa_jax.rules.core.LayerOp), as bp's, fa's and dfa's have")
+    return op.apply(fn, h, w, b)
 
 
 def _pair(name, v):
@@ -225,6 +205,7 @@ class Flatten:
     """(H, W, C) -> (H W C,), row-major (C fastest)."""
 
     weighted = False
+    stored = False
 
     def out_shape(self, in_shape):
         return (math.prod(in_shape),)
@@ -239,6 +220,7 @@ class Act:
 
     name: str
     weighted = False
+    stored = False
 
     def __post_init__(self):
         if activations.get(self.name).params:

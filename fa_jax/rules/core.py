@@ -1,10 +1,12 @@
 """Learning rules as wirings of the forward pass: ``jax.grad`` through them *is* the rule.
 
 A rule is one function ``wire(layers, params, x, feedback) -> y`` plus one :class:`Rule`
-entry in :data:`RULES`. ``layers[l](p, h, linear)`` computes layer l from its params ``p``
-and input ``h``, doing its affine map through ``linear(h, w, b)``; the rule decides which
-``linear`` each layer uses and how activations are connected. Conventions (DESIGN.md),
-with ``W_l`` of shape (fan_in, fan_out), ``h_l = f(h_{l-1} W_l + b_l)`` and ``e = dL/dy``:
+entry in :data:`RULES`. ``layers[l](p, h, op)`` computes layer l from its params ``p`` and
+input ``h``, doing its weighted map through the *op* the rule hands it (:class:`LayerOp`):
+``op(h, w, b)`` for a dense layer, ``op.apply(fn, h, w, b)`` for any other map ``fn(h, w)``
+linear in ``w`` (a convolution, a transposed convolution). The rule decides which op each
+layer uses and how activations are connected. Conventions (DESIGN.md), with ``W_l`` of shape
+(fan_in, fan_out), ``h_l = f(h_{l-1} W_l + b_l)`` and ``e = dL/dy``:
 
 - ``bp``:  the plain chain; ``jax.grad`` is backpropagation.
 - ``fa``:  every layer is :func:`fa_linear`; its input receives ``delta @ B_l.T`` instead of
@@ -13,22 +15,57 @@ with ``W_l`` of shape (fan_in, fan_out), ``h_l = f(h_{l-1} W_l + b_l)`` and ``e 
   :func:`dfa_output`, ties the output ``y`` to every hidden activation and sends
   ``e @ B_l`` to ``h_l`` (Nøkland 2016, eq. 3). ``B_l`` has shape (n_out, h_l). The
   output layer gets its true gradient ``h_L^T e``.
+
+How a new FA-family rule (sign symmetry, Kolen-Pollack, weight mirror, ...) plugs in: it only
+decides which backward matrix ``B`` each weighted layer uses, and :class:`FALinear` carries it
+to dense layers (:func:`fa_linear`) and to conv / transposed-conv layers (:func:`fa_apply`)
+alike. ``Rule(name, fa_family(backward), feedback_shapes)``, with ``backward(w, B) -> B_used``
+given the layer's weight and its fixed feedback (``None`` when the rule has no
+``feedback_shapes``), e.g. ``lambda w, B: jnp.sign(w)`` (uSF, Liao et al. 2016) or
+``lambda w, B: jnp.abs(B) * jnp.sign(w)`` (frSF), works on every layer type at once. A rule
+whose backward is not ``delta @ B.T`` writes its own op: any object with ``__call__(h, w, b)``
+and ``apply(fn, h, w, b)`` (:class:`LayerOp`).
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 
 from fa_jax import registry
+from fa_jax.models import contract
 from fa_jax.registry import lookup
 
 
-def linear(h, w, b):
-    """The affine map h @ w + b.  h: (..., fan_in), w: (fan_in, fan_out), b: (fan_out,)."""
-    return h @ w + b
+@runtime_checkable
+class LayerOp(Protocol):
+    """What a rule hands each weighted layer: how to run its map so that ``jax.grad`` is the rule."""
+
+    def __call__(self, h, w, b):
+        """Dense: ``h @ w + b``.  h: (..., fan_in), w: (fan_in, fan_out), b: (fan_out,)."""
+
+    def apply(self, fn, h, w, b):
+        """Any map linear in w (``fn(h, w)``: a conv, a transposed conv), plus the bias b (features,)."""
+
+
+class Linear:
+    """BP's op (:data:`linear`): the plain maps, ``h @ w + b`` and ``fn(h, w) + b``."""
+
+    def __call__(self, h, w, b):
+        return h @ w + b
+
+    def apply(self, fn, h, w, b):
+        return fn(h, w) + b
+
+    def __repr__(self):
+        return "fa_jax.rules.linear"
+
+
+linear = Linear()  # the op of bp and dfa (and of the lazy baselines' layers)
 
 
 @jax.custom_vjp
@@ -54,18 +91,53 @@ def _fa_bwd(res, g):
 fa_linear.defvjp(_fa_fwd, _fa_bwd)
 
 
-class FALinear:
-    """The op the FA wiring hands a layer: ``op(h, w, b)`` is :func:`fa_linear` with this layer's B.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def fa_apply(fn, h, w, B):
+    """``fn(h, w)`` (bilinear: a conv or transposed conv) whose backward sends ``vjp_h fn(., B)``
+    to ``h`` (FA), the true gradient to ``w`` and a zero cotangent to ``B`` (shaped like ``w``)."""
+    return fn(h, w)
 
-    ``op.B`` is exposed so layers that are not a matmul (conv, transposed conv; see
-    :mod:`fa_jax.models.conv`) can run their own FA backward with the same feedback.
+
+def _fa_apply_fwd(fn, h, w, B):
+    return fn(h, w), (h, w, B)
+
+
+def _fa_apply_bwd(fn, res, g):
+    h, w, B = res
+    dh = jax.vjp(lambda h_: fn(h_, B), h)[1](g)[0]
+    dw = jax.vjp(lambda w_: fn(h, w_), w)[1](g)[0]
+    return dh, dw, jnp.zeros_like(B)
+
+
+fa_apply.defvjp(_fa_apply_fwd, _fa_apply_bwd)
+
+
+class FALinear:
+    """The FA-family op: forward as BP's, backward sends ``delta`` through ``B`` instead of ``w``.
+
+    Dense: ``op(h, w, b)`` is :func:`fa_linear`; other maps: ``op.apply(fn, h, w, b)`` is
+    :func:`fa_apply` plus the bias. ``B``: the layer's fixed feedback (shaped like ``w``), or
+    None; ``backward(w, B) -> B_used`` (optional) derives the matrix used from the layer's
+    weight (no gradient flows through it); without it the matrix is ``B`` itself (FA).
     """
 
-    def __init__(self, B):
+    def __init__(self, B, backward: Callable | None = None):
         self.B = B
+        self.backward = backward
+
+    def matrix(self, w):
+        """The backward matrix of a layer with weight ``w`` (same shape as ``w``)."""
+        if self.backward is None:
+            if self.B is None:
+                raise ValueError("FALinear needs a feedback matrix B or a backward(w, B) function")
+            return self.B
+        return jax.lax.stop_gradient(self.backward(w, self.B))
 
     def __call__(self, h, w, b):
-        return fa_linear(h, w, b, self.B)
+        return fa_linear(h, w, b, self.matrix(w))
+
+    def apply(self, fn, h, w, b):
+        return fa_apply(fn, h, w, self.matrix(w)) + b
 
 
 @jax.custom_vjp
@@ -109,11 +181,23 @@ def bp(layers, params, x, feedback):
     return h
 
 
+def fa_family(backward: Callable | None = None):
+    """The wiring of an FA-family rule: layer l runs with ``FALinear(feedback[l], backward)``
+    (module doc). ``backward=None`` is FA itself; with no feedback, every B passed is None."""
+
+    def wire(layers, params, x, feedback):
+        fbs = [None] * len(params) if feedback is None else feedback
+        h = x
+        for layer, p, B in zip(layers, params, fbs):
+            h = layer(p, h, FALinear(B, backward))
+        return h
+
+    return wire
+
+
 def fa(layers, params, x, feedback):
-    h = x
-    for layer, p, B in zip(layers, params, feedback):
-        h = layer(p, h, FALinear(B))
-    return h
+    """Feedback alignment: every layer's op is ``FALinear(B_l)``."""
+    return fa_family()(layers, params, x, feedback)
 
 
 def dfa(layers, params, x, feedback):
@@ -127,11 +211,11 @@ def dfa(layers, params, x, feedback):
 
 
 def _fa_shapes(model):
-    return list(model.weight_shapes)
+    return contract.weight_shapes(model, "FA-family feedback")
 
 
 def _dfa_shapes(model):
-    return [(model.n_out, math.prod(s)) for s in model.hidden_shapes]
+    return [(model.n_out, math.prod(s)) for s in contract.hidden_shapes(model, "DFA-family feedback")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +223,9 @@ class Rule:
     """A learning rule: its wiring and the shapes of the feedback it needs.
 
     ``feedback_shapes(model)`` reads the model's ``weight_shapes`` (one per layer),
-    ``hidden_shapes`` (feature shape of each hidden activation) and ``n_out``, and returns
-    one shape per feedback matrix; ``None`` means the rule needs no feedback.
+    ``hidden_shapes`` (feature shape of each hidden activation) and ``n_out`` (the model
+    contract, :mod:`fa_jax.models.contract`), and returns one shape per feedback matrix;
+    ``None`` means the rule needs no feedback.
     """
 
     name: str
@@ -178,7 +263,10 @@ def register(rule: Rule, *, replace: bool = False) -> Rule:
 
 
 def check_model(rule, model) -> None:
-    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``."""
+    """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``: the rule's
+    own check, and the model members its feedback shapes read (:mod:`fa_jax.models.contract`)."""
     r = get(rule) if isinstance(rule, str) else rule
     if r.check_model is not None:
         r.check_model(model)
+    if r.feedback_shapes is not None:
+        r.feedback_shapes(model)

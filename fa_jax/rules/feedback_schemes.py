@@ -21,6 +21,7 @@ import math
 import jax
 
 from fa_jax import registry
+from fa_jax.models import contract
 from fa_jax.models import init as inits
 
 
@@ -38,7 +39,7 @@ def nokland_dfa(key, model, rule, shapes, dtype):
 
 
 def nokland_fa(key, model, rule, shapes, dtype):
-    w_init = inits.get(model.init_name)
+    w_init = inits.get(contract.init_name(model, "feedback scheme 'nokland_fa'"))
     keys = jax.random.split(key, len(shapes))
     if rule == "dfa":
         return [w_init(k, (s[1], s[0]), dtype).T for k, s in zip(keys, shapes)]

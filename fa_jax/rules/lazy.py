@@ -31,16 +31,17 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.models import contract
 from fa_jax.models import init as inits
 from fa_jax.rules.core import RULES, Rule, linear, register
 
 
 def _check_depth_two(name):
     def check(model):
-        sizes = getattr(model, "sizes", None)
+        sizes = contract.dense_sizes(model)
         if sizes is None or len(sizes) != 3:
             raise ValueError(f"rule {name!r} needs a depth-two MLP [n_in, width, n_out] (one hidden layer), "
-                             f"got {'sizes ' + str(list(sizes)) if sizes else type(model).__name__}")
+                             f"got {'sizes ' + str(sizes) if sizes else type(model).__name__}")
     return check
 
 
@@ -69,12 +70,12 @@ def _rf_wire(name, act):
 
 
 def _glorot_zero(key, model, params, dtype):
-    shape = model.weight_shapes[0]
+    shape = contract.weight_shapes(model)[0]
     return {"w": inits.glorot_uniform(key, shape, dtype), "b": jnp.zeros(shape[1:], dtype)}
 
 
 def _gaussian_fourier(key, model, params, dtype):
-    (n_in, width) = model.weight_shapes[0]
+    (n_in, width) = contract.weight_shapes(model)[0]
     kw, kb = jax.random.split(key)
     return {"w": (4.0 / math.sqrt(n_in)) * jax.random.normal(kw, (n_in, width), dtype),
             "b": jax.random.uniform(kb, (width,), dtype, 0.0, 2.0 * math.pi)}

@@ -12,7 +12,7 @@ S/G per device; with ``data_parallel`` D each training batch is split over D dev
 - params x 2: the gradients and the updates;
 - activations: ``max(batch (n_in + 4 sum(units)), n_test 2 max(units))`` floats, ``units``
   being one example's activations per layer (hidden widths and outputs; a conv net: every
-  layer's output but activations and flatten): training keeps each layer's pre-activation,
+  layer's output but activations and flatten; :func:`fa_jax.models.contract.units`): training keeps each layer's pre-activation,
   activation and their cotangents for the backward pass; an evaluation runs the whole test
   set forward, one layer at a time;
 - metrics: 4 float32 per evaluation (steps / eval_every), x 2 (device chunks, host copies);
@@ -34,6 +34,9 @@ import os
 import jax
 import numpy as np
 from jax.sharding import Mesh
+
+from fa_jax.models import contract
+from fa_jax.models.contract import units
 
 GiB = 2 ** 30
 TRAIN_FACTOR = 4  # floats per unit per training example: pre-activation, activation, two cotangents
@@ -85,28 +88,13 @@ def _state_bytes(model, rule, optimizer, hyper, fb_opts, early) -> tuple[int, in
     return _nbytes(state) + (params if early else 0), params, item
 
 
-def units(model) -> list[int]:
-    """Activations per example, one entry per layer: the hidden widths and the outputs; for a
-    conv net (``blocks``) every layer's output but activations and flatten (fused, or views)."""
-    blocks = getattr(model, "blocks", None)
-    if blocks is None:
-        return [math.prod(h) for h in model.hidden_shapes] + [model.n_out]
-    out, s = [], tuple(model.input_shape)
-    for block in blocks:
-        for layer in block:
-            s = layer.out_shape(s)
-            if type(layer).__name__ not in ("Act", "Flatten"):
-                out.append(math.prod(s))
-    return out
-
-
 def estimate(model, task, *, rule="bp", seeds=8, batch_size=64, optimizer="adam", optimizer_hyper=None,
              feedback=None, early_stopping=None, steps=1000, eval_every=100, devices=None,
              data_parallel=1) -> Estimate:
     """The :class:`Estimate` for one device of ``fj.sweep(model, task, ...)`` with these arguments;
     :class:`TooLarge` for a model of more than :data:`MAX_LAYERS` layers (nothing is traced)."""
-    if len(model.weight_shapes) > MAX_LAYERS:
-        raise TooLarge(f"the model has {len(model.weight_shapes)} layers; a sweep compiles every layer into "
+    if contract.n_layers(model) > MAX_LAYERS:
+        raise TooLarge(f"the model has {contract.n_layers(model)} layers; a sweep compiles every layer into "
                        f"its program, so at most {MAX_LAYERS} (fa_jax.training.memory.MAX_LAYERS): reduce the depth")
     if steps >= 2**31:
         raise TooLarge(f"steps={steps} does not fit the int32 step counter: at most {2**31 - 1}")

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from fa_jax.models import contract
 from fa_jax.optim import zoo as optim
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import init_feedback
@@ -53,7 +54,7 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
     return TrainState(params=params, opt_state=opt_state, feedback=fb,
                       key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
                       step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32),
-                      model_state=model.init_stats() if getattr(model, "stateful", False) else None)
+                      model_state=model.init_stats() if contract.is_stateful(model) else None)
 
 
 def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import losses as losses_lib
+from fa_jax.models import contract
 from fa_jax.training.state import TrainState, apply_model
 
 
@@ -28,7 +29,7 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
         x, y = shard(x), shard(y)
 
         # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
-        extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if getattr(model, "stochastic", False) else {}
+        extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if contract.is_stochastic(model) else {}
 
         if state.model_state is not None:
             extra = {**extra, "train": True}

@@ -22,6 +22,7 @@ from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.analysis import diagnostics as diagnostics_lib
 from fa_jax.data.arrays import check_task
+from fa_jax.models import contract
 from fa_jax.optim import zoo as optim
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback_options
@@ -108,7 +109,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     refused (:mod:`fa_jax.training.memory`).
 
     Args:
-        model: e.g. ``fj.mlp(...)``, ``fj.cnn.get(...)`` (the model contract: :mod:`fa_jax.models`).
+        model: e.g. ``fj.mlp(...)``, ``fj.cnn.get(...)``: anything with the model contract
+            (:mod:`fa_jax.models.contract`), checked first.
         task: a :class:`fa_jax.data.Task`.
         rule: a name from ``fj.RULES``.
         seeds: a count S (seeds 0..S-1) or a list of distinct ints in [0, 2**32).
@@ -145,6 +147,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         A :class:`fa_jax.SweepResult`: per-seed metric arrays (seeds on axis 0), the final
         batched TrainState, compile and run seconds.
     """
+    contract.check_model(model)
     memory.check_sweep(model, task, rule=rule, seeds=seeds, batch_size=batch_size, optimizer=optimizer,
                        optimizer_hyper=optimizer_hyper, feedback=feedback, early_stopping=early_stopping,
                        steps=steps, eval_every=eval_every, devices=devices, data_parallel=data_parallel)
@@ -156,10 +159,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     _positive_int("eval_every", eval_every)
     if steps % eval_every:
         raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}")
-    m_shape, t_shape = getattr(model, "input_shape", None), getattr(task, "input_shape", None)
-    if (m_shape or t_shape) and tuple(m_shape or (model.n_in,)) != tuple(t_shape or (task.n_in,)):
-        raise ValueError(f"model input shape {tuple(m_shape or (model.n_in,))} does not match task {task.name!r} "
-                         f"input shape {tuple(t_shape or (task.n_in,))}")
+    m_shape, t_shape = contract.input_shape(model), tuple(task.input_shape or (task.n_in,))
+    if m_shape != t_shape and max(len(m_shape), len(t_shape)) > 1:  # flat ones: the n_in check below
+        raise ValueError(f"model input shape {m_shape} does not match task {task.name!r} input shape {t_shape}")
     if model.n_in != task.n_in or model.n_out != task.n_out:
         raise ValueError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
     loss_name = loss or task.default_loss
@@ -185,8 +187,11 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     if diagnostics and rules_lib.get(rule).init is not None:
         raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
-    if diagnostics and getattr(model, "stateful", False):
+    if diagnostics and contract.is_stateful(model):
         raise ValueError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
+    if diagnostics:  # they re-wire the model's layers with BP and with the rule
+        contract.layers(model, "diagnostics=True")
+        contract.hidden_shapes(model, "diagnostics=True")
     early_stopping_lib.check_patience(early_stopping)
     if (early_stopping is None) != (val is None):
         raise ValueError("early_stopping=patience and val=(x_val, y_val) go together; got "

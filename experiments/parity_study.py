@@ -1,7 +1,7 @@
 """Which learning rules learn sparse parities? A grid over methods x n x k x width x seeds.
 
     python experiments/parity_study.py                       # default grid, a few minutes on 2 CPU cores
-    python experiments/parity_study.py --full                # the seed's sizes and larger n (one GPU)
+    python experiments/parity_study.py --full                # the thesis chapter's sizes and larger n (one GPU)
     python experiments/parity_study.py --preset paper        # Daniely & Malach's MNIST-parity settings
     python experiments/parity_study.py --preset paper --dataset digits-parity   # same, offline
     python experiments/parity_study.py --quick               # seconds (tests, notebook)
@@ -25,7 +25,7 @@ DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "df
            "optimizer_hyper": {}, "init": "he_uniform"}
 PRESETS = {
     "default": {},
-    # the seed's settings (width 512, batch 128) over a wider n range: sized for one GPU
+    # the thesis chapter's settings (width 512, batch 128) over a wider n range: sized for one GPU
     "full": {"n": [10, 20, 30, 50, 100], "k": [2, 3, 4], "width": [128, 512], "seeds": 16, "steps": 20000,
              "batch_size": 128, "eval_every": 500, "methods": ["bp", "dfa", "ntk", "ntk_copy", "rf_gaussian",
                                                              "rf_relu", "rf_linear"]},

@@ -47,7 +47,7 @@ def bce(logits, labels):
     """Sigmoid binary cross-entropy; targets (y + 1) / 2 for ±1 labels, one-hot for classes.
 
     For one logit z and target t: -t log s(z) - (1 - t) log(1 - s(z)); dL/dz = s(z) - t
-    (the seed's ``y_hat - y``).
+    (the thesis chapter's ``y_hat - y``).
     """
     t = _targets(logits, labels)
     if logits.shape[-1] == 1 and labels.ndim == logits.ndim - 1:

@@ -1,4 +1,5 @@
-"""Gradient flow through depth: per-layer gradient norms (vanishing / exploding gradients, seed 002).
+"""Gradient flow through depth: per-layer gradient norms (vanishing and exploding gradients, as in
+the introductory deep-learning lectures).
 
 The backpropagated gradient contains products ``(W f')^L`` that vanish or explode with the
 depth L (Hochreiter 1991); these functions measure it layer by layer for any rule.

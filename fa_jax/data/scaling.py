@@ -1,4 +1,4 @@
-"""Input scaling fitted on the training split only (seed 002): min-max, z-score, ZCA whitening.
+"""Input scaling fitted on the training split only (the introductory deep-learning lectures): min-max, z-score, ZCA whitening.
 
 ``scaler = fit_scaler(name, x_train)`` returns a :class:`Scaler` (a pytree of the fitted
 statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).
@@ -11,20 +11,19 @@ statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).
 """
 
 import jax.numpy as jnp
-from flax import struct
 
-from fa_jax import checks
+from fa_jax import checks, pytree
 from fa_jax.registry import lookup
 
 
-@struct.dataclass
+@pytree.dataclass
 class Scaler:
     """``x -> (x - shift) @ matrix`` (ZCA) or ``(x - shift) / scale`` (elementwise). Shapes (d,), (d, d)."""
 
     shift: jnp.ndarray
     scale: jnp.ndarray | None = None
     matrix: jnp.ndarray | None = None
-    name: str = struct.field(pytree_node=False, default="identity")
+    name: str = pytree.field(pytree_node=False, default="identity")
 
     def __call__(self, x):
         x = x - self.shift

@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from flax import struct
+
+from fa_jax import pytree
 
 
 def sample_fixed(task: "Task", key, batch_size: int):
@@ -23,7 +24,7 @@ def sample_fixed(task: "Task", key, batch_size: int):
     return task.x_train[idx], task.y_train[idx]
 
 
-@struct.dataclass
+@pytree.dataclass
 class Task:
     """Arrays live on the device and are passed to jitted code as arguments (never constants).
 
@@ -37,13 +38,13 @@ class Task:
     y_test: jax.Array
     x_train: jax.Array | None = None
     y_train: jax.Array | None = None
-    aux: dict = struct.field(default_factory=dict)
-    name: str = struct.field(pytree_node=False, default="task")
-    n_in: int = struct.field(pytree_node=False, default=0)
-    n_out: int = struct.field(pytree_node=False, default=1)
-    default_loss: str = struct.field(pytree_node=False, default="bce")
-    sampler: Callable = struct.field(pytree_node=False, default=sample_fixed)
-    input_shape: tuple | None = struct.field(pytree_node=False, default=None)
+    aux: dict = pytree.field(default_factory=dict)
+    name: str = pytree.field(pytree_node=False, default="task")
+    n_in: int = pytree.field(pytree_node=False, default=0)
+    n_out: int = pytree.field(pytree_node=False, default=1)
+    default_loss: str = pytree.field(pytree_node=False, default="bce")
+    sampler: Callable = pytree.field(pytree_node=False, default=sample_fixed)
+    input_shape: tuple | None = pytree.field(pytree_node=False, default=None)
 
     def sample(self, key, batch_size: int):
         """One training batch ``(x (batch, n_in), y (batch,))``, a pure function of ``key``."""

@@ -28,18 +28,16 @@ import re
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from fa_jax import checks
+from fa_jax import checks, pytree, registry
 from fa_jax.models import activations
 from fa_jax.models import conv as C
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.models import residual as R
+from fa_jax.registry import lookup
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
-from fa_jax import registry
-from fa_jax.registry import lookup
 
 
 def _ints(args, lo, hi, name):
@@ -145,7 +143,7 @@ def _block_apply(block, p, h, op, stats=None, train=True):
     return h, new
 
 
-@struct.dataclass
+@pytree.dataclass
 class CNN:
     """A chain of blocks with ``init(key)`` / ``apply(params, x, rule=, feedback=)`` like :class:`fa_jax.MLP`.
 
@@ -154,10 +152,10 @@ class CNN:
     ``input_shape`` is ``(H, W, C)``.
     """
 
-    input_shape: tuple = struct.field(pytree_node=False)
-    blocks: tuple = struct.field(pytree_node=False)
-    init_name: str = struct.field(pytree_node=False, default="he_uniform")
-    name: str = struct.field(pytree_node=False, default="cnn")
+    input_shape: tuple = pytree.field(pytree_node=False)
+    blocks: tuple = pytree.field(pytree_node=False)
+    init_name: str = pytree.field(pytree_node=False, default="he_uniform")
+    name: str = pytree.field(pytree_node=False, default="cnn")
 
     @property
     def _shapes(self):

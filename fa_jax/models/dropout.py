@@ -1,4 +1,5 @@
-"""Inverted dropout (Srivastava et al. 2014; seed 002): train-time only, explicit keys.
+"""Inverted dropout (Srivastava et al. 2014; the introductory deep-learning lectures): train-time
+only, explicit keys.
 
 Training keeps each unit with probability ``1 - p`` and divides the kept ones by ``1 - p``,
 so ``E[dropout(h)] = h``; evaluation is the identity. Under FA and DFA the mask is part of

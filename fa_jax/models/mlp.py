@@ -10,9 +10,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from fa_jax import checks
+from fa_jax import checks, pytree
 from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.rules import core as rules_lib
@@ -23,13 +22,13 @@ def _layer(act, p, h, linear):
     return act(linear(h, p["w"], p["b"]), p)
 
 
-@struct.dataclass
+@pytree.dataclass
 class MLP:
     """A pair of pure functions ``init(key)`` / ``apply(params, x, rule=, feedback=)``."""
 
-    sizes: tuple[int, ...] = struct.field(pytree_node=False)
-    activation: str = struct.field(pytree_node=False, default="relu")
-    init_name: str = struct.field(pytree_node=False, default="he_uniform")
+    sizes: tuple[int, ...] = pytree.field(pytree_node=False)
+    activation: str = pytree.field(pytree_node=False, default="relu")
+    init_name: str = pytree.field(pytree_node=False, default="he_uniform")
 
     @property
     def n_in(self) -> int:

@@ -16,26 +16,25 @@ with the running statistics at every evaluation).
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from fa_jax import checks
+from fa_jax import checks, pytree
 from fa_jax.models import activations
 from fa_jax.models import dropout as dropout_lib
 from fa_jax.models import norm as norm_lib
+from fa_jax.models.mlp import MLP, mlp
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
-from fa_jax.models.mlp import MLP, mlp
 
 NORMS = ("none", "layer", "batch")
 
 
-@struct.dataclass
+@pytree.dataclass
 class NormMLP(MLP):
     """``MLP`` plus static ``norm`` (one of :data:`NORMS`), ``dropout`` p and batch-norm ``momentum``."""
 
-    norm: str = struct.field(pytree_node=False, default="none")
-    dropout: float = struct.field(pytree_node=False, default=0.0)
-    momentum: float = struct.field(pytree_node=False, default=0.9)
+    norm: str = pytree.field(pytree_node=False, default="none")
+    dropout: float = pytree.field(pytree_node=False, default=0.0)
+    momentum: float = pytree.field(pytree_node=False, default=0.9)
 
     @property
     def stochastic(self) -> bool:

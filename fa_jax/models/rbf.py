@@ -1,4 +1,4 @@
-"""Radial-basis-function networks (seed 002; Schwenker, Kestler & Palm 2001).
+"""Radial-basis-function networks (the introductory deep-learning lectures; Schwenker, Kestler & Palm 2001).
 
 ``f(x) = phi(x) @ w + b`` with Gaussian kernels ``phi_k(x) = exp(-|x - mu_k|^2 / (2 sigma_k^2))``.
 params: ``{"mu": (K, d), "log_sigma": (K,), "w": (K, n_out), "b": (n_out,)}``.

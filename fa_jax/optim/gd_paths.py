@@ -1,4 +1,4 @@
-"""Gradient-descent variants on 1-D linear regression, traced in (w, b) (seed 002).
+"""Gradient-descent variants on 1-D linear regression, traced in (w, b) (the introductory deep-learning lectures).
 
 Data ``y = 3 x + 2 + U(-0.1, 0.1)``; model ``y_hat = w x + b``; loss ``J = mean (y_hat - y)^2``.
 Every variant is an ``fj.optimizer`` run for ``steps`` steps in one ``lax.scan``; each step

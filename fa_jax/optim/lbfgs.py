@@ -1,7 +1,7 @@
 """L-BFGS for full-batch problems: ``optax.lbfgs`` with its zoom line search, in one ``lax.scan``.
 
-Quasi-Newton (seed 002): the update is ``-H_k g`` with ``H_k`` the limited-memory BFGS
-approximation of the inverse Hessian built from the last ``memory_size`` steps; the line
+Quasi-Newton (the introductory deep-learning lectures): the update is ``-H_k g`` with ``H_k``
+the limited-memory BFGS approximation of the inverse Hessian built from the last ``memory_size`` steps; the line
 search (strong Wolfe, ``optax.scale_by_zoom_linesearch``) picks the step length.
 """
 

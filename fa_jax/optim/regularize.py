@@ -4,10 +4,10 @@ They act on gradients/updates only, so they are the same for BP, FA and DFA: the
 decides the gradient, these links transform it. Feedback matrices live outside ``params``
 and are never touched.
 
-- penalties on the loss, ``J = L + l1 |W|_1 + l2/2 |W|^2`` (seed 002): :func:`penalty` (the
+- penalties on the loss, ``J = L + l1 |W|_1 + l2/2 |W|^2`` (the introductory deep-learning lectures): :func:`penalty` (the
   loss term) or :func:`add_penalty_grad` (adds its gradient ``l1 sign(W) + l2 W``);
   weights only by default, since a penalized bias underfits (the optimal bias of centred
-  data is the mean target, seed 002);
+  data is the mean target, as in the lectures);
 - :func:`decoupled_decay`: AdamW-style ``theta -= lr * rate * theta`` after the optimizer;
 - :func:`max_norm`: projection of each unit's incoming weights onto ``|W[:, j]| <= c``
   after the update (``optax.projections.projection_l2_ball``);

@@ -1,8 +1,8 @@
 """Lazy baselines as wirings: the NTK regime (a gated linear unit) and random features.
 
 After Daniely & Malach, "Learning Parities with Neural Networks" (NeurIPS 2020) and their
-released code (``emalach/ParityNN``, ``parity_for_nips.py``; Keras), as in the seed study
-(``seeds/000``, sections 1.3.1-1.3.2). All apply to depth-two networks
+released code (``emalach/ParityNN``, ``parity_for_nips.py``; Keras), as in the thesis chapter on
+BP vs DFA vs lazy methods on parity (sections 1.3.1-1.3.2). All apply to depth-two networks
 ``fj.mlp([n_in, width, n_out])`` and train through the same ``apply`` + ``jax.grad`` +
 optax path as BP/FA/DFA. Frozen arrays are a non-trainable pytree passed as ``feedback``
 (``{"w": (n_in, width), "b": (width,)}``), drawn by the rule's ``init`` hook
@@ -17,7 +17,7 @@ optax path as BP/FA/DFA. Frozen arrays are a non-trainable pytree passed as ``fe
   ``b0 ~ U[0, 2 pi]`` (authors' code); only the readout trains.
 - ``rf_relu``: ``h = relu(x W0 + b0)``, ``W0`` Glorot-uniform, ``b0 = 0`` (authors' code).
 - ``rf_linear``: ``h = x W0 + b0`` (no nonlinearity), ``W0`` Glorot-uniform, ``b0 = 0``
-  (the seed's "linear features"; not in the authors' code).
+  (the thesis chapter's "linear features"; not in the authors' code).
 
 The hidden nonlinearity is the method's own: these rules ignore the model's ``activation``.
 For ``rf_*`` the first layer's params entry is ``{}`` (the ``trainable`` hook), so no gradient

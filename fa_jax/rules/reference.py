@@ -3,7 +3,7 @@
 Network: ``a_l = h_{l-1} W_l + b_l``, ``h_l = f(a_l)`` for hidden layers l = 1..L
 (``h_0 = X``), logits ``z = h_L W_out + b_out``, prediction ``y_hat = sigmoid(z)``.
 Loss: binary cross-entropy averaged over the N examples of the batch, with targets
-``y in {0, 1}``. For sigmoid + BCE the output error is (seed 000, appendix):
+``y in {0, 1}``. For sigmoid + BCE the output error is (the thesis chapter on BP vs DFA vs lazy methods on parity, appendix):
 
     e = dL/dz = (y_hat - y) / N                     (N, 1)
     dW_out = h_L^T e,      db_out = sum_n e          (the output layer: same for BP and DFA)
@@ -18,7 +18,7 @@ random ``B_l`` of shape (n_out, h_l):
     delta_l = (e B_l) * f'(a_l)
 
 and in both cases ``dW_l = h_{l-1}^T delta_l``, ``db_l = sum_n delta_l``. For one hidden
-layer, ``B_1 = W_out^T`` makes DFA equal to BP: that is the seed's
+layer, ``B_1 = W_out^T`` makes DFA equal to BP: that is the thesis chapter's
 ``dBCE/dW_1 = X^T (y_hat - y) B * f'(a_1)`` with ``B = W_2^T``.
 """
 

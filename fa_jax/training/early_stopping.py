@@ -1,4 +1,4 @@
-"""Early stopping on a validation split, keeping each seed's best parameters (seed 002).
+"""Early stopping on a validation split, keeping each seed's best parameters (the introductory deep-learning lectures).
 
 ``fj.sweep(..., val=(x_val, y_val), early_stopping=patience)`` evaluates the validation loss
 inside the scan at every evaluation (every ``eval_every`` steps) and carries, per seed, in

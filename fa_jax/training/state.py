@@ -7,8 +7,8 @@ Every seed's randomness derives from ``jax.random.key(seed)`` by *purpose*
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
+from fa_jax import pytree
 from fa_jax.models import contract
 from fa_jax.optim import zoo as optim
 from fa_jax.rules import core as rules_lib
@@ -19,7 +19,7 @@ from fa_jax.rules.feedback import init_feedback
 PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN = 0, 1, 2
 
 
-@struct.dataclass
+@pytree.dataclass
 class TrainState:
     """Everything one seed's run carries: params, optimizer state, feedback, RNG key, step.
 

@@ -31,7 +31,7 @@ from fa_jax.training import early_stopping as early_stopping_lib
 from fa_jax.training import memory, sharding
 from fa_jax.training.state import init_state
 from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
-from fa_jax.training.sweep_result import SweepResult, early_fields
+from fa_jax.training.sweep_result import SweepResult, early_stopping_fields
 
 CHECKPOINT_SECONDS = 60.0  # default checkpoint interval of a sweep with checkpoint= (wall-clock)
 
@@ -269,4 +269,4 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
                        state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag,
                        resumed_from=0 if restored is None else restored[2],
-                       **early_fields(metrics, state))
+                       **early_stopping_fields(metrics, state))

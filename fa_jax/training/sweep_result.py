@@ -89,7 +89,9 @@ class SweepResult:
         return out
 
 
-def early_fields(metrics, state) -> dict:
+def early_stopping_fields(metrics, state) -> dict:
+    """The :class:`SweepResult` fields of early stopping (validation curves, each seed's best step
+    and stopping step) from the metrics (S, E) and the final batched state; ``{}`` without it."""
     if state.early is None:
         return {}
     return {"val_loss": metrics["val_loss"], "val_acc": metrics["val_acc"],

@@ -118,7 +118,7 @@ def _positive(name, v):
 
 def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
                 max_norm=None, plateau_patience=None, plateau_factor=0.1, plateau_accumulation=1) -> None:
-    """One-line ValueError for a bad toolbox setting (negative rates, non-positive bounds)."""
+    """One-line ValueError for a bad regularizer or clipping setting (negative rates, non-positive bounds)."""
     for name, v in (("plateau_patience", plateau_patience), ("plateau_accumulation", plateau_accumulation)):
         if v is not None:
             checks.positive_int(name, v)
@@ -142,7 +142,7 @@ def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penali
     scales the updates by ``factor`` after ``plateau_patience`` (accumulated) updates without
     improving the loss its ``update`` gets as ``value=`` (``fj.sweep`` passes the batch loss).
 
-    (links with a zero / None setting are left out). The toolbox settings are static; the
+    (links with a zero / None setting are left out). These settings are static; the
     learning rate stays injectable (``optax.inject_hyperparams``).
     """
     check_tools(clip_value, clip_norm, l1, l2, penalize_biases, decoupled_decay, max_norm, plateau_patience,

@@ -60,7 +60,7 @@ def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransform
     """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
 
     ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``);
-    the toolbox keys of :mod:`fa_jax.optim.regularize` (``clip_value``, ``clip_norm``, ``l1``,
+    the regularization keys of :mod:`fa_jax.optim.regularize` (``clip_value``, ``clip_norm``, ``l1``,
     ``l2``, ``penalize_biases``, ``decoupled_decay``, ``max_norm``) chain its links around it.
     """
     make = lookup(OPTIMIZERS, name, "optimizer")

@@ -24,12 +24,11 @@ from fa_jax.training.step import make_train_step
 from fa_jax.training.sweep import sweep
 from fa_jax.training.sweep_result import SweepResult
 
-__all__ = [
-    "FEEDBACK_SCHEMES", "MLP", "NormMLP", "RULES", "Rule", "SweepResult", "TrainState", "activations",
-    "Study", "check_feedback", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout", "early_stopping",
-    "feedback",
-    "gradflow", "init", "init_feedback", "lazy", "lbfgs", "losses", "make_train_step", "memory", "mlp", "norm",
-    "norm_mlp", "optim", "optimizer", "plots", "rbf", "register", "regularize", "representations", "rules",
-    "rundir", "scaling", "schedules", "set_learning_rate", "sharding", "sweep", "tables",
+__all__ = [  # the API tour's names, sorted
+    "activations", "check_feedback", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout",
+    "early_stopping", "feedback", "FEEDBACK_SCHEMES", "gradflow", "init", "init_feedback", "lazy", "lbfgs",
+    "losses", "make_train_step", "memory", "MLP", "mlp", "norm", "norm_mlp", "NormMLP", "optim", "optimizer",
+    "plots", "rbf", "register", "regularize", "representations", "Rule", "RULES", "rules", "rundir", "scaling",
+    "schedules", "set_learning_rate", "sharding", "Study", "sweep", "SweepResult", "tables", "TrainState",
 ]
 __version__ = "0.1.0"

@@ -1,7 +1,6 @@
 """Embedded tasks: parity, XOR, digits."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -11,10 +11,10 @@ S/G per device; with ``data_parallel`` D each training batch is split over D dev
   counted exactly), x 2: a compiled chunk's input and output states are both live;
 - params x 2: the gradients and the updates;
 - activations: ``max(batch (n_in + 4 sum(units)), n_test 2 max(units))`` floats, ``units``
-  being one example's activations per layer (hidden widths and outputs; a conv net: every
-  layer's output but activations and flatten; :func:`fa_jax.models.contract.units`): training keeps each layer's pre-activation,
-  activation and their cotangents for the backward pass; an evaluation runs the whole test
-  set forward, one layer at a time;
+  being one example's activations per layer (:func:`fa_jax.models.contract.units`: hidden
+  widths and outputs; a conv net: every layer's output but activations and flatten):
+  training keeps each layer's pre-activation, activation and their cotangents for the
+  backward pass; an evaluation runs the whole test set forward, one layer at a time;
 - metrics: 4 float32 per evaluation (steps / eval_every), x 2 (device chunks, host copies);
 - plus the task's arrays once.
 

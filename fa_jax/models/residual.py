@@ -25,15 +25,10 @@ def _norm(norm):
     checks.choice("residual norm", norm, NORMS)
 
 
-@dataclasses.dataclass(frozen=True)
-class ResidualIn:
-    """First half of a basic block: (H, W, C) -> (H', W', 2 features), ``[relu(n(conv3x3_s(x))) |
-    shortcut(x)]`` with ``n`` batch norm (``norm="batch"``) or the identity (``"none"``);
-    shortcut: subsample by the stride, zero-pad C -> ``features`` (option A, parameter-free)."""
+class _Half:
+    """What both halves of a block share: a weighted layer, the norm check, ``stateful`` (batch
+    norm), the batch-norm width and ``apply`` (training-mode :meth:`apply_stats` without statistics)."""
 
-    features: int
-    stride: int = 1
-    norm: str = "none"
     weighted = True
 
     def __post_init__(self):
@@ -46,6 +41,19 @@ class ResidualIn:
     def norm_features(self, in_shape):
         return self.features
 
+    def apply(self, p, h, op):
+        return self.apply_stats(p, h, op, None, True)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualIn(_Half):
+    """First half of a basic block: (H, W, C) -> (H', W', 2 features), ``[relu(n(conv3x3_s(x))) |
+    shortcut(x)]`` with ``n`` batch norm (``norm="batch"``) or the identity (``"none"``);
+    shortcut: subsample by the stride, zero-pad C -> ``features`` (option A, parameter-free)."""
+
+    features: int
+    stride: int = 1
+    norm: str = "none"
     def _conv(self):
         return Conv(self.features, (3, 3), (self.stride, self.stride), "SAME")
 
@@ -60,9 +68,6 @@ class ResidualIn:
     def init(self, key, in_shape, init_name, dtype):
         return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
 
-    def apply(self, p, h, op):
-        return self.apply_stats(p, h, op, None, True)[0]
-
     def apply_stats(self, p, h, op, stats, train):
         z, new = _maybe_bn(self.norm, _run(op, self._conv().fn, h, p["w"], p["b"]), p, stats, train)
         s = h[:, :: self.stride, :: self.stride, :]
@@ -71,25 +76,13 @@ class ResidualIn:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResidualOut:
+class ResidualOut(_Half):
     """Second half of a basic block: (H, W, 2 features) ``[a | s]`` -> (H, W, features),
     ``relu(bn(conv3x3(a)) + s)`` (``norm="batch"``) or ``relu(gain * conv3x3(a) + s)``
     (``"none"``: ``gain`` a learned scalar, 0 at init, so every block starts as the identity)."""
 
     features: int
     norm: str = "none"
-    weighted = True
-
-    def __post_init__(self):
-        _norm(self.norm)
-
-    @property
-    def stateful(self):
-        return self.norm == "batch"
-
-    def norm_features(self, in_shape):
-        return self.features
-
     def _conv(self):
         return Conv(self.features, (3, 3), (1, 1), "SAME")
 
@@ -105,9 +98,6 @@ class ResidualOut:
     def init(self, key, in_shape, init_name, dtype):
         p = _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
         return p if self.stateful else {**p, "gain": jnp.zeros((), dtype)}
-
-    def apply(self, p, h, op):
-        return self.apply_stats(p, h, op, None, True)[0]
 
     def apply_stats(self, p, h, op, stats, train):
         a, s = h[..., : self.features], h[..., self.features :]

@@ -40,7 +40,21 @@ def _interval(lo, hi, lo_open, hi_open, hi_text=None) -> str:
 def integer(name: str, v, lo: int = 1, hi: int | None = None, *, hi_open: bool = False, none: bool = False,
             numpy: bool = False, hi_text: str | None = None, what: str | None = None) -> None:
     """``v`` must be an int in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``; no upper bound when
-    ``hi`` is None), or None when ``none``. ``hi_text`` words the bound (e.g. ``"steps=100"``)."""
+    ``hi`` is None), or None when ``none``.
+
+    Args:
+        name: the argument's name, first word of the message.
+        v: the value checked.
+        lo, hi: the bounds (default ``lo=1``, ``hi=None``: no upper bound).
+        hi_open: exclude ``hi`` itself.
+        none: also accept None.
+        numpy: also accept numpy integers.
+        hi_text: words the upper bound in the message (e.g. ``"steps=100"``).
+        what: the whole ``"must be ..."`` wording, replacing the default.
+
+    Raises:
+        ValueError: ``"{name} must be {what}, got {v!r}"``.
+    """
     if none and v is None:
         return
     ok = is_int(v, numpy=numpy) and v >= lo and (hi is None or (v < hi if hi_open else v <= hi))
@@ -56,13 +70,25 @@ def integer(name: str, v, lo: int = 1, hi: int | None = None, *, hi_open: bool =
 
 
 def positive_int(name: str, v, *, none: bool = False, numpy: bool = False, what: str | None = None) -> None:
-    """``v`` must be an int >= 1 (or None when ``none``): ``"{name} must be a positive int, got v"``."""
+    """``v`` must be an int >= 1 (or None when ``none``): ``"{name} must be a positive int, got v"``.
+
+    Args:
+        name, v, none, numpy, what: as for :func:`integer`.
+    """
     integer(name, v, 1, none=none, numpy=numpy, what=what)
 
 
 def number_in(name: str, v, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True,
               what: str | None = None) -> None:
-    """``v`` must be a number in the interval from ``lo`` to ``hi`` (default ``[lo, hi)``)."""
+    """``v`` must be a number in the interval from ``lo`` to ``hi`` (default ``[lo, hi)``).
+
+    Args:
+        name: the argument's name, first word of the message.
+        v: the value checked (a real number, never a bool).
+        lo, hi: the interval's ends.
+        lo_open, hi_open: exclude ``lo`` (default no) and ``hi`` (default yes).
+        what: the whole ``"must be ..."`` wording (default ``"in [lo, hi)"`` and the like).
+    """
     if is_number(v) and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi):
         return
     _fail(name, what or f"in {_interval(lo, hi, lo_open, hi_open)}", v)

@@ -25,10 +25,17 @@ def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
 
 
 def add(table: MutableMapping[str, T], name: str, value: T, *, what: str, replace: bool = False) -> T:
-    """``table[name] = value`` and return ``value``; ``what`` names the kind in messages ("rule").
+    """``table[name] = value`` and return ``value``.
 
     A one-line ValueError for a name that is not a non-empty str, or one already in ``table``
     (unless ``replace=True``).
+
+    Args:
+        table: the registry, a dict from name to value.
+        name: the name a user will type, a non-empty str.
+        value: what it names (a rule, an init, a loss, ...).
+        what: names the kind in messages (``"rule"``).
+        replace: allow replacing a name already in ``table`` (default False).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"a {what} name must be a non-empty str, got {name!r}")

@@ -67,8 +67,20 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     """Gradients of the loss under ``rule`` w.r.t. params and every hidden activation.
 
     Zero perturbations ``eps_l`` (batch, h_l) are added to each hidden activation; their
-    gradient is the signal the rule delivers to ``h_l``. Returns ``(param_grads, signals)``
-    with signals a list of H arrays (batch, h_l). x: (batch, n_in); y: (batch,).
+    gradient is the signal the rule delivers to ``h_l``.
+
+    Args:
+        model: a layered model (:mod:`fa_jax.models.contract`: ``layers``, ``hidden_shapes``).
+        rule: a name from ``fj.RULES``; its wiring is differentiated.
+        loss_fn: ``loss(logits, labels) -> scalar`` (:mod:`fa_jax.losses`).
+        params: the model's params, one dict per layer.
+        feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`), or None for BP.
+        x: (batch, n_in) inputs (or (batch, *input_shape) for a conv net).
+        y: (batch,) labels.
+
+    Returns:
+        ``(param_grads, signals)``: param_grads shaped like ``params``; signals a list of H
+        arrays (batch, h_l), the gradient w.r.t. each hidden activation.
     """
     wire = rules_lib.get(rule).wire
     layers = contract.layers(model, "the diagnostics")
@@ -88,6 +100,14 @@ def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
     """All metrics of the module doc at ``params`` on the batch ``(x, y)``; a dict of arrays.
 
     Two gradient evaluations: the rule's and BP's (``rule="bp"``) on the same batch.
+
+    Args:
+        model, rule, loss_fn, params, feedback: as for :func:`rule_gradients`.
+        x: (batch, n_in) inputs; y: (batch,) labels.
+
+    Returns:
+        {name: array} with the :data:`KEYS` of the module doc; ``signal_alignment_deg`` only
+        when the model has hidden layers, ``weight_alignment_deg`` only for FA and (dense) DFA.
     """
     g_rule, s_rule = rule_gradients(model, rule, loss_fn, params, feedback, x, y)
     g_bp, s_bp = rule_gradients(model, "bp", loss_fn, params, None, x, y)
@@ -111,6 +131,15 @@ def make_diagnose(model, rule: str, loss_fn, batch_size: int, purpose: int = 3):
 
     The batch key is ``fold_in(state.key, purpose)``: the training key stream (and so the
     training run) is unchanged whether diagnostics are on or off.
+
+    Args:
+        model, rule, loss_fn: as for :func:`rule_gradients`.
+        batch_size: examples in the extra batch (``task.sample(key, batch_size)``).
+        purpose: the int folded into ``state.key`` for that batch (default 3, apart from the
+            ``PURPOSE_*`` of :mod:`fa_jax.training.state`).
+
+    Returns:
+        ``diag(state, task)``: :func:`diagnose` at ``state.params`` and ``state.feedback``.
     """
 
     def diag(state, task):

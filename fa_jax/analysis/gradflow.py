@@ -14,7 +14,14 @@ from fa_jax import losses as losses_lib
 def layer_grad_norms(model, params, x, y, *, loss: str = "mse", rule: str = "bp", feedback=None):
     """(L,) Frobenius norms ``|dJ/dW_l|`` of the rule's update for each layer l = 1..L.
 
-    x: (batch, n_in), y: labels as ``fa_jax.losses`` expects.
+    Args:
+        model: a model (``model.apply(params, x, rule=, feedback=)``) whose params are one
+            dict per layer with ``"w"``.
+        params: its params.
+        x: (batch, n_in) inputs; y: labels as ``fa_jax.losses`` expects.
+        loss: a name of :mod:`fa_jax.losses` (default ``"mse"``).
+        rule: a name from ``fj.RULES`` (default ``"bp"``).
+        feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
     """
     loss_fn = losses_lib.get(loss)
     grads = jax.grad(lambda p: loss_fn(model.apply(p, x, rule=rule, feedback=feedback), y))(params)

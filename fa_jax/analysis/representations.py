@@ -61,8 +61,18 @@ def check_layer(model, layer: int) -> None:
 def representation_maps(model, results, task, layer: int = 1, method: str = "pca", max_points: int = 1000):
     """{(rule, "before"|"after"): (N, 2)} for hidden ``layer`` (1-based) of seed ``results[r].seeds[0]``.
 
-    results: {rule: SweepResult}. Uses the first ``max_points`` test inputs. Returns
-    ``(maps, labels)`` with labels (N,) from ``task.y_test``.
+    "before" uses that seed's initial params (re-drawn from its key), "after" its final params.
+
+    Args:
+        model: the layered model the results were trained with.
+        results: {rule: SweepResult}.
+        task: a :class:`fa_jax.data.Task`; its first ``max_points`` test inputs are mapped.
+        layer: the hidden layer, 1..H (default 1).
+        method: ``"pca"`` (default) or ``"tsne"`` (:data:`METHODS`).
+        max_points: at most this many test inputs, N (default 1000).
+
+    Returns:
+        ``(maps, labels)`` with labels (N,) from ``task.y_test``.
     """
     check_layer(model, layer)
     check_method(method)
@@ -78,7 +88,13 @@ def representation_maps(model, results, task, layer: int = 1, method: str = "pca
 
 
 def save_maps(path, maps, labels, layer: int, method: str) -> None:
-    """Store maps as ``embedding.npz`` (keys ``rule/stage``, plus labels, layer, method)."""
+    """Store maps as ``embedding.npz`` (keys ``rule/stage``, plus labels, layer, method).
+
+    Args:
+        path: the ``.npz`` file to write.
+        maps, labels: as returned by :func:`representation_maps`.
+        layer, method: the hidden layer and embedding method they were made with.
+    """
     np.savez(path, labels=labels, layer=layer, method=method, **{f"{r}/{s}": v for (r, s), v in maps.items()})
 
 

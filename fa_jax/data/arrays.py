@@ -33,9 +33,21 @@ from fa_jax.data.task import Task, sample_fixed
 def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "arrays", input_shape=None) -> Task:
     """A fixed-training-set :class:`Task` (mini-batches drawn with replacement) from user arrays.
 
-    Returns arrays on the default device: x float32 (see the module doc for dtypes), y
-    float32 in {-1, +1} (binary) or int32 classes. ``default_loss`` is bce (binary) or
-    softmax_ce. A ``batch_size`` larger than ``len(x_train)`` trains full-batch.
+    A ``batch_size`` larger than ``len(x_train)`` trains full-batch. What each array may be is
+    in the module doc.
+
+    Args:
+        x_train, x_test: (n, features) or NHWC (n, H, W, C) inputs, the same example shape.
+        y_train, y_test: (n,) (or (n, 1)) labels: {-1, +1} or {0, 1} for binary, class ints otherwise.
+        n_out: 1 (binary, one logit), the number of classes (>= 2), or None (default): inferred
+            from the labels.
+        name: the task's name, a non-empty str (default ``"arrays"``).
+        input_shape: (H, W, C) to reshape 2-D x to images (default None: x as given).
+
+    Returns:
+        A :class:`Task` with arrays on the default device: x float32 (see the module doc for
+        dtypes), y float32 in {-1, +1} (binary) or int32 classes; ``default_loss`` bce
+        (binary) or softmax_ce; ``input_shape`` set for 4-D x.
     """
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)

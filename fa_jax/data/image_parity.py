@@ -45,8 +45,17 @@ def digit_signs(labels) -> np.ndarray:
 def pair_images(key, images, signs, positions, n: int, batch_size: int, scale: float):
     """Draw ``batch_size`` inputs of n images each (uniformly, with replacement).
 
-    images: (N, d) uint8; signs: (N,); positions: (k,) indices in [0, n).
-    Returns x (batch, n * d) float32 in [0, 1] and y (batch,) = prod of the signs at ``positions``.
+    Args:
+        key: the PRNG key of the draw.
+        images: (N, d) uint8 flattened images.
+        signs: (N,) their signs, +1 even digit, -1 odd (:func:`digit_signs`).
+        positions: (k,) indices in [0, n): the image slots that decide the label.
+        n: images per input.
+        batch_size: inputs drawn.
+        scale: pixel factor, 1 / the largest pixel value (16 for digits, 255 for MNIST).
+
+    Returns:
+        x (batch, n * d) float32 in [0, 1] and y (batch,) = prod of the signs at ``positions``.
     """
     idx = jax.random.randint(key, (batch_size, n), 0, images.shape[0])
     x = images[idx].astype(jnp.float32).reshape(batch_size, -1) * scale
@@ -75,9 +84,19 @@ def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int 
                  split_seed: int = 0, data_dir=None, download: bool = True, limit: int | None = None) -> Task:
     """The image-parity task (module doc) as a :class:`Task` with ``n_in = n * d``, ``n_out = 1``.
 
-    source: ``"digits"`` (offline) or ``"mnist"`` (tensorflow-datasets; a missing dataset is a
-    one-line ValueError naming ``digits-parity``). ``limit`` keeps the first images of each
-    split (tests). Labels are in {-1, +1}; the default loss is ``bce``.
+    Labels are in {-1, +1}; the default loss is ``bce``.
+
+    Args:
+        source: ``"digits"`` (offline, default) or ``"mnist"`` (tensorflow-datasets; a missing
+            dataset is a one-line ValueError naming ``digits-parity``).
+        n: images per input (default 3).
+        k: images that decide the label, 1 <= k <= n (default 3; n = k is the paper's setting).
+        n_test: test inputs, drawn once from the test split (default 2000).
+        data_seed: draws the k positions and the test set (default 0).
+        split_seed: the permutation of the digits' 75/25 train/test split (``"digits"`` only).
+        data_dir, download: where tfds looks for MNIST, and whether it may download it
+            (``"mnist"`` only; :func:`fa_jax.data.tfds_source.load_arrays`).
+        limit: keeps the first images of each MNIST split (tests); None keeps all.
     """
     checks.choice("image-parity source", source, SOURCES)
     check_parity_sizes(n, k, None, n_test)
@@ -105,9 +124,17 @@ PARITY_DATASETS = ("parity", "digits-parity", "mnist-parity")
 
 
 def parity_task(dataset: str, n: int, k: int, *, distribution: str = "uniform", data_seed: int = 0, **kw) -> Task:
-    """A parity task by name (:data:`PARITY_DATASETS`): ``"parity"`` (n bits, ``distribution``
-    uniform or mixture), ``"digits-parity"`` or ``"mnist-parity"`` (n images; uniform only).
-    ``kw`` goes to :func:`image_parity` (``data_dir``, ``download``, ``n_test``, ``limit``)."""
+    """A parity task by name (:data:`PARITY_DATASETS`).
+
+    Args:
+        dataset: ``"parity"`` (n bits, :func:`fa_jax.data.parity.parity`), ``"digits-parity"``
+            or ``"mnist-parity"`` (n images, :func:`image_parity`).
+        n, k: input size (bits or images) and the number of them that decide the label.
+        distribution: ``"uniform"`` (default) or ``"mixture"``; the image tasks are uniform only.
+        data_seed: draws the relevant positions and the test set (default 0).
+        **kw: goes to :func:`image_parity` (``data_dir``, ``download``, ``n_test``, ``limit``);
+            unused for ``"parity"``.
+    """
     checks.choice("dataset", dataset, PARITY_DATASETS)
     if dataset == "parity":
         return parity(n, k, distribution=distribution, data_seed=data_seed)

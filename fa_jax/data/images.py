@@ -40,7 +40,17 @@ class Augment:
 
 
 def augment(k_flip, k_crop, x, flip: bool, crop: int):
-    """Flip (p = 1/2 per image) and pad-and-crop shift (up to ``crop`` px) a batch x (N, H, W, C)."""
+    """Flip (p = 1/2 per image) and pad-and-crop shift (up to ``crop`` px) a batch x (N, H, W, C).
+
+    Args:
+        k_flip, k_crop: PRNG keys of the flips and of the crop offsets.
+        x: (N, H, W, C) images.
+        flip: flip each image left-right with probability 1/2.
+        crop: zero-pad by ``crop`` pixels on each side and crop a random (H, W) window back; 0: no shift.
+
+    Returns:
+        (N, H, W, C), like ``x``.
+    """
     n, h, w, _ = x.shape
     if flip:
         do = jax.random.bernoulli(k_flip, 0.5, (n,))
@@ -61,9 +71,17 @@ def images(name: str = "digits", *, augment: Augment | None = None, data_dir=Non
            limit: int | None = None, test_limit: int | None = None, dtype=jnp.float32) -> Task:
     """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C); name from :data:`IMAGE_DATASETS`.
 
-    name: ``digits`` (embedded, 1347 train / 450 test, fixed split) or ``mnist``,
-    ``fashion_mnist``, ``cifar10`` (tfds). limit/test_limit keep the first examples of each
-    split. augment: e.g. ``Augment(flip=True, crop=4)`` for CIFAR-10.
+    Pixels are scaled to [0, 1] and standardized per channel with the training split's mean and std.
+
+    Args:
+        name: ``digits`` (embedded, 1347 train / 450 test, fixed split; default) or ``mnist``,
+            ``fashion_mnist``, ``cifar10`` (tfds).
+        augment: an :class:`Augment` sampler, e.g. ``Augment(flip=True, crop=4)`` for CIFAR-10;
+            None (default): plain with-replacement batches.
+        data_dir, download: where tfds looks for the dataset and whether it may download it
+            (not for ``digits``; :func:`fa_jax.data.tfds_source.load_arrays`).
+        limit, test_limit: keep the first examples of the train / test split (None: all).
+        dtype: the dtype of the x arrays (default float32).
     """
     checks.choice("image dataset", name, IMAGE_DATASETS, " (offline: 'digits')")
     for nm, v in (("limit", limit), ("test_limit", test_limit)):

@@ -63,8 +63,18 @@ def parity(n: int = 30, k: int = 3, *, n_train: int | None = None, n_test: int =
 
     The relevant set S, the test set and any fixed training set come from ``data_seed``
     (independent of the training seeds, so every seed of a sweep faces the same task).
-    ``distribution``: ``"uniform"`` or ``"mixture"`` (Daniely & Malach's D_A, module doc);
-    train and test sets follow it.
+
+    Args:
+        n: input bits, x in {-1, +1}^n (default 30).
+        k: the size of the relevant set S, 1 <= k <= n (default 3).
+        n_train: a fixed training set of this many examples, or None (default): fresh samples every step.
+        n_test: test examples (default 2048).
+        data_seed: draws S, the test set and the training set (default 0).
+        distribution: ``"uniform"`` (default) or ``"mixture"`` (Daniely & Malach's D_A, module
+            doc); train and test sets follow it.
+
+    Returns:
+        A :class:`Task` with ``n_in = n``, ``n_out = 1``, labels in {-1, +1}, default loss bce.
     """
     check_parity_sizes(n, k, n_train, n_test)
     checks.choice("parity distribution", distribution, DISTRIBUTIONS)

@@ -1,4 +1,5 @@
-"""Input scaling fitted on the training split only (the introductory deep-learning lectures): min-max, z-score, ZCA whitening.
+"""Input scaling fitted on the training split only (the introductory deep-learning lectures):
+min-max, z-score, ZCA whitening.
 
 ``scaler = fit_scaler(name, x_train)`` returns a :class:`Scaler` (a pytree of the fitted
 statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).

@@ -16,8 +16,16 @@ def load_arrays(name: str, split: str, *, data_dir=None, download: bool = True, 
                 limit: int | None = None):
     """All examples of ``name[split]`` as numpy arrays.
 
-    Returns ``images`` uint8 (N, H, W, C) and ``labels`` int32 (N,). ``limit`` keeps the
-    first ``limit`` examples. ``fallback`` is only used to word the error message.
+    Args:
+        name: a dataset of :data:`KNOWN` (``mnist``, ``fashion_mnist``, ``cifar10``).
+        split: the tfds split, e.g. ``"train"``, ``"test"``.
+        data_dir: where prepared datasets live (default None: ``~/tensorflow_datasets``).
+        download: also try downloading when the dataset is not prepared (default True).
+        fallback: the offline alternative named in the error message (only used to word it).
+        limit: keep the first ``limit`` examples (None: all).
+
+    Returns:
+        ``images`` uint8 (N, H, W, C) and ``labels`` int32 (N,).
     """
     checks.choice("tfds dataset", name, KNOWN, f" (offline: {fallback!r})")
     try:

@@ -194,10 +194,20 @@ class CNN:
     def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
         """Logits (batch, n_out) for NHWC images x (batch, H, W, C); ``jax.grad`` through it is ``rule``.
 
-        With batch norm (``stateful``): ``stats`` (from :meth:`init_stats`) is required and the
-        result is ``(logits, new_stats)``; ``train=True`` normalizes by the batch's statistics
-        and updates the running ones, ``train=False`` uses the running ones (stats unchanged).
-        Without batch norm ``train`` has no effect. ``key`` is accepted for interface parity.
+        Args:
+            params: one dict per block (class doc), e.g. from :meth:`init`.
+            x: (batch, H, W, C) images, ``(H, W, C) == input_shape``.
+            rule: a name from ``fj.RULES`` (default ``"bp"``).
+            feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
+            train: with batch norm, ``True`` normalizes by the batch's statistics and updates the
+                running ones, ``False`` (default) uses the running ones (stats unchanged).
+                Without batch norm it has no effect.
+            key: accepted for interface parity (unused).
+            stats: running statistics from :meth:`init_stats`; required with batch norm
+                (``stateful``), refused without.
+
+        Returns:
+            The logits (batch, n_out); with batch norm ``(logits, new_stats)``.
         """
         del key
         r = rules_lib.get(rule)
@@ -266,8 +276,16 @@ def _scaled(channels: int, width) -> int:
 
 def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform") -> CNN:
     """The lectures' net: conv 32 k5 -> maxpool 3 -> relu -> conv 64 k5 -> maxpool 2 -> relu -> fc 200
-    -> relu -> fc n_out. ``padding="VALID"`` is the lecture's exact MNIST net (28->24->8->4->2);
-    the default ``"SAME"`` also fits 8x8 digits (8->8->2->2->1). ``width`` scales the channels."""
+    -> relu -> fc n_out.
+
+    Args:
+        input_shape: (H, W, C) of the images (default (28, 28, 1), MNIST).
+        n_out: classes, the size of the last dense layer (default 10).
+        padding: of both convs: ``"VALID"`` is the lecture's exact MNIST net (28->24->8->4->2);
+            the default ``"SAME"`` also fits 8x8 digits (8->8->2->2->1).
+        width: scales the channels and the hidden dense width (32, 64, 200; rounded, at least 1).
+        init: the kernels' init name (:data:`fa_jax.models.init.INITS`; default ``"he_uniform"``).
+    """
     c1, c2, f = (_scaled(c, width) for c in (32, 64, 200))
     return sequential(input_shape, [f"conv({c1},5,padding={padding})", "maxpool(3)", "relu",
                                     f"conv({c2},5,padding={padding})", "maxpool(2)", "relu",
@@ -284,12 +302,22 @@ def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") 
 
 
 def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", init="he_uniform") -> CNN:
-    """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6): conv 3x3 ``width``
-    (-> BN) -> relu, three stages of n basic blocks at width, 2 width (stride 2), 4 width (stride 2),
-    global avg pool, fc. Shortcuts are option A (parameter-free). ``norm="batch"``: batch norm after
-    every conv (the paper's net; ``stateful``); ``norm="none"``: no BN, a zero-initialised scalar
-    gain per block (SkipInit) keeps it trainable. Hidden blocks (what DFA feeds back to, see
-    :mod:`fa_jax.models.residual`): the stem and each half of every basic block, 6n + 1 (19 for depth 20)."""
+    """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6).
+
+    Conv 3x3 ``width`` (-> BN) -> relu, three stages of n basic blocks at width, 2 width
+    (stride 2), 4 width (stride 2), global avg pool, fc. Shortcuts are option A
+    (parameter-free). Hidden blocks (what DFA feeds back to, see :mod:`fa_jax.models.residual`):
+    the stem and each half of every basic block, 6n + 1 (19 for depth 20).
+
+    Args:
+        input_shape: (H, W, C) of the images (default (32, 32, 3), CIFAR).
+        n_out: classes (default 10).
+        depth: 6n+2 layers with n >= 1: 8, 14, 20 (default), 32, ...
+        width: channels of the stem and the first stage (default 16).
+        norm: ``"batch"`` (default): batch norm after every conv (the paper's net; ``stateful``);
+            ``"none"``: no BN, a zero-initialised scalar gain per block (SkipInit) keeps it trainable.
+        init: the kernels' init name (:data:`fa_jax.models.init.INITS`; default ``"he_uniform"``).
+    """
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
     checks.choice("resnet norm", norm, R.NORMS)

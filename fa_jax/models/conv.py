@@ -257,5 +257,17 @@ class BatchNorm:
         return in_shape[-1]
 
     def apply_stats(self, p, h, op, stats, train):
+        """Batch norm of h with its block's scale and shift (:func:`fa_jax.models.norm.batch_norm`).
+
+        Args:
+            p: the block's params, with ``"scale"``, ``"shift"`` (C,).
+            h: (batch, H, W, C) or (batch, F) input.
+            op: the rule's op (unused: batch norm has no weighted map).
+            stats: ``{"mean", "var"}`` (C,) running statistics, or None in train mode (none kept).
+            train: normalize by the batch's statistics and update the running ones (else use them).
+
+        Returns:
+            ``(out like h, new_stats)``.
+        """
         del op
         return norm_lib.batch_norm(h, p, stats, train=train, momentum=self.momentum, eps=self.eps)

@@ -73,8 +73,13 @@ class MLP:
     def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None):
         """Logits (..., n_out) for inputs x (..., n_in); ``jax.grad`` through it is ``rule``.
 
-        ``train`` and ``key`` are accepted for interface parity with stochastic models
-        (dropout); a plain MLP ignores them.
+        Args:
+            params: one dict per layer, ``{"w": (fan_in, fan_out), "b": (fan_out,)}`` (module doc).
+            x: (..., n_in) inputs.
+            rule: a name from ``fj.RULES`` (default ``"bp"``).
+            feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
+            train, key: accepted for interface parity with stochastic models (dropout); a plain
+                MLP ignores them.
         """
         del train, key
         r = rules_lib.get(rule)

@@ -40,13 +40,23 @@ def layer_norm(a, params, eps: float = 1e-5):
 
 
 def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: float = 1e-5):
-    """a: (batch, n) or (batch, H, W, n): per feature (last axis), over every other axis
-    (batch, and H, W for images: per channel, as PyTorch's BatchNorm2d).
+    """Batch norm per feature (last axis), over every other axis (batch, and H, W for images:
+    per channel, as PyTorch's BatchNorm2d); the formulas are in the module docstring.
 
-    params: ``{"scale", "shift"}`` (n,); stats: ``{"mean", "var"}`` (n,), or ``None`` in
-    train mode (no running statistics kept). Returns ``(out like a, new_stats)``; see the
-    module docstring. Unbiased variance divides by ``N - 1`` with N the number of
-    reduced entries (``batch * H * W``). A wrong rank or feature count is a one-line error.
+    Unbiased variance divides by ``N - 1`` with N the number of reduced entries
+    (``batch * H * W``). A wrong rank or feature count is a one-line error.
+
+    Args:
+        a: (batch, n) or (batch, H, W, n) pre-activations.
+        params: ``{"scale", "shift"}`` (n,).
+        stats: ``{"mean", "var"}`` (n,) running statistics, or ``None`` in train mode (no
+            running statistics kept).
+        train: use the batch's statistics and update the running ones; else use the running ones.
+        momentum: in [0, 1), the running statistics' weight on their old value (default 0.9).
+        eps: added to the variance (default 1e-5).
+
+    Returns:
+        ``(out like a, new_stats)``: new_stats None when ``stats`` is None, ``stats`` itself in eval mode.
     """
     checks.number_in("batch-norm momentum", momentum, 0, 1)
     shape = tuple(getattr(a, "shape", ()))

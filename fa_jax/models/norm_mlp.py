@@ -79,7 +79,18 @@ class NormMLP(MLP):
     def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
         """Logits (batch, n_out) (and new batch-norm stats when ``norm="batch"``).
 
-        train: use batch statistics and dropout; key: a ``jax.random`` key for dropout.
+        Args:
+            params: one dict per layer as :class:`fa_jax.MLP`'s, + ``"scale"``, ``"shift"`` (n,)
+                per normalized hidden layer.
+            x: (batch, n_in) inputs.
+            rule: a name from ``fj.RULES`` (default ``"bp"``).
+            feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
+            train: use batch statistics and dropout (default False: running batch-norm statistics, no dropout).
+            key: a ``jax.random`` key for dropout, required when ``train`` and ``dropout > 0``.
+            stats: batch-norm running statistics from :meth:`init_stats`; required with ``norm="batch"``.
+
+        Returns:
+            The logits; with ``norm="batch"`` ``(logits, new_stats)``.
         """
         r = rules_lib.get(rule)
         if x.shape[-1] != self.n_in:
@@ -96,7 +107,16 @@ class NormMLP(MLP):
 
 def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
              dropout: float = 0.0, momentum: float = 0.9) -> NormMLP:
-    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors."""
+    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors.
+
+    Args:
+        sizes: [n_in, h_1, ..., h_L, n_out], all positive ints (as :func:`fa_jax.mlp`).
+        activation: the hidden layers' activation name (default ``"relu"``).
+        init: the weights' init name (default ``"he_uniform"``).
+        norm: ``"none"`` (default), ``"layer"`` or ``"batch"`` (:data:`NORMS`), in every hidden layer.
+        dropout: drop probability p in [0, 1) after every hidden activation (default 0: none).
+        momentum: batch norm's running-statistics momentum in [0, 1) (default 0.9).
+    """
     base = mlp(sizes, activation, init)
     checks.choice("norm", norm, NORMS)
     dropout_lib.check_rate(dropout)

@@ -130,9 +130,21 @@ def fit(params, x, y, *, phase: str = "output", loss: str = "mse", steps: int = 
         lr: float = 1e-2, **tools):
     """Full-batch gradient training (``lax.scan`` over ``steps``); returns ``(params, losses (steps,))``.
 
-    phase: ``"output"`` trains w, b only (centres and widths fixed: phase 2), ``"all"`` trains
-    everything (phase 3). loss: ``"mse"`` on real targets (regression, y (n,)) or any
-    ``fa_jax.losses`` name for labels. tools: :mod:`fa_jax.optim.regularize` keys (``l1``, ``l2``, ...).
+    Args:
+        params: the RBF params (module doc), e.g. from :func:`init_rbf`.
+        x: (n, d) training inputs.
+        y: (n,) real targets (regression) or integer class labels.
+        phase: ``"output"`` (default) trains w, b only (centres and widths fixed: phase 2),
+            ``"all"`` trains everything (phase 3).
+        loss: ``"mse"`` (default) on real targets (regression, y (n,)) or any ``fa_jax.losses``
+            name for labels.
+        steps: gradient steps (default 1000).
+        optimizer: a name of :func:`fa_jax.optimizer` (default ``"adam"``).
+        lr: its learning rate (default 1e-2).
+        **tools: :mod:`fa_jax.optim.regularize` keys (``l1``, ``l2``, ...).
+
+    Returns:
+        ``(params, losses)``: the trained params and the (steps,) loss before each step.
     """
     checks.choice("phase", phase, PHASES)
     checks.positive_int("steps", steps)

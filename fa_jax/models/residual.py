@@ -69,6 +69,19 @@ class ResidualIn(_Half):
         return _init_kernel(key, self.weight_shape(in_shape), init_name, dtype)
 
     def apply_stats(self, p, h, op, stats, train):
+        """``([relu(n(conv3x3_s(h))) | shortcut(h)], new_stats)`` (class doc).
+
+        Args:
+            p: the block's params: ``"w"`` (3, 3, C, features), ``"b"`` (features,) (+ ``"scale"``,
+                ``"shift"`` with ``norm="batch"``).
+            h: (batch, H, W, C) input.
+            op: the rule's op (:class:`fa_jax.rules.core.LayerOp`) that runs the conv.
+            stats: batch norm's ``{"mean", "var"}`` (features,), or None (batch statistics, none kept).
+            train: batch norm by the batch's statistics, updating the running ones (else using them).
+
+        Returns:
+            ``(h', new_stats)``: h' (batch, H', W', 2 features); new_stats None with ``norm="none"``.
+        """
         z, new = _maybe_bn(self.norm, _run(op, self._conv().fn, h, p["w"], p["b"]), p, stats, train)
         s = h[:, :: self.stride, :: self.stride, :]
         s = jnp.pad(s, ((0, 0), (0, 0), (0, 0), (0, self.features - h.shape[-1])))
@@ -100,6 +113,19 @@ class ResidualOut(_Half):
         return p if self.stateful else {**p, "gain": jnp.zeros((), dtype)}
 
     def apply_stats(self, p, h, op, stats, train):
+        """``(relu(bn(conv3x3(a)) + s), new_stats)`` or ``(relu(gain * conv3x3(a) + s), None)`` (class doc).
+
+        Args:
+            p: the block's params: ``"w"`` (3, 3, features, features), ``"b"`` (features,), and
+                ``"scale"``, ``"shift"`` (``norm="batch"``) or the scalar ``"gain"`` (``"none"``).
+            h: (batch, H, W, 2 features) ``[a | s]`` from :class:`ResidualIn`.
+            op: the rule's op (:class:`fa_jax.rules.core.LayerOp`) that runs the conv.
+            stats: batch norm's ``{"mean", "var"}`` (features,), or None (batch statistics, none kept).
+            train: batch norm by the batch's statistics, updating the running ones (else using them).
+
+        Returns:
+            ``(h', new_stats)``: h' (batch, H, W, features).
+        """
         a, s = h[..., : self.features], h[..., self.features :]
         z = _run(op, self._conv().fn, a, p["w"], p["b"])
         z, new = _maybe_bn(self.norm, z, p, stats, train) if self.stateful else (p["gain"] * z, None)

@@ -15,7 +15,15 @@ from fa_jax.optim import zoo as optim
 
 
 def linear_data(key, n: int = 30, w: float = 3.0, b: float = 2.0, noise: float = 0.1, x_range=(-1.0, 1.0)):
-    """x (n,) uniform in ``x_range``; y (n,) = w x + b + U(-noise, noise)."""
+    """x (n,) uniform in ``x_range``; y (n,) = w x + b + U(-noise, noise).
+
+    Args:
+        key: the PRNG key of x and the noise.
+        n: samples (default 30).
+        w, b: the true slope and intercept (default 3 and 2, the lectures' line).
+        noise: half-width of the uniform noise (default 0.1).
+        x_range: (lo, hi) of the uniform x (default (-1, 1)).
+    """
     kx, kn = jax.random.split(key)
     x = jax.random.uniform(kx, (n,), minval=x_range[0], maxval=x_range[1])
     return x, w * x + b + jax.random.uniform(kn, (n,), minval=-noise, maxval=noise)
@@ -29,7 +37,21 @@ def mse_wb(wb, x, y):
 
 def gd_path(x, y, key, *, optimizer: str = "sgd", lr: float = 0.1, batch_size: int | None = None,
             steps: int = 100, start=(0.0, 0.0), **hyper):
-    """Trajectory of one variant: ``(path (steps + 1, 2) of (w, b), loss (steps + 1,) on all data)``."""
+    """Trajectory of one variant: ``(path (steps + 1, 2) of (w, b), loss (steps + 1,) on all data)``.
+
+    Args:
+        x, y: (n,) data, e.g. from :func:`linear_data`.
+        key: draws the mini-batches (one permutation per step).
+        optimizer: a name of :func:`fa_jax.optimizer` (default ``"sgd"``); ``**hyper`` its options
+            (e.g. ``momentum=0.9``).
+        lr: the learning rate (default 0.1).
+        batch_size: samples per step, drawn without replacement, 1..n (default None: all n, full-batch GD).
+        steps: optimizer steps (default 100).
+        start: the initial (w, b) (default (0, 0)), row 0 of the path.
+
+    Returns:
+        numpy arrays ``(path, loss)``: (steps + 1, 2) of (w, b), and J on all data at each of them.
+    """
     n = x.shape[0]
     bs = n if batch_size is None else batch_size
     checks.integer("batch_size", bs, 1, n)

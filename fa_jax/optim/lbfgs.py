@@ -37,7 +37,17 @@ def lbfgs_fit(model, params, task, *, loss=None, steps: int = 100, memory_size: 
     """Full-batch L-BFGS of an ``fj.mlp`` on ``task``'s training split with true (BP) gradients.
 
     FA/DFA updates are not gradients of any loss, so a line search on them is undefined:
-    L-BFGS is offered for BP only. Returns ``(params, values)``.
+    L-BFGS is offered for BP only.
+
+    Args:
+        model: an ``fj.mlp`` (``model.apply(params, x)``, BP).
+        params: the starting params.
+        task: a :class:`fa_jax.data.Task` with a fixed training set (``x_train``, ``y_train``).
+        loss: a name of :mod:`fa_jax.losses` (default None: the task's ``default_loss``).
+        steps, memory_size: as for :func:`lbfgs_minimize` (defaults 100 and 10).
+
+    Returns:
+        ``(params, values)``: the final params and the (steps,) training loss before each step.
     """
     from fa_jax import losses as losses_lib
 

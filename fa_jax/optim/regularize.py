@@ -4,8 +4,9 @@ They act on gradients/updates only, so they are the same for BP, FA and DFA: the
 decides the gradient, these links transform it. Feedback matrices live outside ``params``
 and are never touched.
 
-- penalties on the loss, ``J = L + l1 |W|_1 + l2/2 |W|^2`` (the introductory deep-learning lectures): :func:`penalty` (the
-  loss term) or :func:`add_penalty_grad` (adds its gradient ``l1 sign(W) + l2 W``);
+- penalties on the loss, ``J = L + l1 |W|_1 + l2/2 |W|^2`` (the introductory deep-learning
+  lectures): :func:`penalty` (the loss term) or :func:`add_penalty_grad` (adds its gradient
+  ``l1 sign(W) + l2 W``);
   weights only by default, since a penalized bias underfits (the optimal bias of centred
   data is the mean target, as in the lectures);
 - :func:`decoupled_decay`: AdamW-style ``theta -= lr * rate * theta`` after the optimizer;
@@ -118,7 +119,15 @@ def _positive(name, v):
 
 def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
                 max_norm=None, plateau_patience=None, plateau_factor=0.1, plateau_accumulation=1) -> None:
-    """One-line ValueError for a bad regularizer or clipping setting (negative rates, non-positive bounds)."""
+    """One-line ValueError for a bad regularizer or clipping setting (negative rates, non-positive bounds).
+
+    Args:
+        clip_value, clip_norm, max_norm: bounds, each None (off) or a finite number > 0.
+        l1, l2, decoupled_decay: rates, each a finite number >= 0.
+        penalize_biases: True or False.
+        plateau_patience, plateau_accumulation: None or positive ints.
+        plateau_factor: in (0, 1).
+    """
     for name, v in (("plateau_patience", plateau_patience), ("plateau_accumulation", plateau_accumulation)):
         if v is not None:
             checks.positive_int(name, v)
@@ -134,16 +143,28 @@ def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases
 def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False,
                 decoupled_decay=0.0, max_norm=None, plateau_patience=None, plateau_factor=0.1,
                 plateau_accumulation=1):
-    """Wrap an optax constructor ``make(learning_rate, **hyper)`` into the chain
+    """Wrap an optax constructor ``make(learning_rate, **hyper)`` into a chain of links around it.
 
     ``clip_value -> clip_norm -> penalty grad -> make(lr) -> plateau -> -lr * decoupled_decay * W -> max_norm``
 
-    ``plateau``: ``optax.contrib.reduce_on_plateau(patience, factor, accumulation_size)``
-    scales the updates by ``factor`` after ``plateau_patience`` (accumulated) updates without
-    improving the loss its ``update`` gets as ``value=`` (``fj.sweep`` passes the batch loss).
-
     (links with a zero / None setting are left out). These settings are static; the
     learning rate stays injectable (``optax.inject_hyperparams``).
+
+    Args:
+        make: an optax constructor ``make(learning_rate, **hyper) -> GradientTransformation``.
+        clip_value: clip every gradient entry to [-clip_value, clip_value] (``optax.clip``).
+        clip_norm: clip the gradient's global norm (``optax.clip_by_global_norm``).
+        l1, l2: add the penalty gradient ``l1 sign(W) + l2 W`` (:func:`add_penalty_grad`).
+        penalize_biases: penalize biases too (default False: weights only).
+        decoupled_decay: the weight decay wd of AdamW's ``-lr * wd * W`` (:func:`decoupled_decay`).
+        max_norm: project each unit's incoming weights onto ``|W[:, j]| <= max_norm`` (:func:`max_norm`).
+        plateau_patience, plateau_factor, plateau_accumulation: ``plateau``,
+            ``optax.contrib.reduce_on_plateau(patience, factor, accumulation_size)``, scales the
+            updates by ``factor`` after ``plateau_patience`` (accumulated) updates without
+            improving the loss its ``update`` gets as ``value=`` (``fj.sweep`` passes the batch loss).
+
+    Returns:
+        ``factory(learning_rate, **hyper)`` building the chain, with ``make``'s signature.
     """
     check_tools(clip_value, clip_norm, l1, l2, penalize_biases, decoupled_decay, max_norm, plateau_patience,
                 plateau_factor, plateau_accumulation)

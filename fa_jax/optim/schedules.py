@@ -92,7 +92,15 @@ def schedule(name: str, lr: float, steps: int, **hyper):
 
 def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0):
     """``optax.contrib.reduce_on_plateau``: multiply updates by ``factor`` after ``patience``
-    updates without a relative improvement ``rtol`` of the loss passed as ``value=``."""
+    updates without a relative improvement ``rtol`` of the loss passed as ``value=``.
+
+    Args:
+        factor: in (0, 1), the scale's multiplier at each reduction (default 0.1).
+        patience: updates without improvement before a reduction, a positive int (default 10).
+        rtol: the relative improvement of the loss that counts as one (default 1e-4).
+        cooldown: updates to wait after a reduction before counting again (default 0).
+        min_scale: the scale never drops below this (default 0).
+    """
     _fraction("reduce_on_plateau factor", factor)
     checks.positive_int("reduce_on_plateau patience", patience)
     return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, cooldown=cooldown,

@@ -5,7 +5,7 @@ entry in :data:`RULES`. ``layers[l](p, h, op)`` computes layer l from its params
 input ``h``, doing its weighted map through the *op* the rule hands it (:class:`LayerOp`):
 ``op(h, w, b)`` for a dense layer, ``op.apply(fn, h, w, b)`` for any other map ``fn(h, w)``
 linear in ``w`` (a convolution, a transposed convolution). The rule decides which op each
-layer uses and how activations are connected. Conventions (DESIGN.md), with ``W_l`` of shape
+layer uses and how activations are connected. Conventions, with ``W_l`` of shape
 (fan_in, fan_out), ``h_l = f(h_{l-1} W_l + b_l)`` and ``e = dL/dy``:
 
 - ``bp``:  the plain chain; ``jax.grad`` is backpropagation.

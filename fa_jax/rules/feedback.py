@@ -3,8 +3,8 @@
 Feedback is an ordinary, non-trainable pytree (a list of arrays) passed to
 ``model.apply(..., feedback=)``: never a closure constant, never an optimizer parameter.
 
-Shapes (DESIGN.md): FA — one ``B_l`` per layer, shaped like ``W_l`` (fan_in, fan_out);
-DFA — one ``B_l`` per hidden layer, shape (n_out, h_l). BP needs none (``None``).
+Shapes (the conventions of :mod:`fa_jax.rules.core`): FA — one ``B_l`` per layer, shaped like
+``W_l`` (fan_in, fan_out); DFA — one ``B_l`` per hidden layer, shape (n_out, h_l). BP needs none (``None``).
 
 Distribution (a documented choice; DFA is sensitive to it and peers disagree):
 ``dist`` is ``"uniform"`` (U(-a, a), a = sqrt(3) std) or ``"normal"`` (N(0, std^2)), and
@@ -65,10 +65,23 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
                   scheme=None, params=None):
     """Draw the feedback ``rule`` needs for ``model``; ``None`` for rules without feedback.
 
-    key: a ``jax.random`` key (split per matrix). Returns a list of arrays (see module doc).
-    scheme: ``None`` (use dist/scaling/scale) or a preset name from :data:`SCHEMES`.
     Rules with an ``init`` hook (the lazy baselines, :mod:`fa_jax.rules.lazy`) draw their frozen
-    arrays with it instead (``params``: the model's initial params, for hooks that copy them).
+    arrays with it instead.
+
+    Args:
+        key: a ``jax.random`` key (split per matrix).
+        model: the model the feedback is for (its ``weight_shapes`` / ``hidden_shapes``, ``n_out``).
+        rule: a rule name from ``fj.RULES`` or a :class:`fa_jax.rules.core.Rule`.
+        dist: ``"uniform"`` (default) or ``"normal"`` (module doc).
+        scaling: picks m in ``std = scale / sqrt(m)`` (module doc; default ``"fan_in"``).
+        scale: multiplies the std (and a scheme's matrices); a positive number (default 1).
+        dtype: of the arrays (default float32).
+        scheme: ``None`` (use dist/scaling/scale) or a preset name from :data:`SCHEMES`
+            (dense layers only; dist/scaling then stay at their defaults).
+        params: the model's initial params, for ``init`` hooks that copy them.
+
+    Returns:
+        A list of arrays (see module doc), what the ``init`` hook returns, or None.
     """
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
     check_feedback_options(dist, scaling, scale, scheme)

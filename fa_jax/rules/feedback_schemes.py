@@ -30,6 +30,19 @@ def _width(rule, shape):
 
 
 def nokland_dfa(key, model, rule, shapes, dtype):
+    """U(-1/sqrt(width), 1/sqrt(width)) per matrix (Nøkland's DFA code, github.com/anokland/dfa-torch).
+
+    Args:
+        key: a ``jax.random`` key, split per matrix.
+        model: the model the feedback is for (unused here).
+        rule: the rule's name; ``"dfa"`` takes the width from a shape's columns (h_l), any other
+            rule from its rows (fan_in).
+        shapes: the rule's feedback shapes (FA: (fan_in, fan_out); DFA: (n_out, h_l)), all 2-D.
+        dtype: of the arrays.
+
+    Returns:
+        One B per shape.
+    """
     keys = jax.random.split(key, len(shapes))
     out = []
     for k, s in zip(keys, shapes):
@@ -39,6 +52,14 @@ def nokland_dfa(key, model, rule, shapes, dtype):
 
 
 def nokland_fa(key, model, rule, shapes, dtype):
+    """An independent draw of the model's forward initializer (Nøkland's FA code).
+
+    DFA matrices are drawn as a forward layer (h_l -> n_out) and transposed.
+
+    Args:
+        key, rule, shapes, dtype: as for :func:`nokland_dfa`.
+        model: the model whose ``init_name`` initializer draws the matrices.
+    """
     w_init = inits.get(contract.init_name(model, "feedback scheme 'nokland_fa'"))
     keys = jax.random.split(key, len(shapes))
     if rule == "dfa":
@@ -47,6 +68,11 @@ def nokland_fa(key, model, rule, shapes, dtype):
 
 
 def xavier(key, model, rule, shapes, dtype):
+    """U(-a, a), a = sqrt(6 / (rows + cols)) per matrix (biotorch's default).
+
+    Args:
+        key, model, rule, shapes, dtype: as for :func:`nokland_dfa` (model and rule unused).
+    """
     keys = jax.random.split(key, len(shapes))
     out = []
     for k, s in zip(keys, shapes):
@@ -56,11 +82,24 @@ def xavier(key, model, rule, shapes, dtype):
 
 
 def akrout(key, model, rule, shapes, dtype):
+    """N(0, 1 / (rows + cols)) per matrix (Akrout et al. 2019).
+
+    Args:
+        key, model, rule, shapes, dtype: as for :func:`nokland_dfa` (model and rule unused).
+    """
     keys = jax.random.split(key, len(shapes))
     return [jax.random.normal(k, s, dtype) * math.sqrt(1.0 / (s[0] + s[1])) for k, s in zip(keys, shapes)]
 
 
 def tinydfa(key, model, rule, shapes, dtype):
+    """Slices ``M[:rows, :cols] / sqrt(max width)`` of one shared M ~ U[-1, 1) (lightonai's TinyDFA).
+
+    M has shape (max rows, max cols) over ``shapes``; for FA (this library's analogue) the width is a shape's rows.
+
+    Args:
+        key: one ``jax.random`` key, for M.
+        model, rule, shapes, dtype: as for :func:`nokland_dfa` (model unused).
+    """
     rows, cols = max(s[0] for s in shapes), max(s[1] for s in shapes)
     m = jax.random.uniform(key, (rows, cols), dtype, -1.0, 1.0)
     div = math.sqrt(max(_width(rule, s) for s in shapes))

@@ -3,7 +3,8 @@
 Network: ``a_l = h_{l-1} W_l + b_l``, ``h_l = f(a_l)`` for hidden layers l = 1..L
 (``h_0 = X``), logits ``z = h_L W_out + b_out``, prediction ``y_hat = sigmoid(z)``.
 Loss: binary cross-entropy averaged over the N examples of the batch, with targets
-``y in {0, 1}``. For sigmoid + BCE the output error is (the thesis chapter on BP vs DFA vs lazy methods on parity, appendix):
+``y in {0, 1}``. For sigmoid + BCE the output error is (the thesis chapter on BP vs DFA vs
+lazy methods on parity, appendix):
 
     e = dL/dz = (y_hat - y) / N                     (N, 1)
     dW_out = h_L^T e,      db_out = sum_n e          (the output layer: same for BP and DFA)
@@ -76,6 +77,14 @@ def bp_grads(params, x, y01, activation="relu"):
 
 
 def dfa_grads(params, x, y01, feedback, activation="relu"):
-    """DFA gradients; feedback[l]: (n_out, h_{l+1}) for hidden layer l+1."""
+    """DFA gradients [{"w": dW_l, "b": db_l}] by the formulas of the module doc, in float64.
+
+    Args:
+        params: one dict per layer, ``{"w": (fan_in, fan_out), "b": (fan_out,)}``; the last is the output layer.
+        x: (N, n_in) inputs.
+        y01: (N,) targets in {0, 1}.
+        feedback: feedback[l]: (n_out, h_{l+1}) for hidden layer l+1.
+        activation: the hidden layers' f, ``"relu"`` (default), ``"tanh"``, ``"sigmoid"`` or ``"identity"``.
+    """
     fb = [np.asarray(B, np.float64) for B in feedback]
     return _grads(params, x, y01, activation, lambda l, e, d, p: e @ fb[l])

@@ -23,9 +23,23 @@ def parser(prog: str, doc: str, quick: dict):
 
 
 def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
-    """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory;
-    a failure after the checks (a full disk, a sweep too large for memory) is one line too
-    (:class:`fa_jax.runs.cli.guarded`)."""
+    """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory.
+
+    A failure after the checks (a full disk, a sweep too large for memory) is one line too
+    (:class:`fa_jax.runs.cli.guarded`).
+
+    Args:
+        prog: the script's file name (``"<name>.py"``); without ``.py`` it names the run.
+        p: the parser from :func:`parser`.
+        quick: the defaults ``--quick`` applies (tiny sizes); values given on the command line
+            or in a config still win.
+        check: ``check(args)``, raising a one-line ValueError for bad arguments (exit code 2).
+        body: ``body(args, study) -> (summary, verdict)``; summary a dict, verdict one line.
+        argv: the command-line arguments (default None: ``sys.argv[1:]``).
+
+    Returns:
+        0, the exit code, once ``summary.json`` is written.
+    """
     with cli.guarded(prog):
         os.environ.setdefault("MPLBACKEND", "Agg")  # the lectures write PNG files: no window needed
         args = p.parse_args(argv)

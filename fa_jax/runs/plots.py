@@ -55,8 +55,19 @@ def _band(ax, steps, vals, **kw):
 
 def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *, panel=None, line="rule"):
     """Learning curves: mean ± std band over seeds of ``metric`` vs step, one line per value of
-    ``rows[i][line]``; one panel, or one panel per value of ``rows[i][panel]``. rows: metrics
-    rows (step, seed, the metric, the labels). Returns ``path``."""
+    ``rows[i][line]``; one panel, or one panel per value of ``rows[i][panel]``.
+
+    Args:
+        rows: metrics rows (dicts with step, seed, the metric, the labels); a missing value is a gap.
+        path: the image file to write.
+        metric: the row key plotted (default ``"test_acc"``); ylabel its axis label.
+        title: the figure's title (default None).
+        panel: the row key with one panel per value (default None: one panel).
+        line: the row key with one line per value (default ``"rule"``).
+
+    Returns:
+        ``path``.
+    """
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
 
     if panel is None:
@@ -95,10 +106,20 @@ def _n_layers(rows, metric):
 def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gradient (degrees)", title=None,
                  log=False, hidden=False):
     """One panel per layer: mean ± std over seeds of the per-layer ``metric`` vs step, one line
-    per rule (rules without the metric are skipped). Returns ``path``, or None if no row has it.
+    per rule (rules without the metric are skipped). Angles (``*_deg``) get a dashed line at 90°.
 
-    hidden: the metric has one value per hidden activation h_l (else one per weight matrix
-    W_l, the last being the output layer)."""
+    Args:
+        rows: metrics rows (dicts with rule, step, seed and the metric, a list with one value per layer).
+        path: the image file to write.
+        metric: the row key plotted (default ``"grad_alignment_deg"``); ylabel its axis label.
+        title: the figure's title (default None).
+        log: a log y axis (default False).
+        hidden: the metric has one value per hidden activation h_l (else one per weight matrix
+            W_l, the last being the output layer).
+
+    Returns:
+        ``path``, or None if no row has the metric.
+    """
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
     n = _n_layers(rows, metric)
     if n == 0:
@@ -162,8 +183,17 @@ def embedding(maps, labels, path, title=None):
 def grouped_bars(rows, path, group, hue, panels, title=None):
     """Bar chart: bars grouped by ``rows[i][group]``, one colour per ``rows[i][hue]``.
 
-    panels: [(value_key, err_key, ylabel), ...], one subplot each (e.g. accuracy and
-    alignment); missing values (None) leave a gap. rows: dicts. Returns ``path``.
+    Args:
+        rows: dicts, one per bar (the first row of a (group, hue) pair is drawn).
+        path: the image file to write.
+        group: the row key whose values group the bars along x.
+        hue: the row key whose values get one colour each.
+        panels: [(value_key, err_key, ylabel), ...], one subplot each (e.g. accuracy and
+            alignment); missing values (None) leave a gap, a missing error bar is 0.
+        title: the figure's title (default None).
+
+    Returns:
+        ``path``.
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
     groups = list(dict.fromkeys(r[group] for r in rows))
@@ -222,7 +252,17 @@ def accuracy_vs_n(rows, path, method_key="method", title=None):
 
 
 def heatmap(rows, path, method, method_key="method", title=None):
-    """Mean final test accuracy of ``method`` over (n, k), one panel per width."""
+    """Mean final test accuracy of ``method`` over (n, k), one panel per width.
+
+    Args:
+        rows: summary rows with method, n, k, width, test_accuracy (as :func:`accuracy_vs_n`).
+        path: the image file to write.
+        method: the method shown; method_key the row key naming it (default ``"method"``).
+        title: the figure's title (default None).
+
+    Returns:
+        ``path``.
+    """
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
     sub = [r for r in rows if r[method_key] == method]
     widths = sorted({r["width"] for r in sub})

@@ -117,8 +117,18 @@ def start(out, resume: bool = False) -> Path:
 
 def checkpointing(out, name: str, every: int | None = None, enabled: bool = True, keep: int = 2) -> dict:
     """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
-    every ``every`` steps (default: about once a minute) and at its end, keeping the newest
-    ``keep``; ``{}`` if not enabled."""
+    every ``every`` steps (default: about once a minute) and at its end, keeping the newest ``keep``.
+
+    Args:
+        out: the run directory.
+        name: the sweep's name; characters outside ``[A-Za-z0-9_.=+-]`` become ``_`` in the folder name.
+        every: steps between checkpoints (``checkpoint_every``; default None: about once a minute).
+        enabled: False gives ``{}`` (no checkpoints).
+        keep: checkpoints kept, the newest (``keep_checkpoints``; default 2).
+
+    Returns:
+        ``{"checkpoint", "checkpoint_every", "keep_checkpoints"}`` for ``fj.sweep(**...)``, or ``{}``.
+    """
     if not enabled:
         return {}
     safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"

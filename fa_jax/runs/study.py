@@ -93,6 +93,14 @@ class Study:
         Refuses (one-line ValueError) an unwritable folder, or one holding a run with
         checkpoints unless resuming; writes ``config.json`` (``config`` plus the environment)
         unless a resumed run already has one.
+
+        Args:
+            out: the run directory (created if missing).
+            config: the resolved configuration ``config.json`` records.
+            resume: continue the run in ``out`` from its checkpoints (default False).
+            checkpoint_every: steps between checkpoints (None: about once a minute; 0: no checkpoints).
+            keep_checkpoints: the newest K kept per sweep, >= 1 (default 2).
+            progress: show a progress bar per sweep (default True).
         """
         check_checkpointing(checkpoint_every, keep_checkpoints)
         out = rundir.prepare(out)
@@ -129,10 +137,17 @@ class Study:
         """Run one cell: :func:`fa_jax.sweep` ``(model, task, **sweep_kw)``, checkpointed in
         ``checkpoints/<name>`` and resumed from there; returns its SweepResult.
 
-        labels: the settings that tell this cell from the others (e.g. ``{"rule": "dfa"}``); they
-        are written into every row. name: the cell's checkpoint folder and progress-bar label
-        (default the label values joined by ``-``). seed_labels(seed) -> dict: labels of one seed
-        (e.g. its learning rate when the seeds of a sweep carry a learning-rate grid).
+        Its rows go to :attr:`rows` and :attr:`metric_rows`, and are appended to ``metrics.jsonl``.
+
+        Args:
+            labels: the settings that tell this cell from the others (e.g. ``{"rule": "dfa"}``);
+                they are written into every row.
+            model, task: as for :func:`fa_jax.sweep`.
+            name: the cell's checkpoint folder and progress-bar label (default the label values
+                joined by ``-``).
+            seed_labels: ``seed_labels(seed) -> dict``, labels of one seed (e.g. its learning rate
+                when the seeds of a sweep carry a learning-rate grid).
+            **sweep_kw: the rest of :func:`fa_jax.sweep`'s arguments (seeds, steps, lr, ...).
         """
         name = name or "-".join(str(v) for v in labels.values())
         self.label_keys += [k for k in labels if k not in self.label_keys]

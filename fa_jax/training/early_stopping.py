@@ -59,7 +59,19 @@ def init_early(params) -> dict:
 
 def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
     """One evaluation: keep ``params`` if ``val_loss`` is a new minimum (NaN never is) and the
-    seed has not stopped; stop after ``patience`` evaluations in a row without one."""
+    seed has not stopped; stop after ``patience`` evaluations in a row without one.
+
+    Args:
+        early: the tracking state (:func:`init_early`): best ``params``, ``val_loss``, ``step``,
+            ``stale`` (evaluations since the best), ``stopped_at`` (-1 while running).
+        params: the seed's current params.
+        step: the current training step (int32 scalar).
+        val_loss: the current validation loss (scalar).
+        patience: evaluations in a row without a new minimum before the seed stops.
+
+    Returns:
+        The updated tracking state, same structure as ``early``.
+    """
     active = early["stopped_at"] < 0
     better = active & (val_loss < early["val_loss"])
     stale = jnp.where(better, 0, early["stale"] + active.astype(jnp.int32))

@@ -91,8 +91,22 @@ def _state_bytes(model, rule, optimizer, hyper, fb_opts, early) -> tuple[int, in
 def estimate(model, task, *, rule="bp", seeds=8, batch_size=64, optimizer="adam", optimizer_hyper=None,
              feedback=None, early_stopping=None, steps=1000, eval_every=100, devices=None,
              data_parallel=1) -> Estimate:
-    """The :class:`Estimate` for one device of ``fj.sweep(model, task, ...)`` with these arguments;
-    :class:`TooLarge` for a model of more than :data:`MAX_LAYERS` layers (nothing is traced)."""
+    """The :class:`Estimate` for one device of ``fj.sweep(model, task, ...)`` with these arguments.
+
+    :class:`TooLarge` for a model of more than :data:`MAX_LAYERS` layers (nothing is traced) or
+    ``steps >= 2**31``. The terms are those of the module doc.
+
+    Args:
+        model, task: as for :func:`fa_jax.sweep`; the task's arrays count once, its test set
+            sizes the evaluation's activations.
+        rule, optimizer, optimizer_hyper, feedback: as for :func:`fa_jax.sweep`; they shape one
+            seed's TrainState (traced with ``jax.eval_shape``).
+        seeds: a count or a list of seeds; their number is divided over the seed groups of ``devices``.
+        batch_size: examples per step; with ``data_parallel`` D each device holds batch_size // D.
+        early_stopping: a patience or None; not None adds a copy of the params to the state.
+        steps, eval_every: the metrics hold steps // eval_every evaluations.
+        devices, data_parallel: as for :func:`fa_jax.sweep` (CPU devices share one RAM: no division).
+    """
     if contract.n_layers(model) > MAX_LAYERS:
         raise TooLarge(f"the model has {contract.n_layers(model)} layers; a sweep compiles every layer into "
                        f"its program, so at most {MAX_LAYERS} (fa_jax.training.memory.MAX_LAYERS): reduce the depth")

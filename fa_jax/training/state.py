@@ -41,7 +41,20 @@ class TrainState:
 
 
 def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
-    """A fresh TrainState for one seed. seed_key: ``jax.random.key(seed)``."""
+    """A fresh TrainState for one seed.
+
+    Params, feedback and the training key are ``fold_in(seed_key, PURPOSE_*)`` (module doc).
+
+    Args:
+        seed_key: ``jax.random.key(seed)``.
+        model: anything with the model contract (:mod:`fa_jax.models.contract`).
+        rule: a name from ``fj.RULES``; a rule with frozen layers (``trainable``) keeps only its
+            trainable params.
+        tx: the optax optimizer, e.g. from :func:`fa_jax.optimizer` (hyperparameters injected).
+        feedback_opts: options for :func:`fa_jax.init_feedback` (default None: its defaults).
+        learning_rate: this seed's learning rate, set in ``tx``'s injected state (default None:
+            the one ``tx`` was built with).
+    """
     params = model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
     fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}),
                        params=params)
@@ -59,7 +72,19 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
 
 def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
     """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
-    stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics)."""
+    stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics).
+
+    Args:
+        model: the seed's model.
+        state: its TrainState; ``state.feedback`` is passed as ``feedback=``.
+        params: the params to apply (``state.params`` or a candidate inside ``jax.grad``).
+        x: the inputs, a batch.
+        rule: a name from ``fj.RULES``.
+        **kw: to ``model.apply`` (``train``, ``key``).
+
+    Returns:
+        ``(logits, new_model_state)``; new_model_state None for a model without state.
+    """
     if state.model_state is None:
         return model.apply(params, x, rule=rule, feedback=state.feedback, **kw), None
     return model.apply(params, x, rule=rule, feedback=state.feedback, stats=state.model_state, **kw)

@@ -18,7 +18,17 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
 
     The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
-    shard: applied to the sampled x and y (e.g. :func:`fa_jax.training.sharding.shard_batch`).
+    A non-finite loss sets ``diverged_at`` to the step (once).
+
+    Args:
+        model: anything with the model contract; stochastic models get ``train=True`` and a key,
+            stateful ones ``train=True`` and their running statistics.
+        rule: a name from ``fj.RULES``.
+        loss_fn: the training loss, ``loss(logits, labels) -> scalar``.
+        tx: the optax optimizer.
+        batch_size: examples per step, drawn by ``task.sample(key, batch_size)``.
+        shard: applied to the sampled x and y (e.g. :func:`fa_jax.training.sharding.shard_batch`;
+            default None: unchanged).
     """
     shard = shard or (lambda a: a)
     tx_extra = optax.with_extra_args_support(tx)
@@ -66,9 +76,19 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
     """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
     loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
 
-    ``diagnose(state, task) -> dict`` (optional, e.g. :func:`fa_jax.analysis.diagnostics.make_diagnose`)
-    runs once per evaluation, so unlogged steps pay nothing; its arrays join the metrics.
-    ``validate(state, task) -> (state, dict)`` (optional, e.g. early stopping) runs there too.
+    Args:
+        step: ``step(state, task) -> (state, (loss, batch_accuracy))`` (:func:`make_train_step`).
+        evaluate: ``evaluate(state, task) -> (test_loss, test_accuracy)`` (:func:`make_evaluate`).
+        eval_every: steps per evaluation.
+        evals_per_chunk: evaluations per call of the chunk.
+        diagnose: ``diagnose(state, task) -> dict`` (optional, e.g.
+            :func:`fa_jax.analysis.diagnostics.make_diagnose`) runs once per evaluation, so
+            unlogged steps pay nothing; its arrays join the metrics.
+        validate: ``validate(state, task) -> (state, dict)`` (optional, e.g. early stopping) runs there too.
+
+    Returns:
+        ``run_chunk(state, task) -> (state, metrics)``, metrics a dict of arrays with a leading
+        axis of ``evals_per_chunk`` (``loss``, ``train_acc``, ``test_loss``, ``test_acc``, ...).
     """
 
     def run_chunk(state, task):

@@ -53,13 +53,16 @@ def steps_to_threshold(eval_steps, acc, threshold: float = SOLVED) -> list:
     return [int(eval_steps[np.argmax(h)]) if h.any() else None for h in hit]
 
 
-def check_checkpointing(checkpoint_every: int | None, keep_checkpoints: int, eval_every: int | None = None) -> None:
+def check_checkpointing(checkpoint_every: int | None, keep_checkpoints: int, eval_every: int | None = None,
+                        interval: str | None = None) -> None:
     """One-line ValueError unless ``checkpoint_every`` is None or >= 0 and a multiple of
-    ``eval_every`` (checkpoints fall on evaluations), and ``keep_checkpoints`` >= 1."""
+    ``eval_every`` (checkpoints fall on evaluations), and ``keep_checkpoints`` >= 1. interval:
+    what the message calls ``eval_every`` (default the ``--eval-every`` flag)."""
     if checkpoint_every is not None and checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
     if checkpoint_every and eval_every and checkpoint_every % eval_every:
-        raise ValueError(f"--checkpoint-every {checkpoint_every} is not a multiple of --eval-every {eval_every}")
+        where = f"--eval-every {eval_every}" if interval is None else f"{interval} (eval_every={eval_every})"
+        raise ValueError(f"--checkpoint-every {checkpoint_every} is not a multiple of {where}")
     if keep_checkpoints < 1:
         raise ValueError(f"--keep-checkpoints must be >= 1, got {keep_checkpoints}")
 
@@ -155,7 +158,8 @@ class Study:
             seeds = sweep_kw.pop("seeds", 8)
             sweep_kw["seeds"] = sharding.local_seeds(list(range(seeds)) if isinstance(seeds, int) else list(seeds))
             name += f".p{jax.process_index()}"
-        check_checkpointing(self.checkpoint_every, self.keep_checkpoints, sweep_kw.get("eval_every", 100))
+        check_checkpointing(self.checkpoint_every, self.keep_checkpoints, sweep_kw.get("eval_every", 100),
+                            f"the evaluation interval of sweep {name!r}")
         ckpt = rundir.checkpointing(self.out, name, self.checkpoint_every or None, self.checkpoint_every != 0,
                                     self.keep_checkpoints)
         sweep_kw.setdefault("progress", self.progress)

@@ -14,7 +14,7 @@ import pytest
 import fa_jax as fj
 from fa_jax.analysis import representations as reps
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "experiments" / "parity.py"
 _spec = importlib.util.spec_from_file_location("parity_job", SCRIPT)
 parity_job = importlib.util.module_from_spec(_spec)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from resume_check import assert_resume_reproduces
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("cnn_rules", ROOT / "experiments" / "cnn_rules.py")
 cnn_rules = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cnn_rules)

@@ -11,7 +11,7 @@ from resume_check import assert_resume_reproduces
 from fa_jax.runs import study as study_lib
 from fa_jax.runs import tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name):

@@ -15,7 +15,7 @@ from error_check import one_line_error
 import fa_jax as fj
 from fa_jax.runs import rundir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # output directory: full disk, read-only folder

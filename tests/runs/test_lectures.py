@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from resume_check import assert_resume_reproduces
 
-ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
+ROOT = Path(__file__).resolve().parents[2] / "experiments" / "lectures"
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
          "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
          "normalization": "normalization.png"}

@@ -1,7 +1,5 @@
 """Dropout keeps the expectation; layer/batch norm; FA/DFA through normalized, dropped-out MLPs."""
 
-import zlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,13 +9,6 @@ import fa_jax as fj
 from fa_jax.models import norm
 from fa_jax.models.dropout import dropout
 from fa_jax.models.norm_mlp import norm_mlp
-
-
-@pytest.fixture
-def keys(request):
-    """Deterministic keys per test (crc32 of its name; str hash is salted per process)."""
-    base = jax.random.key(zlib.crc32(request.node.name.encode()))
-    return lambda n: list(jax.random.split(base, n))
 
 
 def test_dropout_keeps_expectation_and_is_identity_at_eval(keys):

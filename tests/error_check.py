@@ -1,4 +1,5 @@
-"""Shared check: a call fails with a one-line error message that names what was wrong."""
+"""Shared checks: a call fails with a one-line error message that names what was wrong; a
+command-line entry point exits with code 2 and exactly one line on stderr."""
 
 import pytest
 
@@ -10,3 +11,13 @@ def one_line_error(fn, match, exc=ValueError):
     msg = str(err.value)
     assert "\n" not in msg and match in msg, msg
     return msg
+
+
+def one_line_exit(capsys, main, argv):
+    """Run ``main(argv)``; assert exit code 2 and one line on stderr; return that line."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err

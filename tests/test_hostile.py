@@ -1,6 +1,6 @@
 """Hostile input to the public API, table-driven: every row is an input and its exact outcome
 (a one-line ValueError naming the bad value, or a documented behaviour). The CLIs and run
-directories: tests/test_hostile_cli.py.
+directories: tests/runs/test_hostile_cli.py.
 
 Nothing here compiles a training program except the tests whose behaviour is "it runs"
 (tiny, named so); the errors all come before any compilation.

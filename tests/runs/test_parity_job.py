@@ -1,6 +1,5 @@
 """The main job end to end (--quick) and its command-line errors."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -8,12 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from repository import ROOT, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "parity.py"
-_spec = importlib.util.spec_from_file_location("parity_job", SCRIPT)
-parity_job = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(parity_job)
+parity_job = load_script(SCRIPT, "parity_job")
 
 
 def _run(*args, **kw):

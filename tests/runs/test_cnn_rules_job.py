@@ -1,16 +1,13 @@
 """experiments/cnn_rules.py: a tiny end-to-end run and its one-line CLI errors."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from error_check import one_line_exit
+from repository import load_script
 from resume_check import assert_resume_reproduces
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("cnn_rules", ROOT / "experiments" / "cnn_rules.py")
-cnn_rules = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cnn_rules)
+cnn_rules = load_script("experiments/cnn_rules.py", "cnn_rules")
 
 
 def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
@@ -43,8 +40,5 @@ def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     (["--diagnostics"], "--diagnostics does not support batch norm yet; add --resnet-norm none"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, match, capsys, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        cnn_rules.main(argv + ["--out", str(tmp_path / "x")])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert match in err and err.count("\n") == 1
+    err = one_line_exit(capsys, cnn_rules.main, argv + ["--out", str(tmp_path / "x")])
+    assert match in err

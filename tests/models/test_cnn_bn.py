@@ -1,6 +1,7 @@
 """Batch norm in conv models (fj.cnn ``batchnorm``, BN ResNet) under BP / FA / DFA, in float64
 against references written with jax.numpy slicing and hand formulas."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,13 +13,6 @@ from fa_jax.training import sweep as train
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 EPS = 1e-5
-
-
-def _close(a, b, **tol):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for u, v in zip(la, lb):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), **(tol or TOL))
 
 
 # --- references: jax.numpy slicing and the batch-norm formula ---------------------------------
@@ -117,13 +111,14 @@ def test_bn_conv_net_forward_stats_and_eval_mode_match_reference(x64, keys, jit)
     apply = jax.jit(model.apply, static_argnames=("rule", "train")) if jit else model.apply
     y, new = apply(params, x, stats=stats, train=True)
     y_ref, new_ref = net_ref(params, stats, x, True)
-    _close(y, y_ref)
-    _close(new, new_ref)  # running = m * running + (1 - m) * batch, unbiased batch variance
+    chex.assert_trees_all_close(y, y_ref, **TOL)
+    chex.assert_trees_all_close(new, new_ref, **TOL)  # running = m * running + (1 - m) * batch, unbiased batch variance
     assert not np.allclose(new[0]["var"], stats[0]["var"])
     y_ev, same = apply(params, x, stats=new, train=False)  # eval: the running statistics, unchanged
-    _close(y_ev, net_ref(params, new, x, False)[0])
-    _close(same, new)
-    _close(apply(params, x[:2], stats=new)[0], y_ev[:2])  # per example: independent of the batch
+    chex.assert_trees_all_close(y_ev, net_ref(params, new, x, False)[0], **TOL)
+    chex.assert_trees_all_close(same, new, **TOL)
+    # per example: independent of the batch
+    chex.assert_trees_all_close(apply(params, x[:2], stats=new)[0], y_ev[:2], **TOL)
 
 
 def test_one_train_step_updates_running_stats_by_the_hand_formula(x64, keys):
@@ -141,10 +136,11 @@ def test_one_train_step_updates_running_stats_by_the_hand_formula(x64, keys):
     p, x = state.params, task.x_train
     h = ref_conv(x, p[0]["w"]) + p[0]["b"]
     mu, var = h.mean((0, 1, 2)), h.var((0, 1, 2)) * 432 / 431  # 12 images x 6 x 6 positions
-    _close(new.model_state[0], {"mean": 0.1 * mu, "var": 0.9 + 0.1 * var})
+    chex.assert_trees_all_close(new.model_state[0], {"mean": 0.1 * mu, "var": 0.9 + 0.1 * var}, **TOL)
     a = jax.nn.relu((h - mu) / jnp.sqrt(h.var((0, 1, 2)) + EPS) * p[0]["scale"] + p[0]["shift"])
     z = a.reshape(12, -1) @ p[1]["w"] + p[1]["b"]
-    _close(new.model_state[1], {"mean": 0.5 * z.mean(0), "var": 0.5 + 0.5 * z.var(0) * 12 / 11})
+    chex.assert_trees_all_close(new.model_state[1],
+                                {"mean": 0.5 * z.mean(0), "var": 0.5 + 0.5 * z.var(0) * 12 / 11}, **TOL)
     assert new.model_state[2] == {}
 
 
@@ -155,11 +151,11 @@ def test_bn_resnet_forward_and_bp_grads_match_reference(x64, keys):
     assert model.stateful and len(model.blocks) == 8 and "gain" not in model.init(keys(1)[0])[2]
     params, stats, x, y = _setup(model, keys, (4, 4, 1))
     apply, ref = jax.jit(model.apply, static_argnames="train"), jax.jit(resnet_ref, static_argnums=3)
-    _close(apply(params, x, stats=stats, train=True), ref(params, stats, x, True))
-    _close(apply(params, x, stats=stats)[0], ref(params, stats, x, False)[0])
+    chex.assert_trees_all_close(apply(params, x, stats=stats, train=True), ref(params, stats, x, True), **TOL)
+    chex.assert_trees_all_close(apply(params, x, stats=stats)[0], ref(params, stats, x, False)[0], **TOL)
     want = jax.grad(lambda p, x_: fj.losses.softmax_ce(resnet_ref(p, stats, x_, True)[0], y), argnums=(0, 1))
-    _close(_loss_grads(model, params, stats, x, y, "bp", None, wrt_x=True), jax.jit(want)(params, x),
-           rtol=1e-9, atol=1e-11)
+    chex.assert_trees_all_close(_loss_grads(model, params, stats, x, y, "bp", None, wrt_x=True),
+                                jax.jit(want)(params, x), rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("net", ["net", "resnet"])
@@ -167,15 +163,16 @@ def test_fa_with_B_equal_W_through_batch_norm_is_bp(x64, keys, net):
     model = fj.cnn.sequential((7, 7, 2), NET) if net == "net" else fj.cnn.resnet((4, 4, 1), 3, depth=8, width=2)
     params, stats, x, y = _setup(model, keys, model.input_shape)
     fb = [p["w"] for p in params]
-    _close(_loss_grads(model, params, stats, x, y, "fa", fb, wrt_x=True),
-           _loss_grads(model, params, stats, x, y, "bp", None, wrt_x=True))
+    chex.assert_trees_all_close(_loss_grads(model, params, stats, x, y, "fa", fb, wrt_x=True),
+                                _loss_grads(model, params, stats, x, y, "bp", None, wrt_x=True), **TOL)
 
 
 def test_one_hidden_block_bn_dfa_with_matching_B_is_bp(x64, keys):
     model = fj.cnn.sequential((6, 6, 1), ["conv(4,3)", "batchnorm", "relu", "maxpool(2)", "flatten", "dense(3)"])
     params, stats, x, y = _setup(model, keys, (6, 6, 1))
     fb = [params[1]["w"].T]  # (n_out, H*W*C): the true d y / d h_1
-    _close(_loss_grads(model, params, stats, x, y, "dfa", fb), _loss_grads(model, params, stats, x, y, "bp", None))
+    chex.assert_trees_all_close(_loss_grads(model, params, stats, x, y, "dfa", fb),
+                                _loss_grads(model, params, stats, x, y, "bp", None), **TOL)
 
 
 def test_dfa_sends_e_B_to_each_bn_resnet_block_output(x64, keys):
@@ -195,7 +192,7 @@ def test_dfa_sends_e_B_to_each_bn_resnet_block_output(x64, keys):
         return [jax.vjp(lambda p_, l=l: model.layers[l](p_, hs[l], fj.rules.linear), params[l])[1](
             (e @ fb[l]).reshape(6, *shape))[0] for l, shape in enumerate(model.hidden_shapes)]
 
-    _close(_loss_grads(model, params, stats, x, y, "dfa", fb)[:-1], expected(params))
+    chex.assert_trees_all_close(_loss_grads(model, params, stats, x, y, "dfa", fb)[:-1], expected(params), **TOL)
 
 
 # --- fj.sweep and errors ------------------------------------------------------------------------

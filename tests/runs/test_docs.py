@@ -3,11 +3,10 @@ link or image in README.md and docs/*.md points to a file that exists (and an ``
 heading of that page)."""
 
 import re
-from pathlib import Path
 
 import pytest
+from repository import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")  # [text](target) and ![alt](target)
 FENCE = re.compile(r"^```.*?^```", flags=re.S | re.M)

@@ -1,5 +1,6 @@
 """Conv models under BP / FA / DFA: float64 exactness against identities and jax.numpy references."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,13 +10,6 @@ import fa_jax as fj
 from fa_jax.models import cnn
 
 TOL = dict(rtol=1e-10, atol=1e-12)
-
-
-def _close(a, b, **tol):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for u, v in zip(la, lb):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), **(tol or TOL))
 
 
 def _data(key, shape, n=5, n_out=3):
@@ -82,9 +76,9 @@ def test_pool_and_transposed_conv_bp_grads_match_jnp_reference(x64, keys):
     assert model.hidden_shapes == [(5, 5, 3), (1, 1, 4), (5,)]  # 5 -> 11 -> pool 5; conv 2 -> avgpool 1
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, (5, 5, 2))
-    _close(model.apply(params, x), _mixed_ref(params, x))
+    chex.assert_trees_all_close(model.apply(params, x), _mixed_ref(params, x), **TOL)
     want = jax.grad(lambda p, x_: fj.losses.softmax_ce(_mixed_ref(p, x_), y), argnums=(0, 1))(params, x)
-    _close(_grads(model, params, x, y, "bp", None, True, wrt_x=True), want)
+    chex.assert_trees_all_close(_grads(model, params, x, y, "bp", None, True, wrt_x=True), want, **TOL)
 
 
 def test_dilated_strided_conv_matches_reference(x64, keys):
@@ -93,8 +87,9 @@ def test_dilated_strided_conv_matches_reference(x64, keys):
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, (9, 9, 2))
     ref = lambda p: (ref_conv(x, p[0]["w"], 2, 2) + p[0]["b"]).reshape(5, -1) @ p[1]["w"] + p[1]["b"]
-    _close(model.apply(params, x), ref(params))
-    _close(_grads(model, params, x, y, "bp", None, jit=True), jax.jit(jax.grad(lambda p: fj.losses.softmax_ce(ref(p), y)))(params))
+    chex.assert_trees_all_close(model.apply(params, x), ref(params), **TOL)
+    chex.assert_trees_all_close(_grads(model, params, x, y, "bp", None, jit=True),
+                                jax.jit(jax.grad(lambda p: fj.losses.softmax_ce(ref(p), y)))(params), **TOL)
 
 
 def test_conv_fa_with_B_equal_W_is_bp(x64, keys):
@@ -104,7 +99,8 @@ def test_conv_fa_with_B_equal_W_is_bp(x64, keys):
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, (6, 6, 2))
     fb = [p["w"] for p in params]
-    _close(_grads(model, params, x, y, "fa", fb, True, wrt_x=True), _grads(model, params, x, y, "bp", None, True, wrt_x=True))
+    chex.assert_trees_all_close(_grads(model, params, x, y, "fa", fb, True, wrt_x=True),
+                                _grads(model, params, x, y, "bp", None, True, wrt_x=True), **TOL)
 
 
 def test_conv_fa_sends_the_B_convolution_downstream(x64, keys):
@@ -117,13 +113,15 @@ def test_conv_fa_sends_the_B_convolution_downstream(x64, keys):
     assert [B.shape for B in fb] == [(3, 3, 2, 3), (27, 3)]
     g_fa, gx_fa = _grads(model, params, x, y, "fa", fb, wrt_x=True)
     g_bp = _grads(model, params, x, y, "bp", None)
-    _close(g_fa[1], g_bp[1])  # output layer: true gradient
+    chex.assert_trees_all_close(g_fa[1], g_bp[1], **TOL)  # output layer: true gradient
     h = ref_conv(x, params[0]["w"], 2) + params[0]["b"]
     e = jax.grad(lambda z: fj.losses.softmax_ce(z, y))(h.reshape(5, -1) @ params[1]["w"] + params[1]["b"])
     dh = (e @ fb[1].T).reshape(h.shape)  # dense FA, then reference conv VJPs
-    _close(g_fa[0]["w"], jax.vjp(lambda w_: ref_conv(x, w_, 2), params[0]["w"])[1](dh)[0])  # true kernel grad
-    _close(g_fa[0]["b"], dh.sum((0, 1, 2)))
-    _close(gx_fa, jax.vjp(lambda x_: ref_conv(x_, fb[0], 2), x)[1](dh)[0])  # input gets the B convolution
+    # true kernel grad
+    chex.assert_trees_all_close(g_fa[0]["w"], jax.vjp(lambda w_: ref_conv(x, w_, 2), params[0]["w"])[1](dh)[0], **TOL)
+    chex.assert_trees_all_close(g_fa[0]["b"], dh.sum((0, 1, 2)), **TOL)
+    # input gets the B convolution
+    chex.assert_trees_all_close(gx_fa, jax.vjp(lambda x_: ref_conv(x_, fb[0], 2), x)[1](dh)[0], **TOL)
     assert not np.allclose(gx_fa, jax.grad(lambda x_: fj.losses.softmax_ce(model.apply(params, x_), y))(x))
 
 
@@ -135,7 +133,8 @@ def test_one_hidden_block_conv_dfa_with_matching_B_is_bp(x64, keys, jit):
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, (6, 6, 1))
     fb = [params[1]["w"].T]  # (n_out, H*W*C): the true d y / d h_1, row-major as the reshape
-    _close(_grads(model, params, x, y, "dfa", fb, jit), _grads(model, params, x, y, "bp", None, jit))
+    chex.assert_trees_all_close(_grads(model, params, x, y, "dfa", fb, jit),
+                                _grads(model, params, x, y, "bp", None, jit), **TOL)
 
 
 def test_dfa_signal_reaches_every_conv_block_as_one_matmul(x64, keys):

@@ -1,5 +1,6 @@
 """Exactness of the BP / FA / DFA wirings (float64), against identities and fa_jax.rules.reference."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,11 +25,6 @@ def _grads(model, params, x, y, rule, fb, loss="bce", jit=False):
     return (jax.jit(g) if jit else g)(params)
 
 
-def _close(a, b, **tol):
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), **(tol or TOL))
-
-
 @pytest.mark.parametrize("jit", [False, True])
 def test_fa_with_B_equal_W_is_bp_on_a_deep_net(x64, keys, jit):
     k1, k2 = keys(2)
@@ -36,7 +32,8 @@ def test_fa_with_B_equal_W_is_bp_on_a_deep_net(x64, keys, jit):
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, 11, 7, 3)
     fb = [p["w"] for p in params]
-    _close(_grads(model, params, x, y, "fa", fb, "softmax_ce", jit), _grads(model, params, x, y, "bp", None, "softmax_ce", jit))
+    chex.assert_trees_all_close(_grads(model, params, x, y, "fa", fb, "softmax_ce", jit),
+                                _grads(model, params, x, y, "bp", None, "softmax_ce", jit), **TOL)
 
 
 def test_fa_with_random_B_differs_from_bp(x64, keys):
@@ -57,7 +54,8 @@ def test_dfa_one_hidden_layer_with_B_equal_W2T_is_bp(x64, keys, jit):
     params = model.init(k1, jnp.float64)
     x, y = _data(k2, 13, 6, 4)
     fb = [params[1]["w"].T]
-    _close(_grads(model, params, x, y, "dfa", fb, "softmax_ce", jit), _grads(model, params, x, y, "bp", None, "softmax_ce", jit))
+    chex.assert_trees_all_close(_grads(model, params, x, y, "dfa", fb, "softmax_ce", jit),
+                                _grads(model, params, x, y, "bp", None, "softmax_ce", jit), **TOL)
 
 
 def test_fa_and_dfa_coincide_on_one_hidden_layer(x64, keys):
@@ -67,7 +65,8 @@ def test_fa_and_dfa_coincide_on_one_hidden_layer(x64, keys):
     x, y = _data(k2, 9, 6)
     B2 = jax.random.normal(k3, (10, 1), jnp.float64)  # shaped like W_2
     fa_fb = [jnp.zeros((6, 10), jnp.float64), B2]     # B_1 is never used (nothing below the input)
-    _close(_grads(model, params, x, y, "fa", fa_fb), _grads(model, params, x, y, "dfa", [B2.T]))
+    chex.assert_trees_all_close(_grads(model, params, x, y, "fa", fa_fb),
+                                _grads(model, params, x, y, "dfa", [B2.T]), **TOL)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
@@ -116,7 +115,7 @@ def test_rules_vmap_over_seeds(keys):
 
     batched = jax.jit(jax.vmap(g))(seeds)
     for i in range(3):
-        _close(jax.tree.map(lambda a: a[i], batched), jax.jit(g)(seeds[i]), rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], batched), jax.jit(g)(seeds[i]), rtol=1e-5, atol=1e-6)
 
 
 def test_registry_and_feedback_errors(keys):

@@ -1,7 +1,6 @@
 """Dropout keeps the expectation; layer/batch norm; FA/DFA through normalized, dropped-out MLPs."""
 
-import zlib
-
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,12 +11,7 @@ from fa_jax.models import norm
 from fa_jax.models.dropout import dropout
 from fa_jax.models.norm_mlp import norm_mlp
 
-
-@pytest.fixture
-def keys(request):
-    """Deterministic keys per test (crc32 of its name; str hash is salted per process)."""
-    base = jax.random.key(zlib.crc32(request.node.name.encode()))
-    return lambda n: list(jax.random.split(base, n))
+TOL = dict(rtol=1e-10, atol=1e-12)
 
 
 def test_dropout_keeps_expectation_and_is_identity_at_eval(keys):
@@ -61,11 +55,6 @@ def test_batch_norm_train_updates_stats_and_eval_uses_running_stats(x64, keys):
     np.testing.assert_allclose(norm.batch_norm(a[:1], p, new, train=False)[0], ev[:1], rtol=1e-12)
 
 
-def _close(a, b):
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-10, atol=1e-12)
-
-
 @pytest.mark.parametrize("kind", ["layer", "batch"])
 def test_fa_with_B_equal_W_and_one_layer_dfa_are_bp_through_norm_and_dropout(x64, keys, kind):
     """FA replaces only what each affine map sends to its input; DFA's signal enters at h_l and
@@ -83,7 +72,8 @@ def test_fa_with_B_equal_W_and_one_layer_dfa_are_bp_through_norm_and_dropout(x64
             out = model.apply(p, x, rule=rule, feedback=fb, train=True, key=k3, **extra)
             return fj.losses.softmax_ce(out[0] if kind == "batch" else out, y)
 
-        _close(jax.grad(loss)(params, rule, fb_of(params)), jax.grad(loss)(params, "bp", None))
+        chex.assert_trees_all_close(jax.grad(loss)(params, rule, fb_of(params)),
+                                    jax.grad(loss)(params, "bp", None), **TOL)
 
 
 def test_norm_mlp_batch_returns_stats_and_dropout_model_trains_in_sweep(keys):

@@ -1,6 +1,7 @@
 """Toolbox options of fj.sweep: early stopping keeps exactly the params an early-stopped run
 returns; label smoothing is optax's formula wired into the training loss; reduce-on-plateau
-sees every step's loss; bad settings are one-line errors."""
+sees every step's loss; bad settings are one-line errors; clipping, penalties, decoupled decay and
+max-norm compose with fj.sweep under every rule."""
 
 import jax
 import jax.numpy as jnp
@@ -102,3 +103,15 @@ def test_reduce_on_plateau_in_sweep_sees_every_steps_loss():
     np.testing.assert_allclose(scale[0], s.scale)
     with pytest.raises(ValueError, match="plateau_factor must be in \\(0, 1\\), got 1.5"):
         fj.optimizer("sgd", 0.1, plateau_patience=2, plateau_factor=1.5)
+
+
+def test_toolbox_composes_with_sweep_for_every_rule():
+    task = fj.data.parity(8, 2, n_train=64, n_test=64)
+    model = fj.mlp([8, 16, 1])
+    for rule in ("bp", "fa", "dfa"):
+        res = fj.sweep(model, task, rule=rule, seeds=2, steps=20, eval_every=10, optimizer="sgd", lr=0.05,
+                       optimizer_hyper={"clip_norm": 1.0, "l2": 1e-3, "decoupled_decay": 1e-2, "max_norm": 3.0},
+                       progress=False)
+        assert np.isfinite(res.loss).all()
+        w = np.asarray(res.state.params[0]["w"])  # (seeds, 8, 16)
+        assert np.linalg.norm(w, axis=1).max() <= 3.0 + 1e-5

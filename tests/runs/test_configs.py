@@ -1,15 +1,15 @@
 """Experiment configs as files: every shipped config equals its documented command, precedence
 (flag > --config.KEY > file > default), and one-line errors (exit 2) for every bad config."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from error_check import one_line_exit
+from repository import ROOT, load_script
 
 from fa_jax.runs import cli
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
 # the README and its pages in docs/: every documented command lives on one of them
 DOCS = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
@@ -38,9 +38,7 @@ _MODULES = {}
 def script(path):
     """The experiment script at ``path`` (relative to the repo) as a module, loaded once."""
     if path not in _MODULES:
-        spec = importlib.util.spec_from_file_location("cfg_" + path.replace("/", "_")[:-3], ROOT / path)
-        _MODULES[path] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_MODULES[path])
+        _MODULES[path] = load_script(path, "cfg_" + path.replace("/", "_")[:-3])
     return _MODULES[path]
 
 
@@ -48,16 +46,6 @@ def write(tmp_path, body, name="cfg.py"):
     path = tmp_path / name
     path.write_text(body)
     return str(path)
-
-
-def one_line_error(capsys, parse, argv):
-    """Run ``parse(argv)``; assert exit code 2 and one line on stderr; return that line."""
-    with pytest.raises(SystemExit) as exit_:
-        parse(argv)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return err
 
 
 def test_every_script_has_a_config_and_every_config_is_listed():
@@ -152,7 +140,7 @@ def test_bad_config_values_are_one_line_errors_naming_key_and_value(tmp_path, ca
     if not parts:
         assert parser().parse_args(["--config", cfg]).rules == ["bp"]
         return
-    err = one_line_error(capsys, parser().parse_args, ["--config", cfg])
+    err = one_line_exit(capsys, parser().parse_args, ["--config", cfg])
     assert err.startswith(f"{name.split('/')[-1]}.py: error: ")
     for part in parts:
         assert part in err, (part, err)
@@ -171,7 +159,7 @@ BAD_FILES = [  # (file body or None for a missing file, substrings of the error 
 @pytest.mark.parametrize("body,parts", BAD_FILES)
 def test_bad_config_files_are_one_line_errors(tmp_path, capsys, body, parts):
     cfg = str(tmp_path / "nope.py") if body is None else write(tmp_path, body)
-    err = one_line_error(capsys, script("experiments/parity.py").parser().parse_args, ["--config", cfg])
+    err = one_line_exit(capsys, script("experiments/parity.py").parser().parse_args, ["--config", cfg])
     assert err.startswith("parity.py: error: ")
     for part in parts:
         assert part in err, (part, err)
@@ -184,7 +172,7 @@ def test_bad_config_files_are_one_line_errors(tmp_path, capsys, body, parts):
     (["--config.seeds=x"], ["seeds='x' in --config.seeds: expected int"]),
 ])
 def test_bad_overrides_are_one_line_errors(capsys, argv, parts):
-    err = one_line_error(capsys, script("experiments/parity.py").parser().parse_args, argv)
+    err = one_line_exit(capsys, script("experiments/parity.py").parser().parse_args, argv)
     for part in parts:
         assert part in err, (part, err)
 
@@ -195,8 +183,8 @@ def test_range_checks_apply_to_config_values(tmp_path, capsys, name, key, flag):
     main = script(f"experiments/{name}.py").main
     out = str(tmp_path / "run")
     cfg = write(tmp_path, f"def get_config():\n    return {{'{key}': 0}}\n")
-    from_config = one_line_error(capsys, main, ["--config", cfg, "--out", out])
-    from_flag = one_line_error(capsys, main, [flag, "0", "--out", out])
+    from_config = one_line_exit(capsys, main, ["--config", cfg, "--out", out])
+    from_flag = one_line_exit(capsys, main, [flag, "0", "--out", out])
     assert from_config == from_flag and f"{flag} must be >= 1, got 0" in from_config
     assert not Path(out).exists()
 

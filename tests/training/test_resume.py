@@ -8,18 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from repository import ROOT
 
 import fa_jax as fj
 from fa_jax.training import checkpoint
 from fa_jax.runs import rundir
 
-ROOT = Path(__file__).resolve().parents[1]
 TASK = fj.data.parity(8, 2)
 MODEL = fj.mlp([8, 16, 16, 1])
 KW = dict(seeds=3, steps=80, batch_size=16, eval_every=10, progress=False)

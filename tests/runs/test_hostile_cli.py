@@ -5,17 +5,16 @@ path and never leaves a summary.json. Only the tests named "it runs" compile (ti
 """
 
 import errno
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 from error_check import one_line_error
+from repository import ROOT, load_script
 
 import fa_jax as fj
 from fa_jax.runs import rundir
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # output directory: full disk, read-only folder
@@ -69,9 +68,7 @@ _MODULES = {}
 
 def _main(name):
     if name not in _MODULES:
-        spec = importlib.util.spec_from_file_location(f"hostile_{name}", SCRIPTS[name])
-        _MODULES[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_MODULES[name])
+        _MODULES[name] = load_script(SCRIPTS[name], f"hostile_{name}")
     return _MODULES[name].main
 
 

@@ -1,24 +1,18 @@
 """The parity and optimizer studies: grid helpers, outputs of tiny runs, one-line CLI errors."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from error_check import one_line_exit
+from repository import load_script
 from resume_check import assert_resume_reproduces
 
 from fa_jax.runs import study as study_lib
 from fa_jax.runs import tables
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def _script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"experiments/{name}.py", name)
 
 
 def test_steps_to_threshold_and_summary():
@@ -90,8 +84,6 @@ def test_optimizer_study_writes_its_outputs(tmp_path):
 def test_bad_inputs_are_one_line_errors_exit_2(script, argv, message, tmp_path, capsys):
     study = _script(script)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--out", str(tmp_path / "o")]
-    with pytest.raises(SystemExit) as exc:
-        study.main(argv)
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and message in err and err.count("\n") == 1, err
+    err = one_line_exit(capsys, study.main, argv)
+    assert message in err, err
     assert not (tmp_path / "o" / "summary.json").exists()

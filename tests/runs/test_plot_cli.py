@@ -1,27 +1,21 @@
 """Run directories with diagnostics and representation maps, re-plotted without retraining."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from error_check import one_line_exit
+from repository import ROOT, load_script
 
 import fa_jax as fj
 from fa_jax.analysis import representations as reps
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"experiments/{name}.py", name)
 
 
 def _py(*args):
@@ -89,8 +83,5 @@ def test_plot_cli_bad_directory(tmp_path):
     ("feedback_schemes", ["--rules", "bp"], "rule 'bp' uses no feedback"),
 ])
 def test_experiment_cli_errors(script, args, match, capsys, tmp_path):
-    with pytest.raises(SystemExit) as e:
-        _load(script).main([*args, "--out", str(tmp_path)])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert match in err and err.count("\n") == 1
+    err = one_line_exit(capsys, _load(script).main, [*args, "--out", str(tmp_path)])
+    assert match in err

@@ -1,14 +1,14 @@
 """Every lecture experiment runs (--quick), writes its run directory with a plot and a verdict,
 and rejects bad hyperparameters with a one-line error (exit 2)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from error_check import one_line_exit
+from repository import load_script
 from resume_check import assert_resume_reproduces
 
-ROOT = Path(__file__).resolve().parents[1] / "experiments" / "lectures"
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
          "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
          "normalization": "normalization.png"}
@@ -16,10 +16,7 @@ EXTRA = {"regression": ["--dataset", "diabetes"], "xor": ["--checkpoint-every", 
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"lecture_{name}", ROOT / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"experiments/lectures/{name}.py", f"lecture_{name}")
 
 
 @pytest.mark.parametrize("name", sorted(PLOTS))
@@ -46,11 +43,8 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     ("normalization", ["--lrs", "0.1,-1"], "learning rate must be positive and finite, got -1.0"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, name, argv, match):
-    with pytest.raises(SystemExit) as exit_:
-        _load(name).main([*argv, "--out", str(tmp_path)])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert match in err and err.count("\n") == 1
+    err = one_line_exit(capsys, _load(name).main, [*argv, "--out", str(tmp_path)])
+    assert match in err
     assert not (tmp_path / "config.json").exists()
 
 

@@ -1,11 +1,10 @@
 """Execute every notebook in colab/ at small size (FA_JAX_SMALL=1), as a user would run it."""
 
 import os
-from pathlib import Path
 
 import pytest
+from repository import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "colab").glob("*.ipynb"))
 
 

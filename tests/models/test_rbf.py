@@ -1,20 +1,11 @@
 """RBF networks: centre placement, closed-form and gradient output fits, three-phase training."""
 
-import zlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from fa_jax.models import rbf
-
-
-@pytest.fixture
-def keys(request):
-    """Deterministic keys per test (crc32 of its name; str hash is salted per process)."""
-    base = jax.random.key(zlib.crc32(request.node.name.encode()))
-    return lambda n: list(jax.random.split(base, n))
 
 
 def _data(key, n=40):

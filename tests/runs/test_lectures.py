@@ -57,3 +57,11 @@ def test_california_is_loaded_from_cache_or_names_diabetes(tmp_path, capsys):
         _load("regression").main(["--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "use --dataset diabetes (bundled with scikit-learn)" in capsys.readouterr().err
+
+
+def test_checkpoint_interval_that_misses_the_evaluations_is_refused(tmp_path, capsys):
+    """--quick --steps 200 evaluates every 2 steps: checkpoints every 3 steps cannot fall on them."""
+    err = one_line_exit(capsys, _load("xor").main, ["--quick", "--steps", "200", "--checkpoint-every", "3",
+                                                    "--out", str(tmp_path)])
+    assert "--checkpoint-every 3 is not a multiple of the evaluation interval of sweep" in err and "eval_every=2" in err
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "checkpoints").exists()

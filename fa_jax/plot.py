@@ -10,22 +10,18 @@ diagnostics ``alignment.png`` (angle to the BP gradient per layer), ``signal_ali
 ``embedding.npz``.
 """
 
-import os
 import sys
 
 from fa_jax.runs import cli
 from fa_jax.runs.plots import redraw
 
 
+@cli.guarded("fa_jax.plot")
 def main(argv=None):
     p = cli.ArgParser(prog="python -m fa_jax.plot", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run directory (with metrics.jsonl)")
     args = p.parse_args(argv)
-    os.environ.setdefault("MPLBACKEND", "Agg")  # a command writes PNG files: no window needed
-    try:
-        written = redraw(args.run_dir)
-    except ValueError as err:
-        cli.fail("fa_jax.plot", err)
+    written = redraw(args.run_dir)
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 

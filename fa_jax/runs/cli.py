@@ -263,12 +263,15 @@ class guarded(contextlib.ContextDecorator):
     write that fails (disk full, read-only folder: the path and the reason; the run directory
     then has no ``summary.json``), a ValueError (e.g. a sweep refused as too large for the
     device's memory, :mod:`fa_jax.training.memory`), the device running out of memory. Set
-    ``FA_JAX_TRACEBACK=1`` to get the traceback instead."""
+    ``FA_JAX_TRACEBACK=1`` to get the traceback instead. A script writes PNG files without a
+    screen: inside, matplotlib's backend is ``Agg`` unless ``MPLBACKEND`` names another (the
+    library itself never sets one)."""
 
     def __init__(self, prog: str):
         self.prog = prog
 
     def __enter__(self):
+        os.environ.setdefault("MPLBACKEND", "Agg")
         return self
 
     def __exit__(self, typ, err, tb):

@@ -8,8 +8,6 @@
 resumable), writes ``summary.json`` (with the one-line ``verdict``) last and prints the verdict.
 """
 
-import os
-
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study
 
@@ -41,7 +39,6 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
         0, the exit code, once ``summary.json`` is written.
     """
     with cli.guarded(prog):
-        os.environ.setdefault("MPLBACKEND", "Agg")  # the lectures write PNG files: no window needed
         args = p.parse_args(argv)
         if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
             cli.apply_defaults(args, p, quick)

@@ -181,8 +181,10 @@ def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penali
             links.append(add_penalty_grad(l1, l2, penalize_biases))
         links.append(make(learning_rate, **hyper))
         if plateau_patience is not None:
-            links.append(optax.contrib.reduce_on_plateau(factor=plateau_factor, patience=plateau_patience,
-                                                         accumulation_size=plateau_accumulation))
+            from fa_jax.optim.schedules import reduce_on_plateau  # noqa: PLC0415  (schedules imports optim.zoo)
+
+            links.append(reduce_on_plateau(factor=plateau_factor, patience=plateau_patience,
+                                           accumulation_size=plateau_accumulation))
         if decoupled_decay:
             links.append(_decay_link(learning_rate * decoupled_decay))
         if mn is not None:

@@ -90,7 +90,7 @@ def schedule(name: str, lr: float, steps: int, **hyper):
         raise ValueError(f"schedule {name!r}: bad hyperparameter ({err})") from None
 
 
-def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0):
+def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0, accumulation_size=1):
     """``optax.contrib.reduce_on_plateau``: multiply updates by ``factor`` after ``patience``
     updates without a relative improvement ``rtol`` of the loss passed as ``value=``.
 
@@ -100,11 +100,16 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=
         rtol: the relative improvement of the loss that counts as one (default 1e-4).
         cooldown: updates to wait after a reduction before counting again (default 0).
         min_scale: the scale never drops below this (default 0).
+        accumulation_size: updates whose mean loss counts as one (default 1: every update).
+
+    The one reduce-on-plateau path: ``optimizer_hyper={"plateau_patience": ...}`` of
+    :func:`fa_jax.optim.regularize.regularized` chains this link too.
     """
     _fraction("reduce_on_plateau factor", factor)
     checks.positive_int("reduce_on_plateau patience", patience)
+    checks.positive_int("reduce_on_plateau accumulation_size", accumulation_size)
     return optax.contrib.reduce_on_plateau(factor=factor, patience=patience, rtol=rtol, cooldown=cooldown,
-                                           min_scale=min_scale)
+                                           accumulation_size=accumulation_size, min_scale=min_scale)
 
 
 def plot_schedule(schedules: dict, steps: int, path, title="learning-rate schedules"):

@@ -104,7 +104,7 @@ def main(argv=None):
     if cfg["epochs"] is not None:
         spe = fj.data.steps_per_epoch(next(iter(tasks.values())), cfg["batch_size"])
         cfg["steps"], cfg["eval_every"] = cfg["epochs"] * spe, spe
-    cli.check_run_sizes(cfg, ())
+    cli.check_multiple(cfg["steps"], cfg["eval_every"])
     sweep_kw = {"seeds": cfg["seeds"], "steps": cfg["steps"], "batch_size": cfg["batch_size"],
                 "optimizer": cfg["optimizer"], "lr": cfg["lr"], "loss": cfg["loss"], "eval_every": cfg["eval_every"],
                 "optimizer_hyper": cfg["optimizer_hyper"] or None}

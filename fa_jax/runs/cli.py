@@ -316,8 +316,14 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every"), 
     for name in names:
         if get(name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {get(name)}")
-    if multiple and get("steps") % get("eval_every"):
-        raise ValueError(f"--steps {get('steps')} is not a multiple of --eval-every {get('eval_every')}")
+    if multiple:
+        check_multiple(get("steps"), get("eval_every"))
+
+
+def check_multiple(steps: int, eval_every: int) -> None:
+    """One-line ValueError unless ``--steps`` is a multiple of ``--eval-every`` (evaluations end the run)."""
+    if steps % eval_every:
+        raise ValueError(f"--steps {steps} is not a multiple of --eval-every {eval_every}")
 
 
 def add_run_flags(p, job: str) -> None:

@@ -54,7 +54,7 @@ def make_task(name, args):
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.quick:
-        cli.apply_defaults(args, parser(), QUICK)
+        cli.apply_defaults(args, QUICK)
     cli.check_known(args.tasks, TASKS, "task")
     for r in args.rules:
         fj.rules.get(r)

@@ -47,8 +47,8 @@ def parser():
                    help="channels of the first resnet stage (paper: 16; 4 keeps it near the other nets' ~17k params)")
     p.add_argument("--resnet-norm", default="batch",
                    help="resnet20's normalization: batch (batch norm, the paper's) or none (SkipInit gains)")
-    p.add_argument("--mlp-hidden", type=cli.csv(int), default=[128, 128], help="hidden widths of the dense control")
-    p.add_argument("--augment", type=cli.csv(), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
+    p.add_argument("--mlp-hidden", type=cli.csv(int, unique=False), default=[128, 128], help="hidden widths of the dense control")
+    p.add_argument("--augment", type=cli.csv(empty=True), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
     p.add_argument("--crop", type=int, default=1, help="max shift in pixels for --augment crop")
     p.add_argument("--limit", type=int, default=None, help="keep the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="keep the first N test images")
@@ -114,9 +114,9 @@ def main(argv=None):
     if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     if args.quick:
-        cli.apply_defaults(args, parser(), QUICK)
+        cli.apply_defaults(args, QUICK)
     if args.preset:
-        cli.apply_defaults(args, parser(), PRESETS[args.preset])
+        cli.apply_defaults(args, PRESETS[args.preset])
     task, models = build(args)
     cli.check_data_parallel(args)
     feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}

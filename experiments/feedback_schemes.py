@@ -71,7 +71,7 @@ COLUMNS = ("task", "rule", "scheme", ("test acc", lambda s: tables.COLUMNS["acc"
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.quick:
-        cli.apply_defaults(args, parser(), QUICK)
+        cli.apply_defaults(args, QUICK)
     cli.check_known(args.tasks, TASKS, "task")
     for r in args.rules:
         if fj.rules.get(r).feedback_shapes is None:

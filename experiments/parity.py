@@ -53,7 +53,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
-        cli.apply_defaults(args, parser(), QUICK)
+        cli.apply_defaults(args, QUICK)
     for r in args.rules:
         fj.rules.get(r)
     if args.depth < 0:

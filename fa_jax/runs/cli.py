@@ -3,8 +3,11 @@
 Every ``ArgParser`` accepts ``--config PATH.py`` (a Python file whose ``get_config()`` returns a
 dict ``{option dest: value}``, as in the flax examples) and ``--config.KEY=VALUE`` /
 ``--config.KEY VALUE`` overrides (VALUE parsed with the option's ``type``; KEY may use - or _).
-Precedence: explicit flag > --config.KEY > config file > parser default. Every key and value is
-checked against the parser before the script runs (``load_config``, ``apply_config``).
+Precedence: explicit flag > --config.KEY > config file > preset (``--quick``, ``--preset``:
+:func:`apply_defaults`) > parser default. The parser records which options the user set (on the
+command line, in a config or, with ``--resume``, in the run's ``config.json``: :func:`given`), so
+a typed value equal to the default still beats a preset. Every key and value is checked against
+the parser before the script runs (``load_config``, ``apply_config``).
 """
 
 import argparse
@@ -19,6 +22,24 @@ import traceback
 
 CONFIG_HELP = ("Python file whose get_config() returns {option: value} (e.g. experiments/configs/); "
                "--config.KEY=VALUE overrides one key; explicit flags win over both")
+
+
+_UNSET = object()
+
+
+class Args(argparse.Namespace):
+    """The parsed flags; also knows which options the user set (:func:`given`), outside ``vars()``."""
+
+    __slots__ = ("_given", "_preset")
+
+
+def given(args) -> set:
+    """The option names (dests) set on the command line, by ``--config``/``--config.KEY`` or by
+    ``--resume``'s recorded config; TypeError for flags not parsed by :class:`ArgParser`."""
+    try:
+        return args._given
+    except AttributeError:
+        raise TypeError("flags parsed by fa_jax.runs.cli.ArgParser are needed to tell given options") from None
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -37,37 +58,63 @@ class ArgParser(argparse.ArgumentParser):
         --resume set ``out`` to RUN_DIR (see :func:`add_run_flags`).
 
         The parser's own defaults are restored afterwards, so ``get_default`` still gives the
-        script's defaults (``apply_defaults`` for --quick compares against those).
+        script's defaults. The result is an :class:`Args` that knows which options were given
+        (:func:`given`: the explicit flags and the configured keys).
         """
         argv = list(sys.argv[1:] if args is None else args)
         try:
             rest, overrides = split_overrides(argv)
         except ValueError as err:
             self.error(str(err))
+        namespace = Args() if namespace is None else namespace
+        explicit = self._explicit(rest)
         first, extras = super().parse_known_args(rest, copy.copy(namespace))
         resume = getattr(first, "resume", None)
+        configured = set()
         if first.config is None and not overrides and resume is None:
-            return (first, extras) if namespace is None else super().parse_known_args(rest, namespace)
+            ns, extras = super().parse_known_args(rest, namespace)
+            return self._mark(ns, explicit), extras
         saved = [(a, a.default) for a in self._actions], dict(self._defaults)
         try:
             try:
                 if resume is not None:
-                    apply_recorded(self, resume)
+                    configured |= set(apply_recorded(self, resume))
                 if first.config is not None:
-                    apply_config(self, load_config(first.config), first.config)
+                    configured |= set(apply_config(self, load_config(first.config), first.config))
                 for key, text in overrides:
-                    apply_config(self, {key: text}, f"--config.{key}")
+                    configured |= set(apply_config(self, {key: text}, f"--config.{key}"))
             except ValueError as err:
                 self.error(str(err).splitlines()[0])
             ns, extras = super().parse_known_args(rest, namespace)
             if resume is not None:
                 ns.out = resume
-            return ns, extras
+            return self._mark(ns, explicit | configured), extras
         finally:
             for action, default in saved[0]:
                 action.default = default
             self._defaults.clear()
             self._defaults.update(saved[1])
+
+    def _explicit(self, argv) -> set:
+        """The dests the command line ``argv`` sets (parsed once with every default unset)."""
+        saved = [(a, a.default) for a in self._actions], dict(self._defaults)
+        try:
+            for a in self._actions:
+                if a.default is not argparse.SUPPRESS:
+                    a.default = _UNSET
+            self._defaults.clear()
+            ns, _ = super().parse_known_args(argv, argparse.Namespace())
+        finally:
+            for action, default in saved[0]:
+                action.default = default
+            self._defaults.update(saved[1])
+        return {k for k, v in vars(ns).items() if v is not _UNSET} - {"config"}
+
+    @staticmethod
+    def _mark(ns, dests: set):
+        if isinstance(ns, Args):
+            ns._given, ns._preset = set(dests), set()
+        return ns
 
 
 def split_overrides(argv):
@@ -231,23 +278,42 @@ def _list(action, value, where, item_type):
         raise ValueError(f"{where}: expected {expected} of length {action.nargs}")
     if not value and action.nargs == "+":
         raise ValueError(f"{where}: expected a non-empty {expected}")
-    return [_scalar(item_type, v, where) for v in value]
+    values = [_scalar(item_type, v, where) for v in value]
+    if getattr(action.type, "unique", False):
+        try:
+            check_unique(values, value)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"{where}: {err}") from None
+    return values
 
 
-def csv(type_=str):
-    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]`` (``parse.item_type = type_``)."""
+def csv(type_=str, *, unique: bool = True, empty: bool = False):
+    """argparse type for comma-separated lists: ``"bp,fa"`` -> ``["bp", "fa"]`` (``parse.item_type =
+    type_``). unique: refuse a repeated item (a grid of rules, models or values; default True);
+    False for lists whose items may repeat (layer widths). empty: accept ``""`` as ``[]``."""
 
     def parse(text):
         items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
+        if not items and not empty:
             raise argparse.ArgumentTypeError(f"empty list {text!r}")
         try:
-            return [type_(t) for t in items]
+            values = [type_(t) for t in items]
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad list {text!r}") from None
+        return check_unique(values, text) if unique else values
 
-    parse.item_type = type_
+    parse.item_type, parse.unique = type_, unique
     return parse
+
+
+def check_unique(values: list, where) -> list:
+    """``values`` unless one repeats: ArgumentTypeError ``'bp' is repeated in 'bp,bp'``."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise argparse.ArgumentTypeError(f"{v!r} is repeated in {where!r}; each item may appear once")
+        seen.add(v)
+    return values
 
 
 def fail(prog: str, err: Exception):
@@ -290,16 +356,17 @@ class guarded(contextlib.ContextDecorator):
         return False
 
 
-def apply_defaults(args, parser, values: dict) -> None:
-    """Set each of ``values`` on ``args`` unless the user gave that flag another value (e.g. --quick).
-
-    "Another value" means different from ``parser``'s defaults (a fresh ``parser()``, or the one that
-    parsed: ``ArgParser`` restores its defaults), so a flag or a config value beats --quick/--preset;
-    a config value equal to the script's default cannot be told from it, and --quick replaces it.
-    """
+def apply_defaults(args, values: dict) -> None:
+    """A preset (``--quick``, ``--preset NAME``): set each of ``values`` on ``args`` unless the user
+    set that option (:func:`given`: on the command line or in a config, even to the default's
+    value) or an earlier preset did (``--quick`` then ``--preset``: the first one wins)."""
+    mine = given(args)
     for k, v in values.items():
-        if getattr(args, k) == parser.get_default(k):
+        if not hasattr(args, k):
+            raise ValueError(f"preset key {k!r} is not an option of this script")
+        if k not in mine and k not in args._preset:
             setattr(args, k, v)
+            args._preset.add(k)
 
 
 def check_known(values, known, what: str) -> None:
@@ -363,14 +430,15 @@ def check_data_parallel(args) -> None:
         raise ValueError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
 
 
-def apply_recorded(parser, run_dir) -> None:
+def apply_recorded(parser, run_dir) -> dict:
     """``--resume RUN_DIR``: the options recorded in ``RUN_DIR/config.json`` become ``parser``'s
-    defaults (flags given now still win, and a changed setting is then refused by the
-    checkpoints); one-line ValueError if that file cannot be used."""
+    defaults (flags given now still win, and a changed setting is then refused before anything
+    is written: :meth:`fa_jax.runs.study.Study.start`); returns them; one-line ValueError if that
+    file cannot be used."""
     path = pathlib.Path(run_dir) / "config.json"
     try:
         recorded = json.loads(path.read_text())
         options = set(config_options(parser)) - {"resume", "out"}
-        apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
+        return apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
     except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
         raise ValueError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None

@@ -41,7 +41,7 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
     with cli.guarded(prog):
         args = p.parse_args(argv)
         if args.quick:  # p's defaults are the script's own again after parsing: config values beat --quick
-            cli.apply_defaults(args, p, quick)
+            cli.apply_defaults(args, quick)
         check(args)
         study = Study.from_args(args, prog[:-3])
         summary, verdict = body(args, study)

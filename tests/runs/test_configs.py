@@ -99,9 +99,24 @@ def test_parser_defaults_restored_after_parsing_so_config_values_beat_quick(tmp_
     cfg = write(tmp_path, "def get_config():\n    return {'seeds': 3, 'steps': 1500, 'width': 32}\n")
     args = p.parse_args(["--config", cfg, "--quick"])
     assert p.get_default("seeds") == 8  # the script's default, not the config's
-    cli.apply_defaults(args, p, mod.QUICK)
-    # seeds and width differ from the defaults: the config wins; steps equals the default: --quick sets it
-    assert (args.seeds, args.width, args.steps, args.n) == (3, 32, mod.QUICK["steps"], mod.QUICK["n"])
+    cli.apply_defaults(args, mod.QUICK)
+    # every configured key wins, steps too although it equals the default; --quick sets the rest
+    assert (args.seeds, args.width, args.steps, args.n) == (3, 32, 1500, mod.QUICK["n"])
+
+
+def test_a_repeated_name_in_a_list_is_one_line(tmp_path, capsys):
+    main = script("experiments/parity.py").main
+    assert "'bp' is repeated in 'bp,fa,bp'" in one_line_exit(capsys, main, ["--rules", "bp,fa,bp"])
+    cfg = write(tmp_path, "def get_config():\n    return {'rules': ['dfa', 'dfa']}\n")
+    assert "'dfa' is repeated" in one_line_exit(capsys, main, ["--config", cfg])
+    for path, flag, value in [("experiments/cnn_rules.py", "--models", "mlp,mlp"),
+                              ("experiments/parity_study.py", "--methods", "bp,ntk,bp"),
+                              ("experiments/parity_study.py", "--width", "64,64"),
+                              ("experiments/optimizer_study.py", "--optimizers", "sgd,sgd"),
+                              ("experiments/lectures/normalization.py", "--lrs", "0.1,0.1")]:
+        assert "is repeated" in one_line_exit(capsys, script(path).main, [flag, value]), path
+    # layer widths may repeat
+    assert script("experiments/cnn_rules.py").parser().parse_args(["--mlp-hidden", "8,8"]).mlp_hidden == [8, 8]
 
 
 def test_load_config_and_apply_config_work_without_files_on_the_command_line(tmp_path):
@@ -203,6 +218,6 @@ def test_end_to_end_config_run_records_the_resolved_values(tmp_path, capsys):
     assert script("experiments/parity.py").main(argv) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["config"] == config
-    # --config.KEY values beat --quick; --quick still sets what the config leaves at the defaults (n=10)
-    assert (cfg["seeds"], cfg["rules"], cfg["steps"], cfg["eval_every"], cfg["n"]) == (2, ["bp"], 100, 50, 10)
+    # --config.KEY values and the file's (n=30, equal to the default) beat --quick
+    assert (cfg["seeds"], cfg["rules"], cfg["steps"], cfg["eval_every"], cfg["n"]) == (2, ["bp"], 100, 50, 30)
     assert len(json.loads((out / "summary.json").read_text())["results"]) == 2

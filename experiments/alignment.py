@@ -93,6 +93,7 @@ def main(argv=None):
                    f"weights above h_l):\n\n"
                    f"{tables.layer_table(study.metric_rows, 'weight_alignment_deg', hidden=True)}\n")
         print(section)
+        print(study.time_report())
         md.append(section)
     rundir.write_text(top.out / "alignment.md", "\n".join(md))  # last: the run is complete when it exists
     print(f"wrote {top.out}/alignment.md and one run directory per task")

@@ -137,7 +137,7 @@ def main(argv=None):
     print(tables.table(summary["by_model_rule"], ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")))
     if args.diagnostics:
         print((study.out / "alignment.md").read_text())
-    print(f"compile + run, all sweeps: {study.seconds:.1f} s")
+    print(study.time_report())
     print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, curves.png")
     return 0
 

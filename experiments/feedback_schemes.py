@@ -111,6 +111,7 @@ def main(argv=None):
 
     study.finish(write)
     print((study.out / "schemes.md").read_text().rstrip())
+    print(study.time_report())
     print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, schemes.md, "
           + ", ".join(f"schemes_{t}.png" for t in tasks))
     return 0

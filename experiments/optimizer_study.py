@@ -116,7 +116,8 @@ def main(argv=None):
 
     study.finish(write)
     print((study.out / "table.md").read_text().rstrip())
-    print(f"sweeps: {study.seconds:.1f} s (compile + run); wrote {study.out}/summary.json, table.md, curves_*.png")
+    print(study.time_report())
+    print(f"wrote {study.out}/summary.json, table.md, curves_*.png")
     return 0
 
 

@@ -88,7 +88,7 @@ def resolve(args) -> dict:
     fj.optimizer(cfg["optimizer"], cfg["lr"], **cfg["optimizer_hyper"])
     if cfg["loss"] is not None:
         fj.losses.get(cfg["loss"])
-    fj.init.parse(cfg["init"])
+    fj.init.get(cfg["init"])
     return cfg
 
 
@@ -134,7 +134,8 @@ def main(argv=None):
 
     study.finish(write)
     print((study.out / "table.md").read_text().rstrip())
-    print(f"sweeps: {study.seconds:.1f} s (compile + run); wrote {study.out}/summary.json, table.md, "
+    print(study.time_report())
+    print(f"wrote {study.out}/summary.json, table.md, "
           f"accuracy_vs_n.png, heatmap_*.png")
     return 0
 

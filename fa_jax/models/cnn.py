@@ -253,7 +253,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if shape is None or len(shape) != 3 or not all(map(checks.is_positive_int, shape)):
         raise ValueError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
-    inits.parse(init)
+    inits.get(init)  # checks the name and its argument (uniform(a) needs a > 0) before any run
     parsed = [parse_layer(s) for s in layers]
     if not parsed:
         raise ValueError("a model needs at least one layer")

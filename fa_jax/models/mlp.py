@@ -100,5 +100,5 @@ def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:
         if not checks.is_positive_int(s):
             raise ValueError(f"mlp sizes must be positive ints, got {s!r} in {list(sizes)}")
     activations.get(activation)
-    inits.parse(init)
+    inits.get(init)  # checks the name and its argument (uniform(a) needs a > 0) before any run
     return MLP(sizes=sizes, activation=activation, init_name=init)

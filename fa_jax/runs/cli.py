@@ -20,6 +20,8 @@ import pathlib
 import sys
 import traceback
 
+from fa_jax.runs import lock
+
 CONFIG_HELP = ("Python file whose get_config() returns {option: value} (e.g. experiments/configs/); "
                "--config.KEY=VALUE overrides one key; explicit flags win over both")
 
@@ -341,6 +343,8 @@ class guarded(contextlib.ContextDecorator):
         return self
 
     def __exit__(self, typ, err, tb):
+        if err is not None:  # the run stops writing: its run directory is free again
+            lock.release_all()
         if err is None or os.environ.get("FA_JAX_TRACEBACK"):
             return False
         if isinstance(err, OSError):

@@ -47,6 +47,7 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
         summary, verdict = body(args, study)
         study.finish(lambda s: {**summary, "verdict": verdict})
         print(verdict)
+        print(study.time_report())
         print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json and the plot")
         return 0
 

@@ -56,6 +56,7 @@ def _atomic(path, write) -> None:
     except OSError as err:
         raise named(err, path) from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it (mkstemp makes 0600)
         with os.fdopen(fd, "w") as f:
             write(f)
         os.replace(tmp, path)
@@ -64,6 +65,12 @@ def _atomic(path, write) -> None:
         if isinstance(err, OSError):
             raise named(err, path) from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def append_jsonl(path, rows) -> None:
@@ -101,17 +108,31 @@ def read_jsonl(path) -> list[dict]:
     return rows
 
 
+def saved_checkpoints(out) -> list[Path]:
+    """The sweep folders under ``out/checkpoints/`` that hold at least one complete checkpoint."""
+    from fa_jax.training.checkpoint import latest_step  # noqa: PLC0415  (no orbax import)
+
+    root = Path(out) / "checkpoints"
+    return [d for d in sorted(root.iterdir()) if latest_step(d) is not None] if root.is_dir() else []
+
+
 def start(out, resume: bool = False) -> Path:
-    """Begin (or, with ``resume``, continue) a run in ``out``: refuses to start over a run
-    that has checkpoints unless resuming; removes ``metrics.jsonl`` (a resumed run rebuilds
-    it from its checkpoints, so no row is duplicated) and removes a stale ``summary.json``
-    (a directory only looks complete once the run is)."""
+    """Begin (or, with ``resume``, continue) a run in ``out``.
+
+    A new run refuses a folder holding a finished run (``summary.json``) or one with saved
+    checkpoints (pass ``--resume``); a folder left by a run refused before it trained (a
+    ``config.json``, no checkpoint) is reused, and its stale ``metrics.jsonl`` removed. A resumed
+    run changes nothing here: it rebuilds ``metrics.jsonl`` and ``summary.json`` at its end.
+    """
     out = Path(out)
-    if not resume and next(out.glob("**/checkpoints/*"), None) is not None:
+    if resume:
+        return out
+    if saved_checkpoints(out):
         raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
                          f"or choose a new --out")
-    (out / "summary.json").unlink(missing_ok=True)
-    (out / "metrics.jsonl").unlink(missing_ok=True)  # appended to by the run (a resumed one rebuilds it)
+    if (out / "summary.json").exists():
+        raise ValueError(f"{str(out)!r} already holds a finished run (summary.json); choose a new --out")
+    (out / "metrics.jsonl").unlink(missing_ok=True)
     return out
 
 

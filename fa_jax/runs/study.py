@@ -19,17 +19,30 @@ merges them before the hook runs.
 import dataclasses
 import itertools
 import json
+import os
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from fa_jax.analysis import representations
-from fa_jax.runs import rundir, tables
+from fa_jax.runs import lock, rundir, tables
 from fa_jax.runs.plots import redraw
 from fa_jax.runs.tables import SOLVED
 from fa_jax.training import sharding
 from fa_jax.training.sweep import sweep as fj_sweep
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or None where that cannot be read."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return max(time.time() - (boot + ticks / os.sysconf("SC_CLK_TCK")), 0.0)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def product(**axes) -> list[dict]:
@@ -51,6 +64,30 @@ def steps_to_threshold(eval_steps, acc, threshold: float = SOLVED) -> list:
     acc = np.nan_to_num(np.asarray(acc, float), nan=-1.0)
     hit = acc >= threshold
     return [int(eval_steps[np.argmax(h)]) if h.any() else None for h in hit]
+
+
+# config.json keys a resumed run may change: where it goes, how it checkpoints and reports
+RESUMABLE = ("out", "resume", "config", "no_progress", "checkpoint_every", "keep_checkpoints", "environment")
+
+
+def check_resumable(out, config: dict) -> None:
+    """One-line ValueError if ``out`` holds no run to resume, or its ``config.json`` records other
+    settings than ``config`` (keys in both, except :data:`RESUMABLE`); reads, never writes."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        if not rundir.saved_checkpoints(out):
+            raise ValueError(f"--resume {str(out)!r}: no run to resume there (no config.json, no checkpoints)")
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--resume {str(out)!r}: cannot read {path} ({getattr(err, 'strerror', None) or err})") from None
+    now = json.loads(json.dumps(config, default=str))
+    changed = [k for k in now if k in recorded and k not in RESUMABLE and now[k] != recorded[k]]
+    if changed:
+        diffs = ", ".join(f"{k}={now[k]!r} (recorded {recorded[k]!r})" for k in changed[:3])
+        raise ValueError(f"--resume {str(out)!r}: the run was recorded with other settings: {diffs}; a resumed "
+                         f"run keeps its configuration (start a new run with --out to change it)")
 
 
 def check_checkpointing(checkpoint_every: int | None, keep_checkpoints: int, eval_every: int | None = None,
@@ -87,15 +124,21 @@ class Study:
     rows: list = dataclasses.field(default_factory=list)
     metric_rows: list = dataclasses.field(default_factory=list)
     label_keys: list = dataclasses.field(default_factory=list)
+    clock: dict = dataclasses.field(default_factory=lambda: {"opened": time.perf_counter(), "sweeps_s": 0.0,
+                                                             "finish_s": 0.0})
 
     @classmethod
     def start(cls, out, config: dict, *, resume: bool = False, checkpoint_every: int | None = None,
               keep_checkpoints: int = 2, progress: bool = True) -> "Study":
         """Begin (or, with ``resume``, continue) a study in the folder ``out``.
 
-        Refuses (one-line ValueError) an unwritable folder, or one holding a run with
-        checkpoints unless resuming; writes ``config.json`` (``config`` plus the environment)
-        unless a resumed run already has one.
+        Every check runs before anything in ``out`` changes. Refuses (one-line ValueError) an
+        unwritable folder, one another live run holds (``run.lock``, :mod:`fa_jax.runs.lock`),
+        one holding a finished run or checkpoints unless resuming, and a resume whose ``config``
+        differs from the recorded ``config.json`` (other than where it goes and how it
+        checkpoints: :data:`RESUMABLE`). Writes ``config.json`` (``config`` plus the environment)
+        unless resuming; a resumed run keeps ``metrics.jsonl`` and ``summary.json`` until
+        :meth:`finish` replaces them.
 
         Args:
             out: the run directory (created if missing).
@@ -107,13 +150,21 @@ class Study:
         """
         check_checkpointing(checkpoint_every, keep_checkpoints)
         out = rundir.prepare(out)
+        if resume:
+            check_resumable(out, config)
         study = cls(out=out, resume=resume, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                     progress=progress)
         if jax.process_index() == 0:
-            rundir.start(out, resume)  # refuses to overwrite a run with checkpoints
-            if not (resume and (out / "config.json").is_file()):
-                rundir.write_config(out, config)
-        study.metrics_path.unlink(missing_ok=True)
+            lock.acquire(out)
+            try:
+                rundir.start(out, resume)  # refuses to overwrite a run
+                if not (resume and (out / "config.json").is_file()):
+                    rundir.write_config(out, config)
+            except BaseException:
+                lock.release(out)
+                raise
+        if not resume:
+            study.metrics_path.unlink(missing_ok=True)
         return study
 
     @classmethod
@@ -136,6 +187,13 @@ class Study:
         n_proc = jax.process_count()
         return self.out / ("metrics.jsonl" if n_proc == 1 else f"metrics.p{jax.process_index()}.jsonl")
 
+    @property
+    def _rows_path(self) -> Path:
+        """Where sweeps append their rows: :attr:`metrics_path`, or (resuming) a hidden file that
+        :meth:`finish` moves there, so the old rows stay until the resumed run is complete."""
+        p = self.metrics_path
+        return p.with_name(f".{p.name}.resumed") if self.resume else p
+
     def sweep(self, labels: dict, model, task, *, name: str | None = None, seed_labels=None, **sweep_kw):
         """Run one cell: :func:`fa_jax.sweep` ``(model, task, **sweep_kw)``, checkpointed in
         ``checkpoints/<name>`` and resumed from there; returns its SweepResult.
@@ -153,6 +211,9 @@ class Study:
             **sweep_kw: the rest of :func:`fa_jax.sweep`'s arguments (seeds, steps, lr, ...).
         """
         name = name or "-".join(str(v) for v in labels.values())
+        if name in self.results or name + f".p{jax.process_index()}" in self.results:
+            raise ValueError(f"sweep {name!r} already ran in this study (a name repeated in a list?); "
+                             f"each cell runs once")
         self.label_keys += [k for k in labels if k not in self.label_keys]
         if jax.process_count() > 1:  # several hosts: each trains its share of the seeds
             seeds = sweep_kw.pop("seeds", 8)
@@ -164,14 +225,20 @@ class Study:
                                     self.keep_checkpoints)
         sweep_kw.setdefault("progress", self.progress)
         sweep_kw.setdefault("desc", name)
+        t0 = time.perf_counter()
         res = fj_sweep(model, task, **ckpt, **sweep_kw)
+        self.clock["sweeps_s"] += time.perf_counter() - t0
+        if res.resumed_from >= res.eval_steps[-1]:
+            print(f"{name}: restored from its checkpoint at step {res.resumed_from}; nothing retrained")
+        if self.resume and not self.results:
+            self._rows_path.write_text("")  # the first sweep got past its checkpoint's checks
         extra = seed_labels or (lambda seed: {})
         steps95 = steps_to_threshold(res.eval_steps, res.train_acc)
         self.rows += [{**labels, **extra(r["seed"]), **r, "steps_to_95": None if r["diverged"] else s95}
                       for r, s95 in zip(res.rows(), steps95)]
         metric_rows = [{**labels, **extra(m["seed"]), **m} for m in res.metric_rows()]
         self.metric_rows += metric_rows
-        rundir.append_jsonl(self.metrics_path, metric_rows)
+        rundir.append_jsonl(self._rows_path, metric_rows)
         self.results[name] = res
         return res
 
@@ -190,13 +257,38 @@ class Study:
         return sum(r.compile_s + r.run_s for r in self.results.values())
 
     def timing(self) -> dict:
-        """{cell name: {"compile_s", "run_s"}} of every sweep so far."""
+        """{cell name: {"compile_s", "run_s"}} of every sweep so far (a resumed sweep: with the
+        seconds of the part its checkpoint holds)."""
         return {n: {"compile_s": round(r.compile_s, 3), "run_s": round(r.run_s, 3)} for n, r in self.results.items()}
+
+    def time_report(self) -> str:
+        """Where this process's wall time went, in parts that add up to it, e.g. ``time: 27.3 s wall
+        = 6.1 before the study (imports, checks, memory estimate) + 18.0 in 3 sweeps (compile 9.0,
+        run 8.1, init and checkpoints 0.9) + 0.4 between sweeps + 2.8 figures and tables + 0.0
+        since``. With resumed sweeps, their compile + run (earlier sessions included) is given
+        instead of the split."""
+        now = time.perf_counter()
+        wall = process_seconds()
+        before = max(wall - (now - self.clock["opened"]), 0.0) if wall is not None else 0.0
+        wall = before + (now - self.clock["opened"])
+        sweeps, fin = self.clock["sweeps_s"], self.clock["finish_s"]
+        done = self.clock.get("finished", now)
+        comp = sum(r.compile_s for r in self.results.values())
+        run = sum(r.run_s for r in self.results.values())
+        fresh = not any(r.resumed_from for r in self.results.values())
+        inner = (f"compile {comp:.1f}, run {run:.1f}, init and checkpoints {max(sweeps - comp - run, 0.0):.1f}"
+                 if fresh else f"resumed; their compile + run, earlier sessions included: {comp + run:.1f}")
+        between = (done - self.clock["opened"]) - sweeps - fin
+        return (f"time: {wall:.1f} s wall = {before:.1f} before the study (imports, checks, memory estimate) + "
+                f"{sweeps:.1f} in {len(self.results)} sweeps ({inner}) + {between:.1f} between sweeps + "
+                f"{fin:.1f} figures and tables + {now - done:.1f} since")
 
     def finish(self, write=None) -> dict | None:
         """End the study: ``write(study) -> dict`` draws figures and tables into ``out`` and returns
         the summary's fields; ``summary.json`` (``results``: the rows, ``timing``, those fields) is
         written last. Returns the summary on process 0, None on the others (process 0 reports)."""
+        if self.resume and self._rows_path.exists():
+            self._rows_path.replace(self.metrics_path)
         n_proc = jax.process_count()
         if n_proc > 1:
             pid = jax.process_index()
@@ -207,12 +299,16 @@ class Study:
             if pid != 0:
                 return None
             self.rows, self.metric_rows = merge_shards(self.out, n_proc, self.label_keys)
+        t0 = time.perf_counter()
         try:
             fields = {} if write is None else write(self)
         except OSError as err:  # e.g. a figure on a full disk: name the run directory at least
             raise rundir.named(err, self.out) from None
+        self.clock["finish_s"] = time.perf_counter() - t0
+        self.clock["finished"] = time.perf_counter()
         summary = {"results": self.rows, **fields, "timing": self.timing()}
         rundir.write_json(self.out / "summary.json", summary)
+        lock.release(self.out)
         return summary
 
 

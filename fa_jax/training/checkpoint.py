@@ -83,14 +83,15 @@ class Checkpointer:
         self._mgr = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True))
 
-    def save(self, step: int, state, metrics: dict) -> None:
-        """Save ``state`` (a batched TrainState) and ``metrics`` ({name: (S, E_done, ...)}) as ``step``."""
+    def save(self, step: int, state, metrics: dict, seconds: dict | None = None) -> None:
+        """Save ``state`` (a batched TrainState) and ``metrics`` ({name: (S, E_done, ...)}) as ``step``;
+        ``seconds``: the time spent so far (``{"compile_s", "run_s"}``), given back on restore."""
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
         self._mgr.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(to_saveable(state)),
             curves=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
             meta=ocp.args.JsonSave({"step": int(step), "fingerprint": self.fingerprint,
-                                    "shapes": _shapes(to_saveable(state))})))
+                                    "shapes": _shapes(to_saveable(state)), "seconds": seconds or {}})))
 
     def restore(self, like):
         """``(state, metrics, step)`` from the newest readable checkpoint, or None if there is none.
@@ -98,7 +99,9 @@ class Checkpointer:
         like: a TrainState with this run's shapes and shardings (e.g. the fresh initial state).
         A checkpoint of another configuration raises a one-line ValueError naming the first
         difference; an unreadable checkpoint is skipped with a warning (the previous one is used).
+        The seconds saved with it are in :attr:`restored_seconds` (``{}`` if none).
         """
+        self.restored_seconds = {}
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
         self._mgr.reload()
         steps = sorted(self._mgr.all_steps(), reverse=True)
@@ -124,6 +127,7 @@ class Checkpointer:
                               stacklevel=3)
                 continue
             metrics = {k: np.asarray(v) for k, v in got["curves"].items()}
+            self.restored_seconds = dict(meta.get("seconds") or {})
             return from_saveable(got["state"], like), metrics, int(meta["step"])
         return None
 

@@ -235,9 +235,11 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     state, task = sharding.place(state, task, mesh)
     chunks, done = [], 0  # done: evaluations already run (restored from a checkpoint)
     restored = None if ckpt is None else ckpt.restore(state)
+    before = {"compile_s": 0.0, "run_s": 0.0}  # seconds the checkpointed part of the run took
     if restored is not None:
         state, metrics, start = restored
         chunks, done = [metrics], start // eval_every
+        before.update(ckpt.restored_seconds)
 
     t0 = time.perf_counter()
     compiled = chunk_fn.lower(state, task).compile() if done < n_evals else None  # cached per config + shapes
@@ -256,7 +258,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
             if ckpt is not None and (done == n_evals or due):
                 last_save = time.perf_counter()
                 chunks = [{k: np.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]}]
-                ckpt.save(done * eval_every, state, chunks[0])
+                ckpt.save(done * eval_every, state, chunks[0], {
+                    "compile_s": before["compile_s"] + compile_s,
+                    "run_s": before["run_s"] + time.perf_counter() - t0})
     jax.block_until_ready(state)
     if ckpt is not None:
         ckpt.close()
@@ -267,6 +271,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     return SweepResult(rule=rule, seeds=seed_list, eval_steps=np.arange(1, n_evals + 1) * eval_every,
                        loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
-                       state=state, compile_s=compile_s, run_s=run_s, diagnostics=diag,
+                       state=state, compile_s=before["compile_s"] + compile_s,
+                       run_s=before["run_s"] + run_s, diagnostics=diag,
                        resumed_from=0 if restored is None else restored[2],
                        **early_stopping_fields(metrics, state))

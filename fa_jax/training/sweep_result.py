@@ -20,7 +20,8 @@ class SweepResult:
     :mod:`fa_jax.analysis.diagnostics` that the rule has. With early stopping: val_loss, val_acc
     (S, E); best_step (S,) the step of the kept params; stopped_at (S,) the step where
     patience ran out or -1; ``best_params``. resumed_from: the checkpointed step this
-    sweep continued from (0 for a fresh run; ``run_s`` then counts only the remaining steps).
+    sweep continued from (0 for a fresh run). ``compile_s`` and ``run_s`` include the seconds the
+    checkpointed part took (saved with the checkpoint), so a resumed run reports its whole cost.
     """
 
     rule: str

@@ -26,6 +26,12 @@ def default_dir(name: str) -> Path:
 def prepare(path) -> Path:
     """Create ``path`` (and parents) and prove it is writable; one-line ValueError otherwise."""
     path = Path(path)
+    try:
+        path.resolve()
+    except (RuntimeError, OSError):  # Python 3.11: RuntimeError; later: OSError(ELOOP)
+        raise ValueError(f"--out {str(path)!r} is (or is inside) a symbolic link loop") from None
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"--out {str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist")
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {str(path)!r} exists and is not a directory")
     try:

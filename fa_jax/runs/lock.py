@@ -32,6 +32,8 @@ def _start_time(pid: int) -> str | None:
 
 def _alive(owner: dict) -> bool:
     """Whether the lock's owner may still run (True when it cannot be told: another host)."""
+    if not owner.get("host"):  # unreadable: a dead owner's, unless being written right now
+        return owner.get("age", 1e9) < 5.0
     if owner.get("host") != socket.gethostname():
         return True
     pid = owner.get("pid")
@@ -52,9 +54,12 @@ def _read(path: Path) -> dict | None:
         owner = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return {}  # torn or foreign: treated as a dead owner's
-    return owner if isinstance(owner, dict) else {}
+    except (OSError, ValueError):  # torn, foreign or not a file
+        try:
+            return {"age": time.time() - path.stat().st_mtime}
+        except OSError:
+            return {}
+    return owner if isinstance(owner, dict) else {"age": 1e9}
 
 
 def _describe(owner: dict) -> str:
@@ -106,9 +111,12 @@ def _remove_stale(path: Path, owner: dict) -> None:
     if moved is not None and moved.get("token") != owner.get("token"):
         try:
             os.link(aside, path)
-        except FileExistsError:
+        except OSError:
             pass
-    aside.unlink(missing_ok=True)
+    try:
+        aside.unlink(missing_ok=True)
+    except OSError:  # not a file (a folder called run.lock): left aside, hidden
+        pass
 
 
 def release(out) -> None:

@@ -7,7 +7,8 @@
 one panel per model when the rows carry ``model``), ``loss.png`` (training loss), and with
 diagnostics ``alignment.png`` (angle to the BP gradient per layer), ``signal_alignment.png``,
 ``weight_alignment.png``, ``grad_norms.png``, ``weight_norms.png``; ``embedding.png`` from
-``embedding.npz``.
+``embedding.npz``. Seeds whose rows are marked ``diverged`` are left out of every curve and
+counted in its legend (``bp (3 of 4 seeds; 1 diverged)``).
 """
 
 import sys

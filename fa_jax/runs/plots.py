@@ -5,6 +5,7 @@ user's (scripts that write PNGs headless choose ``Agg`` themselves)."""
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,32 +31,63 @@ def save(fig, path, title=None):
 
 
 def _by(rows, key, metric):
-    """{value of ``key``: (steps (E,), values (S, E))} from metrics rows; missing values are NaN."""
+    """{value of ``key``: (steps (E,), values (S, E), seeds, diverged)} from metrics rows: values
+    of the seeds that never diverged (a row with ``diverged`` true leaves its seed out entirely;
+    rows without the key count as healthy), missing values NaN; ``seeds`` counts all of them."""
     out = {}
     for name in dict.fromkeys(r[key] for r in rows):
         rr = [r for r in rows if r[key] == name]
         steps = sorted({r["step"] for r in rr})
-        seeds = sorted({r["seed"] for r in rr})
+        bad = {r["seed"] for r in rr if r.get("diverged")}
+        seeds = sorted({r["seed"] for r in rr} - bad)
         vals = np.full((len(seeds), len(steps)), np.nan)
         si, ti = {s: i for i, s in enumerate(seeds)}, {s: i for i, s in enumerate(steps)}
         for r in rr:
             v = r.get(metric)
-            vals[si[r["seed"]], ti[r["step"]]] = np.nan if v is None else v
-        out[name] = (np.array(steps), vals)
+            if r["seed"] in si and v is not None:
+                vals[si[r["seed"]], ti[r["step"]]] = v
+        out[name] = (np.array(steps), vals, len(seeds) + len(bad), len(bad))
     return out
+
+
+def seeds_label(name, seeds: int, diverged: int, count: bool = True) -> str:
+    """A line's legend: ``bp (4 seeds)``, ``bp (3 of 4 seeds; 1 diverged)``, ``bp: all 4 seeds
+    diverged``; with ``count=False`` just ``bp`` when none diverged."""
+    if diverged == seeds:
+        return f"{name}: all {seeds} seeds diverged"
+    if diverged:
+        return f"{name} ({seeds - diverged} of {seeds} seeds; {diverged} diverged)"
+    return f"{name} ({seeds} seeds)" if count else str(name)
 
 
 def _band(ax, steps, vals, **kw):
     """Mean ± std over seeds (axis 0 of ``vals``) of a curve, NaN-safe."""
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a step where no seed has a value: a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean, std = np.nanmean(vals, 0), np.nanstd(vals, 0)
     (line,) = ax.plot(steps, mean, **kw)
     ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
 
 
+def _curve(ax, name, curve, color, count=True) -> bool:
+    """Draw one ``_by`` curve (mean ± std of its healthy seeds) labelled by :func:`seeds_label`;
+    when every seed diverged, only a legend entry. Returns whether any seed diverged."""
+    steps, vals, seeds, diverged = curve
+    label = seeds_label(name, seeds, diverged, count)
+    if diverged == seeds:
+        ax.plot([], [], ls="none", label=label)
+    else:
+        _band(ax, steps, vals, color=color, label=label)
+    return diverged > 0
+
+
 def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *, panel=None, line="rule"):
     """Learning curves: mean ± std band over seeds of ``metric`` vs step, one line per value of
     ``rows[i][line]``; one panel, or one panel per value of ``rows[i][panel]``.
+
+    A seed with a ``diverged`` row is left out of its line entirely; the legend says so
+    (:func:`seeds_label`; in panels, where it happened), and a line whose seeds all diverged is
+    only a legend entry. Colours follow the lines' order of appearance over all panels.
 
     Args:
         rows: metrics rows (dicts with step, seed, the metric, the labels); a missing value is a gap.
@@ -70,10 +102,11 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
 
+    colors = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(r[line] for r in rows))}
     if panel is None:
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-        for name, (steps, vals) in _by(rows, line, metric).items():
-            _band(ax, steps, vals, label=f"{name} ({vals.shape[0]} seeds)")
+        for name, curve in _by(rows, line, metric).items():
+            _curve(ax, name, curve, colors[name])
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         if title:
@@ -85,9 +118,11 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
     cols = min(len(panels), 5)
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=100, squeeze=False, sharey=True)
-    for ax, name in zip(axes.flat, panels):
-        for lname, (steps, vals) in _by([r for r in rows if r[panel] == name], line, metric).items():
-            _band(ax, steps, vals, label=str(lname))
+    for i, (ax, name) in enumerate(zip(axes.flat, panels)):
+        diverged = [_curve(ax, lname, curve, colors[lname], count=False)
+                    for lname, curve in _by([r for r in rows if r[panel] == name], line, metric).items()]
+        if i == 0 or any(diverged):
+            ax.legend(fontsize=7)
         ax.set_title(name if isinstance(name, str) else f"{panel}={name}", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.grid(alpha=0.3)
@@ -95,7 +130,6 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    axes[0][0].legend(fontsize=7)
     return save(fig, path, title)
 
 
@@ -107,6 +141,7 @@ def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gr
                  log=False, hidden=False):
     """One panel per layer: mean ± std over seeds of the per-layer ``metric`` vs step, one line
     per rule (rules without the metric are skipped). Angles (``*_deg``) get a dashed line at 90°.
+    Diverged seeds are left out and counted in the legend, as in :func:`curves`.
 
     Args:
         rows: metrics rows (dicts with rule, step, seed and the metric, a list with one value per layer).
@@ -131,12 +166,12 @@ def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gr
     for li in range(n):
         ax = axes.flat[li]
         for ci, rule in enumerate(dict.fromkeys(r["rule"] for r in rows)):
-            rr = [dict(r, _v=r[metric][li]) for r in rows if r["rule"] == rule and r.get(metric) is not None
-                  and li < len(r[metric])]
-            if not rr:
+            rr = [dict(r, _v=r[metric][li] if r.get(metric) is not None and li < len(r[metric]) else None)
+                  for r in rows if r["rule"] == rule]
+            curve = _by(rr, "rule", "_v")[rule]
+            if curve[3] < curve[2] and np.isnan(curve[1]).all():  # the rule has no such metric
                 continue
-            steps, vals = _by(rr, "rule", "_v")[rule]
-            _band(ax, steps, vals, color=f"C{ci}", label=rule)
+            _curve(ax, rule, curve, f"C{ci}", count=False)
         name = f"hidden h_{li + 1}" if hidden else f"W_{li + 1}" + (" (output)" if li == n - 1 else "")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("training step")

@@ -14,8 +14,9 @@ SOLVED = 0.95  # a seed "solves" a cell when its final test accuracy reaches thi
 def summarize(rows: list[dict], keys=("rule",), extra: dict | None = None) -> list[dict]:
     """Group rows by the label ``keys`` (a name or a sequence), in order of first appearance.
 
-    Per group: ``seeds``, ``diverged`` (count), ``mean_acc`` / ``std_acc`` / ``min_acc`` over the
-    finite seeds (None if none), ``solved`` (fraction of seeds with final test accuracy >= 0.95),
+    Per group: ``seeds`` (all of them), ``diverged`` (count), ``mean_acc`` / ``std_acc`` / ``min_acc``
+    over the seeds that did not diverge (None if none), ``solved`` (fraction of all seeds with
+    final test accuracy >= 0.95; a diverged seed is not solved),
     ``median_steps_to_95`` (of the seeds whose mini-batch accuracy reached 95%, None if none),
     ``steps`` and ``seconds`` (the first row's ``wall_s``). extra: {key: fn(group rows) -> value}
     for further per-group fields (e.g. a model's parameter count).
@@ -79,7 +80,8 @@ def table(summary: list[dict], columns=("rule", *RULES_TABLE)) -> str:
 
 def final_layer_stats(metric_rows: list[dict], metric: str = "grad_alignment_deg") -> dict:
     """{rule: (mean (n_layers,), std (n_layers,), seeds)} of a per-layer ``metric`` at each
-    rule's last logged step, over seeds (NaN/None entries ignored); rules without it are left out."""
+    rule's last logged step, over the seeds that have it there (NaN/None entries ignored; a
+    diverged seed's rows are null, so it is left out and not counted); rules without it are left out."""
     out = {}
     for rule in dict.fromkeys(r["rule"] for r in metric_rows):
         rr = [r for r in metric_rows if r["rule"] == rule and r.get(metric) is not None]

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
-from fa_jax.training.state import apply_model
+from fa_jax.training.state import apply_model, freeze_diverged
 
 
 def check_patience(patience) -> None:
@@ -83,13 +83,15 @@ def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
 
 
 def make_validate(model, rule: str, loss_fn, patience: int):
-    """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``."""
+    """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``.
+
+    A diverged seed's tracking state stays as it was (its best params, ``stale``, ``stopped_at``)."""
 
     def validate(state, task):
         x, y = task.aux["x_val"], task.aux["y_val"]
         logits, _ = apply_model(model, state, state.params, x, rule=rule)
         val_loss, val_acc = loss_fn(logits, y), losses_lib.accuracy(logits, y).mean()
         early = update_early(state.early, state.params, state.step, val_loss, patience)
-        return state.replace(early=early), {"val_loss": val_loss, "val_acc": val_acc}
+        return freeze_diverged(state.replace(early=early), state), {"val_loss": val_loss, "val_acc": val_acc}
 
     return validate

@@ -23,7 +23,8 @@ PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN = 0, 1, 2
 class TrainState:
     """Everything one seed's run carries: params, optimizer state, feedback, RNG key, step.
 
-    ``diverged_at`` is the first step whose loss was not finite (-1 while finite).
+    ``diverged_at`` is the first step (0-based) whose loss was not finite (-1 while finite);
+    from that step on the seed is frozen (:func:`freeze_diverged`, in every training step).
     ``early``: ``None``, or with early stopping the per-seed best params and their
     bookkeeping (:mod:`fa_jax.training.early_stopping`). ``model_state``: ``None``, or a stateful
     model's state (batch-norm running statistics), updated by every training step and used
@@ -68,6 +69,19 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
                       key=jax.random.fold_in(seed_key, PURPOSE_TRAIN),
                       step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32),
                       model_state=model.init_stats() if contract.is_stateful(model) else None)
+
+
+def freeze_diverged(new: TrainState, old: TrainState) -> TrainState:
+    """``new`` with the params, opt_state, feedback, model_state and early-stopping state of
+    ``old`` where ``new.diverged_at >= 0`` (a scalar per seed; under ``vmap`` a per-seed select)."""
+    frozen = new.diverged_at >= 0
+
+    def keep(n, o):
+        return jax.tree.map(lambda a, b: jnp.where(frozen, b, a), n, o)
+
+    return new.replace(params=keep(new.params, old.params), opt_state=keep(new.opt_state, old.opt_state),
+                       feedback=keep(new.feedback, old.feedback), model_state=keep(new.model_state, old.model_state),
+                       early=keep(new.early, old.early))
 
 
 def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):

@@ -11,14 +11,18 @@ import optax
 
 from fa_jax import losses as losses_lib
 from fa_jax.models import contract
-from fa_jax.training.state import TrainState, apply_model
+from fa_jax.training.state import TrainState, apply_model, freeze_diverged
 
 
 def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
 
     The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
-    A non-finite loss sets ``diverged_at`` to the step (once).
+    A non-finite loss sets ``diverged_at`` to the step (once) and freezes the seed: from that
+    step on its params, opt_state, feedback and model_state (batch-norm statistics) stay what
+    they were before it (a per-seed select, so under ``vmap`` the other seeds train on bit for
+    bit as before). ``step`` and ``key`` still advance (``step`` counts the steps run, the same
+    for every seed); the losses a frozen seed reports are those of its frozen params.
 
     Args:
         model: anything with the model contract; stochastic models get ``train=True`` and a key,
@@ -57,6 +61,7 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
                             diverged_at=diverged_at)
         if model_state is not None:
             new = new.replace(model_state=model_state)
+        new = freeze_diverged(new, state)
         return new, (loss, losses_lib.accuracy(logits, y).mean())
 
     return step

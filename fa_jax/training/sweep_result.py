@@ -22,6 +22,12 @@ class SweepResult:
     patience ran out or -1; ``best_params``. resumed_from: the checkpointed step this
     sweep continued from (0 for a fresh run). ``compile_s`` and ``run_s`` include the seconds the
     checkpointed part took (saved with the checkpoint), so a resumed run reports its whole cost.
+
+    A seed whose loss became non-finite is frozen from its step ``diverged_at`` on
+    (:func:`fa_jax.training.step.make_train_step`). The metric arrays keep what was measured:
+    after the divergence that is the frozen params' loss and accuracy, not training progress.
+    :attr:`diverged_mask` marks those evaluations; :meth:`rows`, :meth:`metric_rows` and
+    :attr:`final_test_acc` leave them out (``None`` / NaN).
     """
 
     rule: str
@@ -49,11 +55,22 @@ class SweepResult:
 
     @property
     def diverged(self) -> np.ndarray:
+        """(S,) bool: the seed's loss became non-finite (at step ``diverged_at``)."""
         return self.diverged_at >= 0
 
     @property
+    def diverged_mask(self) -> np.ndarray:
+        """(S, E) bool: the evaluation at ``eval_steps[j]`` came after seed i's divergence.
+
+        The evaluation at step ``t`` follows the steps ``t - eval_every .. t - 1`` (0-based), so it
+        is marked when ``t > diverged_at``; e.g. ``np.where(res.diverged_mask, np.nan, res.test_acc)``.
+        """
+        return self.diverged[:, None] & (self.eval_steps[None, :] > self.diverged_at[:, None])
+
+    @property
     def final_test_acc(self) -> np.ndarray:
-        """(S,) final test accuracy; NaN where the seed diverged (never reported as a number)."""
+        """(S,) final test accuracy; NaN where the seed diverged (``res.diverged``, step
+        ``res.diverged_at``), whatever its frozen params score; never reported as a number."""
         return np.where(self.diverged, np.nan, self.test_acc[:, -1])
 
     def rows(self) -> list[dict]:
@@ -73,21 +90,31 @@ class SweepResult:
         return out
 
     def metric_rows(self) -> list[dict]:
-        """One row per (seed, logged step): rule, seed, step, loss, train_acc, test_acc, test_loss;
-        with diagnostics also every key of :data:`fa_jax.analysis.diagnostics.KEYS` (a list per layer,
-        ``None`` where the rule has no such metric, e.g. BP's weight alignment)."""
+        """One row per (seed, logged step): rule, seed, step, diverged, loss, train_acc, test_acc,
+        test_loss; with diagnostics also every key of :data:`fa_jax.analysis.diagnostics.KEYS` (a
+        list per layer, ``None`` where the rule has no such metric, e.g. BP's weight alignment).
+
+        ``diverged`` is :attr:`diverged_mask`: on those rows every metric is ``None``; elsewhere a
+        non-finite value is ``None``.
+        """
         out = []
+        mask = self.diverged_mask
         for i, seed in enumerate(self.seeds):
             for j, st in enumerate(self.eval_steps):
-                vals = {k: float(getattr(self, k)[i, j]) for k in ("loss", "train_acc", "test_acc", "test_loss")}
-                vals = {k: (v if math.isfinite(v) else None) for k, v in vals.items()}
+                div = bool(mask[i, j])
+                vals = {k: _finite(getattr(self, k)[i, j], div) for k in ("loss", "train_acc", "test_acc", "test_loss")}
                 if self.diagnostics is not None:
                     for k in diagnostics_lib.KEYS:
                         d = self.diagnostics.get(k)
-                        vals[k] = None if d is None else [
-                            (float(v) if math.isfinite(v) else None) for v in d[i, j]]
-                out.append({"rule": self.rule, "seed": int(seed), "step": int(st), **vals})
+                        vals[k] = None if d is None or div else [_finite(v) for v in d[i, j]]
+                out.append({"rule": self.rule, "seed": int(seed), "step": int(st), "diverged": div, **vals})
         return out
+
+
+def _finite(v, diverged=False) -> float | None:
+    """``float(v)``, or None where it is not finite or the seed had diverged."""
+    v = float(v)
+    return None if diverged or not math.isfinite(v) else v
 
 
 def early_stopping_fields(metrics, state) -> dict:

@@ -73,7 +73,8 @@ def test_bp_learns_parity_and_metrics_rows():
                    batch_size=64, eval_every=100, progress=False)
     assert res.final_test_acc.min() >= 0.95
     rows = res.metric_rows()
-    assert len(rows) == 2 * 4 and set(rows[0]) == {"rule", "seed", "step", "loss", "train_acc", "test_acc", "test_loss"}
+    assert len(rows) == 2 * 4 and set(rows[0]) == {"rule", "seed", "step", "diverged", "loss", "train_acc", "test_acc",
+                                                "test_loss"}
 
 
 def test_digits_classification_trains_under_dfa():

@@ -17,6 +17,7 @@ optax schedule ``step -> lr``. Defaults are optax's unless stated.
 import optax
 
 from fa_jax.optim import regularize
+from fa_jax.optim.hyper import check as check_hyper
 from fa_jax import registry
 from fa_jax.registry import lookup
 
@@ -59,7 +60,8 @@ def check_learning_rate(learning_rate) -> None:
 def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransformation:
     """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
 
-    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``);
+    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``), each
+    key checked by name, type and range first (:mod:`fa_jax.optim.hyper`);
     the regularization keys of :mod:`fa_jax.optim.regularize` (``clip_value``, ``clip_norm``, ``l1``,
     ``l2``, ``penalize_biases``, ``decoupled_decay``, ``max_norm``) chain its links around it.
     """
@@ -67,6 +69,7 @@ def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransform
     check_learning_rate(learning_rate)
     kwargs = {**_DEFAULTS.get(name, {}), **hyper}
     tools = {k: kwargs.pop(k) for k in regularize.TOOLS if k in kwargs}
+    kwargs = check_hyper(name, make, kwargs, extra=regularize.TOOLS)
     if tools:
         make = regularize.regularized(make, **tools)
     try:

@@ -87,5 +87,5 @@ def test_schedule_learning_rate():
 def test_bad_optimizer_input(bad, match):
     with pytest.raises(ValueError, match=match):
         fj.optimizer(*bad)
-    with pytest.raises(ValueError, match="bad hyperparameter"):
+    with pytest.raises(ValueError, match="adam: unknown hyperparameter 'betas'; known: b1, b2, eps"):
         fj.optimizer("adam", 0.1, betas=0.3)

@@ -107,14 +107,8 @@ def specs(name: str, make) -> tuple[dict, bool]:
     return table, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-def _show(v) -> str:
-    if isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v):
-        return f"<{np.dtype(v.dtype).name} array of shape {tuple(v.shape)}>"
-    return " ".join(repr(v).split())
-
-
-def _scalar(v):
-    """``v`` as a Python scalar if it is a concrete real 0-d value (numpy scalars, 0-d arrays); else ``v``."""
+def plain(v):
+    """``v`` as a Python scalar if it is a concrete 0-d value (numpy scalars, 0-d arrays); else ``v``."""
     if isinstance(v, (np.generic, np.ndarray, jax.Array)) and not isinstance(v, jax.core.Tracer) and np.ndim(v) == 0:
         return v.item()
     return v
@@ -123,7 +117,7 @@ def _scalar(v):
 def _value(name: str, key: str, s: Spec, v):
     """``v`` checked against ``s`` and made plain (Python scalars, dtype names); else a ValueError."""
     def fail(what):
-        raise ValueError(f"{name}: {key}={_show(v)} must be {what}")
+        raise ValueError(f"{name}: {key}={checks.show(v)} must be {what}")
 
     if s.kind == "any" or (v is None and s.none) or (s.schedule and callable(v)):
         return v
@@ -135,7 +129,7 @@ def _value(name: str, key: str, s: Spec, v):
         return dt.name if jnp.issubdtype(dt, jnp.floating) else fail(s.wants())
     if isinstance(v, jax.core.Tracer) and s.kind == "number" and np.ndim(v) == 0:
         return v  # a traced value (inside jit/vmap): its range cannot be known here
-    u = _scalar(v)
+    u = plain(v)
     if s.kind == "bool":
         return u if isinstance(u, bool) else fail(s.wants())
     if s.kind == "int" and not checks.is_int(u) or s.kind == "number" and not checks.is_number(u):

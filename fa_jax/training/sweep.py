@@ -111,21 +111,23 @@ def _learning_rates(lr, n: int):
     what = "lr must be a positive number, an optax schedule or a list of one per seed"
     if callable(lr):
         return None  # a schedule: every seed follows it
-    if isinstance(lr, (Sequence, np.ndarray, jax.Array)) and not isinstance(lr, str) and np.ndim(lr) != 0:
+    raw = None
+    if isinstance(lr, (Sequence, np.ndarray, np.generic, jax.Array)) and not isinstance(lr, str):
         try:
             raw = np.asarray(lr)
         except ValueError:  # ragged
-            raw = None
-        if raw is None or raw.ndim != 1 or raw.dtype.kind not in "iuf":
+            raise ValueError(f"{what}, got {checks.show(lr)}") from None
+    if raw is not None and raw.ndim:
+        if raw.ndim != 1 or raw.dtype.kind not in "iuf":
             raise ValueError(f"{what}, got {checks.show(lr)}")
         if raw.shape[0] != n:
             raise ValueError(f"got {raw.shape[0]} learning rates for {n} seeds")
         lrs = raw.astype(np.float32)
         for i, v in enumerate(lrs):
-            if not (0 < v < np.inf):  # float32: also catches values that underflow to 0
+            if not 0 < v < np.inf:  # float32: also catches values that underflow to 0
                 raise ValueError(f"lr[{i}] must be a positive finite number, got {raw[i].item()!r}")
         return lrs
-    v = lr.item() if isinstance(lr, (np.generic, np.ndarray, jax.Array)) else lr
+    v = lr if raw is None else raw.item()
     if not checks.is_number(v):
         raise ValueError(f"{what}, got {checks.show(lr)}")
     optim.check_learning_rate(v)

@@ -83,6 +83,7 @@ def test_schedule_learning_rate():
     (("adam", -0.1), r"learning rate must be positive and finite, got -0.1"),
     (("adam", float("nan")), r"learning rate must be positive"),
     (("adam", "fast"), r"learning rate must be a positive number"),
+    (("adam", True), r"learning rate must be a positive number or an optax schedule, got True"),
 ])
 def test_bad_optimizer_input(bad, match):
     with pytest.raises(ValueError, match=match):

@@ -106,11 +106,16 @@ def test_unhashable_optimizer_hyper(no_compiling):
     ([[0.1], [0.2]], "lr must be a positive number, an optax schedule or a list of one per seed, got [[0.1], [0.2]]"),
     ([0.1, 0.2, 0.3], "got 3 learning rates for 2 seeds"),
     ({"a": 0.1}, "got {'a': 0.1}"),
+    ([0.1, [0.2]], "lr must be a positive number, an optax schedule or a list of one per seed, got [0.1, [0.2]]"),
+    ([True, True], "lr must be a positive number, an optax schedule or a list of one per seed, got [True, True]"),
+    (np.array(True), "lr must be a positive number, an optax schedule or a list of one per seed, got array(True)"),
+    (1e-50, "lr=1e-50 is 0.0 in float32; it must be a positive finite number"),
 ])
 def test_bad_learning_rates(lr, match, no_compiling):
     one_line_error(lambda: _sweep(lr=lr), match)
 
 
-def test_scalar_array_learning_rate_is_one_for_every_seed():
-    res = _sweep(lr=np.array(0.1))
+@pytest.mark.parametrize("lr", [np.array(0.1), jnp.array(0.1), np.float32(0.1), (0.1, 0.1), jnp.array([0.1, 0.1])])
+def test_scalar_and_per_seed_learning_rates(lr):
+    res = _sweep(lr=lr)
     np.testing.assert_allclose(res.state.opt_state.hyperparams["learning_rate"], [0.1, 0.1])

@@ -10,6 +10,7 @@ numpy integers where an int is asked for.
 import math
 import numbers
 
+import jax
 import numpy as np
 
 
@@ -27,6 +28,20 @@ def is_positive_int(v, *, numpy: bool = False) -> bool:
 def is_number(v) -> bool:
     """True for a real number (int, float, numpy scalars), never for a bool."""
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def show(v) -> str:
+    """``v`` for a one-line message: an array of rank >= 1 as its dtype and shape, anything else
+    as its ``repr`` on one line."""
+    if isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v):
+        return f"<{np.dtype(v.dtype).name} array of shape {tuple(v.shape)}>"
+    return " ".join(repr(v).split())
+
+
+def traced(args: dict) -> list[str]:
+    """The names in ``args`` ({name: value}) whose value holds a ``jax.core.Tracer`` anywhere in
+    its pytree: a function called inside ``jax.jit`` or ``jax.vmap`` sees them."""
+    return [k for k, v in args.items() if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(v))]
 
 
 def _fail(name, what, v):

@@ -143,7 +143,7 @@ API_ERRORS = [
      "learning rate must be a positive number or an optax schedule, got 'fast'"),
     ("optimizer nope", lambda: fj.optimizer("nope"), "unknown optimizer 'nope'; known: adadelta"),
     ("optimizer unknown hyperparameter", lambda: fj.optimizer("adam", 1e-3, bogus=1),
-     "optimizer 'adam': bad hyperparameter"),
+     "adam: unknown hyperparameter 'bogus'; known: b1, b2, eps, eps_root, mu_dtype, nesterov (or a regularization key"),
 ]
 
 

@@ -14,10 +14,15 @@ optax schedule ``step -> lr``. Defaults are optax's unless stated.
 - adam, adamw, nadam, adamax, amsgrad                      (optax's namesakes)
 """
 
+from collections.abc import Mapping
+
+import numpy as np
 import optax
 
+from fa_jax import checks, registry
 from fa_jax.optim import regularize
-from fa_jax import registry
+from fa_jax.optim.hyper import check as check_hyper
+from fa_jax.optim.hyper import plain
 from fa_jax.registry import lookup
 
 _DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
@@ -48,6 +53,8 @@ def check_learning_rate(learning_rate) -> None:
     """Refuse non-positive or non-finite constant learning rates (schedules pass through)."""
     if callable(learning_rate):
         return
+    if isinstance(learning_rate, (bool, np.bool_)):
+        raise ValueError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}")
     try:
         lr = float(learning_rate)
     except (TypeError, ValueError):
@@ -56,17 +63,53 @@ def check_learning_rate(learning_rate) -> None:
         raise ValueError(f"learning rate must be positive and finite, got {learning_rate!r}")
 
 
+def _split(name: str, make, hyper: dict) -> tuple[dict, dict]:
+    """``(optax keywords, regularization keys)`` of ``hyper``, both checked (keys, types, ranges)."""
+    kwargs = {**_DEFAULTS.get(name, {}), **hyper}
+    tools = {k: kwargs.pop(k) for k in regularize.TOOLS if k in kwargs}
+    regularize.check_tools(**tools)
+    return check_hyper(name, make, kwargs, extra=regularize.TOOLS), tools
+
+
+def check_sweep_options(name: str, hyper) -> dict:
+    """``fj.sweep(optimizer=name, optimizer_hyper=hyper)`` checked as :func:`optimizer` checks it.
+
+    ``hyper`` must be None or a dict with str keys (not ``learning_rate``: the sweep's ``lr``)
+    and hashable values (the sweep caches its compiled programs by them). Returns it as a
+    dict, numpy scalars and 0-d arrays made Python scalars; a one-line ValueError otherwise.
+    """
+    make = lookup(OPTIMIZERS, name, "optimizer")
+    if hyper is None:
+        return {}
+    if not isinstance(hyper, Mapping):
+        raise ValueError(f"optimizer_hyper must be a dict {{name: value}} or None, got {checks.show(hyper)}")
+    for k in hyper:
+        if not isinstance(k, str):
+            raise ValueError(f"optimizer_hyper keys must be str, got {k!r}")
+    if "learning_rate" in hyper:
+        raise ValueError("optimizer_hyper must not hold learning_rate: pass lr= to fj.sweep")
+    out = {k: plain(v) for k, v in hyper.items()}
+    _split(name, make, out)
+    for k, v in out.items():
+        try:
+            hash(v)
+        except TypeError:
+            raise ValueError(f"optimizer_hyper[{k!r}]={checks.show(v)} must be hashable (fj.sweep caches its "
+                             f"compiled programs by these options): a number, bool, str or function") from None
+    return out
+
+
 def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransformation:
     """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
 
-    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``);
+    ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``), each
+    key checked by name, type and range first (:mod:`fa_jax.optim.hyper`);
     the regularization keys of :mod:`fa_jax.optim.regularize` (``clip_value``, ``clip_norm``, ``l1``,
     ``l2``, ``penalize_biases``, ``decoupled_decay``, ``max_norm``) chain its links around it.
     """
     make = lookup(OPTIMIZERS, name, "optimizer")
     check_learning_rate(learning_rate)
-    kwargs = {**_DEFAULTS.get(name, {}), **hyper}
-    tools = {k: kwargs.pop(k) for k in regularize.TOOLS if k in kwargs}
+    kwargs, tools = _split(name, make, hyper)
     if tools:
         make = regularize.regularized(make, **tools)
     try:

@@ -14,6 +14,7 @@ the same bits, so a resumed sweep equals the uninterrupted one bit for bit.
 import dataclasses
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from fa_jax import checks
 
-__all__ = ["Checkpointer", "fingerprint_mismatch", "latest_step"]
+__all__ = ["Checkpointer", "check_directory", "fingerprint_mismatch", "latest_step"]
 
 
 def _is_key(x) -> bool:
@@ -61,6 +62,32 @@ def latest_step(directory) -> int | None:
     return max(steps) if steps else None
 
 
+def check_directory(directory) -> Path:
+    """``directory`` as an absolute Path, if it is (or can be created as) a writable directory.
+
+    A one-line ValueError for a value that is not a non-empty path, a path that is a file or
+    lies inside one, and a directory that is not writable (or whose nearest existing parent
+    is not, when it does not exist yet). Nothing is created.
+    """
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory).strip():
+        raise ValueError(f"checkpoint must be a directory path (str or os.PathLike) or None, got {directory!r}")
+    given, d = str(directory), Path(directory).absolute()
+    try:
+        parent = next(p for p in (d, *d.parents) if p.exists())  # d itself if it exists
+        is_dir = parent.is_dir()
+    except OSError as err:  # e.g. a parent that may not be searched
+        raise ValueError(f"checkpoint directory {given!r} cannot be reached ({err.strerror})") from None
+    if parent == d and not is_dir:
+        raise ValueError(f"checkpoint={given!r} is a file; it must be a directory (or None: no checkpoint)")
+    if not is_dir:
+        raise ValueError(f"checkpoint={given!r} lies inside the file {str(parent)!r}; it must be a directory "
+                         f"(or None: no checkpoint)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"checkpoint directory {given!r} is not writable" if parent == d else
+                         f"checkpoint directory {given!r} cannot be created: {str(parent)!r} is not writable")
+    return d
+
+
 @dataclasses.dataclass
 class Checkpointer:
     """Saves and restores one sweep's state in ``directory``.
@@ -77,7 +104,7 @@ class Checkpointer:
     def __post_init__(self):
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
         checks.positive_int("keep_checkpoints", self.keep)
-        self.directory = Path(self.directory).absolute()
+        self.directory = check_directory(self.directory)
         self.fingerprint = json.loads(json.dumps(self.fingerprint))  # compare as JSON: tuples -> lists
         logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
         self._mgr = ocp.CheckpointManager(

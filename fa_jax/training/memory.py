@@ -143,14 +143,26 @@ def _shards(n_seeds, devices, data_parallel=1) -> tuple[int, int]:
     return max(d for d in range(1, groups + 1) if n_seeds % d == 0), data_parallel
 
 
+def env_limit() -> float | None:
+    """Bytes set by ``FA_JAX_MEMORY_LIMIT_GIB`` (a positive number of GiB; ``inf``: no limit), or
+    None when it is unset or empty; a one-line ValueError for anything else."""
+    env = os.environ.get("FA_JAX_MEMORY_LIMIT_GIB")
+    if not env:
+        return None
+    try:
+        gib = float(env)
+    except ValueError:
+        gib = math.nan
+    if not gib > 0:  # nan, zero, negative
+        raise ValueError(f"FA_JAX_MEMORY_LIMIT_GIB={env!r} must be a positive number of GiB (e.g. 40; inf: no limit)")
+    return gib * GiB
+
+
 def device_limit(device=None) -> tuple[float, str]:
     """``(bytes, description)``: what one device can hold (see the module doc)."""
-    env = os.environ.get("FA_JAX_MEMORY_LIMIT_GIB")
-    if env:
-        try:
-            return float(env) * GiB, "FA_JAX_MEMORY_LIMIT_GIB"
-        except ValueError:
-            raise ValueError(f"FA_JAX_MEMORY_LIMIT_GIB must be a number of GiB (or inf), got {env!r}") from None
+    env = env_limit()
+    if env is not None:
+        return env, "FA_JAX_MEMORY_LIMIT_GIB"
     device = device or jax.local_devices()[0]
     try:
         stats = device.memory_stats() or {}
@@ -170,6 +182,7 @@ def check_sweep(model, task, **kw) -> Estimate | None:
     arguments; those of :func:`estimate` are used). Returns the estimate, or None when the
     arguments are too broken to estimate (the sweep's own checks then name the problem)."""
     kw = {k: v for k, v in kw.items() if k in ARGS}
+    env_limit()  # a bad FA_JAX_MEMORY_LIMIT_GIB is an error, whatever the arguments
     try:
         est = estimate(model, task, **kw)
         limit, what = device_limit(_devices(kw.get("devices"))[0])

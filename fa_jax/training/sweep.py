@@ -96,6 +96,47 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
     return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None), **spmd))
 
 
+def _refuse_traced(args: dict) -> None:
+    names = checks.traced(args)
+    if names:
+        raise ValueError(
+            f"sweep is a host-level driver that compiles and vmaps over seeds by itself, so it cannot run inside "
+            f"jax.jit or jax.vmap ({', '.join(names)} {'is' if len(names) == 1 else 'are'} traced); for a learning "
+            f"rate per seed call it outside them with lr=[lr_0, ..., lr_S-1], a list or 1-D array of one float per "
+            f"seed (S = the number of seeds)")
+
+
+def _learning_rates(lr, n: int):
+    """The ``n`` per-seed learning rates of ``lr`` (float32), or None for a schedule; else a ValueError."""
+    what = "lr must be a positive number, an optax schedule or a list of one per seed"
+    if callable(lr):
+        return None  # a schedule: every seed follows it
+    raw = None
+    if isinstance(lr, (Sequence, np.ndarray, np.generic, jax.Array)) and not isinstance(lr, str):
+        try:
+            raw = np.asarray(lr)
+        except ValueError:  # ragged
+            raise ValueError(f"{what}, got {checks.show(lr)}") from None
+    if raw is not None and raw.ndim:
+        if raw.ndim != 1 or raw.dtype.kind not in "iuf":
+            raise ValueError(f"{what}, got {checks.show(lr)}")
+        if raw.shape[0] != n:
+            raise ValueError(f"got {raw.shape[0]} learning rates for {n} seeds")
+        lrs = raw.astype(np.float32)
+        for i, v in enumerate(lrs):
+            if not 0 < v < np.inf:  # float32: also catches values that underflow to 0
+                raise ValueError(f"lr[{i}] must be a positive finite number, got {raw[i].item()!r}")
+        return lrs
+    v = lr if raw is None else raw.item()
+    if not checks.is_number(v):
+        raise ValueError(f"{what}, got {checks.show(lr)}")
+    optim.check_learning_rate(v)
+    lrs = np.full(n, v, np.float32)
+    if not 0 < lrs[0] < np.inf:
+        raise ValueError(f"lr={v!r} is {lrs[0].item()} in float32; it must be a positive finite number")
+    return lrs
+
+
 def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
           optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
           eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
@@ -106,7 +147,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
 
     Every argument is checked before anything compiles; the task's arrays too
     (:func:`fa_jax.data.check_task`), and a sweep that cannot fit in the device's memory is
-    refused (:mod:`fa_jax.training.memory`).
+    refused (:mod:`fa_jax.training.memory`). A host-level driver: it compiles and vmaps by
+    itself, so it refuses to run inside ``jax.jit`` or ``jax.vmap`` (per-seed values go in ``lr``).
 
     Args:
         model: e.g. ``fj.mlp(...)``, ``fj.cnn.get(...)``: anything with the model contract
@@ -118,8 +160,8 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         batch_size: examples per step (the whole training set when larger).
         optimizer: a name of :func:`fa_jax.optimizer`; ``optimizer_hyper`` its extra options
             (momentum, penalties, decay, clipping, ...).
-        lr: a float, an optax schedule, or a sequence of S floats (one per seed, through
-            ``inject_hyperparams``).
+        lr: a positive float, an optax schedule, or a list or 1-D array of S positive floats
+            (one per seed, through ``inject_hyperparams``).
         loss: a name of :mod:`fa_jax.losses` (default: the task's).
         feedback: options for :func:`fa_jax.init_feedback` (``dist``, ``scaling``, ``scale``, ``scheme``).
         eval_every: steps between evaluations (test loss and accuracy, inside the scan).
@@ -133,10 +175,11 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
             seed's params at its lowest validation loss (:mod:`fa_jax.training.early_stopping`).
         label_smoothing: alpha in [0, 1) for the training loss of a multi-class task
             (``optax.smooth_labels``; the test loss is unsmoothed).
-        checkpoint: a directory; the whole batched TrainState and the metrics so far are saved
-            there (:mod:`fa_jax.training.checkpoint`, orbax) every ``checkpoint_every`` steps
-            (default: at the first chunk boundary after each :data:`CHECKPOINT_SECONDS` of
-            training; a save costs ~0.1 s for small nets) and at the end, keeping the newest
+        checkpoint: a directory, created if absent (a file or an unwritable place is refused);
+            the whole batched TrainState and the metrics so far are saved there
+            (:mod:`fa_jax.training.checkpoint`, orbax) every ``checkpoint_every`` steps (default:
+            at the first chunk boundary after each :data:`CHECKPOINT_SECONDS` of training; a save
+            costs ~0.1 s for small nets) and at the end, keeping the newest
             ``keep_checkpoints``. If it already holds a checkpoint of this configuration the sweep
             continues from it, bit-identical to an uninterrupted run (one of another
             configuration is refused).
@@ -147,6 +190,10 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         A :class:`fa_jax.SweepResult`: per-seed metric arrays (seeds on axis 0), the final
         batched TrainState, compile and run seconds.
     """
+    _refuse_traced(locals())
+    optimizer_hyper = optim.check_sweep_options(optimizer, optimizer_hyper)
+    if checkpoint is not None:
+        checkpoint_lib.check_directory(checkpoint)
     contract.check_model(model)
     memory.check_sweep(model, task, rule=rule, seeds=seeds, batch_size=batch_size, optimizer=optimizer,
                        optimizer_hyper=optimizer_hyper, feedback=feedback, early_stopping=early_stopping,
@@ -169,17 +216,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     if loss_name == "softmax_ce" and task.n_out == 1:
         raise ValueError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
     check_feedback_options(**(feedback or {}))
-    if isinstance(lr, (Sequence, np.ndarray, jax.Array)) and not isinstance(lr, str):
-        lrs = np.asarray(lr, np.float32).reshape(-1)
-        if lrs.shape[0] != len(seed_list):
-            raise ValueError(f"got {lrs.shape[0]} learning rates for {len(seed_list)} seeds")
-    elif callable(lr):
-        lrs = None  # a schedule: every seed follows it
-    else:
-        optim.check_learning_rate(lr)
-        lrs = np.full(len(seed_list), lr, np.float32)
-    for v in () if lrs is None else lrs:
-        optim.check_learning_rate(float(v))
+    lrs = _learning_rates(lr, len(seed_list))
     hyper = tuple(sorted((optimizer_hyper or {}).items()))
     optim.optimizer(optimizer, 1.0, **dict(hyper))  # validates name and hyperparameters
     fb_opts = tuple(sorted((feedback or {}).items()))

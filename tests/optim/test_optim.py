@@ -83,9 +83,10 @@ def test_schedule_learning_rate():
     (("adam", -0.1), r"learning rate must be positive and finite, got -0.1"),
     (("adam", float("nan")), r"learning rate must be positive"),
     (("adam", "fast"), r"learning rate must be a positive number"),
+    (("adam", True), r"learning rate must be a positive number or an optax schedule, got True"),
 ])
 def test_bad_optimizer_input(bad, match):
     with pytest.raises(ValueError, match=match):
         fj.optimizer(*bad)
-    with pytest.raises(ValueError, match="bad hyperparameter"):
+    with pytest.raises(ValueError, match="adam: unknown hyperparameter 'betas'; known: b1, b2, eps"):
         fj.optimizer("adam", 0.1, betas=0.3)

@@ -5,6 +5,7 @@ import math
 import jax
 import jax.numpy as jnp
 import pytest
+from error_check import one_line_error
 
 import fa_jax as fj
 from fa_jax.training import memory
@@ -63,9 +64,21 @@ def test_limit_and_override(monkeypatch):
     assert limit > 2 ** 28 and what
     monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "2")
     assert memory.device_limit() == (2 * memory.GiB, "FA_JAX_MEMORY_LIMIT_GIB")
-    monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "lots")
-    with pytest.raises(ValueError, match="FA_JAX_MEMORY_LIMIT_GIB must be a number of GiB"):
-        memory.device_limit()
+    monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "inf")  # documented: no limit
+    assert memory.device_limit() == (math.inf, "FA_JAX_MEMORY_LIMIT_GIB")
+    monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", "")  # empty: unset
+    assert memory.device_limit() == (limit, what)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "nan", "-inf", "lots", "2 GiB", "0x10"])
+def test_bad_limit_variable_is_one_line(value, monkeypatch):
+    model, task = fj.mlp([4, 8, 1]), fj.data.parity(4, 2)
+    monkeypatch.setenv("FA_JAX_MEMORY_LIMIT_GIB", value)
+    match = f"FA_JAX_MEMORY_LIMIT_GIB={value!r} must be a positive number of GiB (e.g. 40; inf: no limit)"
+    one_line_error(memory.device_limit, match)
+    one_line_error(lambda: fj.data.parity(4, 2), match)  # data generation checks its size too
+    one_line_error(lambda: memory.check_sweep(model, task, seeds=2), match)  # not taken for broken arguments
+    one_line_error(lambda: fj.sweep(model, task, seeds=2, steps=2, eval_every=1, progress=False), match)
 
 
 def test_normal_configs_pass():

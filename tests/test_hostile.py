@@ -103,7 +103,7 @@ API_ERRORS = [
     ("lr -1", lambda: _sweep(lr=-1), "learning rate must be positive and finite, got -1"),
     ("lr nan", lambda: _sweep(lr=math.nan), "learning rate must be positive and finite, got nan"),
     ("lr inf in a per-seed list", lambda: _sweep(seeds=2, lr=[1e-3, math.inf]), "got inf"),
-    ("rule nope", lambda: _sweep(rule="nope"), "unknown rule 'nope'; known: bp, dfa, fa"),
+    ("rule nope", lambda: _sweep(rule="nope"), "unknown rule 'nope'; known: bp, "),
     ("loss nope", lambda: _sweep(loss="nope"), "unknown loss 'nope'; known:"),
     # models
     ("mlp width 0", lambda: fj.mlp([4, 0, 1]), "mlp sizes must be positive ints, got 0 in [4, 0, 1]"),

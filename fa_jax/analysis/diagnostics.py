@@ -10,8 +10,10 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
 - ``signal_alignment_deg`` (H,): the error signal arriving at hidden activation ``h_l``
   under the rule (DFA: ``e @ B_l``; FA: ``delta_{l+1} @ B_{l+1}.T``) against the true
   backpropagated ``dL/dh_l``; one angle per example, averaged over the batch.
-- ``weight_alignment_deg`` (H,): FA — ``angle(W_{l+1}, B_{l+1})``, the forward matrix
-  against the feedback that carries the signal to ``h_l``; DFA —
+- ``weight_alignment_deg`` (H,): FA family (``Rule.family == "fa"``) — ``angle(W_{l+1}, B_{l+1})``,
+  the forward matrix against the backward matrix that carries the signal to ``h_l``, the one
+  the rule uses at these params (usf/frsf/brsf: the sign-derived ``B``; kp, wm: the evolving
+  one); DFA family (``"dfa"``: dfa, sdfa, drtp) —
   ``angle(B_l, (W_{l+1} W_{l+2} ... W_L).T)``, the feedback against the product of the
   forward weights above ``h_l`` (shape (n_out, h_l)) (Nøkland 2016; Refinetti et al. 2021).
   ``None`` for rules without feedback.
@@ -46,13 +48,16 @@ def angle_deg(a, b, axis=None):
 def weight_alignment(rule: str, params, feedback):
     """(H,) angles between feedback and the forward weights it stands for (module doc), or None.
 
-    params: one dict per layer with ``"w"`` (fan_in, fan_out). feedback: FA — L matrices
-    shaped like ``W_l``; DFA — H matrices (n_out, h_l).
+    params: one dict per layer with ``"w"`` (fan_in, fan_out). feedback: the rule's state; FA
+    family — what :func:`fa_jax.rules.used_matrices` turns into L matrices shaped like ``W_l``;
+    DFA family — H matrices (n_out, h_l).
     """
+    r = rules_lib.get(rule)
     ws = [p["w"] for p in params]
-    if rule == "fa":
-        return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], feedback[1:])])
-    if rule == "dfa":
+    if r.family == "fa":
+        used = rules_lib.used_matrices(r, params, feedback)
+        return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], used[1:])])
+    if r.family == "dfa":
         if any(w.ndim != 2 for w in ws):  # the product of forward weights is defined for dense nets only
             return None
         out, prod = [], ws[-1]
@@ -82,13 +87,14 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
         ``(param_grads, signals)``: param_grads shaped like ``params``; signals a list of H
         arrays (batch, h_l), the gradient w.r.t. each hidden activation.
     """
-    wire = rules_lib.get(rule).wire
+    r = rules_lib.get(rule)
     layers = contract.layers(model, "the diagnostics")
+    extra = {"targets": y} if r.needs_targets else {}
 
     def objective(params, eps):
         wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
         wrapped += layers[len(eps):]
-        return loss_fn(wire(wrapped, params, x, feedback), y)
+        return loss_fn(r.wire(wrapped, params, x, feedback, **extra), y)
 
     in_shape = contract.input_shape(model)
     batch = x.shape[: x.ndim - len(in_shape)]
@@ -107,7 +113,7 @@ def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
 
     Returns:
         {name: array} with the :data:`KEYS` of the module doc; ``signal_alignment_deg`` only
-        when the model has hidden layers, ``weight_alignment_deg`` only for FA and (dense) DFA.
+        when the model has hidden layers, ``weight_alignment_deg`` only for the FA and (dense) DFA families.
     """
     g_rule, s_rule = rule_gradients(model, rule, loss_fn, params, feedback, x, y)
     g_bp, s_bp = rule_gradients(model, "bp", loss_fn, params, None, x, y)

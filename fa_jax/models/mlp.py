@@ -70,7 +70,7 @@ class MLP:
             params.append(p)
         return params
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None):
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, targets=None):
         """Logits (..., n_out) for inputs x (..., n_in); ``jax.grad`` through it is ``rule``.
 
         Args:
@@ -80,6 +80,8 @@ class MLP:
             feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
             train, key: accepted for interface parity with stochastic models (dropout); a plain
                 MLP ignores them.
+            targets: the batch's labels, for rules that read them (``Rule.needs_targets``: drtp);
+                other rules ignore them.
         """
         del train, key
         r = rules_lib.get(rule)
@@ -88,7 +90,8 @@ class MLP:
         if len(params) != len(self.weight_shapes):
             raise ValueError(f"params has {len(params)} layers, model has {len(self.weight_shapes)}")
         check_feedback(self, r, feedback)
-        return r.wire(self.layers, params, x, feedback)
+        extra = {"targets": targets} if r.needs_targets else {}
+        return r.wire(self.layers, params, x, feedback, **extra)
 
 
 def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:

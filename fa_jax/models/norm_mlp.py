@@ -76,7 +76,7 @@ class NormMLP(MLP):
 
         return [(lambda p, h, linear, i=i: hidden(i, p, h, linear)) for i in range(n - 1)] + [out]
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None):
         """Logits (batch, n_out) (and new batch-norm stats when ``norm="batch"``).
 
         Args:
@@ -88,6 +88,7 @@ class NormMLP(MLP):
             train: use batch statistics and dropout (default False: running batch-norm statistics, no dropout).
             key: a ``jax.random`` key for dropout, required when ``train`` and ``dropout > 0``.
             stats: batch-norm running statistics from :meth:`init_stats`; required with ``norm="batch"``.
+            targets: the batch's labels, for rules that read them (drtp; as :meth:`fa_jax.MLP.apply`).
 
         Returns:
             The logits; with ``norm="batch"`` ``(logits, new_stats)``.
@@ -101,7 +102,8 @@ class NormMLP(MLP):
             raise ValueError("dropout needs key= when train=True")
         check_feedback(self, r, feedback)
         new_stats = []
-        y = r.wire(self._layers(train, key, stats, new_stats), params, x, feedback)
+        extra = {"targets": targets} if r.needs_targets else {}
+        y = r.wire(self._layers(train, key, stats, new_stats), params, x, feedback, **extra)
         return (y, new_stats) if self.norm == "batch" else y
 
 

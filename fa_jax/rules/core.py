@@ -24,12 +24,25 @@ given the layer's weight and its fixed feedback (``None`` when the rule has no
 ``feedback_shapes``), e.g. ``lambda w, B: jnp.sign(w)`` (uSF, Liao et al. 2016) or
 ``lambda w, B: jnp.abs(B) * jnp.sign(w)`` (frSF), works on every layer type at once. A rule
 whose backward is not ``delta @ B.T`` writes its own op: any object with ``__call__(h, w, b)``
-and ``apply(fn, h, w, b)`` (:class:`LayerOp`).
+and ``apply(fn, h, w, b)`` (:class:`LayerOp`). :func:`fa_rule` builds such an entry and marks it
+``family="fa"`` so that the diagnostics measure ``angle(W_l, B_used)`` for it.
+
+Rules whose feedback evolves (Kolen-Pollack, weight mirror, batchwise redraws) give their
+:class:`Rule` an ``update_feedback(params, feedback, updates, key) -> (params, feedback)`` hook:
+:func:`fa_jax.make_train_step` calls it after the optimizer (instead of
+``optax.apply_updates``) inside the compiled step, and a diverged seed's feedback is frozen with
+the rest of its state. Rules with options are registered as factories (:func:`register_factory`)
+and named by specs such as ``"kp(lam=0.99)"`` or ``"wm(eta=0.1; d=0.1)"`` (``;`` or ``,``
+between options; ``;`` where the spec sits in a comma-separated ``--rules`` list); the spec
+is the rule's name everywhere (``model.apply(rule=...)``, ``fj.sweep``, config and checkpoint).
 """
 
+import ast
 import dataclasses
 import functools
+import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -154,20 +167,28 @@ def _dfa_fwd(y, hs, Bs):
     return y, (hs, Bs)
 
 
-def _dfa_bwd(res, e):
-    hs, Bs = res
+def direct_signals(source, hs, Bs):
+    """``source @ B_l`` for each hidden activation ``hs[l]``, as one matmul with ``[B_1 | ... | B_L]``.
+
+    source: (..., n_out) (DFA: the error e); Bs[l]: (n_out, prod(feature_shape_l)). Returns one
+    array shaped like each ``hs[l]``. The DFA family's output nodes share it.
+    """
     if not Bs:
-        return e, [], []
-    batch = e.shape[:-1]
-    signal = e.reshape(-1, e.shape[-1]) @ jnp.concatenate(Bs, axis=1)
+        return []
+    batch = source.shape[:-1]
+    signal = source.reshape(-1, source.shape[-1]) @ jnp.concatenate(Bs, axis=1)
     splits = []
     offset = 0
     for B in Bs[:-1]:
         offset += B.shape[1]
         splits.append(offset)
     parts = jnp.split(signal, splits, axis=1)
-    dhs = [p.reshape(batch + h.shape[len(batch):]).astype(h.dtype) for p, h in zip(parts, hs)]
-    return e, dhs, [jnp.zeros_like(B) for B in Bs]
+    return [p.reshape(batch + h.shape[len(batch):]).astype(h.dtype) for p, h in zip(parts, hs)]
+
+
+def _dfa_bwd(res, e):
+    hs, Bs = res
+    return e, direct_signals(e, hs, Bs), [jnp.zeros_like(B) for B in Bs]
 
 
 dfa_output.defvjp(_dfa_fwd, _dfa_bwd)
@@ -240,18 +261,96 @@ class Rule:
     init: Callable | None = None
     trainable: Callable | None = None
     check_model: Callable | None = None
+    # ``family``: "fa" (every weighted layer runs FALinear(B, backward); ``backward`` as for
+    # fa_family) or "dfa" (hidden activations get a direct signal; feedback (n_out, h_l)); the
+    # diagnostics read it. ``update_feedback(params, feedback, updates, key) -> (params, feedback)``:
+    # the evolving-feedback hook (module doc); params are those before the step, updates the
+    # optimizer's, key a fresh key of the step; without it the step keeps
+    # (optax.apply_updates(params, updates), feedback). ``needs_targets``: ``wire`` takes
+    # ``targets=`` (the batch labels) as well, passed by ``model.apply(..., targets=)``.
+    family: str | None = None
+    backward: Callable | None = None
+    update_feedback: Callable | None = None
+    needs_targets: bool = False
+
+
+def fa_rule(name: str, backward: Callable | None, doc: str, *, feedback: bool = True, **kw) -> Rule:
+    """An FA-family :class:`Rule`: ``fa_family(backward)`` wiring, one ``B`` shaped like each ``W_l``
+    (``feedback=False``: none, ``backward(w, None)`` derives it), ``family="fa"``; ``kw`` other hooks."""
+    return Rule(name, fa_family(backward), _fa_shapes if feedback else None, doc, family="fa", backward=backward,
+                **kw)
+
+
+def used_matrices(rule: Rule, params, feedback) -> list:
+    """The backward matrix each layer of an FA-family ``rule`` uses at ``params`` (``FALinear.matrix``)."""
+    fbs = [None] * len(params) if feedback is None else feedback
+    return [FALinear(B, rule.backward).matrix(p["w"]) for p, B in zip(params, fbs)]
 
 
 RULES: dict[str, Rule] = {
     "bp": Rule("bp", bp, None, "backpropagation"),
-    "fa": Rule("fa", fa, _fa_shapes, "feedback alignment: B_l shaped like W_l"),
-    "dfa": Rule("dfa", dfa, _dfa_shapes, "direct feedback alignment: B_l of shape (n_out, h_l)"),
+    "fa": Rule("fa", fa, _fa_shapes, "feedback alignment: B_l shaped like W_l", family="fa"),
+    "dfa": Rule("dfa", dfa, _dfa_shapes, "direct feedback alignment: B_l of shape (n_out, h_l)", family="dfa"),
 }
+# name -> factory(**options) -> Rule, for the rules with options (module doc); the plain name is
+# also in RULES (the defaults).
+FACTORIES: dict[str, Callable] = {}
+_SPEC = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\((.*)\)\s*$", re.S)
+
+
+def _option_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare word: a string option
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``"kp(lam=0.99)"`` -> ``("kp", {"lam": 0.99})``; a plain name -> ``(name, {})``."""
+    m = _SPEC.match(spec) if isinstance(spec, str) else None
+    if m is None:
+        return spec, {}
+    opts = {}
+    for item in filter(None, (t.strip() for t in re.split(r"[;,]", m.group(2)))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise ValueError(f"rule {spec!r}: options are written key=value, got {item!r}")
+        opts[key.strip()] = _option_value(value.strip())
+    return m.group(1), opts
+
+
+@functools.lru_cache(maxsize=256)
+def _from_spec(spec: str) -> Rule:
+    base, opts = parse_spec(spec)
+    if base not in FACTORIES:
+        if base in RULES:
+            raise ValueError(f"rule {base!r} takes no options (got {spec!r}); rules with options: "
+                             f"{', '.join(sorted(FACTORIES)) or 'none'}")
+        return lookup(RULES, base, "rule")
+    known = list(inspect.signature(FACTORIES[base]).parameters)
+    for k in opts:
+        if k not in known:
+            raise ValueError(f"rule {base!r} has no option {k!r}; its options: {', '.join(known)}")
+    return dataclasses.replace(FACTORIES[base](**opts), name=spec)
 
 
 def get(name: str) -> Rule:
-    """Rule by name; unknown names list the known ones."""
+    """Rule by name or spec (``"kp(lam=0.99)"``, module doc); unknown names list the known ones."""
+    if isinstance(name, str) and name in RULES:
+        return RULES[name]
+    if isinstance(name, str) and "(" in name:
+        return _from_spec(name)
     return lookup(RULES, name, "rule")
+
+
+def register_factory(name: str, factory: Callable, *, replace: bool = False) -> Callable:
+    """``factory(**options) -> Rule`` for specs ``"name(k=v; ...)"``; registers ``factory()`` (the
+    defaults) as ``name`` in :data:`RULES` too. Bad options are the factory's one-line errors."""
+    registry.add(FACTORIES, name, factory, what="rule factory", replace=replace)
+    register(dataclasses.replace(factory(), name=name), replace=replace)
+    _from_spec.cache_clear()
+    return factory
+
 
 
 def register(rule: Rule, *, replace: bool = False) -> Rule:

@@ -1,4 +1,4 @@
-"""From-scratch numpy reference for BP and DFA gradients (no autodiff): the math, by hand.
+"""From-scratch numpy reference for BP, FA-family and DFA gradients (no autodiff): the math, by hand.
 
 Network: ``a_l = h_{l-1} W_l + b_l``, ``h_l = f(a_l)`` for hidden layers l = 1..L
 (``h_0 = X``), logits ``z = h_L W_out + b_out``, prediction ``y_hat = sigmoid(z)``.
@@ -21,6 +21,14 @@ random ``B_l`` of shape (n_out, h_l):
 and in both cases ``dW_l = h_{l-1}^T delta_l``, ``db_l = sum_n delta_l``. For one hidden
 layer, ``B_1 = W_out^T`` makes DFA equal to BP: that is the thesis chapter's
 ``dBCE/dW_1 = X^T (y_hat - y) B * f'(a_1)`` with ``B = W_2^T``.
+
+The FA family replaces ``W_{l+1}^T`` by the transposed backward matrix of layer l+1:
+
+    delta_l = (delta_{l+1} B_{l+1}^T) * f'(a_l)
+
+with ``B = W`` (BP), a fixed random ``B`` (FA, Kolen-Pollack and weight mirror at their
+current ``B``), ``B = sign(W) / sqrt(fan_in)`` (uSF) or ``B = |M| * sign(W)`` (frSF, brSF)
+(:func:`usf_matrices`, :func:`rsf_matrices`).
 """
 
 import numpy as np
@@ -88,3 +96,23 @@ def dfa_grads(params, x, y01, feedback, activation="relu"):
     """
     fb = [np.asarray(B, np.float64) for B in feedback]
     return _grads(params, x, y01, activation, lambda l, e, d, p: e @ fb[l])
+
+
+def fa_grads(params, x, y01, backward, activation="relu"):
+    """FA-family gradients: ``delta_l = (delta_{l+1} B_{l+1}^T) * f'(a_l)`` (module doc).
+
+    backward: one matrix per layer shaped like its ``W`` (backward[0] is never used).
+    """
+    bs = [np.asarray(B, np.float64) for B in backward]
+    return _grads(params, x, y01, activation, lambda l, e, d, p: d @ bs[l + 1].T)
+
+
+def usf_matrices(params):
+    """uSF's ``B_l = sign(W_l) / sqrt(fan_in_l)`` for each layer (Liao et al. 2016)."""
+    return [np.sign(np.asarray(p["w"], np.float64)) / np.sqrt(np.shape(p["w"])[0]) for p in params]
+
+
+def rsf_matrices(params, magnitudes):
+    """frSF / brSF's ``B_l = |M_l| * sign(W_l)`` for each layer (Moskovitz et al. 2018)."""
+    return [np.abs(np.asarray(M, np.float64)) * np.sign(np.asarray(p["w"], np.float64))
+            for p, M in zip(params, magnitudes)]

@@ -11,6 +11,7 @@ import optax
 
 from fa_jax import losses as losses_lib
 from fa_jax.models import contract
+from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import TrainState, apply_model, freeze_diverged
 
 
@@ -24,6 +25,11 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     bit as before). ``step`` and ``key`` still advance (``step`` counts the steps run, the same
     for every seed); the losses a frozen seed reports are those of its frozen params.
 
+    A rule with an ``update_feedback`` hook (:class:`fa_jax.Rule`; kp, wm, brsf) computes the new
+    params and feedback from the old params, feedback and the optimizer's updates, with the
+    key ``fold_in(k_batch, 2)`` (the batch stream is unchanged); rules that need targets
+    (drtp) get ``targets=y`` in ``model.apply``.
+
     Args:
         model: anything with the model contract; stochastic models get ``train=True`` and a key,
             stateful ones ``train=True`` and their running statistics.
@@ -36,6 +42,7 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     """
     shard = shard or (lambda a: a)
     tx_extra = optax.with_extra_args_support(tx)
+    r = rules_lib.get(rule)
 
     def step(state: TrainState, task):
         key, k_batch = jax.random.split(state.key)
@@ -47,6 +54,8 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
 
         if state.model_state is not None:
             extra = {**extra, "train": True}
+        if r.needs_targets:  # drtp: the hidden layers' signal is built from the labels
+            extra = {**extra, "targets": y}
 
         def objective(params):
             logits, model_state = apply_model(model, state, params, x, rule=rule, **extra)
@@ -54,10 +63,13 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
 
         (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
-        params = optax.apply_updates(state.params, updates)
+        if r.update_feedback is None:
+            params, feedback = optax.apply_updates(state.params, updates), state.feedback
+        else:  # evolving feedback (kp, wm, brsf): the rule's hook, with a key of its own
+            params, feedback = r.update_feedback(state.params, state.feedback, updates, jax.random.fold_in(k_batch, 2))
         bad = ~jnp.isfinite(loss) & (state.diverged_at < 0)
         diverged_at = jnp.where(bad, state.step, state.diverged_at)
-        new = state.replace(params=params, opt_state=opt_state, key=key, step=state.step + 1,
+        new = state.replace(params=params, opt_state=opt_state, feedback=feedback, key=key, step=state.step + 1,
                             diverged_at=diverged_at)
         if model_state is not None:
             new = new.replace(model_state=model_state)

@@ -221,7 +221,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     optim.optimizer(optimizer, 1.0, **dict(hyper))  # validates name and hyperparameters
     fb_opts = tuple(sorted((feedback or {}).items()))
     checks.boolean("diagnostics", diagnostics)
-    if diagnostics and rules_lib.get(rule).init is not None:
+    if diagnostics and rules_lib.get(rule).init is not None and rules_lib.get(rule).family is None:
         raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
     if diagnostics and contract.is_stateful(model):

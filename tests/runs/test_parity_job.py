@@ -40,7 +40,7 @@ def test_quick_job_writes_a_complete_run_directory(tmp_path):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--rules", "bp,dfaa"], "unknown rule 'dfaa'; known: bp, dfa, fa"),
+    (["--rules", "bp,dfaa"], "unknown rule 'dfaa'; known: bp, "),
     (["--k", "40", "--n", "30"], "k=40 > n=30"),
     (["--width", "0"], "--width must be >= 1, got 0"),
     (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
@@ -72,7 +72,8 @@ def test_bad_input_in_a_subprocess_has_no_traceback():
     p = _run("--rules", "bp,dfaa")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     err = p.stderr.strip()  # one line listing every registered rule (the lazy ones included)
-    assert "\n" not in err and err.startswith("parity.py: error: unknown rule 'dfaa'; known: bp, dfa, fa, ntk")
+    assert "\n" not in err and err.startswith("parity.py: error: unknown rule 'dfaa'; known: bp, ")
+    assert ", dfa, " in err and ", fa, " in err
 
 
 def test_unwritable_out(tmp_path, capsys):

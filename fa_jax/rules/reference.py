@@ -116,3 +116,16 @@ def rsf_matrices(params, magnitudes):
     """frSF / brSF's ``B_l = |M_l| * sign(W_l)`` for each layer (Moskovitz et al. 2018)."""
     return [np.abs(np.asarray(M, np.float64)) * np.sign(np.asarray(p["w"], np.float64))
             for p, M in zip(params, magnitudes)]
+
+
+def sdfa_grads(params, x, y01, feedback, activation="relu"):
+    """sign-DFA: ``delta_l = (sign(e) B_l) * f'(a_l)``; the output layer as BP (``h_L^T e``)."""
+    fb = [np.asarray(B, np.float64) for B in feedback]
+    return _grads(params, x, y01, activation, lambda l, e, d, p: np.sign(e) @ fb[l])
+
+
+def drtp_grads(params, x, y01, feedback, activation="relu"):
+    """DRTP for a binary output: ``delta_l = (y_star B_l) * f'(a_l)``, ``y_star = 2 y - 1`` the ±1 label."""
+    fb = [np.asarray(B, np.float64) for B in feedback]
+    t = (2.0 * np.asarray(y01, np.float64) - 1.0).reshape(-1, 1)
+    return _grads(params, x, y01, activation, lambda l, e, d, p: t @ fb[l])

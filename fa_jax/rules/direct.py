@@ -1,0 +1,107 @@
+"""DFA-family rules with another source than the error: ``drtp`` (the target) and ``sdfa`` (sign(e)).
+
+Like ``dfa`` (:mod:`fa_jax.rules.core`), hidden layers see their input through
+``stop_gradient``; one output node ties the output ``y`` to every hidden activation ``h_l``
+and sends ``source @ B_l`` to ``h_l`` (one matmul, :func:`fa_jax.rules.core.direct_signals`),
+``B_l`` fixed, of shape (n_out, h_l), drawn by :func:`fa_jax.init_feedback` as DFA's. The
+output layer gets its true gradient ``h_L^T e``.
+
+- ``sdfa`` (sign-DFA; Frenkel et al. 2021 compare it, after Nøkland 2016's discussion): the
+  source is ``sign(e)``, ``e = dL/dy``; a positive entry-wise rescaling of the error changes
+  nothing below the output layer.
+- ``drtp`` (direct random target projection, Frenkel, Lefebvre & Bol 2021): the source is the
+  target ``y_star``: the one-hot vector of the class for a multi-class output, the ±1 label
+  for a binary one (n_out = 1; 2-D float targets shaped like ``y`` are used as given). The
+  hidden layers' signal depends on the batch's labels only, never on the network's output.
+
+How drtp gets the target inside ``jax.grad`` through ``model.apply``: the rule has
+``needs_targets=True``, so ``fj.mlp`` / ``fj.norm_mlp`` ``apply(..., targets=labels)`` hand the
+labels to its wiring (other rules ignore them) and ``fj.sweep``'s train step and the
+diagnostics pass the batch's labels. Without targets the forward pass works (evaluation),
+and differentiating it is a one-line error. Recovering the target from the output cotangent
+would tie the rule to one loss; passing it keeps drtp independent of the loss.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax.rules.core import RULES, Rule, _dfa_shapes, direct_signals, linear, register
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def direct_output(source, y, hs, Bs, t):
+    """Identity on ``y`` whose backward sends ``source(e, t) @ B_l`` to each ``hs[l]`` and ``e`` to ``y``.
+
+    source: ``(e, t) -> (..., n_out)``; y: (..., n_out); hs[l]: (..., h_l); Bs[l]: (n_out, h_l);
+    t: the encoded target (..., n_out) or None (for sources that do not read it).
+    """
+    return y
+
+
+def _direct_fwd(source, y, hs, Bs, t):
+    return y, (hs, Bs, t)
+
+
+def _direct_bwd(source, res, e):
+    hs, Bs, t = res
+    dt = None if t is None else jnp.zeros_like(t)
+    return e, direct_signals(source(e, t), hs, Bs), [jnp.zeros_like(B) for B in Bs], dt
+
+
+direct_output.defvjp(_direct_fwd, _direct_bwd)
+
+
+def _sign_source(e, t):
+    return jnp.sign(e)
+
+
+def _target_source(e, t):
+    if t is None:
+        raise ValueError("rule 'drtp' sends the target to the hidden layers: differentiate "
+                         "model.apply(params, x, rule='drtp', feedback=fb, targets=labels)")
+    return t
+
+
+def encode_targets(targets, y):
+    """The drtp target for outputs ``y`` (..., n_out): one-hot of int labels, the ±1 label for n_out = 1."""
+    targets = jax.lax.stop_gradient(jnp.asarray(targets))
+    if targets.shape == y.shape:
+        return targets.astype(y.dtype)
+    if y.shape[-1] == 1:
+        return targets.reshape(y.shape).astype(y.dtype)
+    return jax.nn.one_hot(targets, y.shape[-1], dtype=y.dtype)
+
+
+def _direct_wire(source):
+    def wire(layers, params, x, feedback, targets=None):
+        hs, h = [], x
+        for layer, p in zip(layers[:-1], params[:-1]):
+            h = layer(p, jax.lax.stop_gradient(h), linear)
+            hs.append(h)
+        y = layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+        t = None if targets is None else encode_targets(targets, y)
+        return direct_output(source, y, hs, list(feedback), t)
+    return wire
+
+
+def _check_targets_model(model):
+    from fa_jax.models.mlp import MLP  # models import the rules
+
+    if not isinstance(model, MLP):
+        raise ValueError(f"rule 'drtp' needs model.apply(..., targets=); fj.mlp and fj.norm_mlp take them, "
+                         f"{type(model).__name__} does not")
+
+
+DIRECT = {
+    "sdfa": Rule("sdfa", _direct_wire(_sign_source), _dfa_shapes,
+                 "sign-DFA: hidden h_l receives sign(e) @ B_l, B_l of shape (n_out, h_l)", family="dfa"),
+    "drtp": Rule("drtp", _direct_wire(_target_source), _dfa_shapes,
+                 "direct random target projection: hidden h_l receives y_star @ B_l (Frenkel et al. 2021)",
+                 family="dfa", needs_targets=True, check_model=_check_targets_model),
+}
+
+for _rule in DIRECT.values():
+    if _rule.name not in RULES:
+        register(_rule)

@@ -95,3 +95,14 @@ def test_out_is_a_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         parity_job.main(["--quick", "--out", str(f)])
     assert exit_.value.code == 2 and "exists and is not a directory" in capsys.readouterr().err
+
+
+def test_quick_job_takes_every_rule_family(tmp_path):
+    """The sign-concordant, evolving-feedback and direct rules (one with options) through --rules."""
+    rules = "usf,brsf,frsf,kp(lam=0.99),wm,drtp,sdfa"
+    out = tmp_path / "run"
+    parity_job.main(["--quick", "--rules", rules, "--steps", "20", "--eval-every", "10", "--width", "16",
+                     "--out", str(out), "--no-progress"])
+    rows = json.loads((out / "summary.json").read_text())["results"]
+    assert {r["rule"] for r in rows} == set(rules.split(","))
+    assert all(r["final_loss"] is not None for r in rows)

@@ -1,10 +1,12 @@
 """Sharded sweeps on 8 fake CPU devices equal the unsharded sweep, with the seed axis sharded and
-with data parallelism within a seed (run in a subprocess)."""
+with data parallelism within a seed (run in a subprocess); what a multi-process run may not do."""
 
 import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 CODE = textwrap.dedent("""
     import jax, numpy as np, fa_jax as fj
@@ -74,7 +76,6 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
     parts = [fj.sharding.local_seeds(seeds, i, 2) for i in range(2)]
     assert parts == [[0, 2, 4], [1, 3]]
     assert fj.sharding.local_seeds(seeds) == seeds  # single process
-    import pytest
     with pytest.raises(ValueError, match="2 seeds cannot be spread over 3 processes"):
         fj.sharding.local_seeds([0, 1], 0, 3)
     for i, part in enumerate(parts):  # what each host writes
@@ -87,3 +88,19 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
     merged = rundir.read_jsonl(tmp_path / "metrics.jsonl")
     assert merged == metric_rows and len(merged) == 20
     assert [(m["seed"], m["step"]) for m in merged[:4]] == [(0, 10), (0, 20), (1, 10), (1, 20)]
+
+
+def test_multi_process_runs_do_not_checkpoint(monkeypatch, tmp_path):
+    """orbax saves global arrays together; each process's sweep holds its own seeds, so a
+    multi-process study checkpoints nothing by default and refuses an explicit interval."""
+    import jax
+
+    from fa_jax.runs import rundir
+    from fa_jax.training import checkpoint
+
+    assert rundir.checkpointing(tmp_path, "bp")["checkpoint"] == (tmp_path / "checkpoints" / "bp").absolute()
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    assert rundir.checkpointing(tmp_path, "bp.p0") == {}
+    kw = rundir.checkpointing(tmp_path, "bp.p0", every=100)
+    with pytest.raises(ValueError, match=r"cannot checkpoint '.*bp.p0' in a multi-process run \(process 0 of 2\)"):
+        checkpoint.Checkpointer(kw["checkpoint"], {})

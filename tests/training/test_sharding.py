@@ -1,7 +1,9 @@
 """Sharded sweeps on 8 fake CPU devices equal the unsharded sweep, with the seed axis sharded and
-with data parallelism within a seed (run in a subprocess); what a multi-process run may not do."""
+with data parallelism within a seed (run in a subprocess); the multi-process helpers' checks
+(the real multi-process runs are tests/runs/test_two_processes.py)."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -88,6 +90,39 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
     merged = rundir.read_jsonl(tmp_path / "metrics.jsonl")
     assert merged == metric_rows and len(merged) == 20
     assert [(m["seed"], m["step"]) for m in merged[:4]] == [(0, 10), (0, 20), (1, 10), (1, 20)]
+
+
+ADDRESS = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"}  # never reached: every row fails before connecting
+
+
+@pytest.mark.parametrize("env, message", [
+    (ADDRESS, "JAX_COORDINATOR_ADDRESS='127.0.0.1:1' needs integer JAX_NUM_PROCESSES and JAX_PROCESS_ID, "
+              "got None and None"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "one"}, "got '2' and 'one'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
+     "JAX_PROCESS_ID must be in 0..1 (JAX_NUM_PROCESSES=2), got 2"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "1"},
+     "FA_JAX_DISTRIBUTED_TIMEOUT must be a number of seconds > 2, got '1'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "soon"}, "got 'soon'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "inf"}, "got 'inf'"),
+])
+def test_bad_launch_variables_are_one_line_errors(monkeypatch, env, message):
+    import fa_jax as fj
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fj.sharding.maybe_initialize_distributed()
+
+
+def test_single_process_needs_no_distributed_setup(monkeypatch):
+    import fa_jax as fj
+    for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "FA_JAX_DISTRIBUTED_TIMEOUT"):
+        monkeypatch.delenv(k, raising=False)
+    assert fj.sharding.maybe_initialize_distributed() is False
+    assert fj.sharding.distributed_timeout() == 60.0
+    fj.sharding.sync_processes("nothing to wait for")  # returns at once
+    monkeypatch.setenv("FA_JAX_DISTRIBUTED_TIMEOUT", "7.5")
+    assert fj.sharding.distributed_timeout() == 7.5
 
 
 def test_multi_process_runs_do_not_checkpoint(monkeypatch, tmp_path):

@@ -114,6 +114,7 @@ def maybe_initialize_distributed() -> bool:
     300 s for the processes to leave together at exit (``shutdown_timeout_seconds``: process 0
     merges and plots while the others wait).
     """
+    global _beats
     env = os.environ
     if jax.distributed.is_initialized():
         return False
@@ -137,14 +138,15 @@ def maybe_initialize_distributed() -> bool:
                                heartbeat_timeout_seconds=max(100, math.ceil(2 * lost_after)),
                                shutdown_timeout_seconds=300)
     if _state().num_processes > 1:
-        global _beats
         _beats = _Beats(lost_after)
         _beats.start()
     return True
 
 
 def _state():
-    from jax._src import distributed  # noqa: PLC0415  (what jax.distributed.initialize set up)
+    """What ``jax.distributed.initialize`` set up (its client: the key-value store). JAX 0.10 has
+    no public accessor; orbax reads the same object."""
+    from jax._src import distributed  # noqa: PLC0415
 
     return distributed.global_state
 

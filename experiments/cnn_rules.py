@@ -2,6 +2,7 @@
 
     python experiments/cnn_rules.py                      # embedded 8x8 digits, 4 models x 3 rules x 3 seeds (CPU)
     python experiments/cnn_rules.py --quick              # tiny nets, few steps (a smoke test; the tests use it)
+    python experiments/cnn_rules.py --dataset mnist5k    # 5000 real 28x28 MNIST digits, offline ('.[mnist5k]')
     python experiments/cnn_rules.py --preset cifar10-gpu # CIFAR-10 (tfds), full-width nets, one GPU
 
 Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a table
@@ -30,7 +31,9 @@ AUGMENTS = ("flip", "crop")
 
 def parser():
     p = cli.ArgParser(prog="cnn_rules.py", description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="digits", help="digits (embedded), mnist, fashion_mnist, cifar10")
+    p.add_argument("--dataset", default="digits",
+                   help=f"one of {', '.join(fj.data.IMAGE_DATASETS)}: digits (embedded), mnist5k (offline, the "
+                        "mnist5k extra), the others through tfds")
     p.add_argument("--models", type=cli.csv(), default=["lecture_cnn", "allconv", "resnet20", "mlp"],
                    help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}")
     p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])

@@ -24,9 +24,10 @@ from fa_jax.runs.study import Study
 # centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
 LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,
              "adam": 1e-3, "adamw": 1e-3, "nadam": 1e-3}
-DATASETS = {"parity": ("parity", 16, 3), "digits-parity": ("digits-parity", 2, 2)}
+DATASETS = {"parity": ("parity", 16, 3), "digits-parity": ("digits-parity", 2, 2),
+            "mnist5k-parity": ("mnist5k-parity", 2, 2)}
 # one hidden layer (where FA and DFA coincide, so FA is opt-in: --rules bp,fa,dfa --depth 2)
-DEFAULT = {"datasets": list(DATASETS), "rules": ["bp", "dfa"], "optimizers": list(LR_CENTRE),
+DEFAULT = {"datasets": ["parity", "digits-parity"], "rules": ["bp", "dfa"], "optimizers": list(LR_CENTRE),
            "lr_factors": [1 / 3, 1.0, 3.0], "seeds": 2, "steps": 2000, "batch_size": 64, "width": 128, "depth": 1,
            "eval_every": 100}
 QUICK = {"datasets": ["parity"], "rules": ["bp", "dfa"], "optimizers": ["sgd", "adam"], "lr_factors": [1.0, 3.0],

@@ -4,6 +4,7 @@
     python experiments/parity_study.py --full                # the thesis chapter's sizes and larger n (one GPU)
     python experiments/parity_study.py --preset paper        # Daniely & Malach's MNIST-parity settings
     python experiments/parity_study.py --preset paper --dataset digits-parity   # same, offline
+    python experiments/parity_study.py --preset paper --dataset mnist5k-parity  # offline, 5000 real MNIST digits
     python experiments/parity_study.py --quick               # seconds (tests, notebook)
 
 Each cell (method, n, k, width) is one vmapped, jit-compiled sweep over the seeds. Writes
@@ -97,7 +98,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     cfg = resolve(args)
     if cfg["epochs"] is not None and cfg["dataset"] == "parity":
-        raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity); use --steps")
+        raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity, mnist5k-parity); use --steps")
     tasks = {(n, k): fj.data.parity_task(cfg["dataset"], n, k, distribution=cfg["distribution"],
                                          data_seed=args.data_seed, data_dir=args.data_dir, download=not args.offline)
              for n in cfg["n"] for k in cfg["k"]}

@@ -49,11 +49,11 @@ def test_accepted():
 
 
 def test_parity_and_image_dataset_names_are_separate():
-    assert fj.data.PARITY_DATASETS == ("parity", "digits-parity", "mnist-parity")
-    assert fj.data.IMAGE_DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10")
+    assert fj.data.PARITY_DATASETS == ("parity", "digits-parity", "mnist-parity", "mnist5k-parity")
+    assert fj.data.IMAGE_DATASETS == ("digits", "mnist5k", "mnist", "fashion_mnist", "cifar10")
     assert fj.data.DATASETS is fj.data.PARITY_DATASETS
     one_line_error(lambda: fj.data.parity_task("digits", 3, 2),
                    "unknown dataset 'digits'; known: parity, digits-parity")
     one_line_error(lambda: fj.data.images("digits-parity"),
-                   "unknown image dataset 'digits-parity'; known: digits, mnist, fashion_mnist, cifar10 "
-                   "(offline: 'digits')")
+                   "unknown image dataset 'digits-parity'; known: digits, mnist5k, mnist, fashion_mnist, cifar10 "
+                   "(offline: 'digits', 'mnist5k')")

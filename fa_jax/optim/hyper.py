@@ -127,7 +127,7 @@ def _value(name: str, key: str, s: Spec, v):
         except TypeError:
             fail(s.wants())
         return dt.name if jnp.issubdtype(dt, jnp.floating) else fail(s.wants())
-    if isinstance(v, jax.core.Tracer) and s.kind == "number" and np.ndim(v) == 0:
+    if isinstance(v, jax.core.Tracer) and s.kind in ("number", "int") and np.ndim(v) == 0:
         return v  # a traced value (inside jit/vmap): its range cannot be known here
     u = plain(v)
     if s.kind == "bool":

@@ -319,9 +319,13 @@ def check_unique(values: list, where) -> list:
 
 
 def fail(prog: str, err: Exception):
-    """Print ``prog: error: <err>`` on one line and exit 2 (bad input, before any compilation)."""
+    """Print ``prog: error: <err>`` on one line and exit 2 (bad input, before any compilation);
+    in a multi-process run the other processes are told and end too (:func:`fa_jax.sharding.abandon`)."""
     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
     sys.stderr.write(f"{prog}: error: {msg}\n")
+    from fa_jax.training import sharding  # noqa: PLC0415  (this module stays importable without jax)
+
+    sharding.abandon()
     sys.exit(2)
 
 

@@ -149,7 +149,8 @@ def checkpointing(out, name: str, every: int | None = None, enabled: bool = True
     Args:
         out: the run directory.
         name: the sweep's name; characters outside ``[A-Za-z0-9_.=+-]`` become ``_`` in the folder name.
-        every: steps between checkpoints (``checkpoint_every``; default None: about once a minute).
+        every: steps between checkpoints (``checkpoint_every``; default None: about once a minute,
+            or none in a multi-process run, where sweeps cannot checkpoint).
         enabled: False gives ``{}`` (no checkpoints).
         keep: checkpoints kept, the newest (``keep_checkpoints``; default 2).
 
@@ -157,6 +158,10 @@ def checkpointing(out, name: str, every: int | None = None, enabled: bool = True
         ``{"checkpoint", "checkpoint_every", "keep_checkpoints"}`` for ``fj.sweep(**...)``, or ``{}``.
     """
     if not enabled:
+        return {}
+    import jax  # noqa: PLC0415  (keep this module importable without initializing jax)
+
+    if every is None and jax.process_count() > 1:  # several processes: none unless asked (and refused)
         return {}
     safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"
     return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every,

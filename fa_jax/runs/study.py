@@ -293,9 +293,7 @@ class Study:
         if n_proc > 1:
             pid = jax.process_index()
             rundir.write_json(self.out / f"summary_rows.p{pid}.json", self.rows)
-            from jax.experimental import multihost_utils  # noqa: PLC0415  (multi-process runs only)
-
-            multihost_utils.sync_global_devices("fa_jax_study_done")
+            sharding.sync_processes("fa_jax_study_done")  # however long the others take; a lost one ends this
             if pid != 0:
                 return None
             self.rows, self.metric_rows = merge_shards(self.out, n_proc, self.label_keys)

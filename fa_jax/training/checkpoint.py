@@ -102,6 +102,10 @@ class Checkpointer:
     keep: int = 2
 
     def __post_init__(self):
+        if jax.process_count() > 1:
+            raise ValueError(f"cannot checkpoint {str(self.directory)!r} in a multi-process run (process "
+                             f"{jax.process_index()} of {jax.process_count()}): orbax saves global arrays "
+                             "together, and each process's sweep holds only its own seeds; run without checkpoints")
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
         checks.positive_int("keep_checkpoints", self.keep)
         self.directory = check_directory(self.directory)

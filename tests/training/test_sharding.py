@@ -1,10 +1,14 @@
 """Sharded sweeps on 8 fake CPU devices equal the unsharded sweep, with the seed axis sharded and
-with data parallelism within a seed (run in a subprocess)."""
+with data parallelism within a seed (run in a subprocess); the multi-process helpers' checks
+(the real multi-process runs are tests/runs/test_two_processes.py)."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 CODE = textwrap.dedent("""
     import jax, numpy as np, fa_jax as fj
@@ -74,7 +78,6 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
     parts = [fj.sharding.local_seeds(seeds, i, 2) for i in range(2)]
     assert parts == [[0, 2, 4], [1, 3]]
     assert fj.sharding.local_seeds(seeds) == seeds  # single process
-    import pytest
     with pytest.raises(ValueError, match="2 seeds cannot be spread over 3 processes"):
         fj.sharding.local_seeds([0, 1], 0, 3)
     for i, part in enumerate(parts):  # what each host writes
@@ -87,3 +90,52 @@ def test_local_seeds_round_robin_and_merge(tmp_path):
     merged = rundir.read_jsonl(tmp_path / "metrics.jsonl")
     assert merged == metric_rows and len(merged) == 20
     assert [(m["seed"], m["step"]) for m in merged[:4]] == [(0, 10), (0, 20), (1, 10), (1, 20)]
+
+
+ADDRESS = {"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"}  # never reached: every row fails before connecting
+
+
+@pytest.mark.parametrize("env, message", [
+    (ADDRESS, "JAX_COORDINATOR_ADDRESS='127.0.0.1:1' needs integer JAX_NUM_PROCESSES and JAX_PROCESS_ID, "
+              "got None and None"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "one"}, "got '2' and 'one'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
+     "JAX_PROCESS_ID must be in 0..1 (JAX_NUM_PROCESSES=2), got 2"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "1"},
+     "FA_JAX_DISTRIBUTED_TIMEOUT must be a number of seconds > 2, got '1'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "soon"}, "got 'soon'"),
+    ({**ADDRESS, "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0", "FA_JAX_DISTRIBUTED_TIMEOUT": "inf"}, "got 'inf'"),
+])
+def test_bad_launch_variables_are_one_line_errors(monkeypatch, env, message):
+    import fa_jax as fj
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fj.sharding.maybe_initialize_distributed()
+
+
+def test_single_process_needs_no_distributed_setup(monkeypatch):
+    import fa_jax as fj
+    for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "FA_JAX_DISTRIBUTED_TIMEOUT"):
+        monkeypatch.delenv(k, raising=False)
+    assert fj.sharding.maybe_initialize_distributed() is False
+    assert fj.sharding.distributed_timeout() == 60.0
+    fj.sharding.sync_processes("nothing to wait for")  # returns at once
+    monkeypatch.setenv("FA_JAX_DISTRIBUTED_TIMEOUT", "7.5")
+    assert fj.sharding.distributed_timeout() == 7.5
+
+
+def test_multi_process_runs_do_not_checkpoint(monkeypatch, tmp_path):
+    """orbax saves global arrays together; each process's sweep holds its own seeds, so a
+    multi-process study checkpoints nothing by default and refuses an explicit interval."""
+    import jax
+
+    from fa_jax.runs import rundir
+    from fa_jax.training import checkpoint
+
+    assert rundir.checkpointing(tmp_path, "bp")["checkpoint"] == (tmp_path / "checkpoints" / "bp").absolute()
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    assert rundir.checkpointing(tmp_path, "bp.p0") == {}
+    kw = rundir.checkpointing(tmp_path, "bp.p0", every=100)
+    with pytest.raises(ValueError, match=r"cannot checkpoint '.*bp.p0' in a multi-process run \(process 0 of 2\)"):
+        checkpoint.Checkpointer(kw["checkpoint"], {})

@@ -29,6 +29,13 @@ The FA family replaces ``W_{l+1}^T`` by the transposed backward matrix of layer 
 with ``B = W`` (BP), a fixed random ``B`` (FA, Kolen-Pollack and weight mirror at their
 current ``B``), ``B = sign(W) / sqrt(fan_in)`` (uSF) or ``B = |M| * sign(W)`` (frSF, brSF)
 (:func:`usf_matrices`, :func:`rsf_matrices`).
+
+PEPITA (Dellaferrera & Kreiman 2022, Algorithm 1 and the authors' code) has no backward pass:
+with ``e = sigma(z) - t`` (softmax and one-hot t, or sigmoid and t in {0, 1}) from the standard
+pass, a second pass on ``X_mod = X + e F`` (F: (n_out, n_in)) gives ``h_l^mod`` and ``e_mod``, and
+
+    delta_l = (h_l - h_l^mod) / N,   dW_l = (h_{l-1}^mod)^T delta_l   (h_0^mod = X_mod),
+    dW_out = (h_L^mod)^T e_mod / N,  the biases the sums of the same deltas (:func:`pepita_updates`).
 """
 
 import numpy as np
@@ -129,3 +136,32 @@ def drtp_grads(params, x, y01, feedback, activation="relu"):
     fb = [np.asarray(B, np.float64) for B in feedback]
     t = (2.0 * np.asarray(y01, np.float64) - 1.0).reshape(-1, 1)
     return _grads(params, x, y01, activation, lambda l, e, d, p: t @ fb[l])
+
+
+def _softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+
+
+def pepita_updates(params, x, targets, F, activation="relu", last="modulated"):
+    """PEPITA's updates [{"w": dW_l, "b": db_l}] by the formulas of the module doc, in float64.
+
+    Args:
+        params: one dict per layer, ``{"w": (fan_in, fan_out), "b": (fan_out,)}``; the last is the output layer.
+        x: (N, n_in) inputs.
+        targets: (N, n_out): one-hot classes (softmax output) or, for n_out = 1, targets in {0, 1} (sigmoid).
+        F: (n_out, n_in), the fixed projection of the error onto the input.
+        activation: the hidden layers' f (as :func:`dfa_grads`).
+        last: ``"modulated"`` (the output layer uses e_mod, the authors' code) or ``"standard"`` (e).
+    """
+    params = [{k: np.asarray(v, np.float64) for k, v in p.items()} for p in params]
+    t = np.asarray(targets, np.float64)
+    sigma = _sigmoid if t.shape[1] == 1 else _softmax
+    n = x.shape[0]
+    _, hs, z = forward(params, x, activation)
+    e = sigma(z) - t
+    x_mod = np.asarray(x, np.float64) + e @ np.asarray(F, np.float64)
+    _, hs_mod, z_mod = forward(params, x_mod, activation)  # hs_mod[0] is x_mod
+    e_out = sigma(z_mod) - t if last == "modulated" else e
+    deltas = [(h - hm) / n for h, hm in zip(hs[1:], hs_mod[1:])] + [e_out / n]
+    return [{"w": inp.T @ d, "b": d.sum(0)} for inp, d in zip(hs_mod, deltas)]

@@ -98,8 +98,8 @@ def test_out_is_a_file(tmp_path, capsys):
 
 
 def test_quick_job_takes_every_rule_family(tmp_path):
-    """The sign-concordant, evolving-feedback and direct rules (one with options) through --rules."""
-    rules = "usf,brsf,frsf,kp(lam=0.99),wm,drtp,sdfa"
+    """The sign-concordant, evolving-feedback, direct and forward-only rules (one with options) through --rules."""
+    rules = "usf,brsf,frsf,kp(lam=0.99),wm,drtp,sdfa,pepita"
     out = tmp_path / "run"
     parity_job.main(["--quick", "--rules", rules, "--steps", "20", "--eval-every", "10", "--width", "16",
                      "--out", str(out), "--no-progress"])

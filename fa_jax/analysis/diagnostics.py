@@ -8,7 +8,8 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
   loss w.r.t. ``W_l`` (before the optimizer) against the true BP gradient at the same
   params and batch. BP gives 0°. Biases are left out, as in the DFA literature.
 - ``signal_alignment_deg`` (H,): the error signal arriving at hidden activation ``h_l``
-  under the rule (DFA: ``e @ B_l``; FA: ``delta_{l+1} @ B_{l+1}.T``) against the true
+  under the rule (DFA: ``e @ B_l``; FA: ``delta_{l+1} @ B_{l+1}.T``; pepita:
+  ``(h_l - h_l^mod) / N``, which its output node sends to ``h_l``) against the true
   backpropagated ``dL/dh_l``; one angle per example, averaged over the batch.
 - ``weight_alignment_deg`` (H,): FA family (``Rule.family == "fa"``) — ``angle(W_{l+1}, B_{l+1})``,
   the forward matrix against the backward matrix that carries the signal to ``h_l``, the one

@@ -262,8 +262,8 @@ class Rule:
     trainable: Callable | None = None
     check_model: Callable | None = None
     # ``family``: "fa" (every weighted layer runs FALinear(B, backward); ``backward`` as for
-    # fa_family) or "dfa" (hidden activations get a direct signal; feedback (n_out, h_l)); the
-    # diagnostics read it. ``update_feedback(params, feedback, updates, key) -> (params, feedback)``:
+    # fa_family), "dfa" (hidden activations get a direct signal; feedback (n_out, h_l)) or
+    # "forward" (no backward pass: pepita, fa_jax.rules.pepita); the diagnostics read it. ``update_feedback(params, feedback, updates, key) -> (params, feedback)``:
     # the evolving-feedback hook (module doc); params are those before the step, updates the
     # optimizer's, key a fresh key of the step; without it the step keeps
     # (optax.apply_updates(params, updates), feedback). ``needs_targets``: ``wire`` takes

@@ -34,9 +34,9 @@ so that learning rates compare with the other rules'. For ``softmax_ce`` and ``b
 is the paper's ``sigma(y) - target``. The output layer's ``e_mod`` is
 ``e + sigma(y^mod) - sigma(y)``: exact for a loss whose ``dL/dy`` is ``sigma(y) - target``
 (``output`` picks sigma: softmax for n_out >= 2 and sigmoid for n_out = 1 by default, i.e.
-softmax_ce and bce on one logit; ``"sigmoid"`` for bce on several). Algorithm 1 writes the
-output update with the error, the authors' code with the modulated pass's error (the default
-here); ``last="standard"`` uses ``e`` itself, for any loss.
+softmax_ce and bce on one logit; ``"sigmoid"`` for bce on several). The authors' code takes the
+output layer's update from the modulated pass's error (the default here); ``last="standard"``
+uses the first pass's ``e`` instead, which holds for any loss.
 
 Options: ``pepita(f_scale=0.05, last="modulated", output="auto")``. Params other than ``w``
 and ``b`` (prelu's ``alpha``, layer norm's ``scale`` and ``shift``) get a zero update.

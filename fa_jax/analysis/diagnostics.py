@@ -16,8 +16,9 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
   the rule uses at these params (usf/frsf/brsf: the sign-derived ``B``; kp, wm: the evolving
   one); DFA family (``"dfa"``: dfa, sdfa, drtp) —
   ``angle(B_l, (W_{l+1} W_{l+2} ... W_L).T)``, the feedback against the product of the
-  forward weights above ``h_l`` (shape (n_out, h_l)) (Nøkland 2016; Refinetti et al. 2021).
-  ``None`` for rules without feedback.
+  forward weights above ``h_l`` (shape (n_out, h_l)) (Nøkland 2016; Refinetti et al. 2021),
+  for dense nets with dense feedback. ``None`` for rules without feedback, conv nets and
+  weight-shared conv feedback (``dfa(conv=shared)``: no product of forward weights to compare).
 - ``grad_norm`` (L,): ``|dW_l^rule|_F``; ``weight_norm`` (L,): ``|W_l|_F``.
 """
 
@@ -59,8 +60,8 @@ def weight_alignment(rule: str, params, feedback):
         used = rules_lib.used_matrices(r, params, feedback)
         return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], used[1:])])
     if r.family == "dfa":
-        if any(w.ndim != 2 for w in ws):  # the product of forward weights is defined for dense nets only
-            return None
+        if any(w.ndim != 2 for w in ws) or any(B.ndim != 2 for B in feedback):
+            return None  # the product of forward weights: dense nets and dense feedback only
         out, prod = [], ws[-1]
         for l in range(len(ws) - 2, -1, -1):  # h_l is the output of layer l (0-based); above it: ws[l+1:]
             out.append(angle_deg(feedback[l], prod.T))

@@ -8,7 +8,9 @@ is one entry of ``model.layers`` (``layer(p, h, op) -> h'``), so the rules of
 
 - FA: one ``B`` per block, shaped like its kernel (``weight_shapes``);
 - DFA: every hidden block's output (``hidden_shapes``, e.g. ``(H, W, C)``) receives
-  ``e @ B_l`` reshaped to that shape, ``B_l: (n_out, H W C)``; the last block gets its true gradient.
+  ``e @ B_l`` reshaped to that shape, ``B_l: (n_out, H W C)``; the last block gets its true gradient
+  (``dfa(conv=shared)``: a weight-shared kernel instead, :mod:`fa_jax.rules.conv_feedback`).
+  drtp gets the batch's labels through ``apply(..., targets=)``.
 
 Batch norm (``batchnorm`` layers, ``resnet(norm="batch")``) is a local op inside its block:
 every rule backpropagates through it exactly (FA changes only the kernels' backward, DFA's
@@ -191,7 +193,7 @@ class CNN:
         raise ValueError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
                          f"{want[1]}, {want[2]}){hint}")
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None):
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None):
         """Logits (batch, n_out) for NHWC images x (batch, H, W, C); ``jax.grad`` through it is ``rule``.
 
         Args:
@@ -205,6 +207,8 @@ class CNN:
             key: accepted for interface parity (unused).
             stats: running statistics from :meth:`init_stats`; required with batch norm
                 (``stateful``), refused without.
+            targets: the batch's labels, for rules that read them (``Rule.needs_targets``: drtp;
+                as :meth:`fa_jax.MLP.apply`); other rules ignore them.
 
         Returns:
             The logits (batch, n_out); with batch norm ``(logits, new_stats)``.
@@ -216,10 +220,11 @@ class CNN:
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
             raise ValueError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
         check_feedback(self, r, feedback)
+        extra = {"targets": targets} if r.needs_targets else {}
         if not self.stateful:
             if stats is not None:
                 raise ValueError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
-            return r.wire(self.layers, params, x, feedback)
+            return r.wire(self.layers, params, x, feedback, **extra)
         if stats is None:
             raise ValueError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
         self.check_stats(stats)
@@ -229,7 +234,7 @@ class CNN:
             h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train)
             return h
 
-        y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback)
+        y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback, **extra)
         return y, new
 
 

@@ -6,16 +6,17 @@
 - :mod:`fa_jax.rules.kolen_pollack` (kp) and :mod:`fa_jax.rules.mirror` (wm): FA with evolving feedback;
 - :mod:`fa_jax.rules.direct`: DFA-family rules with other sources (drtp: the target; sdfa: sign(e));
 - :mod:`fa_jax.rules.pepita`: PEPITA, a second forward pass on an error-modulated input (no backward pass);
+- :mod:`fa_jax.rules.conv_feedback`: the DFA family's weight-shared conv feedback (``dfa(conv=shared)``);
 - :mod:`fa_jax.rules.lazy`: the lazy baselines (ntk, ntk_copy, rf_gaussian, rf_relu, rf_linear);
 - :mod:`fa_jax.rules.feedback` and :mod:`fa_jax.rules.feedback_schemes`: the feedback matrices;
 - :mod:`fa_jax.rules.reference`: BP and DFA gradients of an MLP written by hand in numpy.
 """
 
-from fa_jax.rules import direct, kolen_pollack, lazy, mirror, pepita, sign_symmetry  # register their rules
+from fa_jax.rules import conv_feedback, direct, kolen_pollack, lazy, mirror, pepita, sign_symmetry  # register rules
 from fa_jax.rules.core import (FACTORIES, RULES, FALinear, LayerOp, Linear, Rule, bp, check_model, dfa, dfa_output, fa,
                                 fa_apply, fa_family, fa_linear, fa_rule, get, linear, parse_spec, register,
                                 register_factory, used_matrices)
 
-__all__ = ["FACTORIES", "FALinear", "LayerOp", "Linear", "RULES", "Rule", "bp", "check_model", "dfa", "dfa_output",
-           "direct", "fa", "fa_apply", "fa_family", "fa_linear", "fa_rule", "get", "kolen_pollack", "lazy", "linear",
-           "mirror", "parse_spec", "pepita", "register", "register_factory", "sign_symmetry", "used_matrices"]
+__all__ = ["FACTORIES", "FALinear", "LayerOp", "Linear", "RULES", "Rule", "bp", "check_model", "conv_feedback", "dfa",
+           "dfa_output", "direct", "fa", "fa_apply", "fa_family", "fa_linear", "fa_rule", "get", "kolen_pollack", "lazy",
+           "linear", "mirror", "parse_spec", "pepita", "register", "register_factory", "sign_symmetry", "used_matrices"]

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 
 from fa_jax import registry
 from fa_jax.models import contract
+from fa_jax.rules.conv_feedback import conv_signal
 from fa_jax.registry import lookup
 
 
@@ -157,8 +158,8 @@ class FALinear:
 def dfa_output(y, hs, Bs):
     """Identity on ``y`` whose backward sends ``e @ B_l`` to each hidden activation ``hs[l]``.
 
-    y: (..., n_out); hs[l]: (..., *feature_shape_l); Bs[l]: (n_out, prod(feature_shape_l)).
-    All feedback is one matmul with the concatenated ``[B_1 | ... | B_L]``.
+    y: (..., n_out); hs[l]: (..., *feature_shape_l); Bs[l]: (n_out, prod(feature_shape_l)) (or a
+    shared conv kernel, :func:`direct_signals`). Dense feedback is one matmul with ``[B_1 | ... | B_L]``.
     """
     return y
 
@@ -170,20 +171,29 @@ def _dfa_fwd(y, hs, Bs):
 def direct_signals(source, hs, Bs):
     """``source @ B_l`` for each hidden activation ``hs[l]``, as one matmul with ``[B_1 | ... | B_L]``.
 
-    source: (..., n_out) (DFA: the error e); Bs[l]: (n_out, prod(feature_shape_l)). Returns one
+    source: (..., n_out) (DFA: the error e); Bs[l]: (n_out, prod(feature_shape_l)), or a shared
+    conv kernel (k, k, n_out, C) for an ``hs[l]`` of shape (..., H, W, C), which receives
+    ``conv(tile(source), B_l)`` (:func:`fa_jax.rules.conv_feedback.conv_signal`). Returns one
     array shaped like each ``hs[l]``. The DFA family's output nodes share it.
     """
     if not Bs:
         return []
+    out = [None if B.ndim == 2 else conv_signal(source, B, h) for B, h in zip(Bs, hs)]
+    dense = [i for i, B in enumerate(Bs) if B.ndim == 2]
+    if not dense:
+        return out
+    Bd = [Bs[i] for i in dense]
     batch = source.shape[:-1]
-    signal = source.reshape(-1, source.shape[-1]) @ jnp.concatenate(Bs, axis=1)
+    signal = source.reshape(-1, source.shape[-1]) @ jnp.concatenate(Bd, axis=1)
     splits = []
     offset = 0
-    for B in Bs[:-1]:
+    for B in Bd[:-1]:
         offset += B.shape[1]
         splits.append(offset)
     parts = jnp.split(signal, splits, axis=1)
-    return [p.reshape(batch + h.shape[len(batch):]).astype(h.dtype) for p, h in zip(parts, hs)]
+    for i, p in zip(dense, parts):
+        out[i] = p.reshape(batch + hs[i].shape[len(batch):]).astype(hs[i].dtype)
+    return out
 
 
 def _dfa_bwd(res, e):

@@ -15,19 +15,25 @@ output layer gets its true gradient ``h_L^T e``.
   hidden layers' signal depends on the batch's labels only, never on the network's output.
 
 How drtp gets the target inside ``jax.grad`` through ``model.apply``: the rule has
-``needs_targets=True``, so ``fj.mlp`` / ``fj.norm_mlp`` ``apply(..., targets=labels)`` hand the
-labels to its wiring (other rules ignore them) and ``fj.sweep``'s train step and the
+``needs_targets=True``, so ``fj.mlp`` / ``fj.norm_mlp`` / ``fj.cnn`` ``apply(..., targets=labels)``
+hand the labels to its wiring (other rules ignore them) and ``fj.sweep``'s train step and the
 diagnostics pass the batch's labels. Without targets the forward pass works (evaluation),
 and differentiating it is a one-line error. Recovering the target from the output cotangent
 would tie the rule to one loss; passing it keeps drtp independent of the loss.
+
+Options (specs, :func:`fa_jax.rules.core.register_factory`): ``dfa``, ``sdfa`` and ``drtp`` take
+``conv`` (``"dense"``, the default and the plain names, or ``"shared"``) and ``k`` (odd, default 3):
+weight-shared conv feedback for (H, W, C) activations, :mod:`fa_jax.rules.conv_feedback`.
 """
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
 
-from fa_jax.rules.core import RULES, Rule, _dfa_shapes, direct_signals, linear, register
+from fa_jax.rules import conv_feedback
+from fa_jax.rules.core import FACTORIES, RULES, Rule, _dfa_shapes, direct_signals, linear, register_factory
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -87,11 +93,13 @@ def _direct_wire(source):
 
 
 def _check_targets_model(model):
-    from fa_jax.models.mlp import MLP  # models import the rules
-
-    if not isinstance(model, MLP):
-        raise ValueError(f"rule 'drtp' needs model.apply(..., targets=); fj.mlp and fj.norm_mlp take them, "
-                         f"{type(model).__name__} does not")
+    try:
+        takes = "targets" in inspect.signature(model.apply).parameters
+    except (AttributeError, TypeError, ValueError):  # no apply, or one without a signature
+        takes = False
+    if not takes:
+        raise ValueError(f"rule 'drtp' needs model.apply(..., targets=); fj.mlp, fj.norm_mlp and fj.cnn models "
+                         f"take them, {type(model).__name__} does not")
 
 
 DIRECT = {
@@ -102,6 +110,7 @@ DIRECT = {
                  family="dfa", needs_targets=True, check_model=_check_targets_model),
 }
 
-for _rule in DIRECT.values():
-    if _rule.name not in RULES:
-        register(_rule)
+# the DFA family's options (conv, k); the plain names stay the rules above and core's dfa
+for _rule in [RULES["dfa"], *DIRECT.values()]:
+    if _rule.name not in FACTORIES:
+        register_factory(_rule.name, conv_feedback.factory(_rule), replace=_rule.name == "dfa")

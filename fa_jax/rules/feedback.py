@@ -4,7 +4,9 @@ Feedback is an ordinary, non-trainable pytree (a list of arrays) passed to
 ``model.apply(..., feedback=)``: never a closure constant, never an optimizer parameter.
 
 Shapes (the conventions of :mod:`fa_jax.rules.core`): FA — one ``B_l`` per layer, shaped like
-``W_l`` (fan_in, fan_out); DFA — one ``B_l`` per hidden layer, shape (n_out, h_l). BP needs none (``None``).
+``W_l`` (fan_in, fan_out); DFA — one ``B_l`` per hidden layer, shape (n_out, h_l) (with
+``conv=shared``, a kernel (k, k, n_out, C) per (H, W, C) activation: :mod:`fa_jax.rules.conv_feedback`).
+BP needs none (``None``).
 
 Distribution (a documented choice; DFA is sensitive to it and peers disagree):
 ``dist`` is ``"uniform"`` (U(-a, a), a = sqrt(3) std) or ``"normal"`` (N(0, std^2)), and

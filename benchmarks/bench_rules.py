@@ -1,4 +1,4 @@
-"""Per-step time of BP, FA and DFA (and any other registered rule) for MLPs of several sizes.
+"""Per-step time of every rule (default: BP, FA, DFA and the eight others) for MLPs of several sizes.
 
     python benchmarks/bench_rules.py                      # CPU: small + medium
     python benchmarks/bench_rules.py --sizes small,medium,large --precision tf32   # a GPU
@@ -6,7 +6,8 @@
 One jitted training step (forward, the rule's gradient via jax.grad, Adam update) per Python
 dispatch, one seed, batch resident on the device. Median of --repeats after warm-up,
 ``block_until_ready``; FLOPs from XLA's cost analysis of the compiled step. Ratios
-DFA/BP and FA/BP come from the same run.
+to BP (DFA/BP, FA/BP, ... for every rule) come from the same run. Rules with evolving feedback
+(kp, wm, brsf) run their feedback hook in the step and drtp gets the targets, as in fj.sweep.
 """
 
 import jax
@@ -24,12 +25,19 @@ SIZES = {  # name: (layer sizes, batch)
 
 
 def make_step(model, rule, tx):
+    """The jitted step, as fj.make_train_step does it: targets for rules that read them (drtp), the
+    rule's feedback hook (kp, wm, brsf) instead of optax.apply_updates when it has one."""
     loss = fj.losses.softmax_ce
+    r = fj.rules.get(rule)
+    extra = (lambda y: {"targets": y}) if r.needs_targets else (lambda y: {})
 
-    def step(params, opt_state, fb, x, y):
-        g = jax.grad(lambda p: loss(model.apply(p, x, rule=rule, feedback=fb), y))(params)
+    def step(params, opt_state, fb, key, x, y):
+        g = jax.grad(lambda p: loss(model.apply(p, x, rule=rule, feedback=fb, **extra(y)), y))(params)
         updates, opt_state = tx.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        if r.update_feedback is None:
+            return optax.apply_updates(params, updates), opt_state, fb
+        params, fb = r.update_feedback(params, fb, updates, key)
+        return params, opt_state, fb
 
     return jax.jit(step, donate_argnums=(0, 1))
 
@@ -47,13 +55,14 @@ def bench(size, rules, repeats):
         fb = fj.init_feedback(jax.random.fold_in(k, 3), model, rule)
         opt_state = tx.init(params)
         step = make_step(model, rule, tx)
-        compiled = step.lower(params, opt_state, fb, x, y).compile()
+        key = jax.random.fold_in(k, 4)
+        compiled = step.lower(params, opt_state, fb, key, x, y).compile()
         flops = flops_of(compiled)
         mem = memory_of(compiled)
-        state = [params, opt_state]
+        state = [params, opt_state, fb]
 
         def call():
-            state[0], state[1] = compiled(state[0], state[1], fb, x, y)
+            state[0], state[1], state[2] = compiled(state[0], state[1], state[2], key, x, y)
             return state[0]
 
         t = median_time(call, repeats=repeats)
@@ -70,7 +79,7 @@ def bench(size, rules, repeats):
 def main():
     p = base_parser(__doc__.splitlines()[0], "benchmarks/results/bench_rules.json")
     p.add_argument("--sizes", default=None, help="comma-separated from small, medium, large")
-    p.add_argument("--rules", default="bp,fa,dfa")
+    p.add_argument("--rules", default="bp,fa,dfa,usf,frsf,brsf,kp,wm,sdfa,drtp,pepita")
     a = p.parse_args()
     sizes = a.sizes.split(",") if a.sizes else (["small", "medium", "large"] if jax.default_backend() == "gpu"
                                                 else ["small", "medium"])

@@ -11,7 +11,6 @@ to BP (DFA/BP, FA/BP, ... for every rule) come from the same run. Rules with evo
 """
 
 import jax
-import jax.numpy as jnp
 import optax
 
 import fa_jax as fj

@@ -278,9 +278,11 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         chunks, done = [metrics], start // eval_every
         before.update(ckpt.restored_seconds)
 
-    t0 = time.perf_counter()
-    compiled = chunk_fn.lower(state, task).compile() if done < n_evals else None  # cached per config + shapes
-    compile_s = time.perf_counter() - t0
+    compiled, compile_s = None, 0.0  # a run restored at its last step compiles nothing
+    if done < n_evals:
+        t0 = time.perf_counter()
+        compiled = chunk_fn.lower(state, task).compile()  # cached per config + shapes
+        compile_s = time.perf_counter() - t0
 
     t0 = last_save = time.perf_counter()
     with tqdm(total=steps, initial=done * eval_every, desc=desc or rule, unit="step",

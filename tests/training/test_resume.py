@@ -46,6 +46,9 @@ def _half(tmp_path, full_dir, step, name="b"):
     ("dfa", {}),
     ("fa", {"lr": [1e-3, 3e-3, 1e-2], "diagnostics": True}),
     ("bp", {"early_stopping": 2, "optimizer": "sgd", "lr": 0.05}),
+    ("kp(lam=0.99)", {}),  # evolving feedback, in the state
+    ("wm", {}),  # evolving feedback and a noise key per step
+    ("brsf", {}),  # magnitudes redrawn from the step's key
 ])
 def test_resumed_sweep_is_bit_identical(tmp_path, rule, extra):
     if "early_stopping" in extra:

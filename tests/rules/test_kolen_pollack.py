@@ -1,32 +1,16 @@
-"""Kolen-Pollack: its gradients (the hand formula), BP when started at B = W without decay, the
-geometric decay of B - W through the train step, rule options, sweeps and a checkpoint round trip."""
+"""Kolen-Pollack (its FA gradients at the current B: tests/rules/test_rules.py): BP when started at
+B = W without decay, the geometric decay of B - W through the train step, rule options, sweeps and
+a checkpoint round trip."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from error_check import one_line_error
 
 import fa_jax as fj
-from fa_jax.rules import reference
 from fa_jax.training.state import init_state
 
-TOL = dict(rtol=1e-11, atol=1e-13)
 TASK = fj.data.parity(8, 2)
-
-
-def test_gradients_match_the_hand_formula_at_the_current_B(x64, keys):
-    k1, k2, k3, k4 = keys(4)
-    model = fj.mlp([8, 12, 10, 9, 1], activation="tanh")
-    params = model.init(k1, jnp.float64)
-    x, y = jax.random.normal(k2, (16, 8), jnp.float64), jax.random.rademacher(k3, (16,), jnp.float64)
-    fb = fj.init_feedback(k4, model, "kp", dtype=jnp.float64)
-    got = jax.grad(lambda p: fj.losses.bce(model.apply(p, x, rule="kp", feedback=fb), y))(params)
-    p = jax.tree.map(np.asarray, params)
-    want = reference.fa_grads(p, np.asarray(x), (np.asarray(y) + 1) / 2, [np.asarray(B) for B in fb], "tanh")
-    for g, r in zip(got, want):
-        np.testing.assert_allclose(g["w"], r["w"], **TOL)
-        np.testing.assert_allclose(g["b"], r["b"], **TOL)
 
 
 def test_started_at_B_equal_W_without_decay_it_is_bp_at_every_step():

@@ -88,6 +88,21 @@ def test_three_hidden_layers_match_numpy_reference(x64, keys, activation):
     assert abs(float(loss) - reference.bce_loss(np_params, np.asarray(x), y01, activation)) < 1e-12
 
 
+@pytest.mark.parametrize("rule,activation", [("fa", "relu"), ("kp", "tanh"), ("wm", "relu")])
+def test_rules_that_send_delta_through_their_B_match_the_fa_formula(x64, keys, rule, activation):
+    """fa, kp and wm: at the current B (kp's and wm's evolve between steps) the gradients are FA's."""
+    k1, k2, k3 = keys(3)
+    model = fj.mlp([8, 12, 10, 9, 1], activation=activation)
+    params = model.init(k1, jnp.float64)
+    x, y = _data(k2, 16, 8)
+    fb = fj.init_feedback(k3, model, rule, dtype=jnp.float64)
+    p = jax.tree.map(np.asarray, params)
+    want = reference.fa_grads(p, np.asarray(x), (np.asarray(y) + 1) / 2, [np.asarray(B) for B in fb], activation)
+    for g, r in zip(_grads(model, params, x, y, rule, fb), want):
+        np.testing.assert_allclose(g["w"], r["w"], **TOL)
+        np.testing.assert_allclose(g["b"], r["b"], **TOL)
+
+
 def test_dfa_signal_is_one_matmul_of_the_output_error(x64, keys):
     """d loss / d h_l under DFA is exactly e @ B_l, e = dL/dy (seen through the hidden layer's bias grad)."""
     k1, k2, k3 = keys(3)

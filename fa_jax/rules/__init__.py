@@ -17,6 +17,7 @@ from fa_jax.rules.core import (FACTORIES, RULES, FALinear, LayerOp, Linear, Rule
                                 fa_apply, fa_family, fa_linear, fa_rule, get, linear, parse_spec, register,
                                 register_factory, used_matrices)
 
-__all__ = ["FACTORIES", "FALinear", "LayerOp", "Linear", "RULES", "Rule", "bp", "check_model", "conv_feedback", "dfa",
-           "dfa_output", "direct", "fa", "fa_apply", "fa_family", "fa_linear", "fa_rule", "get", "kolen_pollack", "lazy",
-           "linear", "mirror", "parse_spec", "pepita", "register", "register_factory", "sign_symmetry", "used_matrices"]
+__all__ = ["FACTORIES", "FALinear", "LayerOp", "Linear", "RULES", "Rule", "bp", "check_model", "conv_feedback",
+           "dfa", "dfa_output", "direct", "fa", "fa_apply", "fa_family", "fa_linear", "fa_rule", "get",
+           "kolen_pollack", "lazy", "linear", "mirror", "parse_spec", "pepita", "register", "register_factory",
+           "sign_symmetry", "used_matrices"]

@@ -231,13 +231,18 @@ def fa(layers, params, x, feedback):
     return fa_family()(layers, params, x, feedback)
 
 
-def dfa(layers, params, x, feedback):
-    hs = []
-    h = x
+def direct_chain(layers, params, x):
+    """``(hs, y)``: the DFA family's forward pass, every layer fed its input through ``stop_gradient``
+    (so no gradient flows between layers); hs: the hidden activations, y: the output."""
+    hs, h = [], x
     for layer, p in zip(layers[:-1], params[:-1]):
         h = layer(p, jax.lax.stop_gradient(h), linear)
         hs.append(h)
-    y = layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+    return hs, layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+
+
+def dfa(layers, params, x, feedback):
+    hs, y = direct_chain(layers, params, x)
     return dfa_output(y, hs, list(feedback))
 
 
@@ -273,8 +278,9 @@ class Rule:
     check_model: Callable | None = None
     # ``family``: "fa" (every weighted layer runs FALinear(B, backward); ``backward`` as for
     # fa_family), "dfa" (hidden activations get a direct signal; feedback (n_out, h_l)) or
-    # "forward" (no backward pass: pepita, fa_jax.rules.pepita); the diagnostics read it. ``update_feedback(params, feedback, updates, key) -> (params, feedback)``:
-    # the evolving-feedback hook (module doc); params are those before the step, updates the
+    # "forward" (no backward pass: pepita, fa_jax.rules.pepita); the diagnostics read it.
+    # ``update_feedback(params, feedback, updates, key) -> (params, feedback)``: the
+    # evolving-feedback hook (module doc); params are those before the step, updates the
     # optimizer's, key a fresh key of the step; without it the step keeps
     # (optax.apply_updates(params, updates), feedback). ``needs_targets``: ``wire`` takes
     # ``targets=`` (the batch labels) as well, passed by ``model.apply(..., targets=)``.
@@ -360,7 +366,6 @@ def register_factory(name: str, factory: Callable, *, replace: bool = False) -> 
     register(dataclasses.replace(factory(), name=name), replace=replace)
     _from_spec.cache_clear()
     return factory
-
 
 
 def register(rule: Rule, *, replace: bool = False) -> Rule:

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax.rules import conv_feedback
-from fa_jax.rules.core import FACTORIES, RULES, Rule, _dfa_shapes, direct_signals, linear, register_factory
+from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_chain, direct_signals,
+                               register_factory)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -82,11 +83,7 @@ def encode_targets(targets, y):
 
 def _direct_wire(source):
     def wire(layers, params, x, feedback, targets=None):
-        hs, h = [], x
-        for layer, p in zip(layers[:-1], params[:-1]):
-            h = layer(p, jax.lax.stop_gradient(h), linear)
-            hs.append(h)
-        y = layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+        hs, y = direct_chain(layers, params, x)
         t = None if targets is None else encode_targets(targets, y)
         return direct_output(source, y, hs, list(feedback), t)
     return wire

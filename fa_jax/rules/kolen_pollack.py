@@ -59,8 +59,8 @@ def kp(lam: float = 0.999, b0: str = "random"):
     """The Kolen-Pollack :class:`fa_jax.Rule` with decay ``lam`` in (0, 1] and ``B_0`` from ``b0`` (module doc)."""
     checks.number_in("kp: lam", lam, 0, 1, lo_open=True, hi_open=False)
     checks.choice("kp option b0", b0, B0)
-    return fa_rule("kp", None, f"Kolen-Pollack: B_l and W_l both take u_l and decay by lam={lam:g} (Akrout et al. 2019)",
-                   update_feedback=kp_update(lam), init=_copy_weights if b0 == "w" else None)
+    doc = f"Kolen-Pollack: B_l and W_l both take u_l and decay by lam={lam:g} (Akrout et al. 2019)"
+    return fa_rule("kp", None, doc, update_feedback=kp_update(lam), init=_copy_weights if b0 == "w" else None)
 
 
 register_factory("kp", kp)

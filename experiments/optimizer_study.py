@@ -74,12 +74,7 @@ def resolve(args) -> dict:
 
 def best_lr(rows) -> list[dict]:
     """Per (dataset, rule, optimizer): the learning rate with the best mean final test accuracy."""
-    out = []
-    per_lr = tables.summarize(rows, KEYS + ("lr",))
-    for key in dict.fromkeys(tuple(s[k] for k in KEYS) for s in per_lr):
-        cands = [s for s in per_lr if tuple(s[k] for k in KEYS) == key]
-        out.append(max(cands, key=lambda s: -1.0 if s["mean_acc"] is None else s["mean_acc"]))
-    return out
+    return tables.best(tables.summarize(rows, KEYS + ("lr",)), KEYS)
 
 
 @cli.guarded("optimizer_study.py")

@@ -114,17 +114,14 @@ def final_layers(metric_rows, metric):
     return None if not stats else [round(float(v), 1) for v in next(iter(stats.values()))[0]]
 
 
-def best_cells(study, cfg) -> list[dict]:
+def best_lrs(study) -> list[dict]:
+    """The summary row of each (task, rule) at its best learning rate (by mean final test accuracy)."""
+    return tables.best(tables.summarize(study.rows, ("task", "rule", "lr")), ("task", "rule"))
+
+
+def best_cells(study) -> list[dict]:
     """One row per (task, rule) at its best learning rate: the summary fields plus angles and late gain."""
-    out = []
-    for s in tables.summarize(study.rows, ("task", "rule", "lr")):
-        same = [b for b in out if (b["task"], b["rule"]) == (s["task"], s["rule"])]
-        acc = -1.0 if s["mean_acc"] is None else s["mean_acc"]
-        if same and acc <= (-1.0 if same[0]["mean_acc"] is None else same[0]["mean_acc"]):
-            continue
-        out = [b for b in out if b not in same] + [s]
-    order = {(t, r): i for i, (t, r) in enumerate((t, r) for t in cfg["tasks"] for r in cfg["rules"])}
-    out.sort(key=lambda b: order[(b["task"], b["rule"])])
+    out = best_lrs(study)  # in the order the cells ran: tasks, then rules
     for b in out:
         mine = [m for m in study.metric_rows if (m["task"], m["rule"], m["lr"]) == (b["task"], b["rule"], b["lr"])]
         b["late_gain"] = late_gain(mine, b["steps"])
@@ -145,7 +142,7 @@ COLUMNS = ("task", "rule", ("lr", lambda s: f"{s['lr']:g}"), "acc", "min_acc",
 
 def write_outputs(study, cfg, skipped) -> dict:
     """table.md, accuracy.png, curves.png and alignment_<task>.png; the summary's fields."""
-    best = best_cells(study, cfg)
+    best = best_cells(study)
     note = "".join(f"\nnot run: {r} on {t} ({why})" for t, r, why in skipped)
     rundir.write_text(study.out / "table.md", tables.table(best, COLUMNS) + "\n" + note + "\n")
     plots.grouped_bars(best, study.out / "accuracy.png", group="rule", hue="task",
@@ -188,7 +185,7 @@ def main(argv=None):
         task, model = built[t]
         src = TASKS[t].get("lr_from")
         if src in cfg["tasks"] and n_lr > 1:
-            done = [s for s in best_cells(study, cfg) if (s["task"], s["rule"]) == (src, r)]
+            done = [s for s in best_lrs(study) if (s["task"], s["rule"]) == (src, r)]
             lrs = [done[0]["lr"]] if done else cfg["lrs"]
         else:
             lrs = cfg["lrs"]

@@ -38,6 +38,23 @@ def summarize(rows: list[dict], keys=("rule",), extra: dict | None = None) -> li
     return out
 
 
+def best(summary: list[dict], keys) -> list[dict]:
+    """Per group of the label ``keys`` (in order of first appearance), the summary row with the
+    highest ``mean_acc`` (a row without one ranks lowest; the first of equals wins): e.g. each
+    rule's best learning rate from ``summarize(rows, ("rule", "lr"))``."""
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    out: dict = {}
+    for s in summary:
+        key = tuple(s[k] for k in keys)
+        if key not in out or _score(s) > _score(out[key]):
+            out[key] = s
+    return list(out.values())
+
+
+def _score(s) -> float:
+    return -1.0 if s["mean_acc"] is None else s["mean_acc"]
+
+
 def _fmt(v, spec):
     return "—" if v is None else format(v, spec)
 

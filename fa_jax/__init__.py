@@ -3,7 +3,8 @@
 The groups: :mod:`fa_jax.rules` (the wirings and their feedback), :mod:`fa_jax.models`,
 :mod:`fa_jax.optim`, :mod:`fa_jax.training`, :mod:`fa_jax.analysis`, :mod:`fa_jax.data` and
 :mod:`fa_jax.runs` (run directories, the study engine, tables and plots). The names below
-are the API tour's; matplotlib, scikit-learn, orbax and tensorflow-datasets load when used.
+are the API tour's; matplotlib, scikit-learn, orbax, tensorflow-datasets and flax (``fj.from_flax``,
+``fj.DFAPoint``, :mod:`fa_jax.wrap`) load when used.
 """
 
 from fa_jax import data, losses, optim, rules
@@ -25,10 +26,22 @@ from fa_jax.training.sweep import sweep
 from fa_jax.training.sweep_result import SweepResult
 
 __all__ = [  # the API tour's names, sorted
-    "activations", "check_feedback", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout",
+    "activations", "check_feedback", "DFAPoint", "FlaxModel", "from_flax", "NNXDFAPoint", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout",
     "early_stopping", "feedback", "FEEDBACK_SCHEMES", "gradflow", "init", "init_feedback", "lazy", "lbfgs",
     "losses", "make_train_step", "memory", "MLP", "mlp", "norm", "norm_mlp", "NormMLP", "optim", "optimizer",
     "plots", "rbf", "register", "regularize", "representations", "Rule", "RULES", "rules", "rundir", "scaling",
     "schedules", "set_learning_rate", "sharding", "Study", "sweep", "SweepResult", "tables", "TrainState",
 ]
 __version__ = "0.1.0"
+
+# Bring your own model (fa_jax.wrap): flax loads only when one of these is used
+_WRAP = {"from_flax": "fa_jax.wrap.model", "FlaxModel": "fa_jax.wrap.model", "DFAPoint": "fa_jax.wrap.linen",
+         "NNXDFAPoint": "fa_jax.wrap.nnx"}
+
+
+def __getattr__(name):
+    if name in _WRAP:
+        import importlib
+
+        return getattr(importlib.import_module(_WRAP[name]), name)
+    raise AttributeError(f"module 'fa_jax' has no attribute {name!r}")

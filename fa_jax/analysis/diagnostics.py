@@ -47,23 +47,29 @@ def angle_deg(a, b, axis=None):
     return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
 
-def weight_alignment(rule: str, params, feedback):
+def weight_alignment(rule: str, params, feedback, model=None):
     """(H,) angles between feedback and the forward weights it stands for (module doc), or None.
 
-    params: one dict per layer with ``"w"`` (fan_in, fan_out). feedback: the rule's state; FA
-    family — what :func:`fa_jax.rules.used_matrices` turns into L matrices shaped like ``W_l``;
-    DFA family — H matrices (n_out, h_l).
+    params: the model's params (one dict per layer with ``"w"`` (fan_in, fan_out) for fa_jax's own
+    models; any params tree with ``model`` given: its kernels are ``model.kernels(params)``).
+    feedback: the rule's state in the model's structure; FA family — what
+    :func:`fa_jax.rules.used_matrices` turns into L matrices shaped like ``W_l``; DFA family —
+    H matrices (n_out, h_l).
     """
     r = rules_lib.get(rule)
-    ws = [p["w"] for p in params]
+    ws = [p["w"] for p in params] if model is None else contract.kernels(model, params)
+    if model is not None:
+        feedback = contract.unpack_feedback(model, r, feedback)
     if r.family == "fa":
-        used = rules_lib.used_matrices(r, params, feedback)
+        used = rules_lib.used_matrices(r, ws, feedback)
         return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], used[1:])])
     if r.family == "dfa":
-        if any(w.ndim != 2 for w in ws) or any(B.ndim != 2 for B in feedback):
-            return None  # the product of forward weights: dense nets and dense feedback only
+        if any(w.ndim != 2 for w in ws) or any(B.ndim != 2 for B in feedback) or len(feedback) != len(ws) - 1:
+            return None  # the product of forward weights: dense chains and dense feedback only
         out, prod = [], ws[-1]
         for l in range(len(ws) - 2, -1, -1):  # h_l is the output of layer l (0-based); above it: ws[l+1:]
+            if prod.shape[0] != feedback[l].shape[1]:
+                return None  # not a chain
             out.append(angle_deg(feedback[l], prod.T))
             prod = ws[l] @ prod
         return jnp.stack(out[::-1])
@@ -77,7 +83,8 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     gradient is the signal the rule delivers to ``h_l``.
 
     Args:
-        model: a layered model (:mod:`fa_jax.models.contract`: ``layers``, ``hidden_shapes``).
+        model: a layered model (:mod:`fa_jax.models.contract`: ``layers``, ``hidden_shapes``), or
+            one whose ``apply`` takes ``probes=`` (``model.probes``; a wrapped Flax model).
         rule: a name from ``fj.RULES``; its wiring is differentiated.
         loss_fn: ``loss(logits, labels) -> scalar`` (:mod:`fa_jax.losses`).
         params: the model's params, one dict per layer.
@@ -90,13 +97,17 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
         arrays (batch, h_l), the gradient w.r.t. each hidden activation.
     """
     r = rules_lib.get(rule)
-    layers = contract.layers(model, "the diagnostics")
     extra = {"targets": y} if r.needs_targets else {}
+    if getattr(model, "probes", False):  # the model adds the probes itself (a wrapped Flax model)
+        def objective(params, eps):
+            return loss_fn(model.apply(params, x, rule=r.name, feedback=feedback, probes=eps, **extra), y)
+    else:
+        layers = contract.layers(model, "the diagnostics")
 
-    def objective(params, eps):
-        wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
-        wrapped += layers[len(eps):]
-        return loss_fn(r.wire(wrapped, params, x, feedback, **extra), y)
+        def objective(params, eps):
+            wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
+            wrapped += layers[len(eps):]
+            return loss_fn(r.wire(wrapped, params, x, feedback, **extra), y)
 
     in_shape = contract.input_shape(model)
     batch = x.shape[: x.ndim - len(in_shape)]
@@ -119,16 +130,17 @@ def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
     """
     g_rule, s_rule = rule_gradients(model, rule, loss_fn, params, feedback, x, y)
     g_bp, s_bp = rule_gradients(model, "bp", loss_fn, params, None, x, y)
+    k_rule, k_bp, k = (contract.kernels(model, t) for t in (g_rule, g_bp, params))
     out = {
-        "grad_alignment_deg": jnp.stack([angle_deg(a["w"], b["w"]) for a, b in zip(g_rule, g_bp)]),
-        "grad_norm": jnp.stack([jnp.linalg.norm(g["w"]) for g in g_rule]),
-        "weight_norm": jnp.stack([jnp.linalg.norm(p["w"]) for p in params]),
+        "grad_alignment_deg": jnp.stack([angle_deg(a, b) for a, b in zip(k_rule, k_bp)]),
+        "grad_norm": jnp.stack([jnp.linalg.norm(g) for g in k_rule]),
+        "weight_norm": jnp.stack([jnp.linalg.norm(w) for w in k]),
     }
     if s_rule:
         out["signal_alignment_deg"] = jnp.stack(
             [jnp.nanmean(angle_deg(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1), axis=1))
              for a, b in zip(s_rule, s_bp)])
-    wa = weight_alignment(rule, params, feedback)
+    wa = weight_alignment(rule, params, feedback, model)
     if wa is not None:
         out["weight_alignment_deg"] = wa
     return out

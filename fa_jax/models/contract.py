@@ -31,7 +31,16 @@ Optional, each with the default its function below gives:
 - ``units``: activations per example, one entry per layer, for the memory estimate; default
   the hidden sizes and ``n_out`` (:func:`units`);
 - ``init_name``: the weight initializer's name (:mod:`fa_jax.models.init`), which the
-  ``nokland_fa`` feedback scheme draws ``B`` with (:func:`init_name`).
+  ``nokland_fa`` feedback scheme draws ``B`` with (:func:`init_name`);
+- ``kernels(tree) -> list``: the kernel of every weighted layer of a params-shaped ``tree``, in
+  ``weight_shapes`` order; default ``[p["w"] for p in tree]`` (:func:`kernels`);
+- ``feedback_tree(rule, matrices)`` / ``feedback_list(rule, feedback)``: the model's own feedback
+  structure from the list ``init_feedback`` draws, and back; default the list itself
+  (:func:`pack_feedback`, :func:`unpack_feedback`; a wrapped Flax model mirrors its params);
+- ``probes``: True when ``apply`` takes ``probes=`` (one zero array per ``hidden_shapes`` entry,
+  added to that hidden activation), which the diagnostics differentiate to read the signal each
+  hidden activation receives; without it they wire ``layers`` themselves;
+- ``check_rule(rule)``: a one-line ValueError for a :class:`fa_jax.Rule` the model cannot run.
 
 :func:`check_model` names, in one line, what a model lacks; ``fj.sweep`` calls it first.
 """
@@ -136,6 +145,27 @@ def hidden_shapes(model, why: str = "DFA-family feedback") -> list[tuple]:
 def init_name(model, why: str = "this feedback scheme") -> str:
     """``model.init_name``, the weight initializer's name; a one-line ValueError when absent."""
     return _member(model, "init_name", why)
+
+
+def kernels(model, tree) -> list:
+    """The kernel of every weighted layer of the params-shaped ``tree`` (params, gradients), in
+    ``weight_shapes`` order: ``model.kernels(tree)`` when present, else ``[p["w"] for p in tree]``."""
+    own = _optional(model, "kernels", None)
+    return list(own(tree)) if own is not None else [p["w"] for p in tree]
+
+
+def pack_feedback(model, rule, matrices):
+    """The feedback ``rule`` passes to ``model.apply`` from the list of matrices drawn for its
+    ``feedback_shapes``: ``model.feedback_tree(rule, matrices)`` when present, else the list."""
+    own = _optional(model, "feedback_tree", None)
+    return own(rule, matrices) if own is not None and matrices is not None else matrices
+
+
+def unpack_feedback(model, rule, feedback):
+    """The inverse of :func:`pack_feedback`: a list in ``feedback_shapes`` order (one-line
+    ValueError, from the model, for a structure it does not recognise)."""
+    own = _optional(model, "feedback_list", None)
+    return own(rule, feedback) if own is not None and feedback is not None else feedback
 
 
 def units(model) -> list[int]:

@@ -37,11 +37,11 @@ TOOLS += ("plateau_patience", "plateau_factor", "plateau_accumulation")
 def _is_weight(path, leaf) -> bool:
     last = path[-1] if path else None
     name = getattr(last, "key", getattr(last, "name", None))
-    return name == "w" and jnp.ndim(leaf) >= 2
+    return name in ("w", "kernel") and jnp.ndim(leaf) >= 2  # "kernel": a wrapped Flax model's
 
 
 def weight_mask(params):
-    """Pytree of bools like ``params``: True for weight matrices/kernels (key ``"w"``, rank >= 2)."""
+    """Pytree of bools like ``params``: True for weight matrices/kernels (key ``"w"``, or a Flax ``"kernel"``, rank >= 2)."""
     return jax.tree_util.tree_map_with_path(_is_weight, params)
 
 
@@ -49,7 +49,7 @@ def _penalized_mask(params, biases: bool):
     if not biases:
         return weight_mask(params)
     return jax.tree_util.tree_map_with_path(
-        lambda p, x: _is_weight(p, x) or getattr(p[-1], "key", None) == "b", params)
+        lambda p, x: _is_weight(p, x) or getattr(p[-1], "key", None) in ("b", "bias"), params)
 
 
 def penalty(params, l1=0.0, l2=0.0, biases: bool = False):

@@ -241,9 +241,15 @@ def direct_chain(layers, params, x):
     return hs, layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
 
 
+def dfa_node(y, hs, feedback, targets=None):
+    """DFA's output node: :func:`dfa_output` (``targets`` unused)."""
+    del targets
+    return dfa_output(y, hs, list(feedback))
+
+
 def dfa(layers, params, x, feedback):
     hs, y = direct_chain(layers, params, x)
-    return dfa_output(y, hs, list(feedback))
+    return dfa_node(y, hs, feedback)
 
 
 def _fa_shapes(model):
@@ -284,10 +290,13 @@ class Rule:
     # optimizer's, key a fresh key of the step; without it the step keeps
     # (optax.apply_updates(params, updates), feedback). ``needs_targets``: ``wire`` takes
     # ``targets=`` (the batch labels) as well, passed by ``model.apply(..., targets=)``.
+    # ``output(y, hs, feedback, targets) -> y``: a DFA-family rule's output node, which ties y to
+    # the hidden activations hs (the wiring of a model that is not a list of layers uses it).
     family: str | None = None
     backward: Callable | None = None
     update_feedback: Callable | None = None
     needs_targets: bool = False
+    output: Callable | None = None
 
 
 def fa_rule(name: str, backward: Callable | None, doc: str, *, feedback: bool = True, **kw) -> Rule:
@@ -297,16 +306,18 @@ def fa_rule(name: str, backward: Callable | None, doc: str, *, feedback: bool = 
                 **kw)
 
 
-def used_matrices(rule: Rule, params, feedback) -> list:
-    """The backward matrix each layer of an FA-family ``rule`` uses at ``params`` (``FALinear.matrix``)."""
-    fbs = [None] * len(params) if feedback is None else feedback
-    return [FALinear(B, rule.backward).matrix(p["w"]) for p, B in zip(params, fbs)]
+def used_matrices(rule: Rule, kernels: list, feedback: list | None) -> list:
+    """The backward matrix each layer of an FA-family ``rule`` uses (``FALinear.matrix``), given the
+    layers' kernels and their feedback (lists in layer order; feedback None for usf)."""
+    fbs = [None] * len(kernels) if feedback is None else feedback
+    return [FALinear(B, rule.backward).matrix(w) for w, B in zip(kernels, fbs)]
 
 
 RULES: dict[str, Rule] = {
     "bp": Rule("bp", bp, None, "backpropagation"),
     "fa": Rule("fa", fa, _fa_shapes, "feedback alignment: B_l shaped like W_l", family="fa"),
-    "dfa": Rule("dfa", dfa, _dfa_shapes, "direct feedback alignment: B_l of shape (n_out, h_l)", family="dfa"),
+    "dfa": Rule("dfa", dfa, _dfa_shapes, "direct feedback alignment: B_l of shape (n_out, h_l)", family="dfa",
+                output=dfa_node),
 }
 # name -> factory(**options) -> Rule, for the rules with options (module doc); the plain name is
 # also in RULES (the defaults).
@@ -380,6 +391,9 @@ def check_model(rule, model) -> None:
     """One-line ValueError if ``rule`` (a name or :class:`Rule`) cannot wire ``model``: the rule's
     own check, and the model members its feedback shapes read (:mod:`fa_jax.models.contract`)."""
     r = get(rule) if isinstance(rule, str) else rule
+    own = getattr(model, "check_rule", None)
+    if own is not None:
+        own(r)
     if r.check_model is not None:
         r.check_model(model)
     if r.feedback_shapes is not None:

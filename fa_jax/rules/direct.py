@@ -81,11 +81,17 @@ def encode_targets(targets, y):
     return jax.nn.one_hot(targets, y.shape[-1], dtype=y.dtype)
 
 
-def _direct_wire(source):
-    def wire(layers, params, x, feedback, targets=None):
-        hs, y = direct_chain(layers, params, x)
+def _direct_node(source):
+    def node(y, hs, feedback, targets=None):
         t = None if targets is None else encode_targets(targets, y)
         return direct_output(source, y, hs, list(feedback), t)
+    return node
+
+
+def _direct_wire(node):
+    def wire(layers, params, x, feedback, targets=None):
+        hs, y = direct_chain(layers, params, x)
+        return node(y, hs, feedback, targets)
     return wire
 
 
@@ -100,11 +106,13 @@ def _check_targets_model(model):
 
 
 DIRECT = {
-    "sdfa": Rule("sdfa", _direct_wire(_sign_source), _dfa_shapes,
-                 "sign-DFA: hidden h_l receives sign(e) @ B_l, B_l of shape (n_out, h_l)", family="dfa"),
-    "drtp": Rule("drtp", _direct_wire(_target_source), _dfa_shapes,
+    "sdfa": Rule("sdfa", _direct_wire(_direct_node(_sign_source)), _dfa_shapes,
+                 "sign-DFA: hidden h_l receives sign(e) @ B_l, B_l of shape (n_out, h_l)", family="dfa",
+                 output=_direct_node(_sign_source)),
+    "drtp": Rule("drtp", _direct_wire(_direct_node(_target_source)), _dfa_shapes,
                  "direct random target projection: hidden h_l receives y_star @ B_l (Frenkel et al. 2021)",
-                 family="dfa", needs_targets=True, check_model=_check_targets_model),
+                 family="dfa", needs_targets=True, check_model=_check_targets_model,
+                 output=_direct_node(_target_source)),
 }
 
 # the DFA family's options (conv, k); the plain names stay the rules above and core's dfa

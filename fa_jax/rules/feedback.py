@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback_schemes import SCHEMES
 from fa_jax.models.init import fans
@@ -83,12 +84,14 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
         params: the model's initial params, for ``init`` hooks that copy them.
 
     Returns:
-        A list of arrays (see module doc), what the ``init`` hook returns, or None.
+        A list of arrays (see module doc; for a model with ``feedback_tree``, e.g. a wrapped Flax
+        model, that model's structure), what the ``init`` hook returns, or None.
     """
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
     check_feedback_options(dist, scaling, scale, scheme)
     if r.init is not None:
-        return r.init(key, model, params, dtype)
+        out = r.init(key, model, params, dtype)
+        return contract.pack_feedback(model, r, out) if isinstance(out, list) else out
     if r.feedback_shapes is None:
         return None
     shapes = r.feedback_shapes(model)
@@ -96,7 +99,8 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
         if any(len(s) != 2 for s in shapes):
             raise ValueError(f"feedback scheme {scheme!r} is defined for dense layers; this model has conv "
                              f"feedback shapes {[tuple(s) for s in shapes if len(s) != 2][:1]}: use dist/scaling/scale")
-        return [scale * B for B in SCHEMES[scheme](key, model, r.name, [tuple(s) for s in shapes], dtype)]
+        drawn = SCHEMES[scheme](key, model, r.name, [tuple(s) for s in shapes], dtype)
+        return contract.pack_feedback(model, r, [scale * B for B in drawn])
     keys = jax.random.split(key, max(len(shapes), 1))
     out = []
     for k, shape in zip(keys, shapes):
@@ -106,7 +110,7 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
             out.append(jax.random.uniform(k, shape, dtype, minval=-a, maxval=a))
         else:
             out.append(std * jax.random.normal(k, shape, dtype))
-    return out
+    return contract.pack_feedback(model, r, out)
 
 
 def check_feedback(model, rule, feedback) -> None:
@@ -118,6 +122,7 @@ def check_feedback(model, rule, feedback) -> None:
     if feedback is None:
         raise ValueError(f"rule {r.name!r} needs feedback: {len(want)} matrices of shapes {want} "
                          f"(make it with fj.init_feedback(key, model, {r.name!r}))")
+    feedback = contract.unpack_feedback(model, r, feedback)
     if not isinstance(feedback, (list, tuple)) or len(feedback) != len(want):
         n = len(feedback) if isinstance(feedback, (list, tuple)) else type(feedback).__name__
         raise ValueError(f"rule {r.name!r} needs a list of {len(want)} feedback matrices, got {n}")

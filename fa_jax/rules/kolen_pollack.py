@@ -19,12 +19,14 @@ KP keeps ``B - W`` constant; their ImageNet runs, weight decay 1e-4 at lr 0.1, a
 initial weights).
 """
 
+import jax
 import jax.numpy as jnp
 import optax
 
 from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.rules.core import fa_rule, register_factory
+from fa_jax.rules.kernels import kernels_like, with_kernels
 
 B0 = ("random", "w")
 
@@ -34,15 +36,10 @@ def kp_update(lam):
 
     def update(params, feedback, updates, key):
         del key
-        new_params, new_fb = [], []
-        for p, u, B in zip(params, updates, feedback):
-            q = optax.apply_updates(p, u)
-            if "w" in p:
-                q = {**q, "w": lam * p["w"] + u["w"]}
-                B = lam * B + u["w"]
-            new_params.append(q)
-            new_fb.append(B)
-        return new_params, new_fb
+        w, u = kernels_like(params, feedback), kernels_like(updates, feedback)
+        new_w = jax.tree.map(lambda a, b: lam * a + b, w, u)
+        new_fb = jax.tree.map(lambda a, b: lam * a + b, feedback, u)
+        return with_kernels(optax.apply_updates(params, updates), feedback, new_w), new_fb
 
     return update
 
@@ -52,7 +49,7 @@ def _copy_weights(key, model, params, dtype):
     if params is None:
         raise ValueError("rule kp(b0=w) copies the initial weights: pass params= to fj.init_feedback")
     contract.weight_shapes(model)
-    return [jnp.asarray(p["w"], dtype) for p in params]
+    return [jnp.asarray(w, dtype) for w in contract.kernels(model, params)]
 
 
 def kp(lam: float = 0.999, b0: str = "random"):

@@ -26,6 +26,7 @@ import optax
 
 from fa_jax import checks
 from fa_jax.rules.core import fa_rule, register_factory
+from fa_jax.rules.kernels import kernels_like
 
 
 def mirror_step(key, B, w, eta, d, sigma, n):
@@ -40,8 +41,10 @@ def wm_update(eta, d, sigma, n):
 
     def update(params, feedback, updates, key):
         new = optax.apply_updates(params, updates)
-        keys = jax.random.split(key, len(feedback))
-        return new, [mirror_step(k, B, p["w"], eta, d, sigma, n) for k, B, p in zip(keys, feedback, new)]
+        fbs, tree = jax.tree.flatten(feedback)
+        keys = jax.random.split(key, len(fbs))
+        ws = jax.tree.leaves(kernels_like(new, feedback))
+        return new, jax.tree.unflatten(tree, [mirror_step(k, B, w, eta, d, sigma, n) for k, B, w in zip(keys, fbs, ws)])
 
     return update
 

@@ -41,13 +41,14 @@ def rsf_backward(w, M):
 
 
 def redraw_magnitudes(key, feedback):
-    """Fresh ``M_l ~ U(-a, a)``, ``a = sqrt(3 / fan_in_l)``, one per matrix of ``feedback`` (brsf)."""
-    keys = jax.random.split(key, len(feedback))
+    """Fresh ``M_l ~ U(-a, a)``, ``a = sqrt(3 / fan_in_l)``, one per matrix of ``feedback`` (brsf), in its structure."""
+    ms, tree = jax.tree.flatten(feedback)
+    keys = jax.random.split(key, len(ms))
     out = []
-    for k, M in zip(keys, feedback):
+    for k, M in zip(keys, ms):
         a = math.sqrt(3.0 / fans(M.shape)[0])
         out.append(jax.random.uniform(k, M.shape, M.dtype, -a, a))
-    return out
+    return jax.tree.unflatten(tree, out)
 
 
 def _brsf_update(params, feedback, updates, key):

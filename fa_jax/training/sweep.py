@@ -226,7 +226,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
     if diagnostics and contract.is_stateful(model):
         raise ValueError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
-    if diagnostics:  # they re-wire the model's layers with BP and with the rule
+    if diagnostics and not getattr(model, "probes", False):  # they re-wire the model's layers
         contract.layers(model, "diagnostics=True")
         contract.hidden_shapes(model, "diagnostics=True")
     early_stopping_lib.check_patience(early_stopping)

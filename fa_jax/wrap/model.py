@@ -1,0 +1,339 @@
+"""``fj.from_flax(module, input_shape)``: any Flax model (linen or NNX) under every rule, unchanged.
+
+The result, a :class:`FlaxModel`, has the model contract (:mod:`fa_jax.models.contract`), so
+``fj.sweep``, the rules, the diagnostics, checkpoints and the memory estimate take it as they
+take a built-in model. Its ``params`` are the Flax params pytree, untouched; ``jax.grad``
+through ``model.apply(params, x, rule=...)`` is the rule's update (:mod:`fa_jax.wrap.wiring`).
+
+Feedback (``fj.init_feedback(key, model, rule)``):
+
+- FA family: the params' nested dict with ``{"kernel": B}`` (``B`` shaped like the kernel) for
+  every weighted layer and no entry for biases, e.g. ``fb["Dense_0"]["kernel"]``;
+- DFA family: ``{point name: B}``, ``B`` of shape ``(n_out, prod(point shape))``
+  (or a shared conv kernel, ``dfa(conv=shared)``); ``model.points`` lists the names and shapes.
+  A point's name is the path of the layer whose input it is (``"Dense_1"``: the input of Dense_1,
+  the output of the layer before it after its activation) or of a :class:`fa_jax.DFAPoint`.
+
+Everything is found by tracing the model once (shapes only) when it is wrapped: the weighted
+layers in call order, the points, the state collections; a layer with params that fa_jax
+cannot wire is a one-line error then, before anything compiles.
+"""
+
+import dataclasses
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+
+from fa_jax import checks
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback import check_feedback
+from fa_jax.wrap.wiring import Wiring, path_name
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FlaxModel:
+    """A wrapped Flax model (module doc). Built by :func:`from_flax`; fields are what the trace found.
+
+    calls: ``(path, kind, kernel shape, input shape, output shape)`` per weighted-layer call;
+    points: ``(name, shape)`` per DFA point (shape without the output's leading axes).
+    """
+
+    adapter: object
+    input_shape: tuple
+    input_dtype: str
+    n_out: int
+    calls: tuple
+    points: tuple
+    markers: bool
+    stateful: bool
+    stochastic: bool
+
+    # -- identity: compiled programs are cached by model, checkpoints fingerprint its repr
+    def _key(self):
+        return (self.adapter, self.input_shape, self.input_dtype)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, FlaxModel) and self._key() == other._key()
+
+    def __repr__(self):
+        desc = re.sub(r" at 0x[0-9a-fA-F]+", "", self.adapter.describe())
+        return f"fj.from_flax({desc}, input_shape={self.input_shape}, {self.adapter.kind})"
+
+    # -- the contract's sizes and shapes
+    @property
+    def n_in(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def kernel_paths(self) -> list[tuple]:
+        """The weighted layers' param paths, in first-call order (the order of ``weight_shapes``)."""
+        out = []
+        for path, *_ in self.calls:
+            if path not in out:
+                out.append(path)
+        return out
+
+    @property
+    def weight_shapes(self) -> list[tuple]:
+        shapes = {path: k for path, _, k, _, _ in self.calls}
+        return [shapes[p] for p in self.kernel_paths]
+
+    @property
+    def hidden_shapes(self) -> list[tuple]:
+        return [s for _, s in self.points]
+
+    @property
+    def point_names(self) -> list[str]:
+        return [n for n, _ in self.points]
+
+    @property
+    def units(self) -> list[int]:
+        """Activations per example: every weighted call's output (the memory estimate's count)."""
+        return [math.prod(o[1:]) for *_, o in self.calls]
+
+    probes = True  # apply takes probes= (the diagnostics)
+
+    def kernels(self, tree) -> list:
+        """The kernel of every weighted layer of a params-shaped ``tree``, in ``weight_shapes`` order."""
+        return [_at(tree, p + ("kernel",)) for p in self.kernel_paths]
+
+    # -- feedback in the params' structure
+    def feedback_tree(self, rule, matrices):
+        """The list ``init_feedback`` draws, as this model's feedback (module doc)."""
+        r = rules_lib.get(rule) if isinstance(rule, str) else rule
+        if r.family == "dfa":
+            return dict(zip(self.point_names, matrices))
+        tree = {}
+        for path, B in zip(self.kernel_paths, matrices):
+            node = tree
+            for k in path:
+                node = node.setdefault(k, {})
+            node["kernel"] = B
+        return tree
+
+    def feedback_list(self, rule, feedback):
+        """The feedback's matrices in ``feedback_shapes`` order; a one-line ValueError naming the
+        first entry that is missing or extra."""
+        r = rules_lib.get(rule) if isinstance(rule, str) else rule
+        if isinstance(feedback, (list, tuple)):
+            return list(feedback)
+        if not hasattr(feedback, "keys"):
+            raise ValueError(f"rule {r.name!r}: feedback for a wrapped Flax model is a dict (fj.init_feedback), "
+                             f"got {type(feedback).__name__}")
+        if r.family == "dfa":
+            names = self.point_names
+            extra = sorted(set(feedback) - set(names))
+            for n in names:
+                if n not in feedback:
+                    raise ValueError(f"rule {r.name!r}: feedback has no entry for DFA point {n!r} (points: "
+                                     f"{', '.join(names)}; make it with fj.init_feedback)")
+            if extra:
+                raise ValueError(f"rule {r.name!r}: feedback entry {extra[0]!r} is not a DFA point of this "
+                                 f"model (points: {', '.join(names)})")
+            return [feedback[n] for n in names]
+        out = []
+        for path in self.kernel_paths:
+            try:
+                out.append(_at(feedback, path + ("kernel",)))
+            except (KeyError, TypeError):
+                raise ValueError(f"rule {r.name!r}: feedback has no {path_name(path)}/kernel (FA feedback mirrors "
+                                 f"the params, a B at every kernel; make it with fj.init_feedback)") from None
+        n_leaves = len(jax.tree.leaves(feedback))
+        if n_leaves != len(out):
+            raise ValueError(f"rule {r.name!r}: feedback has {n_leaves} arrays, this model has {len(out)} "
+                             f"kernels ({', '.join(map(path_name, self.kernel_paths))}); biases take no B")
+        return out
+
+    def check_rule(self, rule) -> None:
+        """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families."""
+        if rule.name == "bp" or rule.family in ("fa", "dfa"):
+            return
+        raise ValueError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
+                         f"fj.mlp (rerunning or freezing its layers); use bp or a rule of the FA or DFA family")
+
+    # -- init and apply
+    def _example(self, batch=2):
+        return jax.ShapeDtypeStruct((batch, *self.input_shape), jnp.dtype(self.input_dtype))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _init(self, key):
+        return self.adapter.init(key, jnp.zeros((2, *self.input_shape), self.input_dtype))
+
+    def init(self, key):
+        """The Flax params pytree, drawn from the ``jax.random`` key (traceable: seeds vmap it)."""
+        return self._init(key)[0]
+
+    def init_stats(self):
+        """The model's state collections (``batch_stats``, ...) as the module's init makes them."""
+        return self._init(jax.random.key(0))[1]
+
+    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None,
+              probes=None):
+        """Logits for inputs ``x`` (batch, *input_shape); ``jax.grad`` through it is ``rule``.
+
+        Args:
+            params: the Flax params (from :meth:`init` or the module's own init).
+            x: (batch, *input_shape) inputs.
+            rule: a name or spec from ``fj.RULES`` (default ``"bp"``): bp, FA or DFA family.
+            feedback: the rule's feedback (:func:`fa_jax.init_feedback`; module doc); None for BP.
+            train: passed to the module's train flag (dropout on, batch statistics).
+            key: dropout's key (``rngs={"dropout": key}``), used with ``train=True``.
+            stats: the state collections (:meth:`init_stats`); required when ``stateful``.
+            targets: the batch's labels (drtp).
+            probes: one array per point (``hidden_shapes`` with the batch axes), added to it (diagnostics).
+
+        Returns:
+            The logits; ``(logits, new_stats)`` for a stateful model.
+        """
+        r = rules_lib.get(rule)
+        self.check_rule(r)
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) < len(self.input_shape) + 1 or shape[len(shape) - len(self.input_shape):] != self.input_shape:
+            raise ValueError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
+        if self.stateful and stats is None:
+            raise ValueError("this model has state collections (batch norm): pass stats= (make them with "
+                             "model.init_stats())")
+        if not self.stateful and stats is not None:
+            raise ValueError("this model has no state collections; stats= is for models with batch norm")
+        check_feedback(self, r, feedback)
+        fbs = None if feedback is None else self.feedback_list(r, feedback)
+        matrices = dict(zip(self.kernel_paths, fbs)) if r.family == "fa" and fbs is not None else {}
+        wiring = Wiring(r, matrices, markers=self.markers, x=x, probes=probes)
+        y, new = self.adapter.run(params, stats, x, train=train, key=key if train else None, wiring=wiring)
+        if r.family == "dfa":
+            names = [n for n, _ in wiring.points]
+            if names != self.point_names:
+                raise ValueError(f"this pass met DFA points {names}, the model was wrapped with {self.point_names}")
+            y = r.output(y, [h for _, h in wiring.points], fbs, targets)
+        return (y, new) if self.stateful else y
+
+
+def _at(tree, path):
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def _owners(params, prefix=()):
+    """``{path: [param names]}`` of every module that holds params directly."""
+    out = {}
+    own = [k for k, v in params.items() if not hasattr(v, "keys")]
+    if own:
+        out[prefix] = sorted(own)
+    for k, v in params.items():
+        if hasattr(v, "keys"):
+            out.update(_owners(v, prefix + (k,)))
+    return out
+
+
+def _is_nnx(module) -> bool:
+    try:
+        from flax import nnx
+    except ImportError:  # pragma: no cover - flax always has nnx here
+        return False
+    return isinstance(module, nnx.Module) or (callable(module) and not _is_linen(module))
+
+
+def _is_linen(module) -> bool:
+    import flax.linen as nn
+
+    return isinstance(module, nn.Module)
+
+
+def _adapter(module, train_arg):
+    if _is_linen(module):
+        from fa_jax.wrap import linen
+
+        name, negated = linen.train_arg(module, train_arg)
+        return linen.LinenAdapter(module, name, negated)
+    if _is_nnx(module):
+        from fa_jax.wrap import nnx as nnx_adapter
+
+        return nnx_adapter.make_adapter(module)
+    raise ValueError(f"from_flax takes a flax.linen.Module or a flax.nnx.Module (or a function rngs -> "
+                     f"nnx.Module), got {type(module).__name__}")
+
+
+def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> FlaxModel:
+    """Wrap a Flax model so that every rule trains it (module doc).
+
+    Args:
+        module: a ``flax.linen.Module``; or a ``flax.nnx.Module`` instance (its params are redrawn
+            per seed with each layer type's default initializers, :mod:`fa_jax.wrap.nnx`), or a
+            function ``rngs -> nnx.Module`` (called once per seed, so its own initializers apply).
+        input_shape: one example's shape, e.g. ``(28, 28, 1)`` (NHWC images) or ``(784,)``.
+        input_dtype: of the inputs (default float32; ``"int32"`` for token ids).
+        train_arg: the name of the module's train flag (linen ``__call__`` keyword: ``train``,
+            ``training``, ``is_training``, or ``deterministic``, which is negated); default: found
+            by name in the signature; none means the module has no train mode.
+
+    Returns:
+        A :class:`FlaxModel`. One-line ValueErrors for a layer fa_jax cannot wire (naming its
+        path and what is supported), a bad shape, or output that is not (batch, ..., n_out).
+    """
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or not shape or not all(map(checks.is_positive_int, shape)):
+        raise ValueError(f"input_shape must be a tuple of positive ints (one example's shape), got {input_shape!r}")
+    try:
+        dtype = jnp.dtype(input_dtype).name
+    except TypeError:
+        raise ValueError(f"input_dtype must be a dtype name such as 'float32' or 'int32', got {input_dtype!r}") from None
+    adapter = _adapter(module, train_arg)
+    x = jax.ShapeDtypeStruct((2, *shape), jnp.dtype(dtype))
+    try:
+        params, state = jax.eval_shape(adapter.init, jax.random.key(0), x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
+                         f"{str(e).splitlines()[0]}") from None
+    wiring = _discover(adapter, params, state, x, markers=False)
+    if wiring.found_markers:
+        wiring = _discover(adapter, params, state, x, markers=True)
+    _check_owners(adapter, params, wiring)
+    out = wiring.out_shape
+    if len(out) < 2:
+        raise ValueError(f"the module returns shape {out}; fa_jax trains models whose output is logits "
+                         f"(batch, ..., n_out)")
+    lead = len(out) - 1
+    points = []
+    for name, h in wiring.points:
+        if tuple(h.shape[:lead]) != tuple(out[:lead]):
+            raise ValueError(f"DFA point {name!r} has shape {tuple(h.shape)}, which does not share the output's "
+                             f"leading axes {tuple(out[:lead])}: place DFAPoint markers on per-example activations")
+        points.append((name, tuple(h.shape[lead:])))
+    return FlaxModel(adapter=adapter, input_shape=shape, input_dtype=dtype, n_out=int(out[-1]),
+                     calls=tuple(wiring.calls), points=tuple(points), markers=bool(wiring.found_markers),
+                     stateful=bool(state), stochastic=getattr(adapter, "train_name", None) is not None)
+
+
+def _discover(adapter, params, state, x, markers):
+    wiring = Wiring(None, markers=markers)
+
+    def run(p, s, x_):
+        wiring.x = x_
+        return adapter.run(p, s, x_, train=False, key=None, wiring=wiring)[0]
+
+    out = jax.eval_shape(run, params, state, x)
+    if not hasattr(out, "shape"):
+        raise ValueError(f"the module returns {type(out).__name__}; fa_jax trains models that return one array "
+                         f"of logits (batch, ..., n_out)")
+    wiring.out_shape = tuple(out.shape)
+    wiring.points = [(n, jax.ShapeDtypeStruct(h.shape, h.dtype)) for n, h in wiring.points]
+    return wiring
+
+
+def _check_owners(adapter, params, wiring):
+    called = {c[0] for c in wiring.calls}
+    for path, names in _owners(params).items():
+        kind = wiring.modules.get(path)
+        if path in called or kind in adapter.true_gradient_names:
+            continue
+        what = f"({kind})" if kind else "(a module that is never called)"
+        raise ValueError(f"layer {path_name(path)} {what} holds params {names} that fa_jax cannot wire: weighted "
+                         f"layers it knows are {', '.join(adapter.weighted_names)}; layers trained by their true "
+                         f"gradient are {', '.join(adapter.true_gradient_names)}")

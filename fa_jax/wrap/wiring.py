@@ -1,0 +1,143 @@
+"""What a rule does inside one forward pass of a wrapped Flax model, for linen and NNX alike.
+
+The adapters (:mod:`fa_jax.wrap.linen`, :mod:`fa_jax.wrap.nnx`) run the user's module
+unchanged and hand every call of a weighted layer (``Dense``, ``Conv``, ... : a map affine in
+its input, linear in its ``kernel`` param) and of a :class:`fa_jax.DFAPoint` marker to the
+:class:`Wiring` of the pass, which decides what the call returns:
+
+- **FA family** (``rule.family == "fa"``): the layer's forward as usual, but its input receives
+  ``vjp_h fn(., kernel=B_used)`` instead of ``vjp_h fn(., kernel=W)`` (:func:`fa_layer`); for a
+  dense layer that is ``delta @ B.T``. Its params get their true gradients.
+- **DFA family** (``"dfa"``): every *point* records its activation ``h`` (alive in the graph
+  above it) and passes ``stop_gradient(h)`` on, so no gradient crosses a point; after the
+  forward, the rule's output node sends ``source @ B_p`` to each recorded ``h``. Between
+  points, gradients flow by ordinary BP.
+- anything else (BP): the plain call.
+
+Points: the ``DFAPoint`` markers when the model has any; otherwise the input of every
+weighted-layer call but the first (and none that is the model's input itself), i.e. each weighted layer's
+output after what follows it (activation, pooling, flattening) up to the next weighted layer.
+One array read by several layers (a residual block's input) is one point. ``probes`` (the
+diagnostics) add a zero array at every point, under any rule.
+"""
+
+import contextlib
+import functools
+
+import jax
+
+from fa_jax.rules.core import FALinear
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def fa_layer(fn, h, p, B):
+    """``fn(h, p)`` (a layer, affine in ``h``, linear in ``p["kernel"]``) whose backward sends
+    ``vjp_h fn(., {**p, "kernel": B})`` to ``h`` (FA), true gradients to ``p`` and zeros to ``B``."""
+    return fn(h, p)
+
+
+def _fa_layer_fwd(fn, h, p, B):
+    return fn(h, p), (h, p, B)
+
+
+def _fa_layer_bwd(fn, res, g):
+    h, p, B = res
+    dh = jax.vjp(lambda h_: fn(h_, {**p, "kernel": B}), h)[1](g)[0]
+    dp = jax.vjp(lambda p_: fn(h, p_), p)[1](g)[0]
+    return dh, dp, jax.numpy.zeros_like(B)
+
+
+fa_layer.defvjp(_fa_layer_fwd, _fa_layer_bwd)
+
+
+def path_name(path) -> str:
+    """``("block", "Dense_0")`` -> ``"block/Dense_0"``; the root is ``"(root)"``."""
+    return "/".join(map(str, path)) or "(root)"
+
+
+class Wiring:
+    """One forward pass under ``rule`` (module doc); ``rule=None`` only records (discovery).
+
+    Args:
+        rule: a :class:`fa_jax.Rule`, or None.
+        matrices: FA family: ``{kernel path: B}`` (None entries for rules without feedback).
+        markers: True when the model's points are its ``DFAPoint`` markers.
+        x: the model's input (never a default point).
+        probes: None, or one array per point, added to it.
+    """
+
+    def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None):
+        self.rule = rule
+        self.family = None if rule is None else rule.family
+        self.matrices = matrices or {}
+        self.markers = markers
+        self.x = x
+        self.probes = probes
+        self.points = []  # (name, live activation), in call order
+        self.calls = []   # (path, kind, kernel shape, input shape, output shape): discovery
+        self.modules = {}  # path -> type name of every module called: discovery
+        self._seen = {}   # id(array) -> the value passed on, for arrays that are points already
+        self._quiet = 0
+        self._n_weighted = 0
+        self.found_markers = []
+        self._repeats = {}
+
+    @contextlib.contextmanager
+    def quiet(self):
+        """Calls inside (a layer's own functional forward) are not intercepted."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    @property
+    def active(self) -> bool:
+        return not self._quiet
+
+    def module(self, path, kind: str) -> None:
+        self.modules.setdefault(tuple(path), kind)
+
+    def _point(self, name, h):
+        """Record ``h`` as a point; return what the layers after it see."""
+        seen = self._seen.get(id(h))
+        if seen is not None and seen[0] is h:
+            return seen[1]
+        i = len(self.points)
+        live = h
+        if self.probes is not None:
+            if i >= len(self.probes):
+                raise ValueError(f"the model has more DFA points than the {len(self.probes)} probes given")
+            live = h + self.probes[i].astype(h.dtype)
+        self.points.append((name, live))
+        out = jax.lax.stop_gradient(live) if self.family == "dfa" else live
+        self._seen[id(h)] = (h, out)  # h kept alive: its id is not reused within the pass
+        return out
+
+    def marker(self, path, h):
+        """A ``DFAPoint`` call: a point when the model's points are its markers (the marker is the
+        identity outside DFA and probes); otherwise only noted (``found_markers``)."""
+        if not self.markers:
+            self.found_markers.append(path_name(path))
+            return h
+        return self._point(path_name(path), h)
+
+    def weighted(self, path, kind: str, fn, h, p, plain):
+        """A weighted-layer call: ``fn(h, p)`` is its functional forward, ``plain(h)`` the call
+        itself; ``p`` its params (with ``"kernel"``)."""
+        path = tuple(path)
+        first = self._n_weighted == 0
+        self._n_weighted += 1
+        if not self.markers and not first and h is not self.x:
+            name = path_name(path)
+            k = self._repeats.get(name, 0)
+            self._repeats[name] = k + 1
+            h = self._point(name + (f"@{k}" if k else ""), h)
+        if self.family == "fa":
+            B = self.matrices.get(path)
+            out = fa_layer(fn, h, dict(p), FALinear(B, self.rule.backward).matrix(p["kernel"]))
+        else:
+            out = plain(h)
+        if self.rule is None:
+            self.calls.append((path, kind, tuple(p["kernel"].shape), tuple(h.shape), tuple(out.shape)))
+        return out

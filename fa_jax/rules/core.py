@@ -223,6 +223,7 @@ def fa_family(backward: Callable | None = None):
             h = layer(p, h, FALinear(B, backward))
         return h
 
+    wire.backward = backward  # what a model that is not a list of layers reads (fj.from_flax)
     return wire
 
 

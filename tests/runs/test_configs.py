@@ -24,6 +24,7 @@ SHIPPED = {
     "alignment": ("experiments/alignment.py", []),
     "feedback_schemes": ("experiments/feedback_schemes.py", []),
     "cnn_rules": ("experiments/cnn_rules.py", []),
+    "flax_models": ("experiments/flax_models.py", []),
     "rules_benchmark": ("experiments/rules_benchmark.py", []),
     "lecture_xor": ("experiments/lectures/xor.py", ["--rules", "bp,fa,dfa"]),
     "lecture_gradients": ("experiments/lectures/gradients.py", []),

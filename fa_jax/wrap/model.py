@@ -144,10 +144,12 @@ class FlaxModel:
             except (KeyError, TypeError):
                 raise ValueError(f"rule {r.name!r}: feedback has no {path_name(path)}/kernel (FA feedback mirrors "
                                  f"the params, a B at every kernel; make it with fj.init_feedback)") from None
-        n_leaves = len(jax.tree.leaves(feedback))
-        if n_leaves != len(out):
-            raise ValueError(f"rule {r.name!r}: feedback has {n_leaves} arrays, this model has {len(out)} "
-                             f"kernels ({', '.join(map(path_name, self.kernel_paths))}); biases take no B")
+        want = {path + ("kernel",) for path in self.kernel_paths}
+        for keys, _ in jax.tree_util.tree_flatten_with_path(feedback)[0]:
+            path = tuple(getattr(k, "key", getattr(k, "idx", k)) for k in keys)
+            if path not in want:
+                raise ValueError(f"rule {r.name!r}: feedback entry {path_name(path)!r} is not a kernel of this model "
+                                 f"(kernels: {', '.join(map(path_name, self.kernel_paths))}); biases take no B")
         return out
 
     def check_rule(self, rule) -> None:
@@ -247,6 +249,11 @@ def _is_linen(module) -> bool:
 
 
 def _adapter(module, train_arg):
+    import flax.linen as nn
+
+    if isinstance(module, type) and issubclass(module, nn.Module):
+        raise ValueError(f"from_flax takes a module instance, got the linen class {module.__name__}: "
+                         f"write {module.__name__}(...)")
     if _is_linen(module):
         from fa_jax.wrap import linen
 
@@ -292,7 +299,8 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
         raise ValueError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
                          f"{str(e).splitlines()[0]}") from None
     wiring = _discover(adapter, params, state, x, markers=False)
-    if wiring.found_markers:
+    markers = bool(wiring.found_markers)  # the second pass, through the markers, records no found_markers
+    if markers:
         wiring = _discover(adapter, params, state, x, markers=True)
     _check_owners(adapter, params, wiring)
     out = wiring.out_shape
@@ -307,7 +315,7 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
                              f"leading axes {tuple(out[:lead])}: place DFAPoint markers on per-example activations")
         points.append((name, tuple(h.shape[lead:])))
     return FlaxModel(adapter=adapter, input_shape=shape, input_dtype=dtype, n_out=int(out[-1]),
-                     calls=tuple(wiring.calls), points=tuple(points), markers=bool(wiring.found_markers),
+                     calls=tuple(wiring.calls), points=tuple(points), markers=markers,
                      stateful=bool(state), stochastic=getattr(adapter, "train_name", None) is not None)
 
 

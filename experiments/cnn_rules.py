@@ -17,6 +17,7 @@ from fa_jax.models.contract import n_params
 from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study
+from fa_jax.wrap import resolve
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.
@@ -35,7 +36,8 @@ def parser():
                    help=f"one of {', '.join(fj.data.IMAGE_DATASETS)}: digits (embedded), mnist5k (offline, the "
                         "mnist5k extra), the others through tfds")
     p.add_argument("--models", type=cli.csv(), default=["lecture_cnn", "allconv", "resnet20", "mlp"],
-                   help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}")
+                   help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}, or a Flax model by import path "
+                        "package.module:Name (wrapped with fj.from_flax)")
     p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (vmapped)")
     p.add_argument("--steps", type=int, default=600)
@@ -88,10 +90,11 @@ def build(args):
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
           "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
           "mlp": {"hidden": tuple(args.mlp_hidden)}}
-    cli.check_known(args.models, sorted(fj.cnn.MODELS), "model")
+    cli.check_known([m for m in args.models if not resolve.is_spec(m)], sorted(fj.cnn.MODELS), "model")
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
                           test_limit=args.test_limit)
-    models = {m: fj.cnn.get(m, task.input_shape, task.n_out, **kw[m]) for m in args.models}
+    models = {m: wrapped(m, task) if resolve.is_spec(m) else fj.cnn.get(m, task.input_shape, task.n_out, **kw[m])
+              for m in args.models}
     if args.diagnostics and any(m.stateful for m in models.values()):
         raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none or leave resnet20 "
                          "out of --models")
@@ -99,6 +102,21 @@ def build(args):
                         seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
                         eval_every=args.eval_every, data_parallel=args.data_parallel)
     return task, models
+
+
+def wrapped(spec, task):
+    """The Flax model ``spec`` names (``package.module:Name``), wrapped for the task's images."""
+    model = fj.from_flax(resolve.load(spec, task.n_out, what="--models"), task.input_shape)
+    if model.n_out != task.n_out:
+        raise ValueError(f"--models {spec}: the model has {model.n_out} outputs, task {task.name!r} has {task.n_out}")
+    return model
+
+
+def layers_of(model) -> list:
+    """The config's record of a model's layers: each built-in layer, or a wrapped model's weighted calls."""
+    if isinstance(model, fj.FlaxModel):
+        return [[kind, "/".join(map(str, path))] for path, kind, *_ in model.calls]
+    return [[type(x).__name__, repr(x)] for b in model.blocks for x in b]
 
 
 def alignment_tables(metric_rows, models) -> str:
@@ -125,7 +143,7 @@ def main(argv=None):
     feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
     study = Study.from_args(args, "cnn_rules", {
         **vars(args), "task": task.name, "input_shape": list(task.input_shape), "n_train": task.n_train,
-        "layers": {n: [[type(x).__name__, repr(x)] for b in m.blocks for x in b] for n, m in models.items()}})
+        "layers": {n: layers_of(m) for n, m in models.items()}})
 
     print(f"{task.name} {task.input_shape}: {args.seeds} seeds x {args.steps} steps, models {', '.join(models)}, "
           f"rules {', '.join(args.rules)} -> {study.out}")

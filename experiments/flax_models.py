@@ -16,7 +16,6 @@ alignment.md and alignment_<model>.png) and prints a table
 (model | params | rule | test accuracy mean ± std over seeds | min | diverged | seconds).
 """
 
-import dataclasses
 import re
 import sys
 
@@ -91,19 +90,6 @@ def file_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
 
 
-def with_markers(model):
-    """``model``, marked as having DFAPoint markers when its points are markers.
-
-    Works around fa_jax.wrap.model.from_flax recording ``markers=False`` for a model whose points
-    are its markers (it reads ``found_markers`` from the second tracing pass, which records none),
-    which makes a DFA-family pass look for the default points and fail. A no-op once that is fixed.
-    """
-    defaults = {"/".join(map(str, path)) for path, *_ in model.calls}
-    if not model.markers and any(n.split("@")[0] not in defaults for n in model.point_names):
-        return dataclasses.replace(model, markers=True)
-    return model
-
-
 def build(args):
     """(task, {name: wrapped model}) from parsed args; every check runs here, before anything compiles."""
     names = model_names(args)
@@ -126,7 +112,7 @@ def build(args):
     for name in names:
         module = make_module(name, args, task.n_out)
         try:
-            model = with_markers(fj.from_flax(module, task.input_shape))
+            model = fj.from_flax(module, task.input_shape)
         except ValueError as err:
             raise ValueError(f"model {name!r}: {err}") from None
         if model.n_out != task.n_out:

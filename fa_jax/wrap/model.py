@@ -157,7 +157,8 @@ class FlaxModel:
         if rule.name == "bp" or rule.family in ("fa", "dfa"):
             return
         raise ValueError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
-                         f"fj.mlp (rerunning or freezing its layers); use bp or a rule of the FA or DFA family")
+                         f"fj.mlp (rerunning or freezing its layers); use bp or a rule of the FA or DFA family "
+                         f"(Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
 
     # -- init and apply
     def _example(self, batch=2):

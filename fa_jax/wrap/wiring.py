@@ -9,15 +9,19 @@ its input, linear in its ``kernel`` param) and of a :class:`fa_jax.DFAPoint` mar
   ``vjp_h fn(., kernel=B_used)`` instead of ``vjp_h fn(., kernel=W)`` (:func:`fa_layer`); for a
   dense layer that is ``delta @ B.T``. Its params get their true gradients.
 - **DFA family** (``"dfa"``): every *point* records its activation ``h`` (alive in the graph
-  above it) and passes ``stop_gradient(h)`` on, so no gradient crosses a point; after the
+  above it) and passes ``stop_gradient(h)`` on to the layers that read it; after the
   forward, the rule's output node sends ``source @ B_p`` to each recorded ``h``. Between
-  points, gradients flow by ordinary BP.
+  points, gradients flow by ordinary BP (as in TinyDFA).
 - anything else (BP): the plain call.
 
 Points: the ``DFAPoint`` markers when the model has any; otherwise the input of every
 weighted-layer call but the first (and none that is the model's input itself), i.e. each weighted layer's
 output after what follows it (activation, pooling, flattening) up to the next weighted layer.
-One array read by several layers (a residual block's input) is one point. ``probes`` (the
+One array read by several layers (a residual block's input) is one point. A default point cuts
+the graph only at the weighted layers that read it: where the same array also reaches the output
+another way (a residual block's identity shortcut), gradients flow along that way by BP, through
+the earlier points and down to the stem. Markers cut every use, so a residual net's DFA points are
+best placed with markers (one per block: Launay et al.'s "macro" DFA). ``probes`` (the
 diagnostics) add a zero array at every point, under any rule.
 """
 
@@ -69,6 +73,8 @@ class Wiring:
     def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None):
         self.rule = rule
         self.family = None if rule is None else rule.family
+        # backward(w, B) -> the matrix used: the rule's, or that of its fa_family wiring
+        self.backward = None if rule is None else (rule.backward or getattr(rule.wire, "backward", None))
         self.matrices = matrices or {}
         self.markers = markers
         self.x = x
@@ -135,7 +141,7 @@ class Wiring:
             h = self._point(name + (f"@{k}" if k else ""), h)
         if self.family == "fa":
             B = self.matrices.get(path)
-            out = fa_layer(fn, h, dict(p), FALinear(B, self.rule.backward).matrix(p["kernel"]))
+            out = fa_layer(fn, h, dict(p), FALinear(B, self.backward).matrix(p["kernel"]))
         else:
             out = plain(h)
         if self.rule is None:

@@ -28,7 +28,17 @@ def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     assert_resume_reproduces(cnn_rules.main, out, "--no-progress")
 
 
+def test_a_flax_model_by_import_path_joins_the_built_in_ones(tmp_path):
+    out, flax_net = tmp_path / "run", "fa_jax.wrap.examples:MNISTCNN"
+    assert cnn_rules.main(["--quick", "--models", f"mlp,{flax_net}", "--rules", "dfa", "--steps", "20",
+                           "--eval-every", "10", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["model"] for s in summary["by_model_rule"]} == {"mlp", flax_net}
+    assert ["Conv", "Conv_0"] in json.loads((out / "config.json").read_text())["layers"][flax_net]
+
+
 @pytest.mark.parametrize("argv,match", [
+    (["--models", "mlp,nowhere.nets:Net"], "--models 'nowhere.nets:Net': cannot import nowhere.nets"),
     (["--models", "lecture_cnn,vgg"], "unknown model 'vgg'; known: allconv, lecture_cnn, mlp, resnet20"),
     (["--dataset", "svhn"], "unknown image dataset 'svhn'"),
     (["--augment", "rotate"], "unknown augmentation 'rotate'; known: flip, crop"),

@@ -17,7 +17,7 @@ from fa_jax.models.contract import n_params
 from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study
-from fa_jax.wrap import resolve
+from fa_jax.wrap import resolve as flax_resolve
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.
@@ -90,10 +90,10 @@ def build(args):
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
           "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
           "mlp": {"hidden": tuple(args.mlp_hidden)}}
-    cli.check_known([m for m in args.models if not resolve.is_spec(m)], sorted(fj.cnn.MODELS), "model")
+    cli.check_known([m for m in args.models if not flax_resolve.is_spec(m)], sorted(fj.cnn.MODELS), "model")
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
                           test_limit=args.test_limit)
-    models = {m: wrapped(m, task) if resolve.is_spec(m) else fj.cnn.get(m, task.input_shape, task.n_out, **kw[m])
+    models = {m: wrapped(m, task) if flax_resolve.is_spec(m) else fj.cnn.get(m, task.input_shape, task.n_out, **kw[m])
               for m in args.models}
     if args.diagnostics and any(m.stateful for m in models.values()):
         raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none or leave resnet20 "
@@ -106,7 +106,7 @@ def build(args):
 
 def wrapped(spec, task):
     """The Flax model ``spec`` names (``package.module:Name``), wrapped for the task's images."""
-    model = fj.from_flax(resolve.load(spec, task.n_out, what="--models"), task.input_shape)
+    model = fj.from_flax(flax_resolve.load(spec, task.n_out, what="--models"), task.input_shape)
     if model.n_out != task.n_out:
         raise ValueError(f"--models {spec}: the model has {model.n_out} outputs, task {task.name!r} has {task.n_out}")
     return model

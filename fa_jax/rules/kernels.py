@@ -7,8 +7,6 @@ aligned with the params list (``B_l`` stands for ``params[l]["w"]``); for a wrap
 and write kernels through these two functions, so they work on both.
 """
 
-import jax
-
 
 def kernels_like(tree, feedback):
     """The leaves of ``tree`` (params, updates or gradients) that ``feedback``'s leaves stand for,
@@ -33,6 +31,3 @@ def with_kernels(tree, feedback, kernels):
     return kernels
 
 
-def leaves(feedback) -> list:
-    """The feedback's arrays in a fixed order (list order; sorted keys for a dict)."""
-    return jax.tree.leaves(feedback)

@@ -161,9 +161,6 @@ class FlaxModel:
                          f"(Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
 
     # -- init and apply
-    def _example(self, batch=2):
-        return jax.ShapeDtypeStruct((batch, *self.input_shape), jnp.dtype(self.input_dtype))
-
     @functools.partial(jax.jit, static_argnums=0)
     def _init(self, key):
         return self.adapter.init(key, jnp.zeros((2, *self.input_shape), self.input_dtype))

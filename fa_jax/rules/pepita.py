@@ -41,7 +41,10 @@ uses the first pass's ``e`` instead, which holds for any loss.
 Options: ``pepita(f_scale=0.05, last="modulated", output="auto")``. Params other than ``w``
 and ``b`` (prelu's ``alpha``, layer norm's ``scale`` and ``shift``) get a zero update.
 Models: ``fj.mlp`` and ``fj.norm_mlp`` without batch norm (dropout keeps one mask for both
-passes, as the authors' code); other models are refused in one line.
+passes, as the authors' code), and wrapped Flax models (``fj.from_flax``) whose weighted layers
+form a chain, without batch norm or DFAPoint markers (:mod:`fa_jax.wrap.pepita`: a weighted
+layer's update is ``vjp_p fn(h^mod, p)(delta)``, for a dense layer the formulas above); other
+models are refused in one line.
 """
 
 import functools
@@ -92,22 +95,34 @@ def _sigma(output, y):
     return jax.nn.sigmoid(y) if y.shape[-1] == 1 else jax.nn.softmax(y, axis=-1)
 
 
-def _bwd(modulated, last, output, res, g):
-    y, hs, params, x, F, consts = res
+def modulate(x, g, F):
+    """``(n, e, x_mod)`` from the output's cotangent ``g`` (..., n_out): the batch size N (the
+    product of the batch axes), the error ``e = N g`` and ``x + e @ F`` in ``x``'s shape (module doc)."""
     n = math.prod(g.shape[:-1])
     e = g * n  # the per-example error: losses are batch means
-    x_mod = x + (e @ F).astype(x.dtype)
+    return n, e, x + (e @ F).reshape(x.shape).astype(x.dtype)
+
+
+def deltas(last, output, n, e, y, hs, hs_mod, y_mod):
+    """Every layer's delta: ``(h_l - h_l^mod) / N`` per hidden activation, then ``e_mod / N``
+    (``e_mod = e`` for ``last="standard"``, else ``e + sigma(y^mod) - sigma(y)``; module doc)."""
+    e_mod = e if last == "standard" else e + _sigma(output, y_mod) - _sigma(output, y)
+    return [(h - hm) / n for h, hm in zip(hs, hs_mod)] + [e_mod / n]
+
+
+def _bwd(modulated, last, output, res, g):
+    y, hs, params, x, F, consts = res
+    n, e, x_mod = modulate(x, g, F)
     acts = modulated(params, x_mod, *consts)
-    e_mod = e if last == "standard" else e + _sigma(output, acts[-1]) - _sigma(output, y)
-    deltas = [(h - hm) / n for h, hm in zip(hs, acts[:-1])] + [e_mod / n]
+    ds = deltas(last, output, n, e, y, hs, acts[:-1], acts[-1])
     grads = []
-    for p, inp, d in zip(params, [x_mod] + acts[:-1], deltas):
+    for p, inp, d in zip(params, [x_mod] + acts[:-1], ds):
         q = jax.tree.map(jnp.zeros_like, p)
         q["w"] = (_flat(inp).T @ _flat(d)).astype(p["w"].dtype)
         q["b"] = _flat(d).sum(0).astype(p["b"].dtype)
         grads.append(q)
     zeros = functools.partial(jax.tree.map, jnp.zeros_like)
-    return jnp.zeros_like(y), deltas[:-1], grads, zeros(x), zeros(F), zeros(consts)
+    return jnp.zeros_like(y), ds[:-1], grads, zeros(x), zeros(F), zeros(consts)
 
 
 pepita_output.defvjp(_fwd, _bwd)
@@ -120,6 +135,7 @@ def _wire(last, output):
         modulated, consts = jax.closure_convert(functools.partial(_forward, layers), params, x)
         return pepita_output(modulated, last, output, hs[-1], hs[:-1], params, x, feedback[0], consts)
 
+    wire.options = (last, output)  # read by a wrapped Flax model's pepita (fa_jax.wrap.pepita)
     return wire
 
 
@@ -129,11 +145,14 @@ def _shapes(model):
 
 def _check_model(model):
     from fa_jax.models.mlp import MLP  # models import the rules
+    from fa_jax.wrap.model import FlaxModel  # no flax import: the adapters load with from_flax
 
+    if isinstance(model, FlaxModel):
+        return model.check_rule(pepita())
     if not isinstance(model, MLP) or getattr(model, "norm", "none") == "batch":
         what = "batch norm" if isinstance(model, MLP) else type(model).__name__
-        raise ValueError(f"rule 'pepita' runs on fj.mlp and fj.norm_mlp without batch norm "
-                         f"(it reruns the layers on a modulated input); got {what}")
+        raise ValueError(f"rule 'pepita' runs on fj.mlp, fj.norm_mlp without batch norm and wrapped Flax "
+                         f"chains (it reruns the layers on a modulated input); got {what}")
 
 
 def _init(f_scale):

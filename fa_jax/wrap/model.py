@@ -12,7 +12,8 @@ Feedback (``fj.init_feedback(key, model, rule)``):
 - DFA family: ``{point name: B}``, ``B`` of shape ``(n_out, prod(point shape))``
   (or a shared conv kernel, ``dfa(conv=shared)``); ``model.points`` lists the names and shapes.
   A point's name is the path of the layer whose input it is (``"Dense_1"``: the input of Dense_1,
-  the output of the layer before it after its activation) or of a :class:`fa_jax.DFAPoint`.
+  the output of the layer before it after its activation) or of a :class:`fa_jax.DFAPoint`;
+- pepita (family ``"forward"``, :mod:`fa_jax.wrap.pepita`): the list ``[F]``, F (n_out, n_in), as for fj.mlp.
 
 Everything is found by tracing the model once (shapes only) when it is wrapped: the weighted
 layers in call order, the points, the state collections; a layer with params that fa_jax
@@ -109,6 +110,8 @@ class FlaxModel:
         r = rules_lib.get(rule) if isinstance(rule, str) else rule
         if r.family == "dfa":
             return dict(zip(self.point_names, matrices))
+        if r.family == "forward":  # pepita: the list [F], as for fj.mlp
+            return list(matrices)
         tree = {}
         for path, B in zip(self.kernel_paths, matrices):
             node = tree
@@ -123,6 +126,9 @@ class FlaxModel:
         r = rules_lib.get(rule) if isinstance(rule, str) else rule
         if isinstance(feedback, (list, tuple)):
             return list(feedback)
+        if r.family == "forward":
+            raise ValueError(f"rule {r.name!r}: feedback is the list [F] (fj.init_feedback), got "
+                             f"{type(feedback).__name__}")
         if not hasattr(feedback, "keys"):
             raise ValueError(f"rule {r.name!r}: feedback for a wrapped Flax model is a dict (fj.init_feedback), "
                              f"got {type(feedback).__name__}")
@@ -153,12 +159,17 @@ class FlaxModel:
         return out
 
     def check_rule(self, rule) -> None:
-        """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families."""
+        """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families, and
+        pepita on a chain of weighted layers (:func:`fa_jax.wrap.pepita.check`)."""
         if rule.name == "bp" or rule.family in ("fa", "dfa"):
             return
+        if rule.family == "forward" and rule.name.split("(")[0] == "pepita":
+            from fa_jax.wrap import pepita
+
+            return pepita.check(self, rule)
         raise ValueError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
-                         f"fj.mlp (rerunning or freezing its layers); use bp or a rule of the FA or DFA family "
-                         f"(Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
+                         f"fj.mlp (rerunning or freezing its layers); use bp, pepita or a rule of the FA or DFA "
+                         f"family (Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
 
     # -- init and apply
     @functools.partial(jax.jit, static_argnums=0)
@@ -180,7 +191,7 @@ class FlaxModel:
         Args:
             params: the Flax params (from :meth:`init` or the module's own init).
             x: (batch, *input_shape) inputs.
-            rule: a name or spec from ``fj.RULES`` (default ``"bp"``): bp, FA or DFA family.
+            rule: a name or spec from ``fj.RULES`` (default ``"bp"``): bp, FA or DFA family, pepita.
             feedback: the rule's feedback (:func:`fa_jax.init_feedback`; module doc); None for BP.
             train: passed to the module's train flag (dropout on, batch statistics).
             key: dropout's key (``rngs={"dropout": key}``), used with ``train=True``.
@@ -203,6 +214,10 @@ class FlaxModel:
             raise ValueError("this model has no state collections; stats= is for models with batch norm")
         check_feedback(self, r, feedback)
         fbs = None if feedback is None else self.feedback_list(r, feedback)
+        if r.family == "forward":  # pepita: two passes (fa_jax.wrap.pepita)
+            from fa_jax.wrap import pepita
+
+            return pepita.apply(self, r, params, x, fbs[0], train=train, key=key if train else None, probes=probes)
         matrices = dict(zip(self.kernel_paths, fbs)) if r.family == "fa" and fbs is not None else {}
         wiring = Wiring(r, matrices, markers=self.markers, x=x, probes=probes)
         y, new = self.adapter.run(params, stats, x, train=train, key=key if train else None, wiring=wiring)

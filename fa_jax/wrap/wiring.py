@@ -12,6 +12,9 @@ its input, linear in its ``kernel`` param) and of a :class:`fa_jax.DFAPoint` mar
   above it) and passes ``stop_gradient(h)`` on to the layers that read it; after the
   forward, the rule's output node sends ``source @ B_p`` to each recorded ``h``. Between
   points, gradients flow by ordinary BP (as in TinyDFA).
+- **forward** (``"forward"``: pepita, :mod:`fa_jax.wrap.pepita`): the plain call; every point
+  records its activation and passes ``stop_gradient(h)`` on (the points' cotangents are
+  PEPITA's, none crosses a layer); ``record=True`` also keeps each weighted call's input and ``fn``.
 - anything else (BP): the plain call.
 
 Points: the ``DFAPoint`` markers when the model has any; otherwise the input of every
@@ -68,9 +71,10 @@ class Wiring:
         markers: True when the model's points are its ``DFAPoint`` markers.
         x: the model's input (never a default point).
         probes: None, or one array per point, added to it.
+        record: keep ``(path, fn, input, params, output)`` of every weighted call in ``inputs``.
     """
 
-    def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None):
+    def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None, record=False):
         self.rule = rule
         self.family = None if rule is None else rule.family
         # backward(w, B) -> the matrix used: the rule's, or that of its fa_family wiring
@@ -87,6 +91,8 @@ class Wiring:
         self._n_weighted = 0
         self.found_markers = []
         self._repeats = {}
+        self.record = record
+        self.inputs = []  # (path, fn, h, p, out) per weighted call, with record=True
 
     @contextlib.contextmanager
     def quiet(self):
@@ -116,7 +122,7 @@ class Wiring:
                 raise ValueError(f"the model has more DFA points than the {len(self.probes)} probes given")
             live = h + self.probes[i].astype(h.dtype)
         self.points.append((name, live))
-        out = jax.lax.stop_gradient(live) if self.family == "dfa" else live
+        out = jax.lax.stop_gradient(live) if self.family in ("dfa", "forward") else live
         self._seen[id(h)] = (h, out)  # h kept alive: its id is not reused within the pass
         return out
 
@@ -144,6 +150,8 @@ class Wiring:
             out = fa_layer(fn, h, dict(p), FALinear(B, self.backward).matrix(p["kernel"]))
         else:
             out = plain(h)
+        if self.record:
+            self.inputs.append((path, fn, h, p, out))
         if self.rule is None:
             self.calls.append((path, kind, tuple(p["kernel"].shape), tuple(h.shape), tuple(out.shape)))
         return out

@@ -219,7 +219,7 @@ def test_evolving_feedback_hooks_on_dict_feedback_equal_the_builtin(x64, keys, n
 
 # --- refused rules ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rule", ["pepita", "ntk", "rf_relu"])
+@pytest.mark.parametrize("rule", ["ntk", "rf_relu"])  # pepita runs: tests/wrap/test_pepita.py
 def test_rules_that_rewire_fa_jax_models_are_refused(x64, keys, rule):
     model = wrap(MLP(), (SIZES[0],))
     params = model.init(keys(1)[0])

@@ -39,12 +39,7 @@ def parser():
                    help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}, or a Flax model by import path "
                         "package.module:Name (wrapped with fj.from_flax)")
     p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (vmapped)")
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--optimizer", default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
+    cli.add_training_flags(p, seeds=3, steps=600, batch_size=32, eval_every=50)
     p.add_argument("--width", type=float, default=0.5, help="channel multiplier of lecture_cnn and allconv")
     p.add_argument("--padding", default="SAME", help="lecture_cnn conv padding (VALID = the lecture's MNIST net)")
     p.add_argument("--resnet-depth", type=int, default=20)

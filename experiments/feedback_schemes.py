@@ -30,13 +30,8 @@ def parser():
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--activation", default="tanh")
-    p.add_argument("--seeds", type=int, default=4)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", default="adam",
-                   help="adam normalises update scale, so schemes that differ only in scale tie; try sgd")
-    p.add_argument("--eval-every", type=int, default=100)
+    cli.add_training_flags(p, seeds=4, steps=1000, batch_size=64, eval_every=100, optimizer_help=(
+        "adam normalises update scale, so schemes that differ only in scale tie; try sgd"))
     p.add_argument("--parity-n", type=int, default=16)
     p.add_argument("--parity-k", type=int, default=3)
     p.add_argument("--quick", action="store_true")

@@ -44,12 +44,7 @@ def parser():
                         "instance) or a bundled example name")
     p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa", "kp", "usf"],
                    help="comma-separated: bp and rules of the FA or DFA family")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (vmapped)")
-    p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--optimizer", default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
+    cli.add_training_flags(p, seeds=3, steps=600, batch_size=32, eval_every=50)
     p.add_argument("--width", type=float, default=0.5,
                    help="channel multiplier of mnist_cnn (1 = the flax example's 32/64/256)")
     p.add_argument("--resnet-width", type=int, default=8, help="channels of the ResNet stem and first stage")

@@ -418,6 +418,18 @@ def add_run_flags(p, job: str) -> None:
                         "recorded (the result equals an uninterrupted run bit for bit)")
 
 
+def add_training_flags(p, *, seeds: int, steps: int, batch_size: int, eval_every: int, optimizer: str = "adam",
+                       lr: float = 1e-3, optimizer_help: str | None = None) -> None:
+    """The flags of a sweep's training loop, with a script's defaults: ``--seeds`` (vmapped),
+    ``--steps``, ``--batch-size``, ``--eval-every``, ``--optimizer`` (an ``fj.optimizer`` name), ``--lr``."""
+    p.add_argument("--seeds", type=int, default=seeds, help="number of seeds (vmapped)")
+    p.add_argument("--steps", type=int, default=steps, help="training steps")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="examples per step")
+    p.add_argument("--eval-every", type=int, default=eval_every, help="steps between test evaluations")
+    p.add_argument("--optimizer", default=optimizer, help=optimizer_help or "an fj.optimizer name")
+    p.add_argument("--lr", type=float, default=lr, help="learning rate")
+
+
 def add_data_parallel_flag(p) -> None:
     """``--data-parallel D``: split each seed's batch over D devices (``fj.sweep(data_parallel=)``)."""
     p.add_argument("--data-parallel", type=int, default=1, metavar="D",

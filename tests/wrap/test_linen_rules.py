@@ -231,3 +231,27 @@ def test_rules_that_rewire_fa_jax_models_are_refused(x64, keys, rule):
                                np.arange(4) % N_OUT, n_out=N_OUT)
     one_line_error(lambda: fj.sweep(model, task, rule=rule, seeds=1, steps=2, eval_every=1, progress=False),
                    "does not run on a wrapped Flax model")
+
+
+class LocalEinsumNet(nn.Module):
+    """ConvLocal (unshared kernels) -> relu -> flatten -> Einsum -> tanh -> Dense: the other weighted layers."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.ConvLocal(3, (3, 3), param_dtype=F64)(x)).reshape(x.shape[0], -1)
+        x = jnp.tanh(nn.Einsum((x.shape[-1], 5), "ab,bc->ac", param_dtype=F64)(x))
+        return nn.Dense(N_OUT, param_dtype=F64)(x)
+
+
+def test_fa_with_B_equal_to_every_kernel_is_bp_through_conv_local_and_einsum(x64, keys):
+    k1, k2, k3 = keys(3)
+    model = wrap(LocalEinsumNet(), IMAGE)
+    assert [kind for _, kind, *_ in model.calls] == ["ConvLocal", "Einsum", "Dense"]
+    params = model.init(k1)
+    x, y = images(k2)
+    g_bp = grads(model, params, x, y, "bp", None)
+    chex.assert_trees_all_close(grads(model, params, x, y, "fa", {k: {"kernel": v["kernel"]} for k, v in params.items()}),
+                                g_bp, **TOL)
+    g_rand = grads(model, params, x, y, "fa", fj.init_feedback(k3, model, "fa", dtype=F64))
+    _differs(g_rand["ConvLocal_0"]["kernel"], g_bp["ConvLocal_0"]["kernel"])
+    chex.assert_trees_all_close(g_rand["Dense_0"], g_bp["Dense_0"], **TOL)

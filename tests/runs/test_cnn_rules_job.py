@@ -7,6 +7,8 @@ from error_check import one_line_exit
 from repository import load_script
 from resume_check import assert_resume_reproduces
 
+import fa_jax as fj
+
 cnn_rules = load_script("experiments/cnn_rules.py", "cnn_rules")
 
 
@@ -28,13 +30,14 @@ def test_quick_run_writes_table_curves_and_summary(tmp_path, capsys):
     assert_resume_reproduces(cnn_rules.main, out, "--no-progress")
 
 
-def test_a_flax_model_by_import_path_joins_the_built_in_ones(tmp_path):
-    out, flax_net = tmp_path / "run", "fa_jax.wrap.examples:MNISTCNN"
-    assert cnn_rules.main(["--quick", "--models", f"mlp,{flax_net}", "--rules", "dfa", "--steps", "20",
-                           "--eval-every", "10", "--out", str(out), "--no-progress"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert {s["model"] for s in summary["by_model_rule"]} == {"mlp", flax_net}
-    assert ["Conv", "Conv_0"] in json.loads((out / "config.json").read_text())["layers"][flax_net]
+def test_a_flax_model_by_import_path_joins_the_built_in_ones():
+    flax_net = "fa_jax.wrap.examples:MNISTCNN"
+    args = cnn_rules.parser().parse_args(["--quick", "--models", f"mlp,{flax_net}", "--rules", "dfa"])
+    cnn_rules.cli.apply_defaults(args, cnn_rules.QUICK)
+    task, models = cnn_rules.build(args)
+    assert isinstance(models[flax_net], fj.FlaxModel) and models[flax_net].n_out == task.n_out
+    assert ["Conv", "Conv_0"] in cnn_rules.layers_of(models[flax_net])
+    assert cnn_rules.layers_of(models["mlp"])[0][0] == "Flatten"
 
 
 @pytest.mark.parametrize("argv,match", [

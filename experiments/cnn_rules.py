@@ -14,7 +14,6 @@ import sys
 import fa_jax as fj
 from fa_jax.models import residual
 from fa_jax.models.contract import n_params
-from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap import resolve as flax_resolve
@@ -53,9 +52,7 @@ def parser():
     p.add_argument("--limit", type=int, default=None, help="keep the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="keep the first N test images")
     p.add_argument("--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)")
-    p.add_argument("--feedback-scale", type=float, default=1.0)
-    p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
-    p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
+    cli.add_feedback_flags(p)
     p.add_argument("--preset", default=None, help=f"one of {', '.join(PRESETS)} (explicit flags still win)")
     p.add_argument("--quick", action="store_true", help="tiny nets and few steps for a smoke test")
     p.add_argument("--diagnostics", action="store_true",
@@ -80,7 +77,7 @@ def build(args):
         raise ValueError(f"--width must be > 0, got {args.width}")
     fj.losses.get("softmax_ce")
     fj.optimizer(args.optimizer, args.lr)
-    fj.feedback.check_feedback_options(args.feedback_dist, args.feedback_scaling, args.feedback_scale)
+    cli.feedback_options(args)
     aug = fj.data.Augment(flip="flip" in args.augment, crop=args.crop if "crop" in args.augment else 0)
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
           "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
@@ -135,7 +132,7 @@ def main(argv=None):
         cli.apply_defaults(args, PRESETS[args.preset])
     task, models = build(args)
     cli.check_data_parallel(args)
-    feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
+    feedback = cli.feedback_options(args)
     study = Study.from_args(args, "cnn_rules", {
         **vars(args), "task": task.name, "input_shape": list(task.input_shape), "n_train": task.n_train,
         "layers": {n: layers_of(m) for n, m in models.items()}})

@@ -21,7 +21,6 @@ import sys
 
 import fa_jax as fj
 from fa_jax.models.contract import n_params
-from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap.resolve import is_spec, load as load_model
@@ -53,9 +52,7 @@ def parser():
     p.add_argument("--limit", type=int, default=None, help="keep the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="keep the first N test images")
     p.add_argument("--data-dir", default=None, help="tfds data_dir (default ~/tensorflow_datasets)")
-    p.add_argument("--feedback-scale", type=float, default=1.0)
-    p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
-    p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
+    cli.add_feedback_flags(p)
     p.add_argument("--quick", action="store_true", help="tiny nets and few steps for a smoke test")
     p.add_argument("--diagnostics", action="store_true",
                    help="record per-layer gradient alignment with BP (alignment.md, alignment_<model>.png); "
@@ -98,7 +95,7 @@ def build(args):
     if any(n < 1 for n in args.resnet_stages):
         raise ValueError(f"--resnet-stages must be >= 1 each, got {','.join(map(str, args.resnet_stages))}")
     fj.optimizer(args.optimizer, args.lr)
-    fj.feedback.check_feedback_options(args.feedback_dist, args.feedback_scaling, args.feedback_scale)
+    cli.feedback_options(args)
     for name in names:  # unknown names first: nothing loads for a typo
         if not is_spec(name):
             cli.check_known([name], list(EXAMPLES), "model")
@@ -155,7 +152,7 @@ def main(argv=None):
     task, models = build(args)
     cli.check_data_parallel(args)
     skipped = [n for n, m in models.items() if args.diagnostics and m.stateful]
-    feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
+    feedback = cli.feedback_options(args)
     study = Study.from_args(args, "flax_models", {
         **vars(args), "task": task.name, "input_shape": list(task.input_shape), "n_train": task.n_train,
         "wrapped": {n: repr(m) for n, m in models.items()},

@@ -11,7 +11,6 @@ import dataclasses
 import sys
 
 import fa_jax as fj
-from fa_jax.rules.feedback import DISTS, SCALINGS
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study, compare_rules
 
@@ -31,9 +30,7 @@ def parser():
     p.add_argument("--optimizer", default="adam")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--loss", default="bce")
-    p.add_argument("--feedback-scale", type=float, default=1.0)
-    p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
-    p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
+    cli.add_feedback_flags(p)
     p.add_argument("--n-train", type=int, default=None, help="fixed training-set size (default: fresh samples)")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=100)
@@ -65,8 +62,7 @@ def main(argv=None):
         fj.rules.check_model(r, model)  # e.g. the lazy rules need --depth 1
     fj.losses.get(args.loss)
     fj.optimizer(args.optimizer, args.lr)
-    feedback = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
-    fj.feedback.check_feedback_options(**feedback)
+    feedback = cli.feedback_options(args)
     cli.check_run_sizes(args)
     sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
                 "lr": args.lr, "loss": args.loss, "feedback": feedback, "eval_every": args.eval_every,

@@ -430,6 +430,25 @@ def add_training_flags(p, *, seeds: int, steps: int, batch_size: int, eval_every
     p.add_argument("--lr", type=float, default=lr, help="learning rate")
 
 
+def add_feedback_flags(p) -> None:
+    """``--feedback-scale``, ``--feedback-dist``, ``--feedback-scaling``: the options of
+    :func:`fa_jax.init_feedback`, read back by :func:`feedback_options`."""
+    from fa_jax.rules.feedback import DISTS, SCALINGS
+
+    p.add_argument("--feedback-scale", type=float, default=1.0)
+    p.add_argument("--feedback-dist", default="uniform", help=f"one of {', '.join(DISTS)}")
+    p.add_argument("--feedback-scaling", default="fan_in", help=f"one of {', '.join(SCALINGS)}")
+
+
+def feedback_options(args) -> dict:
+    """``{"dist", "scaling", "scale"}`` from :func:`add_feedback_flags`'s flags, checked (one-line errors)."""
+    from fa_jax.rules.feedback import check_feedback_options
+
+    opts = {"dist": args.feedback_dist, "scaling": args.feedback_scaling, "scale": args.feedback_scale}
+    check_feedback_options(**opts)
+    return opts
+
+
 def add_data_parallel_flag(p) -> None:
     """``--data-parallel D``: split each seed's batch over D devices (``fj.sweep(data_parallel=)``)."""
     p.add_argument("--data-parallel", type=int, default=1, metavar="D",

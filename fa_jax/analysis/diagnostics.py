@@ -57,9 +57,8 @@ def weight_alignment(rule: str, params, feedback, model=None):
     H matrices (n_out, h_l).
     """
     r = rules_lib.get(rule)
-    ws = [p["w"] for p in params] if model is None else contract.kernels(model, params)
-    if model is not None:
-        feedback = contract.unpack_feedback(model, r, feedback)
+    ws = contract.kernels(model, params)  # model None: [p["w"] for p in params]
+    feedback = contract.unpack_feedback(model, r, feedback)
     if r.family == "fa":
         used = rules_lib.used_matrices(r, ws, feedback)
         return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], used[1:])])

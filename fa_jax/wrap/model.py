@@ -247,32 +247,19 @@ def _owners(params, prefix=()):
     return out
 
 
-def _is_nnx(module) -> bool:
-    try:
-        from flax import nnx
-    except ImportError:  # pragma: no cover - flax always has nnx here
-        return False
-    return isinstance(module, nnx.Module) or (callable(module) and not _is_linen(module))
-
-
-def _is_linen(module) -> bool:
-    import flax.linen as nn
-
-    return isinstance(module, nn.Module)
-
-
 def _adapter(module, train_arg):
     import flax.linen as nn
+    from flax import nnx
 
     if isinstance(module, type) and issubclass(module, nn.Module):
         raise ValueError(f"from_flax takes a module instance, got the linen class {module.__name__}: "
                          f"write {module.__name__}(...)")
-    if _is_linen(module):
+    if isinstance(module, nn.Module):
         from fa_jax.wrap import linen
 
         name, negated = linen.train_arg(module, train_arg)
         return linen.LinenAdapter(module, name, negated)
-    if _is_nnx(module):
+    if isinstance(module, nnx.Module) or callable(module):  # or a function rngs -> nnx.Module
         from fa_jax.wrap import nnx as nnx_adapter
 
         return nnx_adapter.make_adapter(module)

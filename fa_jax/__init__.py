@@ -26,7 +26,7 @@ from fa_jax.training.sweep import sweep
 from fa_jax.training.sweep_result import SweepResult
 
 __all__ = [  # the API tour's names, sorted
-    "activations", "check_feedback", "DFAPoint", "FlaxModel", "from_flax", "NNXDFAPoint", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout",
+    "activations", "check_feedback", "DFAOutput", "DFAPoint", "FlaxModel", "from_flax", "NNXDFAPoint", "cnn", "compare_rules", "conv", "data", "diagnostics", "dropout",
     "early_stopping", "feedback", "FEEDBACK_SCHEMES", "gradflow", "init", "init_feedback", "lazy", "lbfgs",
     "losses", "make_train_step", "memory", "MLP", "mlp", "norm", "norm_mlp", "NormMLP", "optim", "optimizer",
     "plots", "rbf", "register", "regularize", "representations", "Rule", "RULES", "rules", "rundir", "scaling",
@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 
 # Bring your own model (fa_jax.wrap): flax loads only when one of these is used
 _WRAP = {"from_flax": "fa_jax.wrap.model", "FlaxModel": "fa_jax.wrap.model", "DFAPoint": "fa_jax.wrap.linen",
+         "DFAOutput": "fa_jax.wrap.linen",
          "NNXDFAPoint": "fa_jax.wrap.nnx"}
 
 

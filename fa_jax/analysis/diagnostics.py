@@ -109,8 +109,9 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
             return loss_fn(r.wire(wrapped, params, x, feedback, **extra), y)
 
     in_shape = contract.input_shape(model)
-    batch = x.shape[: x.ndim - len(in_shape)]
-    eps = [jnp.zeros(batch + s, x.dtype) for s in contract.hidden_shapes(model, "the diagnostics")]
+    batch = x.shape[: x.ndim - len(in_shape)] + contract.token_axes(model)
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+    eps = [jnp.zeros(batch + s, dtype) for s in contract.hidden_shapes(model, "the diagnostics")]
     return jax.grad(objective, argnums=(0, 1))(params, eps)
 
 

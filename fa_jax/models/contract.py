@@ -40,7 +40,11 @@ Optional, each with the default its function below gives:
 - ``probes``: True when ``apply`` takes ``probes=`` (one zero array per ``hidden_shapes`` entry,
   added to that hidden activation), which the diagnostics differentiate to read the signal each
   hidden activation receives; without it they wire ``layers`` themselves;
-- ``check_rule(rule)``: a one-line ValueError for a :class:`fa_jax.Rule` the model cannot run.
+- ``check_rule(rule)``: a one-line ValueError for a :class:`fa_jax.Rule` the model cannot run;
+- ``source_size``: the size of the DFA family's error ``e`` (the rows of each ``B``); default
+  ``n_out`` (:func:`source_size`; a wrapped model that takes its error at a ``DFAOutput`` marker);
+- ``token_axes``: the output's axes between the batch and ``n_out``, e.g. ``(T,)`` for per-token
+  logits (batch, T, n_out); the points' arrays carry them too (:func:`token_axes`; default ``()``).
 
 :func:`check_model` names, in one line, what a model lacks; ``fj.sweep`` calls it first.
 """
@@ -119,6 +123,16 @@ def is_stateful(model) -> bool:
 def is_stochastic(model) -> bool:
     """``model.stochastic``; False when absent."""
     return bool(_optional(model, "stochastic", False))
+
+
+def source_size(model) -> int:
+    """``model.source_size`` (the DFA family's error size); ``n_out`` when absent."""
+    return int(_optional(model, "source_size", None) or model.n_out)
+
+
+def token_axes(model) -> tuple:
+    """``model.token_axes`` (the output's axes between batch and ``n_out``); ``()`` when absent."""
+    return tuple(_optional(model, "token_axes", None) or ())
 
 
 def input_shape(model) -> tuple:

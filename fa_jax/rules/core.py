@@ -258,7 +258,8 @@ def _fa_shapes(model):
 
 
 def _dfa_shapes(model):
-    return [(model.n_out, math.prod(s)) for s in contract.hidden_shapes(model, "DFA-family feedback")]
+    n = contract.source_size(model)
+    return [(n, math.prod(s)) for s in contract.hidden_shapes(model, "DFA-family feedback")]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,17 @@ class DFAPoint(nn.Module):
         return x
 
 
+class DFAOutput(nn.Module):
+    """Where a DFA-family rule takes its error (linen): the identity, except that under the DFA family
+    the output node sits here, so ``e = dL/dh`` at this array (the layers after it, e.g. a final norm
+    and the unembedding, train by BP) and every DFA point before it receives ``e @ B``. At most one
+    per model; DFA points come before it. Without it the error is taken at the logits."""
+
+    @nn.compact
+    def __call__(self, x):
+        return x
+
+
 def train_arg(module, name=None):
     """``(name, negated)`` of the module's train flag: ``name`` if given (``"deterministic"`` is
     negated), else the first of :data:`TRAIN_ARGS` that ``__call__`` takes; ``(None, False)`` if none."""
@@ -61,7 +72,7 @@ class LinenAdapter:
 
     kind = "linen"
     weighted_names = tuple(t.__name__ for t in WEIGHTED)
-    true_gradient_names = tuple(t.__name__ for t in TRUE_GRADIENT) + ("DFAPoint",)
+    true_gradient_names = tuple(t.__name__ for t in TRUE_GRADIENT) + ("DFAPoint", "DFAOutput")
 
     def _train_kw(self, train):
         return {} if self.train_name is None else {self.train_name: (not train) if self.negated else bool(train)}
@@ -97,10 +108,17 @@ def _interceptor(wiring):
         if not wiring.active:
             return next_fun(*args, **kwargs)
         wiring.module(m.path, type(m).__name__)
+        if isinstance(m, nn.Embed) and context.method_name == "attend":
+            raise ValueError(f"layer {path_name(m.path)} (Embed) is used as a tied unembedding (Embed.attend), which "
+                             f"fa_jax does not wire: unembed with an nn.Dense layer")
         if context.method_name != "__call__" or not args:
             return next_fun(*args, **kwargs)
         if isinstance(m, DFAPoint):
             return wiring.marker(m.path, args[0])
+        if isinstance(m, DFAOutput):
+            return wiring.output(m.path, args[0])
+        if isinstance(m, nn.RNNCellBase) and len(args) >= 2:
+            return wiring.cell(m.path, lambda c, *rest: next_fun(c, *rest, **kwargs), *args)
         if isinstance(m, WEIGHTED):
             p = unfreeze(m.variables.get("params", {}))
             if "kernel" not in p:

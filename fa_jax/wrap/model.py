@@ -39,7 +39,10 @@ class FlaxModel:
     """A wrapped Flax model (module doc). Built by :func:`from_flax`; fields are what the trace found.
 
     calls: ``(path, kind, kernel shape, input shape, output shape)`` per weighted-layer call;
-    points: ``(name, shape)`` per DFA point (shape without the output's leading axes).
+    points: ``(name, shape)`` per DFA point (shape without the output's leading axes);
+    token_axes: the output's axes between batch and n_out (``(T,)`` for per-token logits), shared
+    by every point: a point's B maps one token's error to that token's activation;
+    output_at: ``(name, shape)`` of the :class:`fa_jax.DFAOutput` marker, or None (the logits).
     """
 
     adapter: object
@@ -51,6 +54,8 @@ class FlaxModel:
     markers: bool
     stateful: bool
     stochastic: bool
+    token_axes: tuple = ()
+    output_at: tuple | None = None  # (DFAOutput path name, feature shape) when the error is taken there
 
     # -- identity: compiled programs are cached by model, checkpoints fingerprint its repr
     def _key(self):
@@ -88,6 +93,11 @@ class FlaxModel:
     @property
     def hidden_shapes(self) -> list[tuple]:
         return [s for _, s in self.points]
+
+    @property
+    def source_size(self) -> int:
+        """The DFA family's error size: ``n_out``, or the ``DFAOutput`` marker's features."""
+        return self.n_out if self.output_at is None else math.prod(self.output_at[1])
 
     @property
     def point_names(self) -> list[str]:
@@ -161,6 +171,9 @@ class FlaxModel:
     def check_rule(self, rule) -> None:
         """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families, and
         pepita on a chain of weighted layers (:func:`fa_jax.wrap.pepita.check`)."""
+        if rule.family == "dfa" and rule.needs_targets and self.output_at is not None:
+            raise ValueError(f"rule {rule.name!r} sends the target, not an error, to the DFA points: it does not "
+                             f"take the error at the DFAOutput marker {self.output_at[0]}; wrap the model without it")
         if rule.name == "bp" or rule.family in ("fa", "dfa"):
             return
         if rule.family == "forward" and rule.name.split("(")[0] == "pepita":
@@ -220,12 +233,15 @@ class FlaxModel:
             return pepita.apply(self, r, params, x, fbs[0], train=train, key=key if train else None, probes=probes)
         matrices = dict(zip(self.kernel_paths, fbs)) if r.family == "fa" and fbs is not None else {}
         wiring = Wiring(r, matrices, markers=self.markers, x=x, probes=probes)
+        if r.family == "dfa" and self.output_at is not None:
+            wiring.output_node = lambda h, hs: r.output(h, hs, fbs, targets)
         y, new = self.adapter.run(params, stats, x, train=train, key=key if train else None, wiring=wiring)
         if r.family == "dfa":
             names = [n for n, _ in wiring.points]
             if names != self.point_names:
                 raise ValueError(f"this pass met DFA points {names}, the model was wrapped with {self.point_names}")
-            y = r.output(y, [h for _, h in wiring.points], fbs, targets)
+            if self.output_at is None:
+                y = r.output(y, [h for _, h in wiring.points], fbs, targets)
         return (y, new) if self.stateful else y
 
 
@@ -308,6 +324,17 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
         raise ValueError(f"the module returns shape {out}; fa_jax trains models whose output is logits "
                          f"(batch, ..., n_out)")
     lead = len(out) - 1
+    output_at = None
+    if wiring.output_at is not None:
+        o_name, o_index, o_shape = wiring.output_at
+        if o_index != len(wiring.points):
+            later = wiring.points[o_index][0]
+            raise ValueError(f"DFA point {later!r} comes after the DFAOutput marker {o_name}: points must come "
+                             f"before the place the error is taken")
+        if tuple(o_shape[:lead]) != tuple(out[:lead]):
+            raise ValueError(f"the DFAOutput marker {o_name} has shape {o_shape}, which does not share the output's "
+                             f"leading axes {tuple(out[:lead])}")
+        output_at = (o_name, tuple(o_shape[lead:]))
     points = []
     for name, h in wiring.points:
         if tuple(h.shape[:lead]) != tuple(out[:lead]):
@@ -316,7 +343,8 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
         points.append((name, tuple(h.shape[lead:])))
     return FlaxModel(adapter=adapter, input_shape=shape, input_dtype=dtype, n_out=int(out[-1]),
                      calls=tuple(wiring.calls), points=tuple(points), markers=markers,
-                     stateful=bool(state), stochastic=getattr(adapter, "train_name", None) is not None)
+                     stateful=bool(state), stochastic=getattr(adapter, "train_name", None) is not None,
+                     token_axes=tuple(out[1:lead]), output_at=output_at)
 
 
 def _discover(adapter, params, state, x, markers):

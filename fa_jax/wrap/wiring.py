@@ -26,6 +26,19 @@ another way (a residual block's identity shortcut), gradients flow along that wa
 the earlier points and down to the stem. Markers cut every use, so a residual net's DFA points are
 best placed with markers (one per block: Launay et al.'s "macro" DFA). ``probes`` (the
 diagnostics) add a zero array at every point, under any rule.
+
+Recurrent cells (``flax.linen`` ``RNNCellBase``: ``GRUCell``, ``SimpleCell``, ``LSTMCell``, ...,
+scanned over time by ``nn.RNN``): their weighted layers are wired like any other (FA: ``delta @ B.T``
+to the step's input and to the previous hidden state, so FA's signal runs back through time), but
+no point is made inside a cell (its arrays live inside the scan); the RNN's output sequence, read
+by the next weighted layer, is a point with one entry per step. Under a DFA-family rule the cell's
+carry enters through ``stop_gradient``: each step's hidden state receives only its own
+``e_t @ B``, with no signal through time, and the cell's weights learn from ``dh_t/dW`` at a fixed
+previous state.
+
+The error taken elsewhere: a :class:`fa_jax.DFAOutput` marker puts the DFA family's output node
+on its input ``h`` instead of the logits: ``e = dL/dh`` (the layers above it, e.g. a final norm and
+the unembedding, train by BP), ``B`` of shape ``(prod(h's feature shape), prod(point shape))``.
 """
 
 import contextlib
@@ -93,6 +106,9 @@ class Wiring:
         self._repeats = {}
         self.record = record
         self.inputs = []  # (path, fn, h, p, out) per weighted call, with record=True
+        self._cells = []  # the recurrent cells being run (innermost last)
+        self.output_node = None  # h -> DFA output node on h (a DFA-family pass with a DFAOutput marker)
+        self.output_at = None  # (path name, number of points before it, shape) of the DFAOutput marker
 
     @contextlib.contextmanager
     def quiet(self):
@@ -126,9 +142,40 @@ class Wiring:
         self._seen[id(h)] = (h, out)  # h kept alive: its id is not reused within the pass
         return out
 
+    def _not_in_cell(self, what, path):
+        if self._cells:
+            raise ValueError(f"{what} {path_name(path)} is inside the recurrent cell {self._cells[-1]}, whose "
+                             f"arrays live inside a scan over time: place it on the RNN's output sequence")
+
+    def cell(self, path, call, carry, *rest):
+        """A recurrent cell's step ``call(carry, *rest)`` (module doc): no points inside it; under the
+        DFA family (and pepita) its carry enters through ``stop_gradient`` (no signal through time)."""
+        if self.family in ("dfa", "forward"):
+            carry = jax.tree.map(jax.lax.stop_gradient, carry)
+        self._cells.append(path_name(path))
+        try:
+            return call(carry, *rest)
+        finally:
+            self._cells.pop()
+
+    def output(self, path, h):
+        """A ``DFAOutput`` call: the DFA family's output node on ``h`` (module doc); the identity otherwise."""
+        self._not_in_cell("DFAOutput", path)
+        if self.output_at is not None:
+            raise ValueError(f"the model calls DFAOutput twice ({self.output_at[0]} and {path_name(path)}): the error "
+                             f"is taken at one place")
+        self.output_at = (path_name(path), len(self.points), tuple(h.shape))
+        if self.output_node is None:
+            return h
+        return self.output_node(h, [live for _, live in self.points])
+
     def marker(self, path, h):
         """A ``DFAPoint`` call: a point when the model's points are its markers (the marker is the
         identity outside DFA and probes); otherwise only noted (``found_markers``)."""
+        self._not_in_cell("DFAPoint", path)
+        if self.output_at is not None and self.markers:
+            raise ValueError(f"DFAPoint {path_name(path)} comes after the DFAOutput marker {self.output_at[0]}: "
+                             f"points must come before the place the error is taken")
         if not self.markers:
             self.found_markers.append(path_name(path))
             return h
@@ -140,7 +187,7 @@ class Wiring:
         path = tuple(path)
         first = self._n_weighted == 0
         self._n_weighted += 1
-        if not self.markers and not first and h is not self.x:
+        if not self.markers and not first and h is not self.x and not self._cells and self.output_at is None:
             name = path_name(path)
             k = self._repeats.get(name, 0)
             self._repeats[name] = k + 1
@@ -152,6 +199,6 @@ class Wiring:
             out = plain(h)
         if self.record:
             self.inputs.append((path, fn, h, p, out))
-        if self.rule is None:
+        if self.rule is None and not (self._cells and any(c[0] == path for c in self.calls)):  # a scan traces twice
             self.calls.append((path, kind, tuple(p["kernel"].shape), tuple(h.shape), tuple(out.shape)))
         return out

@@ -220,8 +220,9 @@ def test_modular_addition_errors():
 def test_check_task_refuses_other_losses_and_bad_token_labels():
     task = fj.data.modular_addition(5)
     for loss in ("mse", "bce", "hinge"):
-        with pytest.raises(ValueError, match=rf"task 'modadd' has token labels \(y_test of shape \(13, 3\)\): token "
-                                             rf"tasks take loss 'softmax_ce' without label smoothing, got loss '{loss}'"):
+        with pytest.raises(ValueError, match=r"task 'modadd' has token labels \(y_test of shape \(13, 3\)\): token "
+                                             rf"tasks take loss 'softmax_ce' without label smoothing, got loss "
+                                             rf"'{loss}'"):
             fj.data.check_task(task, loss=loss)
     with pytest.raises(ValueError, match=r"got label_smoothing=0.1"):
         fj.data.check_task(task, label_smoothing=0.1)

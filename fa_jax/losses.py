@@ -2,7 +2,13 @@
 
 Label conventions, shared by every task in ``fa_jax.data``:
 - binary tasks: ``logits`` (batch, 1), ``labels`` (batch,) in {-1, +1};
-- multi-class tasks: ``logits`` (batch, C), ``labels`` integer (batch,) or one-hot (batch, C).
+- multi-class tasks: ``logits`` (batch, C), ``labels`` integer (batch,) or one-hot (batch, C);
+- token (sequence) tasks: ``logits`` (batch, T, V), ``labels`` integer (batch, T) (any
+  integer labels with ``ndim >= 2`` and one fewer axis than ``logits``); a position labelled
+  -1 is not scored. Only :func:`softmax_ce` takes them (the mean over the scored positions);
+  :func:`accuracy` gives each sequence's fraction of scored positions right, whose batch mean
+  is the per-token accuracy when every sequence has as many scored positions (as in the
+  tasks of ``fa_jax.data``).
 The per-example formulas are optax's (``optax.losses``) wherever optax has them.
 """
 
@@ -34,12 +40,24 @@ def mae(logits, labels):
     return jnp.abs(logits - _targets(logits, labels)).sum(-1).mean()
 
 
+def _tokens(logits, labels) -> bool:
+    """Token labels (batch, T, ...): labels of ndim >= 2 with one axis fewer than the logits."""
+    return labels.ndim >= 2 and labels.ndim == logits.ndim - 1
+
+
 def softmax_ce(logits, labels):
-    """Softmax cross-entropy with integer (batch,) or one-hot (batch, C) labels."""
+    """Softmax cross-entropy with integer (batch,) or one-hot (batch, C) labels, or token labels
+    (batch, T) with logits (batch, T, V): the mean over the positions with a label >= 0."""
     if logits.shape[-1] == 1:
         raise ValueError("softmax_ce needs >= 2 outputs; use 'bce' for a single-logit binary task")
     if labels.ndim == logits.ndim:
         return optax.losses.softmax_cross_entropy(logits, labels).mean()
+    if _tokens(logits, labels):
+        labels = labels.astype(jnp.int32)
+        mask = labels >= 0
+        ce = optax.losses.softmax_cross_entropy_with_integer_labels(logits, jnp.where(mask, labels, 0))
+        mask = mask.astype(ce.dtype)
+        return (ce * mask).sum() / jnp.maximum(mask.sum(), 1)
     return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32)).mean()
 
 
@@ -84,9 +102,16 @@ def get(name: str):
 
 
 def accuracy(logits, labels):
-    """Per-example correctness (batch,): sign for one logit (z > 0 <-> +1), argmax otherwise."""
+    """Per-example correctness (batch,): sign for one logit (z > 0 <-> +1), argmax otherwise;
+    token labels (batch, T): each sequence's fraction of scored positions (label >= 0) whose
+    argmax is right, 0 for a sequence with none scored."""
     if logits.shape[-1] == 1:
         return ((logits[..., 0] > 0) == (labels > 0)).astype(jnp.float32)
+    if _tokens(logits, labels):
+        mask = labels >= 0
+        axes = tuple(range(1, labels.ndim))
+        hits = ((logits.argmax(-1) == labels) & mask).sum(axes)
+        return (hits / jnp.maximum(mask.sum(axes), 1)).astype(jnp.float32)
     if labels.ndim == logits.ndim:
         labels = labels.argmax(-1)
     return (logits.argmax(-1) == labels).astype(jnp.float32)

@@ -164,15 +164,17 @@ def _labels(name, y, n_out):
 _WARNED = set()
 
 
-def check_task(task, batch_size: int | None = None, loss: str | None = None) -> None:
+def check_task(task, batch_size: int | None = None, loss: str | None = None, label_smoothing: float = 0.0) -> None:
     """One-line ValueError for a task that would train on nothing or on garbage; cheap (a few
     reductions on the device, no training program is compiled).
 
     Checks x_test/y_test, and x_train/y_train and ``aux`` x_val/y_val when present: non-empty,
     matching lengths, finite values; 1-D labels of a multi-output task are integers in
     ``[0, n_out)``; a one-output task trained with ``loss`` bce or hinge (default: the task's)
-    has labels +-1. With a fixed training set smaller than ``batch_size`` it warns once that
-    every step is full-batch gradient descent (:func:`fa_jax.data.sample_fixed`).
+    has labels +-1; 2-D integer labels are token labels (``fa_jax.losses``): in ``[-1, n_out)``,
+    trained with softmax_ce and no ``label_smoothing``. With a fixed training set smaller than
+    ``batch_size`` it warns once that every step is full-batch gradient descent
+    (:func:`fa_jax.data.sample_fixed`).
     """
     loss = loss or task.default_loss
     aux = task.aux if isinstance(task.aux, dict) else {}
@@ -189,7 +191,7 @@ def check_task(task, batch_size: int | None = None, loss: str | None = None) -> 
         for nm, a in ((xn, x), (yn, y)):
             if jnp.issubdtype(jnp.result_type(a), jnp.inexact) and not bool(jnp.isfinite(a).all()):
                 raise ValueError(_nonfinite(task.name, nm, a))
-        _check_labels(task, yn, y, loss)
+        _check_labels(task, yn, y, loss, label_smoothing)
     n = task.n_train
     if (batch_size is not None and n is not None and batch_size > n and task.sampler is sample_fixed
             and (task.name, n, batch_size) not in _WARNED):
@@ -206,10 +208,18 @@ def _nonfinite(task_name, name, a) -> str:
             f"{first[0] if len(first) == 1 else first}); remove or impute them")
 
 
-def _check_labels(task, name, y, loss):
-    if np.ndim(y) != 1:
+def _check_labels(task, name, y, loss, label_smoothing=0.0):
+    tokens = np.ndim(y) == 2 and jnp.issubdtype(jnp.result_type(y), jnp.integer)
+    if np.ndim(y) != 1 and not tokens:
         return  # one-hot or real-valued targets: only finiteness is checked
-    if task.n_out >= 2:
+    if tokens:
+        if loss != "softmax_ce" or label_smoothing:
+            what = f"loss {loss!r}" if loss != "softmax_ce" else f"label_smoothing={label_smoothing!r}"
+            raise ValueError(f"task {task.name!r} has token labels ({name} of shape {tuple(np.shape(y))}): token "
+                             f"tasks take loss 'softmax_ce' without label smoothing, got {what}")
+        bad = (y < -1) | (y >= task.n_out)
+        what = f"token labels must be integers in [-1, {task.n_out}) for n_out={task.n_out} (-1: not scored)"
+    elif task.n_out >= 2:
         yf = jnp.asarray(y, jnp.float32)
         bad = (yf != jnp.round(yf)) | (yf < 0) | (yf >= task.n_out)
         what = f"class labels must be integers in [0, {task.n_out}) for n_out={task.n_out}"
@@ -219,5 +229,6 @@ def _check_labels(task, name, y, loss):
     else:
         return
     if bool(bad.any()):
-        i = int(jnp.argmax(bad))
-        raise ValueError(f"task {task.name!r}: {name}[{i}] = {np.asarray(y[i]).item()!r} is out of range: {what}")
+        i = np.unravel_index(int(jnp.argmax(bad.ravel())), bad.shape)
+        at = ", ".join(str(int(j)) for j in i)
+        raise ValueError(f"task {task.name!r}: {name}[{at}] = {np.asarray(y[i]).item()!r} is out of range: {what}")

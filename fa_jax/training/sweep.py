@@ -238,7 +238,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
         task = task.replace(aux={**task.aux, "x_val": x_val, "y_val": y_val})
         early_stopping = int(early_stopping)
     label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
-    check_task(task, batch_size, loss_name)
+    check_task(task, batch_size, loss_name, label_smoothing)
 
     if isinstance(devices, Mesh):
         mesh, data_parallel = devices, devices.shape.get("data", 1)

@@ -167,6 +167,10 @@ class NNXAdapter:
         owners = {p[:-1] for p, *_ in self.params}
         paths = {}
         for path, m in nnx.iter_modules(model):
+            if isinstance(m, nnx.RNN):
+                raise ValueError(f"layer {path_name(path)} (nnx.RNN) is not wired: its nnx.scan runs a rebuilt copy of "
+                                 f"the cell that fa_jax's routing does not reach; write the recurrent net in flax.linen (nn.RNN), whose "
+                                 f"cells every rule runs")
             if isinstance(m, (WEIGHTED, NNXDFAPoint)) or tuple(path) in owners:
                 object.__setattr__(m, "__class__", _routed(type(m)))
                 paths[id(m)] = tuple(path)

@@ -245,3 +245,18 @@ class RNNWithInnerPoint(nn.Module):
 def test_tied_unembedding_and_a_point_inside_a_cell_are_refused():
     one_line_error(lambda: fj.from_flax(Tied(), (T,), input_dtype="int32"), "tied unembedding (Embed.attend)")
     one_line_error(lambda: fj.from_flax(RNNWithInnerPoint(), (T,), input_dtype="int32"), "is inside the recurrent cell")
+
+
+def test_an_nnx_rnn_is_refused_in_one_line():
+    from flax import nnx
+
+    class NNXRecurrent(nnx.Module):
+        def __init__(self, rngs):
+            self.emb = nnx.Embed(V, 4, rngs=rngs)
+            self.rnn = nnx.RNN(nnx.GRUCell(4, 4, rngs=rngs))
+            self.out = nnx.Linear(4, V, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(self.rnn(self.emb(x)))
+
+    one_line_error(lambda: fj.from_flax(NNXRecurrent, (T,), input_dtype="int32"), "layer rnn (nnx.RNN) is not wired")

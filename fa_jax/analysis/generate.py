@@ -6,7 +6,8 @@ For a wrapped model whose input is exactly ``context`` token ids (``model.input_
 position choose the next token, which enters the window as its oldest token leaves. Temperature
 0 is greedy (argmax); a temperature T > 0 samples from ``softmax(logits / T)``
 (``jax.random.categorical``, one key split off per step). The whole loop is one ``lax.scan``
-under ``jax.jit``: the program compiles once per model, ``n_new`` and greedy-or-not.
+under ``jax.jit``, one program per model and ``n_new`` for greedy decoding and sampling
+alike (the temperature is an argument, not a constant).
 """
 
 import functools
@@ -46,16 +47,17 @@ def _check(model, prompt, n_new, key, temperature) -> np.ndarray:
     return p.astype(np.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_new", "greedy"))
-def _generate(model, params, prompt, key, temperature, *, n_new, greedy):
+@functools.partial(jax.jit, static_argnames=("model", "n_new"))
+def _generate(model, params, prompt, key, temperature, *, n_new):
+    """One program for greedy (``temperature`` 0) and sampling alike: the temperature is traced."""
+    hot = temperature > 0
+
     def step(carry, _):
         window, key = carry
         logits = model.apply(params, window[None])[0, -1]
-        if greedy:
-            tok = jnp.argmax(logits).astype(jnp.int32)
-        else:
-            key, sub = jax.random.split(key)
-            tok = jax.random.categorical(sub, logits / temperature).astype(jnp.int32)
+        key, sub = jax.random.split(key)
+        sampled = jax.random.categorical(sub, logits / jnp.where(hot, temperature, 1.0))
+        tok = jnp.where(hot, sampled, jnp.argmax(logits)).astype(jnp.int32)
         return (jnp.concatenate([window[1:], tok[None]]), key), tok
 
     _, new = jax.lax.scan(step, (prompt, key), None, length=n_new)
@@ -83,8 +85,6 @@ def generate(model, params, prompt, n_new: int, *, key=None, temperature: float 
             non-finite temperature, or a missing key when sampling.
     """
     p = _check(model, prompt, n_new, key, temperature)
-    greedy = temperature == 0
-    k = jax.random.key(0) if key is None else key
-    out = _generate(model, params, jnp.asarray(p), k, jnp.float32(temperature if not greedy else 1.0),
-                    n_new=int(n_new), greedy=greedy)
+    k = jax.random.key(0) if key is None else key  # greedy: drawn from, never used
+    out = _generate(model, params, jnp.asarray(p), k, jnp.float32(temperature), n_new=int(n_new))
     return np.asarray(out)

@@ -29,7 +29,8 @@ first task run), and with --samples > 0 and the lm task samples.md (text written
 dfa-trained models, seed 0, greedy and at temperature 0.8). Prints a table per task (task |
 model | params | rule | metric mean ± std | worst seed | diverged | tokens/s | vs bp | seconds;
 tokens/s: the training tokens seeds x steps x batch size x T per second of the compiled run,
-compile excluded; vs bp: against bp on the same task and model).
+compile excluded, its evaluations, diagnostics and checkpoint saves included; vs bp: against bp
+on the same task and model).
 """
 
 import re

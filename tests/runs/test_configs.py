@@ -25,6 +25,7 @@ SHIPPED = {
     "feedback_schemes": ("experiments/feedback_schemes.py", []),
     "cnn_rules": ("experiments/cnn_rules.py", []),
     "flax_models": ("experiments/flax_models.py", []),
+    "sequence_rules": ("experiments/sequence_rules.py", []),
     "rules_benchmark": ("experiments/rules_benchmark.py", []),
     "lecture_xor": ("experiments/lectures/xor.py", ["--rules", "bp,fa,dfa"]),
     "lecture_gradients": ("experiments/lectures/gradients.py", []),

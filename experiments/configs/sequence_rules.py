@@ -1,0 +1,41 @@
+"""Config for experiments/sequence_rules.py: reproduces the tables of docs/sequence_rules.md (bp, fa,
+dfa, kp, usf on a 2-block transformer LM, d_model 64, 4 heads, DFA points macro and micro, and
+on a GRU with 128 hidden units; character LM on the pydoc text with windows of 64, associative
+recall with 8 pairs, modular addition mod 31; 3 seeds, 1000 steps, per-block alignment).
+
+    python experiments/sequence_rules.py --config experiments/configs/sequence_rules.py
+
+Same run as `python experiments/sequence_rules.py` (every option spelled out). Wall time:
+measured: see docs/sequence_rules.md.
+"""
+
+
+def get_config():
+    return {
+        "tasks": ["lm", "recall", "modadd"],
+        "models": ["transformer", "gru"],
+        "rules": ["bp", "fa", "dfa", "kp", "usf"],
+        "points": ["macro", "micro"],
+        "error_at": "logits",
+        "seeds": 3,
+        "steps": 1000,
+        "batch_size": 32,
+        "eval_every": 100,
+        "optimizer": "adam",
+        "lr": 0.001,
+        "d_model": 64,
+        "n_heads": 4,
+        "n_blocks": 2,
+        "d_hidden": 128,
+        "context": 64,
+        "recall_pairs": 8,
+        "recall_keys": 16,
+        "recall_values": 16,
+        "modulus": 31,
+        "train_fraction": 0.5,
+        "feedback_scale": 1.0,
+        "feedback_dist": "uniform",
+        "feedback_scaling": "fan_in",
+        "diagnostics": True,
+        "samples": 200,
+    }

@@ -1,6 +1,6 @@
 """BP, FA, DFA, KP and uSF on a small transformer language model and on a GRU, over seeds, with alignment per block.
 
-    python experiments/sequence_rules.py                 # lm, recall, modadd x transformer, gru x 5 rules x 3 seeds
+    python experiments/sequence_rules.py                 # lm, recall, modadd x transformer, gru x 5 rules x 3 seeds (~25 min, 2 CPU cores)
     python experiments/sequence_rules.py --quick         # tiny models, few steps (a smoke test; the tests use it)
     python experiments/sequence_rules.py --tasks lm --models transformer --rules bp,dfa --points micro
     python experiments/sequence_rules.py --error-at last_block   # DFA's error at the last block, not the logits
@@ -50,12 +50,17 @@ from fa_jax.wrap.transformer import ERROR_AT, POINTS
 TASKS = ("lm", "recall", "modadd")
 # the run's defaults, in one place (parser() and experiments/configs/sequence_rules.py spell them out)
 DEFAULTS = {"tasks": list(TASKS), "models": ["transformer", "gru"], "rules": ["bp", "fa", "dfa", "kp", "usf"],
-            "points": list(POINTS), "error_at": "logits", "seeds": 3, "steps": 1000, "batch_size": 32,
-            "eval_every": 100, "optimizer": "adam", "lr": 1e-3, "d_model": 64, "n_heads": 4, "n_blocks": 2,
-            "d_hidden": 128, "context": 64, "recall_pairs": 8, "recall_keys": 16, "recall_values": 16,
+            "points": list(POINTS), "error_at": "logits", "seeds": 3, "steps": None, "batch_size": None,
+            "eval_every": 100, "optimizer": "adamw", "lr": 1e-3, "weight_decay": None, "d_model": 64, "n_heads": 4, "n_blocks": 2,
+            "d_hidden": 128, "context": 64, "recall_pairs": 4, "recall_keys": 8, "recall_values": 8,
             "modulus": 31, "train_fraction": 0.5, "diagnostics": True, "samples": 200}
 QUICK = {"seeds": 2, "steps": 30, "eval_every": 15, "batch_size": 16, "d_model": 16, "n_heads": 2, "n_blocks": 1,
          "d_hidden": 16, "context": 16, "recall_pairs": 3, "modulus": 7, "samples": 40}
+# each task's training where --steps, --batch-size, --weight-decay are not given (None): modadd generalizes
+# only with strong weight decay (Power et al. 2022; AdamW's decoupled decay)
+TASK_TRAINING = {"lm": {"steps": 1000, "batch_size": 32, "weight_decay": 0.0},
+                 "recall": {"steps": 1500, "batch_size": 64, "weight_decay": 0.0},
+                 "modadd": {"steps": 2000, "batch_size": 64, "weight_decay": 1.0}}
 # task: (summary and header name of its metric, lower is better)
 METRICS = {"lm": ("val bits/char", True), "recall": ("test acc", False), "modadd": ("test acc", False)}
 SAMPLE_RULES = ("bp", "dfa")  # samples.md: text of the models these rules trained
@@ -77,8 +82,14 @@ def parser():
                         f"runs once per variant (transformer-macro, transformer-micro), other rules once")
     p.add_argument("--error-at", default=d["error_at"],
                    help=f"one of {', '.join(ERROR_AT)}: where the DFA family takes the transformer's error")
+    per_task = ", ".join(f"{t} {v['steps']} / {v['batch_size']} / {v['weight_decay']:g}"
+                         for t, v in TASK_TRAINING.items())
     cli.add_training_flags(p, seeds=d["seeds"], steps=d["steps"], batch_size=d["batch_size"],
-                           eval_every=d["eval_every"], optimizer=d["optimizer"], lr=d["lr"])
+                           eval_every=d["eval_every"], optimizer=d["optimizer"], lr=d["lr"],
+                           per_task=f"per task, steps / batch size / weight decay: {per_task}")
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help="adamw's decoupled weight decay (default: per task, as above, with --optimizer adamw; "
+                        "given, it is passed to any optimizer)")
     p.add_argument("--d-model", type=int, default=d["d_model"], help="the transformer's width")
     p.add_argument("--n-heads", type=int, default=d["n_heads"], help="attention heads (dividing --d-model)")
     p.add_argument("--n-blocks", type=int, default=d["n_blocks"], help="transformer blocks")
@@ -117,6 +128,18 @@ def make_task(name, args):
     return fj.data.modular_addition(args.modulus, args.train_fraction)
 
 
+def training(args, task: str) -> dict:
+    """The sweep's ``steps``, ``batch_size`` and ``optimizer_hyper`` on ``task``: the flags where given,
+    else :data:`TASK_TRAINING` (its weight decay only with adamw)."""
+    own = TASK_TRAINING[task]
+    wd = args.weight_decay
+    if wd is None and args.optimizer == "adamw":
+        wd = own["weight_decay"]
+    return {"steps": own["steps"] if args.steps is None else args.steps,
+            "batch_size": own["batch_size"] if args.batch_size is None else args.batch_size,
+            "optimizer_hyper": {} if wd is None else {"weight_decay": wd}}
+
+
 def variants(arch, rules, points) -> list[tuple]:
     """The cells of one model: ``(label, points, rule)``; the transformer splits by points for the DFA family."""
     out = []
@@ -150,7 +173,11 @@ def check_args(args) -> None:
         if rule.needs_targets and args.error_at == "last_block" and "transformer" in args.models:
             raise ValueError(f"--rules {r} with --error-at last_block: {r} sends the target, not an error, to the "
                              f"DFA points, so it cannot take the error at the last block; use --error-at logits")
-    cli.check_run_sizes(args)
+    for t in args.tasks:
+        tr = training(args, t)
+        cli.check_run_sizes({"seeds": args.seeds, "eval_every": args.eval_every, "steps": tr["steps"],
+                             "batch_size": tr["batch_size"]})
+        fj.optimizer(args.optimizer, args.lr, **tr["optimizer_hyper"])
     for flag in ("d_model", "n_heads", "n_blocks", "d_hidden", "context", "recall_pairs", "recall_keys",
                  "recall_values"):
         if getattr(args, flag) < 1:
@@ -167,7 +194,6 @@ def check_args(args) -> None:
         raise ValueError(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
     if args.samples < 0:
         raise ValueError(f"--samples must be >= 0 (0: none), got {args.samples}")
-    fj.optimizer(args.optimizer, args.lr)
     cli.feedback_options(args)
 
 
@@ -192,9 +218,11 @@ def build(args):
                 except ValueError as err:
                     raise ValueError(f"--rules: {err}") from None
                 cells.append({"task": t, "model": label, "arch": arch, "rule": rule})
-    fj.memory.check_all(({"model": models[c["task"], c["model"]], "task": tasks[c["task"]], "rule": c["rule"]}
-                         for c in cells), seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer,
-                        steps=args.steps, eval_every=args.eval_every)
+    for t in tasks:
+        tr = training(args, t)
+        fj.memory.check_all(({"model": models[c["task"], c["model"]], "task": tasks[c["task"]], "rule": c["rule"]}
+                             for c in cells if c["task"] == t), seeds=args.seeds, batch_size=tr["batch_size"],
+                            optimizer=args.optimizer, steps=tr["steps"], eval_every=args.eval_every)
     return tasks, cells, models
 
 
@@ -224,7 +252,8 @@ def summarize(cells, results, models, tasks, args) -> list[dict]:
         v = final_metric(c["task"], res)
         ok = v[np.isfinite(v)]
         t = tasks[c["task"]].n_in
-        tokens = len(res.seeds) * args.steps * args.batch_size * t
+        tr = training(args, c["task"])
+        tokens = len(res.seeds) * tr["steps"] * tr["batch_size"] * t
         rows.append({**{k: c[k] for k in ("task", "model", "arch", "rule")},
                      "params": n_params(models[c["task"], c["model"]]), "metric": name,
                      "lower_is_better": lower, "seeds": len(res.seeds), "diverged": int(res.diverged.sum()),
@@ -411,14 +440,14 @@ def main(argv=None):
     if "lm" in tasks:
         config["corpus"] = fj.data.text.corpus_info()
     study = Study.from_args(args, "sequence_rules", config)
-    print(f"tasks {', '.join(tasks)}: {args.seeds} seeds x {args.steps} steps, models "
+    steps = ", ".join(f"{t} {training(args, t)['steps']}" for t in tasks)
+    print(f"tasks {', '.join(tasks)}: {args.seeds} seeds x steps ({steps}), models "
           f"{', '.join(dict.fromkeys(c['model'] for c in cells))}, rules {', '.join(args.rules)} -> {study.out}")
     for c in cells:
         study.sweep({"task": c["task"], "model": c["model"], "rule": c["rule"]}, models[c["task"], c["model"]],
                     tasks[c["task"]], name=cell_name(c), desc=f"{c['task']}/{c['model']}/{c['rule']}",
-                    rule=c["rule"], seeds=args.seeds, steps=args.steps, batch_size=args.batch_size,
-                    optimizer=args.optimizer, lr=args.lr, feedback=feedback, eval_every=args.eval_every,
-                    diagnostics=args.diagnostics)
+                    rule=c["rule"], seeds=args.seeds, optimizer=args.optimizer, lr=args.lr, feedback=feedback,
+                    eval_every=args.eval_every, diagnostics=args.diagnostics, **training(args, c["task"]))
     summary = study.finish(lambda s: write_outputs(s, tasks, cells, models, args))
     rows = summary["by_task_model_rule"]
     for t in tasks:

@@ -418,13 +418,16 @@ def add_run_flags(p, job: str) -> None:
                         "recorded (the result equals an uninterrupted run bit for bit)")
 
 
-def add_training_flags(p, *, seeds: int, steps: int, batch_size: int, eval_every: int, optimizer: str = "adam",
-                       lr: float = 1e-3, optimizer_help: str | None = None) -> None:
+def add_training_flags(p, *, seeds: int, steps: int | None, batch_size: int | None, eval_every: int,
+                       optimizer: str = "adam", lr: float = 1e-3, optimizer_help: str | None = None,
+                       per_task: str | None = None) -> None:
     """The flags of a sweep's training loop, with a script's defaults: ``--seeds`` (vmapped),
-    ``--steps``, ``--batch-size``, ``--eval-every``, ``--optimizer`` (an ``fj.optimizer`` name), ``--lr``."""
+    ``--steps``, ``--batch-size``, ``--eval-every``, ``--optimizer`` (an ``fj.optimizer`` name), ``--lr``.
+    ``per_task``: the text saying what a None ``steps`` / ``batch_size`` default stands for."""
+    tail = f" (default: {per_task})" if per_task else ""
     p.add_argument("--seeds", type=int, default=seeds, help="number of seeds (vmapped)")
-    p.add_argument("--steps", type=int, default=steps, help="training steps")
-    p.add_argument("--batch-size", type=int, default=batch_size, help="examples per step")
+    p.add_argument("--steps", type=int, default=steps, help="training steps" + tail)
+    p.add_argument("--batch-size", type=int, default=batch_size, help="examples per step" + tail)
     p.add_argument("--eval-every", type=int, default=eval_every, help="steps between test evaluations")
     p.add_argument("--optimizer", default=optimizer, help=optimizer_help or "an fj.optimizer name")
     p.add_argument("--lr", type=float, default=lr, help="learning rate")

@@ -104,7 +104,7 @@ def test_a_modadd_cell_without_diagnostics_or_bp(tmp_path, capsys):
     (["--rules", "bp,pepita"], "--rules: rule 'pepita' does not run on these sequence models"),
     (["--rules", "ntk"], "--rules: rule 'ntk' does not run on these sequence models"),
     (["--rules", "bp,sgd"], "unknown rule 'sgd'"),
-    (["--recall-pairs", "20"], "--recall-pairs 20 > --recall-keys 16"),
+    (["--recall-pairs", "20"], "--recall-pairs 20 > --recall-keys 8"),
     (["--modulus", "1"], "--modulus must be >= 2, got 1"),
     (["--train-fraction", "1.5"], "--train-fraction must be in (0, 1), got 1.5"),
     (["--samples", "-1"], "--samples must be >= 0 (0: none), got -1"),

@@ -42,7 +42,8 @@ import numpy as np
 import fa_jax as fj
 from fa_jax.analysis.generate import generate
 from fa_jax.models.contract import n_params
-from fa_jax.runs import cli, plots, rundir, tables
+from fa_jax.runs import cli, rundir, tables
+from fa_jax.runs.block_alignment import alignment_figure, alignment_tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap.sequence_models import SEQUENCE_MODELS, language_model
 from fa_jax.wrap.transformer import ERROR_AT, POINTS
@@ -304,102 +305,6 @@ def task_table(rows, task) -> str:
     return f"### {task}: {name} ({better} is better)\n\n" + tables.table([r for r in rows if r["task"] == task], cols)
 
 
-# -- alignment per block -------------------------------------------------------------------------
-
-def blocks(model) -> list[str]:
-    """The blocks of ``model``'s kernels, in order: each kernel path's first name (block_0, ..., unembed)."""
-    return list(dict.fromkeys(p[0] for p in model.kernel_paths))
-
-
-def block_angles(angles, paths, names):
-    """Per block of ``names``: the mean angle over its kernels (None entries and NaN ignored; NaN if none)."""
-    a = np.array([np.nan if v is None else v for v in angles], float)
-    out = []
-    for b in names:
-        vals = a[[i for i, p in enumerate(paths) if p[0] == b]]
-        vals = vals[np.isfinite(vals)]
-        out.append(float(vals.mean()) if vals.size else np.nan)
-    return out
-
-
-def with_blocks(rows, model) -> list[dict]:
-    """``rows`` (one model's metric rows) with ``block_alignment_deg``, the per-block mean angle."""
-    paths, names = model.kernel_paths, blocks(model)
-    return [dict(r, block_alignment_deg=None if r.get("grad_alignment_deg") is None
-                 else block_angles(r["grad_alignment_deg"], paths, names)) for r in rows]
-
-
-def stats_table(rows, metric, columns, first=("rule",)) -> str:
-    """Markdown: the ``first`` labels | seeds | one column per entry of ``metric``, mean ± std over seeds
-    at the last logged step (rows of each label group alike)."""
-    lines = ["| " + " | ".join(first) + " | seeds | " + " | ".join(columns) + " |",
-             "|" + "---|" * (len(first) + 1 + len(columns))]
-    for key in dict.fromkeys(tuple(r[k] for k in first) for r in rows):
-        group = [r for r in rows if tuple(r[k] for k in first) == key]
-        stats = tables.final_layer_stats(group, metric)
-        if not stats:
-            continue
-        ((mean, std, seeds),) = stats.values()
-        cells = ["—" if not np.isfinite(m) else f"{m:.1f} ± {s:.1f}°" for m, s in zip(mean, std)]
-        lines.append("| " + " | ".join(map(str, key)) + f" | {seeds} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def alignment_tables(metric_rows, cells, models) -> str:
-    """Per task and model: the final angle between each block's update and BP's (mean over the block's
-    kernels), then per model label the angle between the signal at each DFA point and BP's."""
-    parts = []
-    for task in dict.fromkeys(c["task"] for c in cells):
-        for arch in dict.fromkeys(c["arch"] for c in cells if c["task"] == task):
-            labels = list(dict.fromkeys(c["model"] for c in cells if (c["task"], c["arch"]) == (task, arch)))
-            rows = []
-            for label in labels:
-                rows += with_blocks([r for r in metric_rows if (r["task"], r["model"]) == (task, label)],
-                                    models[task, label])
-            names = blocks(models[task, labels[0]])
-            parts.append(f"### {task}, {arch}: angle between the rule's weight update and BP's per block "
-                         f"(mean over the block's kernels; last logged step)\n\n"
-                         + stats_table(rows, "block_alignment_deg", names, ("model", "rule")))
-            for label in labels:
-                mine = [r for r in rows if r["model"] == label and r.get("signal_alignment_deg") is not None]
-                if mine:
-                    parts.append(f"### {task}, {label}: angle between the signal at each DFA point and BP's "
-                                 f"dL/dh (last logged step)\n\n"
-                                 + stats_table(mine, "signal_alignment_deg", models[task, label].point_names))
-    return "\n\n".join(parts) + "\n"
-
-
-def alignment_figure(metric_rows, cells, models, task, path):
-    """Bars: per model (a panel), the final per-block angle to BP's update of every rule but bp."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
-
-    archs = list(dict.fromkeys(c["arch"] for c in cells if c["task"] == task))
-    fig, axes = plt.subplots(1, len(archs), figsize=(5.2 * len(archs), 3.8), dpi=110, squeeze=False)
-    for ax, arch in zip(axes[0], archs):
-        bars = [(c["model"], c["rule"]) for c in cells if (c["task"], c["arch"]) == (task, arch) and c["rule"] != "bp"]
-        names = blocks(models[task, next(c["model"] for c in cells if (c["task"], c["arch"]) == (task, arch))])
-        width = 0.8 / max(len(bars), 1)
-        for i, (label, rule) in enumerate(bars):
-            rows = with_blocks([r for r in metric_rows if (r["task"], r["model"], r["rule"]) == (task, label, rule)],
-                               models[task, label])
-            stats = tables.final_layer_stats(rows, "block_alignment_deg")
-            if not stats:
-                continue
-            ((mean, std, _),) = stats.values()
-            xs = np.arange(len(names)) + (i - (len(bars) - 1) / 2) * width
-            ax.bar(xs, mean, width, yerr=std, capsize=2, color=f"C{i}",
-                   label=rule if label == arch else f"{rule} ({label.split('-', 1)[1]})")
-        ax.axhline(90, color="gray", lw=0.8, ls="--")
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, fontsize=8)
-        ax.set_ylabel("angle to BP's update (°)")
-        ax.set_title(arch, fontsize=10)
-        ax.grid(alpha=0.3, axis="y")
-        if bars:
-            ax.legend(fontsize=8)
-    return plots.save(fig, path, f"{task}: per-block angle between the rule's update and BP's (last step)")
-
-
 # -- samples -------------------------------------------------------------------------------------
 
 def samples_text(cells, results, models, task, n_chars, summary_rows) -> str:
@@ -460,17 +365,24 @@ def main(argv=None):
     return 0
 
 
+def curves_figure(metric_rows, task, path):
+    """``task``'s metric vs step, a panel per architecture, a line per rule (and DFA points variant)."""
+    mine = []
+    for r in metric_rows:
+        if r["task"] == task:
+            arch, _, points = r["model"].partition("-")
+            extra = {"bpc": None if r.get("test_loss") is None else fj.data.bits_per_char(r["test_loss"])}
+            mine.append(dict(r, arch=arch, line=r["rule"] + (f" ({points})" if points else ""), **extra))
+    metric, ylabel = ("bpc", "validation bits/char") if task == "lm" else ("test_acc", METRICS[task][0])
+    return fj.plots.curves(mine, path, metric, ylabel, title=task, panel="arch", line="line")
+
+
 def write_outputs(study, tasks, cells, models, args) -> dict:
     """The figures and tables of the run (module doc); the summary's fields."""
     rows = summarize(cells, study.results, models, tasks, args)
     files = []
     for t in tasks:
-        mine = [dict(r, line=f"{r['model']}/{r['rule']}") for r in study.metric_rows if r["task"] == t]
-        if t == "lm":
-            mine = [dict(r, bpc=None if r.get("test_loss") is None else fj.data.bits_per_char(r["test_loss"]))
-                    for r in mine]
-        metric, ylabel = ("bpc", "validation bits/char") if t == "lm" else ("test_acc", METRICS[t][0])
-        fj.plots.curves(mine, study.out / f"curves_{t}.png", metric, ylabel, title=t, line="line")
+        curves_figure(study.metric_rows, t, study.out / f"curves_{t}.png")
         files.append(f"curves_{t}.png")
     if args.diagnostics:
         rundir.write_text(study.out / "alignment.md", alignment_tables(study.metric_rows, cells, models))

@@ -7,8 +7,8 @@ AdamW 1e-3; per task 1000 / 1500 / 2000 steps, batch 32 / 64 / 64, weight decay 
 
     python experiments/sequence_rules.py --config experiments/configs/sequence_rules.py
 
-Same run as `python experiments/sequence_rules.py` (every option spelled out). Wall time:
-measured: see docs/sequence_rules.md.
+Same run as `python experiments/sequence_rules.py` (every option spelled out): 33 sweeps, 1,429 s
+(24 min) measured on 2 shared CPU cores.
 """
 
 

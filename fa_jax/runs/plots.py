@@ -87,7 +87,8 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
 
     A seed with a ``diverged`` row is left out of its line entirely; the legend says so
     (:func:`seeds_label`; in panels, where it happened), and a line whose seeds all diverged is
-    only a legend entry. Colours follow the lines' order of appearance over all panels.
+    only a legend entry. With panels, the first panel has a legend, and so does any panel with a
+    line of its own or a diverged seed. Colours follow the lines' order of appearance over all panels.
 
     Args:
         rows: metrics rows (dicts with step, seed, the metric, the labels); a missing value is a gap.
@@ -118,11 +119,13 @@ def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *,
     cols = min(len(panels), 5)
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, 3.0 * nrows), dpi=100, squeeze=False, sharey=True)
+    shown = set()  # lines named in a legend so far
     for i, (ax, name) in enumerate(zip(axes.flat, panels)):
-        diverged = [_curve(ax, lname, curve, colors[lname], count=False)
-                    for lname, curve in _by([r for r in rows if r[panel] == name], line, metric).items()]
-        if i == 0 or any(diverged):
+        mine = _by([r for r in rows if r[panel] == name], line, metric)
+        diverged = [_curve(ax, lname, curve, colors[lname], count=False) for lname, curve in mine.items()]
+        if i == 0 or any(diverged) or set(mine) - shown:  # a panel with lines of its own names them too
             ax.legend(fontsize=7)
+            shown |= set(mine)
         ax.set_title(name if isinstance(name, str) else f"{panel}={name}", fontsize=9)
         ax.set_xlabel("training step", fontsize=8)
         ax.grid(alpha=0.3)

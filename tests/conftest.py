@@ -24,3 +24,25 @@ def keys(request):
     """Fresh, deterministic keys per test: ``keys(n)`` -> n distinct keys."""
     base = jax.random.key(zlib.crc32(request.node.name.encode()))  # stable across processes
     return lambda n: list(jax.random.split(base, n))
+
+
+# Every program XLA's CPU backend compiles keeps a few memory mappings of JIT code (about 3) for as
+# long as jax caches it; a test process that compiles tens of thousands of them (eager float64
+# tests compile one per op and shape) runs out of the kernel's vm.max_map_count (65530) and the
+# compiler segfaults. Past a third of that, the caches are dropped after a test module.
+MAP_LIMIT = 20_000
+
+
+def _mappings() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _bounded_jit_caches():
+    yield
+    if _mappings() > MAP_LIMIT:
+        jax.clear_caches()

@@ -1,4 +1,4 @@
-"""experiments/sequence_rules.py: a tiny end-to-end run (lm and recall, transformer and GRU, bp and
+"""experiments/sequence_rules.py: a tiny end-to-end run (lm, transformer and GRU, bp and
 dfa: table, summary, curves, per-block alignment, samples, the macro/micro labels, resume), a
 modadd cell without diagnostics, and its one-line CLI errors."""
 
@@ -14,26 +14,26 @@ import fa_jax as fj
 
 sequence_rules = load_script("experiments/sequence_rules.py", "sequence_rules")
 
-CELLS = [(t, m, r) for t in ("lm", "recall") for m, r in [("transformer", "bp"), ("transformer-macro", "dfa"),
+CELLS = [(t, m, r) for t in ("lm",) for m, r in [("transformer", "bp"), ("transformer-macro", "dfa"),
                                                           ("transformer-micro", "dfa"), ("gru", "bp"), ("gru", "dfa")]]
 
 
 def test_quick_run_writes_tables_alignment_samples_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
-    assert sequence_rules.main(["--quick", "--tasks", "lm,recall", "--models", "transformer,gru", "--rules", "bp,dfa",
+    assert sequence_rules.main(["--quick", "--tasks", "lm", "--models", "transformer,gru", "--rules", "bp,dfa",
                                 "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "### lm: val bits/char (lower is better)" in printed and "### recall: test acc (higher is better)" in printed
+    assert "### lm: val bits/char (lower is better)" in printed
     assert ("| task | model | params | rule | val bits/char (mean ± std) | worst seed | diverged | tokens/s | vs bp | "
             "seconds |") in printed
     for t, m, r in CELLS:
         assert re.search(rf"^\| {t} \| {m} \| [\d,]+ \| {r} \| ", printed, flags=re.MULTILINE), (t, m, r)
-    assert "transformer: tokens/s vs bp (mean over lm, recall): dfa (macro) " in printed and "time: " in printed
+    assert "transformer: tokens/s vs bp (mean over lm): dfa (macro) " in printed and "time: " in printed
 
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["by_task_model_rule"]
     assert [(s["task"], s["model"], s["rule"]) for s in rows] == CELLS
-    assert summary["metrics"] == {"lm": "val bits/char", "recall": "test acc"}
+    assert summary["metrics"] == {"lm": "val bits/char"}
     for s in rows:
         assert s["seeds"] == 2 and s["diverged"] == 0 and len(s["per_seed"]) == 2 and s["tokens_per_s"] > 0
         assert s["arch"] == s["model"].split("-")[0] and s["T"] == (16 if s["task"] == "lm" else 7)
@@ -44,8 +44,8 @@ def test_quick_run_writes_tables_alignment_samples_and_resumes(tmp_path, capsys)
         bp = next(b for b in rows if (b["task"], b["arch"], b["rule"]) == (s["task"], s["arch"], "bp"))
         assert s["tokens_per_s_vs_bp"] == pytest.approx(s["tokens_per_s"] / bp["tokens_per_s"])
         assert s["params"] == bp["params"]  # the points are markers: the same params
-    assert summary["files"] == ["curves_lm.png", "curves_recall.png", "alignment.md", "alignment.png", "samples.md"]
-    for f in ("curves_lm.png", "curves_recall.png", "alignment.png"):
+    assert summary["files"] == ["curves_lm.png", "alignment.md", "alignment.png", "samples.md"]
+    for f in ("curves_lm.png", "alignment.png"):
         assert (out / f).stat().st_size > 1000
 
     metric_rows = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
@@ -64,7 +64,7 @@ def test_quick_run_writes_tables_alignment_samples_and_resumes(tmp_path, capsys)
     assert re.search(r"^\| transformer-micro \| dfa \| 2 \| [\d.]+ ± [\d.]+° \| 0\.0 ± 0\.0° \|", alignment, flags=re.MULTILINE)
     assert re.search(r"^\| transformer \| bp \| 2 \| 0\.0 ± 0\.0° \| 0\.0 ± 0\.0° \|", alignment, flags=re.MULTILINE)
     assert "| rule | seeds | block_0/after_attn | block_0/mlp_hidden | block_0/out |" in alignment
-    assert "### recall, gru: angle between the signal at each DFA point" in alignment
+    assert "### lm, gru: angle between the signal at each DFA point" in alignment
 
     samples = (out / "samples.md").read_text()
     prompt = fj.data.text.decode(fj.data.char_lm(16).x_test[0])

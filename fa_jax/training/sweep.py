@@ -209,10 +209,10 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     m_shape, t_shape = contract.input_shape(model), tuple(task.input_shape or (task.n_in,))
     if m_shape != t_shape and max(len(m_shape), len(t_shape)) > 1:  # flat ones: the n_in check below
         raise ValueError(f"model input shape {m_shape} does not match task {task.name!r} input shape {t_shape}")
-    if contract.token_axes(model) and (model.n_in != task.n_in or model.n_out != task.n_out):
-        raise ValueError(f"the sequence model reads {model.n_in} tokens and has a vocabulary of {model.n_out}, but task "
-                         f"{task.name!r} has sequences of {task.n_in} tokens and a vocabulary of {task.n_out}")
-    if model.n_in != task.n_in or model.n_out != task.n_out:
+    if (model.n_in, model.n_out) != (task.n_in, task.n_out):
+        if contract.token_axes(model):
+            raise ValueError(f"the sequence model reads {model.n_in} tokens and has a vocabulary of {model.n_out}, but "
+                             f"task {task.name!r} has sequences of {task.n_in} tokens and a vocabulary of {task.n_out}")
         raise ValueError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
     loss_name = loss or task.default_loss
     losses_lib.get(loss_name)

@@ -326,11 +326,7 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
     lead = len(out) - 1
     output_at = None
     if wiring.output_at is not None:
-        o_name, o_index, o_shape = wiring.output_at
-        if o_index != len(wiring.points):
-            later = wiring.points[o_index][0]
-            raise ValueError(f"DFA point {later!r} comes after the DFAOutput marker {o_name}: points must come "
-                             f"before the place the error is taken")
+        o_name, _, o_shape = wiring.output_at  # no point follows it (Wiring.marker, Wiring.weighted)
         if tuple(o_shape[:lead]) != tuple(out[:lead]):
             raise ValueError(f"the DFAOutput marker {o_name} has shape {o_shape}, which does not share the output's "
                              f"leading axes {tuple(out[:lead])}")

@@ -260,3 +260,15 @@ def test_an_nnx_rnn_is_refused_in_one_line():
             return self.out(self.rnn(self.emb(x)))
 
     one_line_error(lambda: fj.from_flax(NNXRecurrent, (T,), input_dtype="int32"), "layer rnn (nnx.RNN) is not wired")
+
+
+class PointAfterOutput(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = fj.DFAOutput()(fj.DFAPoint()(jnp.tanh(nn.Embed(V, 4)(x))))
+        return nn.Dense(V)(fj.DFAPoint()(h))
+
+
+def test_a_point_after_the_dfa_output_marker_is_refused_in_one_line():
+    one_line_error(lambda: fj.from_flax(PointAfterOutput(), (T,), input_dtype="int32"),
+                   "comes after the DFAOutput marker DFAOutput_0")

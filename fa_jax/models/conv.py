@@ -27,13 +27,13 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.models import activations
+from fa_jax.models import activations, conv_grad
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.core import fa_apply  # noqa: F401  (FA through a conv; defined with the other rule ops)
 
-DN = ("NHWC", "HWIO", "NHWC")
+DN = conv_grad.DN  # NHWC inputs, HWIO kernels
 PADDINGS = ("SAME", "VALID")
 
 
@@ -94,8 +94,7 @@ class Conv:
         _padding(self.padding)
 
     def fn(self, h, w):
-        return jax.lax.conv_general_dilated(h, w, self.stride, self.padding, rhs_dilation=self.dilation,
-                                            dimension_numbers=DN)
+        return conv_grad.conv(h, w, "conv", self.stride, self.padding, self.dilation)
 
     def out_shape(self, in_shape):
         return _spatial("conv", in_shape, self.kernel, self.stride, self.dilation, self.padding) + (self.features,)
@@ -116,8 +115,7 @@ class ConvTranspose(Conv):
     with SAME padding, ((H-1) s + d (k-1) + 1, ...) with VALID; kernel (kh, kw, C, features)."""
 
     def fn(self, h, w):
-        return jax.lax.conv_transpose(h, w, self.stride, self.padding, rhs_dilation=self.dilation,
-                                      dimension_numbers=DN)
+        return conv_grad.conv(h, w, "transpose", self.stride, self.padding, self.dilation)
 
     def out_shape(self, in_shape):
         return _spatial("conv_transpose", in_shape, self.kernel, self.stride, self.dilation, self.padding,

@@ -41,7 +41,12 @@ class TrainState:
     model_state: list | None = None
 
 
-def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None) -> TrainState:
+def init_params(seed_key, model):
+    """One seed's initial params, ``model.init(fold_in(seed_key, PURPOSE_INIT))`` (every rule's)."""
+    return model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
+
+
+def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None, params=None) -> TrainState:
     """A fresh TrainState for one seed.
 
     Params, feedback and the training key are ``fold_in(seed_key, PURPOSE_*)`` (module doc).
@@ -55,8 +60,10 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
         feedback_opts: options for :func:`fa_jax.init_feedback` (default None: its defaults).
         learning_rate: this seed's learning rate, set in ``tx``'s injected state (default None:
             the one ``tx`` was built with).
+        params: this seed's :func:`init_params`, when drawn already (default None: drawn here);
+            the draw is the same for every rule, so a sweep draws it once per model.
     """
-    params = model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
+    params = init_params(seed_key, model) if params is None else params
     fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}),
                        params=params)
     r = rules_lib.get(rule)

@@ -27,9 +27,10 @@ from fa_jax.optim import zoo as optim
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback_options
 from fa_jax.training import checkpoint as checkpoint_lib
+from fa_jax.training import compiles
 from fa_jax.training import early_stopping as early_stopping_lib
 from fa_jax.training import memory, sharding
-from fa_jax.training.state import init_state
+from fa_jax.training.state import init_params, init_state
 from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
 from fa_jax.training.sweep_result import SweepResult, early_stopping_fields
 
@@ -69,7 +70,8 @@ def _chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) ->
 @functools.lru_cache(maxsize=128)
 def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch_size, eval_every, chunk,
               diagnostics=False, early_stopping=None, label_smoothing=0.0, data_mesh=None):
-    """Jitted (init, run_chunk) for one configuration, cached so repeated sweeps never recompile.
+    """Jitted (init(keys, params, lrs), run_chunk) for one configuration, cached so repeated sweeps
+    never recompile.
 
     The learning rate is not part of the key: it lives in the optimizer state
     (``inject_hyperparams``), one value per seed; only a schedule is.
@@ -83,17 +85,24 @@ def _programs(model, rule, loss_name, optimizer, schedule, hyper, fb_opts, batch
                                                                                      early_stopping)
     run_chunk = make_run_chunk(step, make_evaluate(model, rule, loss_fn), eval_every, chunk, diagnose, validate)
 
-    def init_one(k, lr=None):
-        s = init_state(k, model, rule, tx, dict(fb_opts), lr)
+    def init_one(k, params, lr=None):
+        s = init_state(k, model, rule, tx, dict(fb_opts), lr, params=params)
         return s if early_stopping is None else s.replace(early=early_stopping_lib.init_early(s.params))
 
-    def init(keys, lrs):
+    def init(keys, params, lrs):
         if lrs is None:
-            return jax.vmap(init_one)(keys)
-        return jax.vmap(init_one)(keys, lrs)
+            return jax.vmap(init_one)(keys, params)
+        return jax.vmap(init_one)(keys, params, lrs)
 
     spmd = {} if data_mesh is None else {"spmd_axis_name": "seeds"}
     return jax.jit(init), jax.jit(jax.vmap(run_chunk, in_axes=(0, None), **spmd))
+
+
+@functools.lru_cache(maxsize=64)
+def _param_program(model):
+    """Jitted ``keys -> params``: every rule's initial params (:func:`init_params`) for the seeds'
+    keys, one program per model, so a study of several rules compiles the draws once."""
+    return jax.jit(jax.vmap(lambda k: init_params(k, model)))
 
 
 def _refuse_traced(args: dict) -> None:
@@ -271,7 +280,11 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                                   fb_opts, batch_size, eval_every, chunk, diagnostics, early_stopping,
                                   label_smoothing, mesh if data_parallel > 1 else None)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seed_list, jnp.uint32))
-    state = init_fn(keys, None if lrs is None else jnp.asarray(lrs))
+    draw, draw_s = compiles.compile_once_run(_param_program(model), keys)  # shared by the model's rules
+    init_args = (keys, draw(keys), None if lrs is None else jnp.asarray(lrs))
+    init_exe, init_compile_s = compiles.compile_once_run(init_fn, *init_args)
+    init_compile_s += draw_s
+    state = init_exe(*init_args)
     state, task = sharding.place(state, task, mesh)
     chunks, done = [], 0  # done: evaluations already run (restored from a checkpoint)
     restored = None if ckpt is None else ckpt.restore(state)
@@ -313,7 +326,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     return SweepResult(rule=rule, seeds=seed_list, eval_steps=np.arange(1, n_evals + 1) * eval_every,
                        loss=metrics["loss"], train_acc=metrics["train_acc"], test_loss=metrics["test_loss"],
                        test_acc=metrics["test_acc"], diverged_at=np.asarray(state.diverged_at),
-                       state=state, compile_s=before["compile_s"] + compile_s,
+                       state=state, compile_s=before["compile_s"] + compile_s, init_compile_s=init_compile_s,
                        run_s=before["run_s"] + run_s, diagnostics=diag,
                        resumed_from=0 if restored is None else restored[2],
                        **early_stopping_fields(metrics, state))

@@ -1,6 +1,7 @@
 """Microseconds per seed-step of a full training step for 1..256 vmapped seeds, scan 1 vs 200.
 
     python benchmarks/bench_sweep.py                  # 784-256x3-10 MLP, batch 128, BP
+    python benchmarks/bench_sweep.py --seeds 1,4,16,64,256,1024 --precision tf32   # a GPU
 
 One call = ``scan_len`` steps of (sample a batch, loss, grad, Adam update) for S seeds at once
 (the same program ``fj.sweep`` runs). ``scan_len=1`` pays one Python dispatch per step;
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 
 import fa_jax as fj
 from fa_jax.training import sweep as train
-from timing import base_parser, environment, median_time, memory_of, precision, write
+from timing import base_parser, device_memory, environment, median_time, memory_of, precision, write
 
 
 def gaussian_task(n_in, n_out, n=4096):
@@ -85,8 +86,12 @@ def main():
         print(f"memory per seed ≈ {fit['bytes_per_seed'] / 2**20:.2f} MiB (XLA estimate); "
               f"largest seed count that fits in 90% of {fit['limit_bytes'] / 2**30:.1f} GiB ({fit['limit']}): "
               f"≈ {fit['max_seeds']}")
-    write(a.out, {"environment": env, "fit": fit, "config": {"sizes": sizes, "batch": a.batch_size, "rule": a.rule},
-                  "results": rows})
+    dev_mem = device_memory()  # the device's own peak over every configuration above (GPUs; None on CPU)
+    if dev_mem:
+        print(f"device peak memory in use: {dev_mem['peak_bytes_in_use'] / 2**30:.2f} GiB "
+              f"of {dev_mem['bytes_limit'] / 2**30:.1f} GiB")
+    write(a.out, {"environment": env, "fit": fit, "device_memory": dev_mem,
+                  "config": {"sizes": sizes, "batch": a.batch_size, "rule": a.rule}, "results": rows})
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ def main(argv=None):
     print(tables.table(summary["by_model_rule"], ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")))
     if args.diagnostics:
         print((study.out / "alignment.md").read_text())
+    print(study.compile_report())
     print(study.time_report())
     print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, curves.png")
     return 0

@@ -77,7 +77,7 @@ def main(argv=None):
         return 0
     print(table)
     for rule, res in results.items():
-        print(f"{rule}: compile {res.compile_s:.1f} s, run {res.run_s:.1f} s")
+        print(f"{rule}: compile {res.compile_s:.1f} s (+ {res.init_compile_s:.1f} s the draws), run {res.run_s:.1f} s")
     print(study.time_report())
     figs = ", alignment.png, grad_norms.png, ..." if args.diagnostics else ""
     print(f"wrote {study.out}/config.json, metrics.jsonl, summary.json, curves.png, loss.png{figs}")

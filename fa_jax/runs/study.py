@@ -257,14 +257,22 @@ class Study:
         return sum(r.compile_s + r.run_s for r in self.results.values())
 
     def timing(self) -> dict:
-        """{cell name: {"compile_s", "run_s"}} of every sweep so far (a resumed sweep: with the
-        seconds of the part its checkpoint holds)."""
-        return {n: {"compile_s": round(r.compile_s, 3), "run_s": round(r.run_s, 3)} for n, r in self.results.items()}
+        """{cell name: {"compile_s", "init_compile_s", "run_s"}} of every sweep so far (a resumed
+        sweep: with the seconds of the part its checkpoint holds); ``compile_s`` is the training
+        program's, ``init_compile_s`` the parameter and feedback draws' (0 when compiled before)."""
+        return {n: {"compile_s": round(r.compile_s, 3), "init_compile_s": round(r.init_compile_s, 3),
+                    "run_s": round(r.run_s, 3)} for n, r in self.results.items()}
+
+    def compile_report(self) -> str:
+        """One line: each sweep's compile seconds, training program + draws, e.g. ``compile (s,
+        training + draws): bp 2.1 + 0.6, fa 2.3 + 0.2``."""
+        return "compile (s, training + draws): " + ", ".join(
+            f"{n} {r.compile_s:.1f} + {r.init_compile_s:.1f}" for n, r in self.results.items())
 
     def time_report(self) -> str:
         """Where this process's wall time went, in parts that add up to it, e.g. ``time: 27.3 s wall
-        = 6.1 before the study (imports, checks, memory estimate) + 18.0 in 3 sweeps (compile 9.0,
-        run 8.1, init and checkpoints 0.9) + 0.4 between sweeps + 2.8 figures and tables + 0.0
+        = 6.1 before the study (imports, checks, memory estimate) + 18.0 in 3 sweeps (compile 8.1
+        + draws 0.9, run 8.1, checks and checkpoints 0.9) + 0.4 between sweeps + 2.8 figures and tables + 0.0
         since``. With resumed sweeps, their compile + run (earlier sessions included) is given
         instead of the split."""
         now = time.perf_counter()
@@ -274,9 +282,11 @@ class Study:
         sweeps, fin = self.clock["sweeps_s"], self.clock["finish_s"]
         done = self.clock.get("finished", now)
         comp = sum(r.compile_s for r in self.results.values())
+        draws = sum(r.init_compile_s for r in self.results.values())
         run = sum(r.run_s for r in self.results.values())
         fresh = not any(r.resumed_from for r in self.results.values())
-        inner = (f"compile {comp:.1f}, run {run:.1f}, init and checkpoints {max(sweeps - comp - run, 0.0):.1f}"
+        inner = (f"compile {comp:.1f} + draws {draws:.1f}, run {run:.1f}, checks and checkpoints "
+                 f"{max(sweeps - comp - draws - run, 0.0):.1f}"
                  if fresh else f"resumed; their compile + run, earlier sessions included: {comp + run:.1f}")
         between = (done - self.clock["opened"]) - sweeps - fin
         return (f"time: {wall:.1f} s wall = {before:.1f} before the study (imports, checks, memory estimate) + "

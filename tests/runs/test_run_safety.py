@@ -136,10 +136,10 @@ def test_repeated_cells_are_refused(tmp_path):
 
 def _report(text: str) -> dict:
     m = re.search(r"time: ([\d.]+) s wall = ([\d.]+) before the study .* \+ ([\d.]+) in \d+ sweeps \(compile "
-                  r"([\d.]+), run ([\d.]+), init and checkpoints ([\d.]+)\) \+ ([\d.]+) between sweeps \+ ([\d.]+) "
+                  r"([\d.]+) \+ draws ([\d.]+), run ([\d.]+), checks and checkpoints ([\d.]+)\) \+ ([\d.]+) between sweeps \+ ([\d.]+) "
                   r"figures and tables \+ ([\d.]+) since", text)
     assert m, text
-    return dict(zip(("wall", "before", "sweeps", "compile", "run", "init", "between", "figures", "since"),
+    return dict(zip(("wall", "before", "sweeps", "compile", "draws", "run", "init", "between", "figures", "since"),
                     map(float, m.groups())))
 
 
@@ -165,7 +165,7 @@ def test_two_runs_into_one_folder_at_once_one_is_refused_and_times_add_up(tmp_pa
     t = _report(winner[0])
     parts = t["before"] + t["sweeps"] + t["between"] + t["figures"] + t["since"]
     assert parts == pytest.approx(t["wall"], abs=0.3)
-    assert t["compile"] + t["run"] + t["init"] == pytest.approx(t["sweeps"], abs=0.3)
+    assert t["compile"] + t["draws"] + t["run"] + t["init"] == pytest.approx(t["sweeps"], abs=0.3)
     assert t["wall"] <= winner[3] + 0.5 and t["wall"] >= winner[3] - 5.0  # the process's whole life, nearly
 
 

@@ -33,7 +33,7 @@ JOBS = {"parity": "experiments/parity.py", "cnn_rules": "experiments/cnn_rules.p
 def wall(cmd) -> tuple[float, int, str]:
     t0 = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr)[-2000:]
+    return time.perf_counter() - t0, p.returncode, (p.stdout + p.stderr)[-4000:]
 
 
 def main(argv=None):

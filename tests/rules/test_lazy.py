@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fa_jax as fj
+from fa_jax.training import compiles
 from fa_jax.training import state as fj_state
 
 LAZY = ["ntk", "ntk_copy", "rf_gaussian", "rf_relu", "rf_linear"]
@@ -69,7 +70,8 @@ def test_rf_gaussian_init_follows_the_authors_code(keys):
 
 def _assert_frozen_and_stateless(res, model, rule):
     keys = jax.vmap(jax.random.key)(jnp.asarray(res.seeds, jnp.uint32))
-    init = jax.jit(jax.vmap(lambda k: fj_state.init_state(k, model, rule, fj.optimizer("adam"))))(keys)
+    draw = jax.jit(jax.vmap(lambda k: fj_state.init_state(k, model, rule, fj.optimizer("adam"))))
+    init = compiles.compile_once_run(draw, keys)[0](keys)  # compiled as fj.sweep compiles its draws
     for a, b in zip(jax.tree.leaves(init.feedback), jax.tree.leaves(res.state.feedback)):
         assert np.array_equal(np.asarray(a), np.asarray(b))  # the gate / random features never change
     moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(init.params), jax.tree.leaves(res.state.params))]

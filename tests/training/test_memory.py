@@ -50,8 +50,8 @@ def test_estimate_within_2x_of_xla(model, rule, seeds, batch):
     task = fj.data.images("digits") if getattr(model, "input_shape", None) else fj.data.parity(30, 3)
     est = memory.estimate(model, task, rule=rule, seeds=seeds, batch_size=batch)
     init, chunk = train._programs(model, rule, task.default_loss, "adam", None, (), (), batch, 10, 1)
-    state = jax.eval_shape(init, jax.vmap(jax.random.key)(jnp.arange(seeds, dtype=jnp.uint32)),
-                           jnp.full((seeds,), 1e-3))
+    keys = jax.vmap(jax.random.key)(jnp.arange(seeds, dtype=jnp.uint32))
+    state = jax.eval_shape(init, keys, jax.eval_shape(train._param_program(model), keys), jnp.full((seeds,), 1e-3))
     ma = chunk.lower(state, task).compile().memory_analysis()
     if ma is None:
         pytest.skip("this backend reports no memory analysis")

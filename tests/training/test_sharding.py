@@ -48,7 +48,8 @@ CODE = textwrap.dedent("""
     counts = []
     for m in (mesh, None):
         init, chunk = train._programs(deep, "dfa", "bce", "adam", None, (), (), 16, 20, 1, False, None, 0.0, m)
-        st, tk = sharding.place(init(keys, np.full(2, 1e-3, np.float32)), task, mesh)
+        params = train._param_program(deep)(keys)
+        st, tk = sharding.place(init(keys, params, np.full(2, 1e-3, np.float32)), task, mesh)
         counts.append(chunk.lower(st, tk).compile().as_text().count("all-reduce"))
     assert counts[0] > 0 and counts[1] == 0, counts
     for bad, msg in (({"data_parallel": 3}, "batch_size=16 does not split over data_parallel=3"),

@@ -23,7 +23,7 @@ class SweepResult:
     sweep continued from (0 for a fresh run). ``compile_s`` and ``run_s`` include the seconds the
     checkpointed part took (saved with the checkpoint), so a resumed run reports its whole cost.
     ``init_compile_s``: the seconds compiling the parameter and feedback draws took (apart
-    from ``compile_s``, the training program's; 0 when it was compiled before).
+    from ``compile_s``, the training program's; ~0 when it was compiled before).
 
     A seed whose loss became non-finite is frozen from its step ``diverged_at`` on
     (:func:`fa_jax.training.step.make_train_step`). The metric arrays keep what was measured:

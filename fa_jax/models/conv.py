@@ -33,7 +33,6 @@ from fa_jax.models import norm as norm_lib
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.core import fa_apply  # noqa: F401  (FA through a conv; defined with the other rule ops)
 
-DN = conv_grad.DN  # NHWC inputs, HWIO kernels
 PADDINGS = ("SAME", "VALID")
 
 

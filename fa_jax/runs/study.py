@@ -259,7 +259,7 @@ class Study:
     def timing(self) -> dict:
         """{cell name: {"compile_s", "init_compile_s", "run_s"}} of every sweep so far (a resumed
         sweep: with the seconds of the part its checkpoint holds); ``compile_s`` is the training
-        program's, ``init_compile_s`` the parameter and feedback draws' (0 when compiled before)."""
+        program's, ``init_compile_s`` the parameter and feedback draws' (~0 when compiled before)."""
         return {n: {"compile_s": round(r.compile_s, 3), "init_compile_s": round(r.init_compile_s, 3),
                     "run_s": round(r.run_s, 3)} for n, r in self.results.items()}
 
@@ -272,8 +272,8 @@ class Study:
     def time_report(self) -> str:
         """Where this process's wall time went, in parts that add up to it, e.g. ``time: 27.3 s wall
         = 6.1 before the study (imports, checks, memory estimate) + 18.0 in 3 sweeps (compile 8.1
-        + draws 0.9, run 8.1, checks and checkpoints 0.9) + 0.4 between sweeps + 2.8 figures and tables + 0.0
-        since``. With resumed sweeps, their compile + run (earlier sessions included) is given
+        + draws 0.9, run 8.1, checks and checkpoints 0.9) + 0.4 between sweeps + 2.8 figures and
+        tables + 0.0 since``. With resumed sweeps, their compile + run (earlier sessions included) is given
         instead of the split."""
         now = time.perf_counter()
         wall = process_seconds()

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks, pytree, registry
 from fa_jax.models import conv as C
+from fa_jax.models import dropout as D
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.models import residual as R
@@ -67,15 +68,29 @@ def _stored(layer) -> bool:
     return getattr(layer, "stored", True)
 
 
-def _block_apply(block, p, h, op, stats=None, train=True):
+def _dropouts(block):
+    return [x for x in block if isinstance(x, D.Dropout)]
+
+
+def _block_apply(block, p, h, op, stats=None, train=True, key=None):
     """``(h', new_stats)``: the block's layers in order; its batch norm (at most one) uses and
-    updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``)."""
-    new = {}
+    updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``).
+    Its dropout (at most one) acts only with a ``key`` (train mode); DropConnect wraps ``op``."""
+    new, pre = {}, h
+    drop = key is not None
+    for layer in _dropouts(block) if drop else ():
+        if layer.connects:
+            op = D.DropConnectOp(op, key, layer.p)
     for layer in block:
         if _stateful(layer):
             h, new = layer.apply_stats(p, h, op, stats, train)
+        elif isinstance(layer, D.Dropout):
+            h = layer.apply(key, h, drop, pre)
+        elif layer.weighted:
+            h = layer.apply(p, h, op)
         else:
-            h = layer.apply(p, h, op) if layer.weighted else layer.apply(h)
+            pre = h
+            h = layer.apply(h)
     return h, new
 
 
@@ -139,6 +154,11 @@ class CNN:
         return out
 
     @property
+    def stochastic(self) -> bool:
+        """True when a block holds dropout: ``apply(..., train=True)`` then needs ``key=``."""
+        return any(x.p > 0 for b in self.blocks for x in _dropouts(b))
+
+    @property
     def stateful(self) -> bool:
         """True when a block holds batch norm: ``apply`` then takes ``stats=`` and returns ``(logits, stats)``."""
         return any(_stateful(x) for b in self.blocks for x in b)
@@ -163,8 +183,15 @@ class CNN:
 
     @property
     def layers(self):
-        """One ``layer(p, h, op) -> h'`` per block (batch norm, if any, uses the batch's statistics)."""
-        return [lambda p, h, op, b=b: _block_apply(b, p, h, op)[0] for b in self.blocks]
+        """One ``layer(p, h, op) -> h'`` per block (batch norm, if any, uses the batch's statistics;
+        dropout is off)."""
+        return self._wired(True, None)
+
+    def _wired(self, train, key):
+        """The blocks as ``layer(p, h, op)``, dropout keyed by ``fold_in(key, block)`` when ``key`` is given."""
+        keys = [None if key is None else jax.random.fold_in(key, i) for i in range(len(self.blocks))]
+        return [lambda p, h, op, b=b, k=k: _block_apply(b, p, h, op, None, train, k)[0]
+                for b, k in zip(self.blocks, keys)]
 
     def check_stats(self, stats) -> None:
         """One-line ValueError unless ``stats`` has this model's structure (``init_stats()``)."""
@@ -204,7 +231,8 @@ class CNN:
             train: with batch norm, ``True`` normalizes by the batch's statistics and updates the
                 running ones, ``False`` (default) uses the running ones (stats unchanged).
                 Without batch norm it has no effect.
-            key: accepted for interface parity (unused).
+            key: a ``jax.random`` key for the dropout layers, required when ``train`` and the model
+                is ``stochastic``; block i draws from ``fold_in(key, i)``. Unused otherwise.
             stats: running statistics from :meth:`init_stats`; required with batch norm
                 (``stateful``), refused without.
             targets: the batch's labels, for rules that read them (``Rule.needs_targets``: drtp;
@@ -213,8 +241,10 @@ class CNN:
         Returns:
             The logits (batch, n_out); with batch norm ``(logits, new_stats)``.
         """
-        del key
         r = rules_lib.get(rule)
+        if train and self.stochastic and key is None:
+            raise ValueError(f"model {self.name!r} has dropout: pass key= with train=True")
+        key = key if train and self.stochastic else None
         self.check_input(x)
         if not isinstance(params, (list, tuple)) or len(params) != len(self.blocks):
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
@@ -224,14 +254,15 @@ class CNN:
         if not self.stateful:
             if stats is not None:
                 raise ValueError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
-            return r.wire(self.layers, params, x, feedback, **extra)
+            return r.wire(self._wired(train, key), params, x, feedback, **extra)
         if stats is None:
             raise ValueError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
         self.check_stats(stats)
         new = list(stats)
 
         def block(i, p, h, op):
-            h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train)
+            k = None if key is None else jax.random.fold_in(key, i)
+            h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train, k)
             return h
 
         y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback, **extra)
@@ -265,6 +296,7 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     model = CNN(input_shape=shape, blocks=_blocks(parsed), init_name=init, name=name)
     out = model._shapes[-1][2]  # runs every layer's shape check
     for i, block in enumerate(model.blocks):
+        _check_dropout(i, block)
         if sum(map(_stateful, block)) > 1:
             raise ValueError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
                              f"batch norm; a block (one weighted layer and what follows it) takes at most one")
@@ -273,15 +305,34 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     return model
 
 
+def _check_dropout(i, block):
+    """At most one dropout layer per block; standout right after an activation."""
+    drops = _dropouts(block)
+    if len(drops) > 1:
+        raise ValueError(f"block {i} has {len(drops)} dropout layers; a block (one weighted layer and what "
+                         f"follows it) takes at most one")
+    for j, layer in enumerate(block):
+        if isinstance(layer, D.Dropout) and layer.kind == "standout" and not (j and isinstance(block[j - 1], C.Act)):
+            raise ValueError(f"block {i}: dropout(kind=standout) reads the pre-activation, so it must directly "
+                             f"follow an activation layer (e.g. 'relu', 'dropout({layer.p},kind=standout)')")
+
+
 def _scaled(channels: int, width) -> int:
     """``channels * width`` rounded, at least 1; one-line ValueError unless width is a positive finite number."""
     checks.positive_number("width", width, what="a positive finite number (a channel multiplier)")
     return max(1, round(channels * width))
 
 
-def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform") -> CNN:
+def _dropout_layers(dropout, p, alpha) -> list:
+    """``[]`` or ``[Dropout(...)]`` from a builder's ``dropout=`` / ``p=`` (:func:`fa_jax.models.dropout.resolve`)."""
+    kind, rate = D.resolve(dropout, p)
+    return [] if kind == "none" else [D.Dropout(rate, kind, alpha)]
+
+
+def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform",
+                dropout="none", p=None, standout_alpha=1.0) -> CNN:
     """The lectures' net: conv 32 k5 -> maxpool 3 -> relu -> conv 64 k5 -> maxpool 2 -> relu -> fc 200
-    -> relu -> fc n_out.
+    -> relu (-> dropout) -> fc n_out.
 
     Args:
         input_shape: (H, W, C) of the images (default (28, 28, 1), MNIST).
@@ -290,11 +341,18 @@ def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0,
             the default ``"SAME"`` also fits 8x8 digits (8->8->2->2->1).
         width: scales the channels and the hidden dense width (32, 64, 200; rounded, at least 1).
         init: the kernels' init name (:data:`fa_jax.models.init.INITS`; default ``"he_uniform"``).
+        dropout: on the hidden fc layer: ``"none"`` (default), a kind of
+            :data:`fa_jax.models.dropout.KINDS` (``"dropconnect"`` drops the fc 200 weights, the
+            others its units), or a number (Bernoulli at that rate).
+        p: the rate in [0, 1) of a named kind (default 0.5).
+        standout_alpha: standout's slope (default 1).
     """
     c1, c2, f = (_scaled(c, width) for c in (32, 64, 200))
+    drop = _dropout_layers(dropout, p, standout_alpha)
     return sequential(input_shape, [f"conv({c1},5,padding={padding})", "maxpool(3)", "relu",
                                     f"conv({c2},5,padding={padding})", "maxpool(2)", "relu",
-                                    "flatten", f"dense({f})", "relu", f"dense({n_out})"], init=init, name="lecture_cnn")
+                                    "flatten", f"dense({f})", "relu", *drop, f"dense({n_out})"], init=init,
+                      name="lecture_cnn")
 
 
 def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") -> CNN:
@@ -336,11 +394,15 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
 
 
-def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_uniform") -> CNN:
-    """The dense control on images: flatten -> (dense, relu) per hidden width -> dense n_out."""
+def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_uniform", dropout="none", p=None,
+              standout_alpha=1.0) -> CNN:
+    """The dense control on images: flatten -> (dense, relu (, dropout)) per hidden width -> dense n_out.
+
+    ``dropout``, ``p``, ``standout_alpha``: as :func:`lecture_cnn`'s, in every hidden layer."""
+    drop = _dropout_layers(dropout, p, standout_alpha)
     layers = ["flatten"]
     for h in hidden:
-        layers += [f"dense({h})", "relu"]
+        layers += [f"dense({h})", "relu", *drop]
     return sequential(input_shape, layers + [f"dense({n_out})"], init=init, name="mlp")
 
 

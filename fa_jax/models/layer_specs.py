@@ -10,6 +10,7 @@ import re
 from fa_jax import registry
 from fa_jax.models import activations
 from fa_jax.models import conv as C
+from fa_jax.models import dropout as D
 from fa_jax.models import residual as R
 
 
@@ -28,10 +29,11 @@ LAYERS = {
     "global_avgpool": lambda: C.GlobalAvgPool(),
     "flatten": lambda: C.Flatten(),
     "batchnorm": lambda **k: C.BatchNorm(**k),
+    "dropout": lambda *a, **k: D.Dropout(*_ints(a, 0, 1, "dropout"), **k),
     "residual_in": lambda *a, **k: R.ResidualIn(*_ints(a, 1, 2, "residual_in"), **k),
     "residual_out": lambda *a, **k: R.ResidualOut(*_ints(a, 1, 1, "residual_out"), **k),
 }
-_STRING_KW = ("padding", "norm")
+_STRING_KW = ("padding", "norm", "kind")
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
 

@@ -1,6 +1,7 @@
 """An MLP with normalization and dropout in its hidden layers: ``fj.norm_mlp(sizes, norm=, dropout=)``.
 
-Hidden layer l computes ``h_l = drop(f(norm(h_{l-1} W_l + b_l)))``; the output layer is
+Hidden layer l computes ``h_l = drop(f(norm(h_{l-1} W_l + b_l)))`` (DropConnect:
+``h_l = f(norm(h_{l-1} (W_l * M_l / (1 - p)) + b_l))``); the output layer is
 linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`) or
 ``"batch"`` (:func:`fa_jax.models.norm.batch_norm`). params per hidden layer add ``"scale"`` and
 ``"shift"`` (n,) when normalized. It is wired by every rule exactly like :class:`fa_jax.MLP`
@@ -30,11 +31,15 @@ NORMS = ("none", "layer", "batch")
 
 @pytree.dataclass
 class NormMLP(MLP):
-    """``MLP`` plus static ``norm`` (one of :data:`NORMS`), ``dropout`` p and batch-norm ``momentum``."""
+    """``MLP`` plus static ``norm`` (one of :data:`NORMS`), the ``dropout`` rate p, its
+    ``dropout_kind`` (:data:`fa_jax.models.dropout.KINDS`), standout's ``standout_alpha`` and
+    batch-norm ``momentum``."""
 
     norm: str = pytree.field(pytree_node=False, default="none")
     dropout: float = pytree.field(pytree_node=False, default=0.0)
     momentum: float = pytree.field(pytree_node=False, default=0.9)
+    dropout_kind: str = pytree.field(pytree_node=False, default="bernoulli")
+    standout_alpha: float = pytree.field(pytree_node=False, default=1.0)
 
     @property
     def stochastic(self) -> bool:
@@ -60,7 +65,12 @@ class NormMLP(MLP):
         act = activations.get(self.activation)
         n = len(self.sizes) - 1
 
+        connect = self.dropout_kind == "dropconnect" and train and self.dropout > 0
+
         def hidden(i, p, h, linear):
+            k = None if key is None else jax.random.fold_in(key, i)
+            if connect:
+                linear = dropout_lib.DropConnectOp(linear, k, self.dropout)
             a = linear(h, p["w"], p["b"])
             if self.norm == "layer":
                 a = norm_lib.layer_norm(a, p)
@@ -68,8 +78,10 @@ class NormMLP(MLP):
                 a, s = norm_lib.batch_norm(a, p, stats[i], train=train, momentum=self.momentum)
                 new_stats.append(s)
             h = act(a, p)
-            k = None if key is None else jax.random.fold_in(key, i)
-            return dropout_lib.dropout(k, h, self.dropout, train)
+            if self.dropout_kind == "dropconnect":
+                return h
+            return dropout_lib.dropout(k, h, self.dropout, train, kind=self.dropout_kind, pre=a,
+                                       alpha=self.standout_alpha)
 
         def out(p, h, linear):
             return linear(h, p["w"], p["b"])
@@ -86,7 +98,8 @@ class NormMLP(MLP):
             rule: a name from ``fj.RULES`` (default ``"bp"``).
             feedback: the rule's fixed feedback (:func:`fa_jax.init_feedback`); None for BP.
             train: use batch statistics and dropout (default False: running batch-norm statistics, no dropout).
-            key: a ``jax.random`` key for dropout, required when ``train`` and ``dropout > 0``.
+            key: a ``jax.random`` key for dropout, required when ``train`` and ``dropout > 0``; hidden
+                layer i draws its mask from ``fold_in(key, i)``.
             stats: batch-norm running statistics from :meth:`init_stats`; required with ``norm="batch"``.
             targets: the batch's labels, for rules that read them (drtp; as :meth:`fa_jax.MLP.apply`).
 
@@ -108,20 +121,27 @@ class NormMLP(MLP):
 
 
 def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
-             dropout: float = 0.0, momentum: float = 0.9) -> NormMLP:
-    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors.
+             dropout="none", p=None, momentum: float = 0.9, standout_alpha: float = 1.0) -> NormMLP:
+    """Build a :class:`NormMLP`; a bad ``norm``, dropout kind, rate outside [0, 1) or momentum is a
+    one-line error.
 
     Args:
         sizes: [n_in, h_1, ..., h_L, n_out], all positive ints (as :func:`fa_jax.mlp`).
         activation: the hidden layers' activation name (default ``"relu"``).
         init: the weights' init name (default ``"he_uniform"``).
         norm: ``"none"`` (default), ``"layer"`` or ``"batch"`` (:data:`NORMS`), in every hidden layer.
-        dropout: drop probability p in [0, 1) after every hidden activation (default 0: none).
+        dropout: in every hidden layer, ``"none"`` (default), ``"bernoulli"`` and ``"gaussian"``
+            (after the activation), ``"standout"`` (after the activation, keep probability from the
+            pre-activation) or ``"dropconnect"`` (on the layer's weights), see
+            :mod:`fa_jax.models.dropout`; a number is Bernoulli dropout at that rate.
+        p: the rate in [0, 1) of a named kind (default 0.5).
         momentum: batch norm's running-statistics momentum in [0, 1) (default 0.9).
+        standout_alpha: standout's slope alpha (default 1).
     """
     base = mlp(sizes, activation, init)
     checks.choice("norm", norm, NORMS)
-    dropout_lib.check_rate(dropout)
+    kind, rate = dropout_lib.resolve(dropout, p)
     checks.number_in("batch-norm momentum", momentum, 0, 1)
-    return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=float(dropout),
-                   momentum=float(momentum))
+    return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=rate,
+                   momentum=float(momentum), dropout_kind="bernoulli" if kind == "none" else kind,
+                   standout_alpha=dropout_lib.check_alpha(standout_alpha))

@@ -1,8 +1,11 @@
 """An MLP with normalization and dropout in its hidden layers: ``fj.norm_mlp(sizes, norm=, dropout=)``.
 
 Hidden layer l computes ``h_l = drop(f(norm(h_{l-1} W_l + b_l)))``; the output layer is
-linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`) or
-``"batch"`` (:func:`fa_jax.models.norm.batch_norm`). params per hidden layer add ``"scale"`` and
+linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`), ``"group"``
+(:func:`fa_jax.models.norm.group_norm` over the features, ``groups`` runs of n/groups
+consecutive features; Wu & He 2018) or ``"batch"`` (:func:`fa_jax.models.norm.batch_norm`).
+There is no instance norm here: with one feature per group it would normalize every feature
+to 0 (:mod:`fa_jax.models.cnn` has it for images). params per hidden layer add ``"scale"`` and
 ``"shift"`` (n,) when normalized. It is wired by every rule exactly like :class:`fa_jax.MLP`
 (see :mod:`fa_jax.models.norm` and :mod:`fa_jax.models.dropout` for what FA/DFA send through them).
 
@@ -25,16 +28,18 @@ from fa_jax.models.mlp import MLP, mlp
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 
-NORMS = ("none", "layer", "batch")
+NORMS = ("none", "layer", "group", "batch")
 
 
 @pytree.dataclass
 class NormMLP(MLP):
-    """``MLP`` plus static ``norm`` (one of :data:`NORMS`), ``dropout`` p and batch-norm ``momentum``."""
+    """``MLP`` plus static ``norm`` (one of :data:`NORMS`), ``dropout`` p, batch-norm ``momentum``
+    and group norm's ``groups``."""
 
     norm: str = pytree.field(pytree_node=False, default="none")
     dropout: float = pytree.field(pytree_node=False, default=0.0)
     momentum: float = pytree.field(pytree_node=False, default=0.9)
+    groups: int = pytree.field(pytree_node=False, default=8)
 
     @property
     def stochastic(self) -> bool:
@@ -64,6 +69,8 @@ class NormMLP(MLP):
             a = linear(h, p["w"], p["b"])
             if self.norm == "layer":
                 a = norm_lib.layer_norm(a, p)
+            elif self.norm == "group":
+                a = norm_lib.group_norm(a, p, self.groups)
             elif self.norm == "batch":
                 a, s = norm_lib.batch_norm(a, p, stats[i], train=train, momentum=self.momentum)
                 new_stats.append(s)
@@ -108,20 +115,30 @@ class NormMLP(MLP):
 
 
 def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
-             dropout: float = 0.0, momentum: float = 0.9) -> NormMLP:
-    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1) or momentum are one-line errors.
+             dropout: float = 0.0, momentum: float = 0.9, groups: int = 8) -> NormMLP:
+    """Build a :class:`NormMLP`; bad ``norm``, ``dropout`` p outside [0, 1), momentum or groups are one-line errors.
 
     Args:
         sizes: [n_in, h_1, ..., h_L, n_out], all positive ints (as :func:`fa_jax.mlp`).
         activation: the hidden layers' activation name (default ``"relu"``).
         init: the weights' init name (default ``"he_uniform"``).
-        norm: ``"none"`` (default), ``"layer"`` or ``"batch"`` (:data:`NORMS`), in every hidden layer.
+        norm: ``"none"`` (default), ``"layer"``, ``"group"`` or ``"batch"`` (:data:`NORMS`), in every
+            hidden layer (``"instance"`` is refused: one feature per group).
         dropout: drop probability p in [0, 1) after every hidden activation (default 0: none).
         momentum: batch norm's running-statistics momentum in [0, 1) (default 0.9).
+        groups: with ``norm="group"``, the groups of every hidden layer (default 8); must divide
+            every hidden width.
     """
     base = mlp(sizes, activation, init)
+    if norm == "instance":
+        raise ValueError("norm='instance' has no meaning in an MLP: each group would be one feature, normalized "
+                         "to 0; use 'layer' or 'group' (instance norm is for images: fj.cnn's instancenorm)")
     checks.choice("norm", norm, NORMS)
+    checks.positive_int("groups", groups)
+    if norm == "group":
+        for i, n in enumerate(base.sizes[1:-1], 1):
+            norm_lib.check_groups(groups, n, what=f"features (hidden layer {i})")
     dropout_lib.check_rate(dropout)
     checks.number_in("batch-norm momentum", momentum, 0, 1)
     return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=float(dropout),
-                   momentum=float(momentum))
+                   momentum=float(momentum), groups=groups)

@@ -45,7 +45,10 @@ def parser():
     p.add_argument("--resnet-width", type=int, default=4,
                    help="channels of the first resnet stage (paper: 16; 4 keeps it near the other nets' ~17k params)")
     p.add_argument("--resnet-norm", default="batch",
-                   help="resnet20's normalization: batch (batch norm, the paper's) or none (SkipInit gains)")
+                   help="resnet20's normalization: batch (batch norm, the paper's), layer, instance, group "
+                        "(per example, no running statistics) or none (SkipInit gains)")
+    p.add_argument("--resnet-groups", type=int, default=8,
+                   help="groups of --resnet-norm group (must divide --resnet-width)")
     p.add_argument("--mlp-hidden", type=cli.csv(int, unique=False), default=[128, 128], help="hidden widths of the dense control")
     p.add_argument("--augment", type=cli.csv(empty=True), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
     p.add_argument("--crop", type=int, default=1, help="max shift in pixels for --augment crop")
@@ -73,6 +76,12 @@ def build(args):
     cli.check_run_sizes(args)
     if args.resnet_norm not in residual.NORMS:
         raise ValueError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
+    if args.resnet_groups < 1:
+        raise ValueError(f"--resnet-groups must be a positive int, got {args.resnet_groups}")
+    if args.resnet_norm == "group" and "resnet20" in args.models and args.resnet_width % args.resnet_groups:
+        w = args.resnet_width
+        raise ValueError(f"--resnet-groups {args.resnet_groups} does not divide --resnet-width {w}; use a divisor "
+                         f"of {w}: {', '.join(str(d) for d in range(1, w + 1) if w % d == 0)}")
     if not args.width > 0:
         raise ValueError(f"--width must be > 0, got {args.width}")
     fj.losses.get("softmax_ce")
@@ -80,7 +89,8 @@ def build(args):
     cli.feedback_options(args)
     aug = fj.data.Augment(flip="flip" in args.augment, crop=args.crop if "crop" in args.augment else 0)
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
-          "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm},
+          "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm,
+                       "groups": args.resnet_groups},
           "mlp": {"hidden": tuple(args.mlp_hidden)}}
     cli.check_known([m for m in args.models if not flax_resolve.is_spec(m)], sorted(fj.cnn.MODELS), "model")
     task = fj.data.images(args.dataset, augment=aug, data_dir=args.data_dir, limit=args.limit,
@@ -88,8 +98,8 @@ def build(args):
     models = {m: wrapped(m, task) if flax_resolve.is_spec(m) else fj.cnn.get(m, task.input_shape, task.n_out, **kw[m])
               for m in args.models}
     if args.diagnostics and any(m.stateful for m in models.values()):
-        raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none or leave resnet20 "
-                         "out of --models")
+        raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none (or layer, "
+                         "instance, group) or leave resnet20 out of --models")
     fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
                         seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
                         eval_every=args.eval_every, data_parallel=args.data_parallel)

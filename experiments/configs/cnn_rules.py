@@ -23,6 +23,7 @@ def get_config():
         "resnet_depth": 20,
         "resnet_width": 4,
         "resnet_norm": "batch",
+        "resnet_groups": 8,
         "mlp_hidden": [128, 128],
         "augment": [],
         "crop": 1,

@@ -12,13 +12,15 @@ is one entry of ``model.layers`` (``layer(p, h, op) -> h'``), so the rules of
   (``dfa(conv=shared)``: a weight-shared kernel instead, :mod:`fa_jax.rules.conv_feedback`).
   drtp gets the batch's labels through ``apply(..., targets=)``.
 
-Batch norm (``batchnorm`` layers, ``resnet(norm="batch")``) is a local op inside its block:
-every rule backpropagates through it exactly (FA changes only the kernels' backward, DFA's
-``e @ B_l`` enters at the block output and flows through the block's BN to its kernel and
-scale/shift). A model with batch norm has ``stateful`` True: its running statistics are
-explicit, ``init_stats()`` makes them and ``apply(..., stats=, train=)`` returns
-``(logits, new_stats)``, the contract ``fj.sweep`` drives (``TrainState.model_state``).
-Models without batch norm return logits only.
+Normalization (``batchnorm``, ``layernorm``, ``instancenorm``, ``groupnorm(groups)`` layers,
+``resnet(norm=)``; at most one per block, its scale/shift (C,) in the block's params) is a
+local op inside its block: every rule backpropagates through it exactly (FA changes only the
+kernels' backward, DFA's ``e @ B_l`` enters at the block output and flows through the block's
+norm to its kernel and scale/shift). A model with batch norm has ``stateful`` True: its
+running statistics are explicit, ``init_stats()`` makes them and ``apply(..., stats=, train=)``
+returns ``(logits, new_stats)``, the contract ``fj.sweep`` drives (``TrainState.model_state``).
+Layer, instance and group norm keep no running statistics (per example, the same at train and
+eval): models without batch norm return logits only.
 
 Inputs are NHWC ``(batch, H, W, C)``; outputs are logits ``(batch, n_out)``.
 Named models (:data:`MODELS`): ``lecture_cnn``, ``allconv``, ``resnet20``, ``mlp``.
@@ -64,6 +66,10 @@ def _stateful(layer) -> bool:
     return getattr(layer, "stateful", False)
 
 
+def _normalized(layer) -> bool:
+    return getattr(layer, "normalized", False)
+
+
 def _stored(layer) -> bool:
     return getattr(layer, "stored", True)
 
@@ -75,7 +81,8 @@ def _dropouts(block):
 def _block_apply(block, p, h, op, stats=None, train=True, key=None):
     """``(h', new_stats)``: the block's layers in order; its batch norm (at most one) uses and
     updates ``stats`` (``None``: batch statistics, nothing kept; blocks without BN give ``{}``).
-    Its dropout (at most one) acts only with a ``key`` (train mode); DropConnect wraps ``op``."""
+    Weighted and normalization layers read the block's params ``p``. Its dropout (at most one) acts
+    only with a ``key`` (train mode); DropConnect wraps ``op``."""
     new, pre = {}, h
     drop = key is not None
     for layer in _dropouts(block) if drop else ():
@@ -90,7 +97,7 @@ def _block_apply(block, p, h, op, stats=None, train=True, key=None):
             h = layer.apply(p, h, op)
         else:
             pre = h
-            h = layer.apply(h)
+            h = layer.apply(p, h, op) if _normalized(layer) else layer.apply(h)
     return h, new
 
 
@@ -99,7 +106,8 @@ class CNN:
     """A chain of blocks with ``init(key)`` / ``apply(params, x, rule=, feedback=)`` like :class:`fa_jax.MLP`.
 
     params: one dict per block, ``{"w": kernel, "b": (features,)}`` (+ ``"gain"`` for
-    ``residual_out`` without norm, + ``"scale"``, ``"shift"`` (C,) for a block with batch norm).
+    ``residual_out`` without norm, + ``"scale"``, ``"shift"`` (C,) for a block with a normalization:
+    batch, layer, instance or group norm).
     ``input_shape`` is ``(H, W, C)``.
     """
 
@@ -163,23 +171,32 @@ class CNN:
         """True when a block holds batch norm: ``apply`` then takes ``stats=`` and returns ``(logits, stats)``."""
         return any(_stateful(x) for b in self.blocks for x in b)
 
-    @property
-    def _norm_sizes(self):
-        """Per block: the channel count C of its batch norm, or None."""
+    def _sizes_of(self, which):
+        """Per block: the channel count C of its layer for which ``which(layer)``, or None."""
         out, s = [], tuple(self.input_shape)
         for block in self.blocks:
             c = None
             for layer in block:
-                if _stateful(layer):
+                if which(layer):
                     c = layer.norm_features(s)
                 s = layer.out_shape(s)
             out.append(c)
         return out
 
+    @property
+    def _norm_sizes(self):
+        """Per block: the channel count C of its normalization (any kind: scale/shift params), or None."""
+        return self._sizes_of(_normalized)
+
+    @property
+    def _bn_sizes(self):
+        """Per block: the channel count C of its batch norm (running statistics), or None."""
+        return self._sizes_of(_stateful)
+
     def init_stats(self, dtype=jnp.float32) -> list[dict]:
         """Running statistics, one dict per block: ``{"mean": (C,) zeros, "var": (C,) ones}`` for a
-        block with batch norm, ``{}`` otherwise."""
-        return [{} if c is None else norm_lib.init_batch_stats(c, dtype) for c in self._norm_sizes]
+        block with batch norm, ``{}`` otherwise (layer, instance and group norm keep none)."""
+        return [{} if c is None else norm_lib.init_batch_stats(c, dtype) for c in self._bn_sizes]
 
     @property
     def layers(self):
@@ -195,11 +212,11 @@ class CNN:
 
     def check_stats(self, stats) -> None:
         """One-line ValueError unless ``stats`` has this model's structure (``init_stats()``)."""
-        want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._norm_sizes]
+        want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._bn_sizes]
         got = jax.tree.map(jnp.shape, list(stats)) if isinstance(stats, (list, tuple)) else stats
         if got != want:
             raise ValueError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
-                             f"(one dict per block, {sum(c is not None for c in self._norm_sizes)} with batch norm)")
+                             f"(one dict per block, {sum(c is not None for c in self._bn_sizes)} with batch norm)")
 
     def init(self, key, dtype=jnp.float32) -> list[dict]:
         """Draw params; key is split once per block. One compiled program (eager init of
@@ -297,9 +314,10 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     out = model._shapes[-1][2]  # runs every layer's shape check
     for i, block in enumerate(model.blocks):
         _check_dropout(i, block)
-        if sum(map(_stateful, block)) > 1:
+        if sum(map(_normalized, block)) > 1:
             raise ValueError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
-                             f"batch norm; a block (one weighted layer and what follows it) takes at most one")
+                             f"norm layer (batch, layer, instance or group norm); a block (one weighted layer "
+                             f"and what follows it) takes at most one")
     if len(out) != 1:
         raise ValueError(f"model output has shape {out}; end with flatten/global_avgpool and a dense layer")
     return model
@@ -364,10 +382,11 @@ def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") 
                                     f"conv({n_out},1)", "global_avgpool"], init=init, name="allconv")
 
 
-def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", init="he_uniform") -> CNN:
+def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", groups=8,
+           init="he_uniform") -> CNN:
     """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6).
 
-    Conv 3x3 ``width`` (-> BN) -> relu, three stages of n basic blocks at width, 2 width
+    Conv 3x3 ``width`` (-> norm) -> relu, three stages of n basic blocks at width, 2 width
     (stride 2), 4 width (stride 2), global avg pool, fc. Shortcuts are option A
     (parameter-free). Hidden blocks (what DFA feeds back to, see :mod:`fa_jax.models.residual`):
     the stem and each half of every basic block, 6n + 1 (19 for depth 20).
@@ -378,18 +397,28 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
         depth: 6n+2 layers with n >= 1: 8, 14, 20 (default), 32, ...
         width: channels of the stem and the first stage (default 16).
         norm: ``"batch"`` (default): batch norm after every conv (the paper's net; ``stateful``);
-            ``"none"``: no BN, a zero-initialised scalar gain per block (SkipInit) keeps it trainable.
+            ``"layer"``, ``"instance"``, ``"group"``: that per-example norm after every conv
+            (:func:`fa_jax.models.norm.group_norm` with 1, C or ``groups`` groups; not stateful);
+            ``"none"``: no norm, a zero-initialised scalar gain per block (SkipInit) keeps it trainable.
+        groups: with ``norm="group"``, the groups of every norm (default 8); it must divide
+            ``width`` (and so 2 width, 4 width), a one-line error otherwise.
         init: the kernels' init name (:data:`fa_jax.models.init.INITS`; default ``"he_uniform"``).
     """
     if (depth - 2) % 6 or depth < 8:
         raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
     checks.choice("resnet norm", norm, R.NORMS)
-    layers = [f"conv({width},3)"] + (["batchnorm"] if norm == "batch" else []) + ["relu"]
+    checks.positive_int("resnet groups", groups)
+    if norm == "group":
+        norm_lib.check_groups(groups, width, what=f"channels (resnet width={width})")
+    stem = {"batch": ["batchnorm"], "layer": ["layernorm"], "instance": ["instancenorm"],
+            "group": [f"groupnorm({groups})"], "none": []}[norm]
+    layers = [f"conv({width},3)"] + stem + ["relu"]
     for stage in range(3):
         for i in range(1, (depth - 2) // 6 + 1):
             stride = 2 if stage > 0 and i == 1 else 1
             c = width << stage
-            layers += [f"residual_in({c},{stride},norm={norm})", f"residual_out({c},norm={norm})"]
+            layers += [f"residual_in({c},{stride},norm={norm},groups={groups})",
+                       f"residual_out({c},norm={norm},groups={groups})"]
     layers += ["global_avgpool", f"dense({n_out})"]
     return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
 

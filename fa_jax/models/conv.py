@@ -5,9 +5,11 @@ Each layer is a small frozen dataclass with pure functions:
 kernel/stride), and for weighted layers ``weight_shape(in_shape)``,
 ``init(key, in_shape, init_name, dtype) -> params`` and ``apply(p, h, op) -> h'``; for
 parameter-free layers ``apply(h)``. Shapes exclude the batch axis: ``(H, W, C)`` or ``(F,)``.
-Layers with batch norm (:class:`BatchNorm`, residual halves with ``norm="batch"``) have
-``stateful`` True, ``norm_features(in_shape) -> C`` (the model keeps their scale/shift (C,)
-in the block's params and their running mean/var (C,) in the block's stats) and
+Layers with a normalization (:class:`BatchNorm`, :class:`GroupNorm`, residual halves with a
+``norm`` other than ``"none"``) have ``normalized`` True and ``norm_features(in_shape) -> C``:
+the model keeps their scale/shift (C,) in the block's params. :class:`GroupNorm` (group, layer
+and instance norm) applies as ``apply(p, h, op)``; batch norm also has ``stateful`` True (the
+model keeps its running mean/var (C,) in the block's stats) and
 ``apply_stats(p, h, op, stats, train) -> (h', new_stats)``. Layers whose output is no separate
 buffer (an activation, fused into the op before it; flatten, a view) have ``stored`` False, so
 the memory estimate does not count them (:attr:`fa_jax.models.cnn.CNN.units`).
@@ -239,6 +241,7 @@ class BatchNorm:
     momentum: float = 0.9
     eps: float = 1e-5
     weighted = False
+    normalized = True
     stateful = True
 
     def __post_init__(self):
@@ -268,3 +271,58 @@ class BatchNorm:
         """
         del op
         return norm_lib.batch_norm(h, p, stats, train=train, momentum=self.momentum, eps=self.eps)
+
+
+GROUP_NORMS = ("group", "layer", "instance")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupNorm:
+    """Group norm and its two ends, per example with learned scale and shift (C,); no running
+    statistics, the same at train and eval (:func:`fa_jax.models.norm.group_norm`):
+
+    - ``kind="group"`` (spec ``groupnorm(groups)``): over H, W and each of ``groups`` runs of
+      C/groups consecutive channels (Wu & He 2018); on a flat (F,) input over each run of features;
+    - ``"layer"`` (``layernorm``): one group, over (H, W, C) (over F for a flat input);
+    - ``"instance"`` (``instancenorm``): one group per channel, over H, W; needs an (H, W, C) input.
+
+    A local op: every rule backpropagates through it exactly.
+    """
+
+    kind: str = "group"
+    groups: int | None = None
+    eps: float = 1e-5
+    weighted = False
+    normalized = True
+
+    def __post_init__(self):
+        checks.choice("group-norm kind", self.kind, GROUP_NORMS)
+        if self.kind == "group":
+            if self.groups is None:
+                raise ValueError("groupnorm needs its number of groups, e.g. groupnorm(4)")
+            checks.positive_int("groupnorm groups", self.groups)
+        elif self.groups is not None:
+            raise ValueError(f"{self.kind}norm takes no groups (got groups={self.groups!r}); use groupnorm({self.groups})")
+        checks.positive_number(f"{self.kind}norm eps", self.eps, finite=False)
+
+    def _groups(self, c):
+        return {"group": self.groups, "layer": 1, "instance": c}[self.kind]
+
+    def out_shape(self, in_shape):
+        name = f"{self.kind}norm"
+        if self.kind == "instance" and len(in_shape) != 3:
+            raise ValueError(f"instancenorm needs an (H, W, C) input, got shape {tuple(in_shape)}: on a flat input "
+                             f"each channel is a single value (use layernorm or groupnorm)")
+        if len(in_shape) not in (1, 3):
+            raise ValueError(f"{name} needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
+        norm_lib.check_groups(self._groups(in_shape[-1]), in_shape[-1])
+        return tuple(in_shape)
+
+    def norm_features(self, in_shape):
+        return in_shape[-1]
+
+    def apply(self, p, h, op):
+        """Group norm of h (batch, H, W, C) or (batch, F) with its block's ``"scale"``, ``"shift"``
+        (C,) from ``p``; ``op`` is unused (no weighted map). Returns out like h."""
+        del op
+        return norm_lib.group_norm(h, p, self._groups(h.shape[-1]), self.eps)

@@ -30,6 +30,9 @@ LAYERS = {
     "flatten": lambda: C.Flatten(),
     "batchnorm": lambda **k: C.BatchNorm(**k),
     "dropout": lambda *a, **k: D.Dropout(*_ints(a, 0, 1, "dropout"), **k),
+    "groupnorm": lambda *a, **k: C.GroupNorm("group", *_ints(a, 0, 1, "groupnorm"), **k),
+    "layernorm": lambda **k: C.GroupNorm("layer", **k),
+    "instancenorm": lambda **k: C.GroupNorm("instance", **k),
     "residual_in": lambda *a, **k: R.ResidualIn(*_ints(a, 1, 2, "residual_in"), **k),
     "residual_out": lambda *a, **k: R.ResidualOut(*_ints(a, 1, 1, "residual_out"), **k),
 }
@@ -47,8 +50,8 @@ def register_layer(name: str, make, *, replace: bool = False):
 
 
 def parse_layer(spec):
-    """``"conv(32,5,stride=2,padding=VALID)"``, ``"batchnorm(momentum=0.99)"``,
-    ``"residual_in(16,2,norm=batch)"`` -> a layer object; activation names give :class:`Act`.
+    """``"conv(32,5,stride=2,padding=VALID)"``, ``"batchnorm(momentum=0.99)"``, ``"groupnorm(4)"``,
+    ``"residual_in(16,2,norm=group,groups=8)"`` -> a layer object; activation names give :class:`Act`.
 
     Layer objects from :mod:`fa_jax.models.conv` pass through. Unknown names list the known ones.
     """

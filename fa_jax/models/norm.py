@@ -1,7 +1,13 @@
-"""Normalization layers as pure functions: layer norm, and batch norm with explicit state.
+"""Normalization layers as pure functions: layer, group and instance norm, and batch norm with explicit state.
 
 - ``layer_norm``: per example, ``(a - mean_f a) / sqrt(var_f a + eps) * scale + shift``
   over the feature axis (Ba et al. 2016); the same at train and test time.
+- ``group_norm``: per example, the C channels of a (batch, ..., C) input split into
+  ``groups`` runs of C/groups consecutive channels; each run is normalized over itself and
+  every spatial axis, then scaled and shifted per channel (Wu & He 2018). ``groups=1`` is
+  layer norm over (H, W, C) (per-channel affine); ``instance_norm`` is ``groups=C``, per
+  example and channel over H, W (Ulyanov et al. 2016). Biased variance as ``layer_norm``,
+  the same at train and test time, no running state.
 - ``batch_norm``: per feature, over the batch (and over H, W for NHWC images: per
   channel; Ioffe & Szegedy 2015). Training uses the batch's statistics and returns updated
   running statistics ``running = momentum * running + (1 - momentum) * batch``
@@ -37,6 +43,62 @@ def layer_norm(a, params, eps: float = 1e-5):
     mu = a.mean(-1, keepdims=True)
     var = a.var(-1, keepdims=True)
     return (a - mu) / jnp.sqrt(var + eps) * params["scale"] + params["shift"]
+
+
+def _divisors(n: int) -> str:
+    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+
+
+def check_groups(groups, n: int, what: str = "channels") -> None:
+    """One-line ValueError unless ``groups`` is a positive int dividing ``n`` (the message lists n's divisors)."""
+    checks.positive_int("groups", groups)
+    if n % groups:
+        raise ValueError(f"groups={groups} does not divide {n} {what}; use a divisor of {n}: {_divisors(n)}")
+
+
+def group_norm(a, params, groups: int, eps: float = 1e-5):
+    """Group norm (Wu & He 2018): per example, over the spatial axes and each group of
+    C/groups consecutive channels; then ``* scale + shift`` per channel.
+
+    ``out[n, ..., c] = (a[n, ..., c] - mu[n, g]) / sqrt(var[n, g] + eps) * scale[c] + shift[c]``
+    with g = c // (C / groups) and mu, var the mean and biased variance of
+    ``a[n, ..., g C/groups : (g + 1) C/groups]``. A wrong rank, params shape or a ``groups``
+    that is not a positive int dividing C is a one-line error.
+
+    Args:
+        a: (batch, C), (batch, H, W, C) (or any (batch, ..., C)) pre-activations.
+        params: ``{"scale", "shift"}`` (C,) (:func:`init_norm`).
+        groups: a positive int dividing C; 1 is layer norm over (..., C), C is instance norm.
+        eps: added to the variance (default 1e-5).
+
+    Returns:
+        out like a.
+    """
+    shape = tuple(getattr(a, "shape", ()))
+    if len(shape) < 2:
+        raise ValueError(f"group norm needs a (batch, ..., channels) input, got shape {shape}")
+    c = shape[-1]
+    check_groups(groups, c)
+    for k in ("scale", "shift"):
+        got = tuple(jnp.shape(params[k]))
+        if got != (c,):
+            raise ValueError(f"group-norm params[{k!r}] has shape {got}, input has {c} channels (input shape {shape})")
+    g = a.reshape(shape[:-1] + (groups, c // groups))
+    axes = tuple(range(1, len(shape) - 1)) + (len(shape),)  # spatial axes and the channels within a group
+    mu = g.mean(axes, keepdims=True)
+    var = g.var(axes, keepdims=True)
+    return ((g - mu) / jnp.sqrt(var + eps)).reshape(shape) * params["scale"] + params["shift"]
+
+
+def instance_norm(a, params, eps: float = 1e-5):
+    """Instance norm (Ulyanov et al. 2016): :func:`group_norm` with one group per channel, i.e.
+    per example and channel over H, W. a: (batch, H, W, C) (at least one spatial axis; a flat
+    (batch, C) input has one value per channel, a one-line error). Returns out like a."""
+    shape = tuple(getattr(a, "shape", ()))
+    if len(shape) < 3:
+        raise ValueError(f"instance norm needs a (batch, H, W, channels) input, got shape {shape}: on a flat input "
+                         f"each channel is a single value (use layer or group norm)")
+    return group_norm(a, params, shape[-1], eps)
 
 
 def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: float = 1e-5):

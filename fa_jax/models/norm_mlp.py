@@ -2,8 +2,11 @@
 
 Hidden layer l computes ``h_l = drop(f(norm(h_{l-1} W_l + b_l)))`` (DropConnect:
 ``h_l = f(norm(h_{l-1} (W_l * M_l / (1 - p)) + b_l))``); the output layer is
-linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`) or
-``"batch"`` (:func:`fa_jax.models.norm.batch_norm`). params per hidden layer add ``"scale"`` and
+linear (logits). ``norm``: ``"none"``, ``"layer"`` (:func:`fa_jax.models.norm.layer_norm`), ``"group"``
+(:func:`fa_jax.models.norm.group_norm` over the features, ``groups`` runs of n/groups
+consecutive features; Wu & He 2018) or ``"batch"`` (:func:`fa_jax.models.norm.batch_norm`).
+There is no instance norm here: with one feature per group it would normalize every feature
+to 0 (:mod:`fa_jax.models.cnn` has it for images). params per hidden layer add ``"scale"`` and
 ``"shift"`` (n,) when normalized. It is wired by every rule exactly like :class:`fa_jax.MLP`
 (see :mod:`fa_jax.models.norm` and :mod:`fa_jax.models.dropout` for what FA/DFA send through them).
 
@@ -26,20 +29,21 @@ from fa_jax.models.mlp import MLP, mlp
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 
-NORMS = ("none", "layer", "batch")
+NORMS = ("none", "layer", "group", "batch")
 
 
 @pytree.dataclass
 class NormMLP(MLP):
     """``MLP`` plus static ``norm`` (one of :data:`NORMS`), the ``dropout`` rate p, its
-    ``dropout_kind`` (:data:`fa_jax.models.dropout.KINDS`), standout's ``standout_alpha`` and
-    batch-norm ``momentum``."""
+    ``dropout_kind`` (:data:`fa_jax.models.dropout.KINDS`), standout's ``standout_alpha``,
+    batch-norm ``momentum`` and group norm's ``groups``."""
 
     norm: str = pytree.field(pytree_node=False, default="none")
     dropout: float = pytree.field(pytree_node=False, default=0.0)
     momentum: float = pytree.field(pytree_node=False, default=0.9)
     dropout_kind: str = pytree.field(pytree_node=False, default="bernoulli")
     standout_alpha: float = pytree.field(pytree_node=False, default=1.0)
+    groups: int = pytree.field(pytree_node=False, default=8)
 
     @property
     def stochastic(self) -> bool:
@@ -74,6 +78,8 @@ class NormMLP(MLP):
             a = linear(h, p["w"], p["b"])
             if self.norm == "layer":
                 a = norm_lib.layer_norm(a, p)
+            elif self.norm == "group":
+                a = norm_lib.group_norm(a, p, self.groups)
             elif self.norm == "batch":
                 a, s = norm_lib.batch_norm(a, p, stats[i], train=train, momentum=self.momentum)
                 new_stats.append(s)
@@ -121,15 +127,17 @@ class NormMLP(MLP):
 
 
 def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
-             dropout="none", p=None, momentum: float = 0.9, standout_alpha: float = 1.0) -> NormMLP:
-    """Build a :class:`NormMLP`; a bad ``norm``, dropout kind, rate outside [0, 1) or momentum is a
-    one-line error.
+             dropout="none", p=None, momentum: float = 0.9, standout_alpha: float = 1.0,
+             groups: int = 8) -> NormMLP:
+    """Build a :class:`NormMLP`; a bad ``norm``, dropout kind, rate outside [0, 1), momentum or groups
+    is a one-line error.
 
     Args:
         sizes: [n_in, h_1, ..., h_L, n_out], all positive ints (as :func:`fa_jax.mlp`).
         activation: the hidden layers' activation name (default ``"relu"``).
         init: the weights' init name (default ``"he_uniform"``).
-        norm: ``"none"`` (default), ``"layer"`` or ``"batch"`` (:data:`NORMS`), in every hidden layer.
+        norm: ``"none"`` (default), ``"layer"``, ``"group"`` or ``"batch"`` (:data:`NORMS`), in every
+            hidden layer (``"instance"`` is refused: one feature per group).
         dropout: in every hidden layer, ``"none"`` (default), ``"bernoulli"`` and ``"gaussian"``
             (after the activation), ``"standout"`` (after the activation, keep probability from the
             pre-activation) or ``"dropconnect"`` (on the layer's weights), see
@@ -137,11 +145,20 @@ def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm:
         p: the rate in [0, 1) of a named kind (default 0.5).
         momentum: batch norm's running-statistics momentum in [0, 1) (default 0.9).
         standout_alpha: standout's slope alpha (default 1).
+        groups: with ``norm="group"``, the groups of every hidden layer (default 8); must divide
+            every hidden width.
     """
     base = mlp(sizes, activation, init)
+    if norm == "instance":
+        raise ValueError("norm='instance' has no meaning in an MLP: each group would be one feature, normalized "
+                         "to 0; use 'layer' or 'group' (instance norm is for images: fj.cnn's instancenorm)")
     checks.choice("norm", norm, NORMS)
+    checks.positive_int("groups", groups)
+    if norm == "group":
+        for i, n in enumerate(base.sizes[1:-1], 1):
+            norm_lib.check_groups(groups, n, what=f"features (hidden layer {i})")
     kind, rate = dropout_lib.resolve(dropout, p)
     checks.number_in("batch-norm momentum", momentum, 0, 1)
     return NormMLP(sizes=base.sizes, activation=activation, init_name=init, norm=norm, dropout=rate,
                    momentum=float(momentum), dropout_kind="bernoulli" if kind == "none" else kind,
-                   standout_alpha=dropout_lib.check_alpha(standout_alpha))
+                   standout_alpha=dropout_lib.check_alpha(standout_alpha), groups=groups)

@@ -215,12 +215,12 @@ def test_sweep_trains_a_bn_resnet_and_evaluates_with_its_running_stats(keys):
     (lambda: norm.batch_norm(jnp.ones((2, 4, 4, 3)), norm.init_norm(3), norm.init_batch_stats(5), train=False),
      r"batch-norm stats\['mean'\] has shape \(5,\), input has 3 features"),
     (lambda: fj.cnn.sequential((8, 8, 1), ["conv(3)", "batchnorm", "batchnorm", "flatten", "dense(2)"]),
-     "has more than one batch norm"),
+     "has more than one norm layer"),
     (lambda: fj.cnn.sequential((8, 8, 1), ["batchnorm(momentum=1.5)", "flatten", "dense(2)"]),
      r"batchnorm momentum must be in \[0, 1\), got 1.5"),
-    (lambda: fj.cnn.sequential((8, 8, 1), ["residual_in(4,1,norm=group)", "residual_out(4)", "flatten", "dense(2)"]),
-     "unknown residual norm 'group'; known: batch, none"),
-    (lambda: fj.cnn.resnet((8, 8, 1), 10, depth=8, norm="layer"), "unknown resnet norm 'layer'"),
+    (lambda: fj.cnn.sequential((8, 8, 1), ["residual_in(4,1,norm=weight)", "residual_out(4)", "flatten", "dense(2)"]),
+     "unknown residual norm 'weight'; known: batch, layer, instance, group, none"),
+    (lambda: fj.cnn.resnet((8, 8, 1), 10, depth=8, norm="weight"), "unknown resnet norm 'weight'"),
 ])
 def test_bad_batch_norm_is_a_one_line_error(build, match):
     with pytest.raises(ValueError, match=match) as err:

@@ -49,7 +49,10 @@ def test_a_flax_model_by_import_path_joins_the_built_in_ones():
     (["--padding", "FULL"], "unknown padding 'FULL'"),
     (["--steps", "25", "--eval-every", "10"], "--steps 25 is not a multiple of --eval-every 10"),
     (["--preset", "imagenet"], "unknown preset 'imagenet'; known: cifar10-gpu"),
-    (["--resnet-norm", "group"], "unknown --resnet-norm 'group'; known: batch, none"),
+    (["--resnet-norm", "weight"], "unknown --resnet-norm 'weight'; known: batch, layer, instance, group, none"),
+    (["--resnet-groups", "0"], "--resnet-groups must be a positive int, got 0"),
+    (["--resnet-norm", "group", "--resnet-groups", "3"],
+     "--resnet-groups 3 does not divide --resnet-width 4; use a divisor of 4: 1, 2, 4"),
     (["--diagnostics"], "--diagnostics does not support batch norm yet; add --resnet-norm none"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, match, capsys, tmp_path):

@@ -3,6 +3,8 @@
 Label conventions, shared by every task in ``fa_jax.data``:
 - binary tasks: ``logits`` (batch, 1), ``labels`` (batch,) in {-1, +1};
 - multi-class tasks: ``logits`` (batch, C), ``labels`` integer (batch,) or one-hot (batch, C);
+- regression on signals (:func:`spectral_mse`): real-valued targets (batch, T) shaped like the
+  ``logits``;
 - token (sequence) tasks: ``logits`` (batch, T, V), ``labels`` integer (batch, T) (any
   integer labels with ``ndim >= 2`` and one fewer axis than ``logits``); a position labelled
   -1 is not scored. Only :func:`softmax_ce` takes them (the mean over the scored positions);
@@ -87,7 +89,43 @@ def cosine(logits, labels):
     return optax.losses.cosine_distance(logits, _targets(logits, labels)).mean()
 
 
-LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine}
+def check_spectral(logits_shape, labels_shape, labels_dtype) -> None:
+    """One-line ValueError unless :func:`spectral_mse` accepts these: real-valued (float) targets
+    of the logits' shape ``(batch, T)`` (or ``(batch, ..., T)``)."""
+    logits_shape, labels_shape = tuple(logits_shape), tuple(labels_shape)
+    if len(logits_shape) < 2:
+        raise ValueError(f"spectral_mse needs logits (batch, T), got shape {logits_shape}")
+    if not jnp.issubdtype(labels_dtype, jnp.floating):
+        raise ValueError(f"spectral_mse needs real-valued (float) targets of the logits' shape {logits_shape}; got "
+                         f"{jnp.dtype(labels_dtype).name} labels of shape {labels_shape} (class labels: use "
+                         f"softmax_ce or mse)")
+    if labels_shape != logits_shape:
+        raise ValueError(f"spectral_mse needs targets of the logits' shape {logits_shape} (batch, T); got "
+                         f"targets of shape {labels_shape}")
+
+
+def spectral_mse(logits, labels):
+    """Spectral MSE, the thesis chapter's eq. (4.17): MSE between DFT magnitudes along the last axis.
+
+    logits, labels: real (batch, T) (or (batch, ..., T)) of one shape; labels are the real-valued
+    signals to predict (not class labels). With ``Y = rfft(labels)`` and ``Z = rfft(logits)``
+    (numpy's unnormalised DFT ``Y[k] = sum_n y[n] exp(-2 pi i k n / T)``, the K = T // 2 + 1
+    bins k = 0..T//2 of a real signal):
+
+        loss = mean_batch (1 / K) sum_k (|Z[k]| - |Y[k]|)^2
+
+    i.e. the mean over the batch and over the K frequencies, as the chapter's (1/K) sum_k. The
+    phase of each bin is ignored, so a circularly shifted target gives the same loss. The
+    gradient at a bin where ``Z[k] = 0`` exactly is finite: jax differentiates ``|z|`` there as 0
+    (no epsilon is added; tested at all-zero logits).
+    """
+    check_spectral(logits.shape, labels.shape, labels.dtype)
+    mag = jnp.abs(jnp.fft.rfft(logits, axis=-1))
+    return jnp.mean((mag - jnp.abs(jnp.fft.rfft(labels.astype(logits.dtype), axis=-1))) ** 2)
+
+
+LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine,
+          "spectral_mse": spectral_mse}
 
 
 def register(name: str, loss, *, replace: bool = False):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fa_jax import checks
+from fa_jax import losses
 from fa_jax.data.task import Task, sample_fixed
 
 
@@ -172,7 +173,8 @@ def check_task(task, batch_size: int | None = None, loss: str | None = None, lab
     matching lengths, finite values; 1-D labels of a multi-output task are integers in
     ``[0, n_out)``; a one-output task trained with ``loss`` bce or hinge (default: the task's)
     has labels +-1; 2-D integer labels are token labels (``fa_jax.losses``): in ``[-1, n_out)``,
-    trained with softmax_ce and no ``label_smoothing``. With a fixed training set smaller than
+    trained with softmax_ce and no ``label_smoothing``; loss spectral_mse needs float targets
+    (n, n_out) (:func:`fa_jax.losses.check_spectral`). With a fixed training set smaller than
     ``batch_size`` it warns once that every step is full-batch gradient descent
     (:func:`fa_jax.data.sample_fixed`).
     """
@@ -191,6 +193,11 @@ def check_task(task, batch_size: int | None = None, loss: str | None = None, lab
         for nm, a in ((xn, x), (yn, y)):
             if jnp.issubdtype(jnp.result_type(a), jnp.inexact) and not bool(jnp.isfinite(a).all()):
                 raise ValueError(_nonfinite(task.name, nm, a))
+        if loss == "spectral_mse":  # real-valued targets shaped like the (n, n_out) logits
+            try:
+                losses.check_spectral((n, task.n_out), np.shape(y), jnp.result_type(y))
+            except ValueError as err:
+                raise ValueError(f"task {task.name!r}: {yn}: {err}") from None
         _check_labels(task, yn, y, loss, label_smoothing)
     n = task.n_train
     if (batch_size is not None and n is not None and batch_size > n and task.sampler is sample_fixed

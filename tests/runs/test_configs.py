@@ -34,6 +34,7 @@ SHIPPED = {
     "lecture_batch_loop": ("experiments/lectures/batch_loop.py", []),
     "lecture_regularization": ("experiments/lectures/regularization.py", []),
     "lecture_regression": ("experiments/lectures/regression.py", ["--dataset", "diabetes"]),
+    "lecture_spectral": ("experiments/lectures/spectral.py", []),
 }
 _MODULES = {}
 

@@ -11,7 +11,7 @@ from resume_check import assert_resume_reproduces
 
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
          "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
-         "normalization": "normalization.png"}
+         "normalization": "normalization.png", "spectral": "spectral.png"}
 EXTRA = {"regression": ["--dataset", "diabetes"], "xor": ["--checkpoint-every", "5", "--keep-checkpoints", "1"]}
 
 
@@ -41,6 +41,8 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     ("regression", ["--dataset", "boston"], "unknown dataset 'boston'"),
     ("gd_variants", ["--steps", "0"], "--steps must be > 0, got 0"),
     ("normalization", ["--lrs", "0.1,-1"], "learning rate must be positive and finite, got -1.0"),
+    ("spectral", ["--max-freq", "32"], "phase_shift max_freq=32 must be below the Nyquist frequency t/2 = 32"),
+    ("spectral", ["--rules", "bp,xx"], "unknown rule 'xx'"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, name, argv, match):
     err = one_line_exit(capsys, _load(name).main, [*argv, "--out", str(tmp_path)])

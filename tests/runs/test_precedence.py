@@ -12,7 +12,7 @@ from fa_jax.runs import cli
 PRESET_SCRIPTS = ["experiments/parity.py", "experiments/alignment.py", "experiments/feedback_schemes.py",
                   "experiments/cnn_rules.py", "experiments/flax_models.py", *(f"experiments/lectures/{n}.py" for n in (
                       "batch_loop", "gd_variants", "gradients", "normalization", "regression",
-                      "regularization", "xor"))]
+                      "regularization", "spectral", "xor"))]
 
 
 def _text(value) -> str:

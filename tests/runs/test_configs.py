@@ -35,6 +35,7 @@ SHIPPED = {
     "lecture_regularization": ("experiments/lectures/regularization.py", []),
     "lecture_regression": ("experiments/lectures/regression.py", ["--dataset", "diabetes"]),
     "lecture_spectral": ("experiments/lectures/spectral.py", []),
+    "lecture_dropout_norms": ("experiments/lectures/dropout_norms.py", []),
 }
 _MODULES = {}
 

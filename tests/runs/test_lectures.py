@@ -11,7 +11,8 @@ from resume_check import assert_resume_reproduces
 
 PLOTS = {"xor": "xor.png", "gradients": "gradients.png", "gd_variants": "gd_variants.png",
          "batch_loop": "batch_loop.png", "regularization": "regularization.png", "regression": "regression.png",
-         "normalization": "normalization.png", "spectral": "spectral.png"}
+         "normalization": "normalization.png", "spectral": "spectral.png",
+         "dropout_norms": "dropout_norms.png"}
 EXTRA = {"regression": ["--dataset", "diabetes"], "xor": ["--checkpoint-every", "5", "--keep-checkpoints", "1"]}
 
 
@@ -27,6 +28,12 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     assert summary["verdict"] in capsys.readouterr().out
     assert (tmp_path / PLOTS[name]).stat().st_size > 5000
     assert json.loads((tmp_path / "config.json").read_text())["quick"] is True
+    if name == "dropout_norms":  # --quick: dfa, standout on the MLP and the conv net, group norm on the conv net
+        cells = summary["cells"]
+        assert sorted(cells) == ["cnn-norm/group/dfa", "cnn/standout/dfa", "mlp/standout/dfa"]
+        for c in cells.values():
+            assert c["gap"]["mean"] == pytest.approx(c["train_acc"]["mean"] - c["val_acc"]["mean"], abs=1e-6)
+            assert 0 <= c["test_acc"]["mean"] <= 1 and len(c["test_acc"]["per_seed"]) == 1
     if name == "xor":  # a resumed run restores every sweep from its checkpoints: same summary
         assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[:2] == ["bp-N_0_1_fan_in", "bp-U_-10_10"]
         assert_resume_reproduces(_load(name).main, tmp_path)
@@ -43,6 +50,11 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
     ("normalization", ["--lrs", "0.1,-1"], "learning rate must be positive and finite, got -1.0"),
     ("spectral", ["--max-freq", "32"], "phase_shift max_freq=32 must be below the Nyquist frequency t/2 = 32"),
     ("spectral", ["--rules", "bp,xx"], "unknown rule 'xx'"),
+    ("dropout_norms", ["--p", "1"], "dropout p must be in [0, 1), got 1"),
+    ("dropout_norms", ["--dropouts", "none,saltpepper"], "--dropouts: unknown 'saltpepper'; accepted: none, bernoulli"),
+    ("dropout_norms", ["--groups", "3"], "groups=3 does not divide 16 channels; use a divisor of 16: 1, 2, 4, 8, 16"),
+    ("dropout_norms", ["--n-train", "1348"], "--n-train must be below the 1348 training images"),
+    ("dropout_norms", ["--dropouts", "", "--norms", ""], "--dropouts and --norms are both empty"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(tmp_path, capsys, name, argv, match):
     err = one_line_exit(capsys, _load(name).main, [*argv, "--out", str(tmp_path)])

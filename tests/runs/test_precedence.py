@@ -11,7 +11,7 @@ from fa_jax.runs import cli
 # scripts whose presets go through cli.apply_defaults, and the preset dicts they apply
 PRESET_SCRIPTS = ["experiments/parity.py", "experiments/alignment.py", "experiments/feedback_schemes.py",
                   "experiments/cnn_rules.py", "experiments/flax_models.py", *(f"experiments/lectures/{n}.py" for n in (
-                      "batch_loop", "gd_variants", "gradients", "normalization", "regression",
+                      "batch_loop", "dropout_norms", "gd_variants", "gradients", "normalization", "regression",
                       "regularization", "spectral", "xor"))]
 
 

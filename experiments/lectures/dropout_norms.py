@@ -112,11 +112,11 @@ def _every(args):
 
 
 def split(task, n_train):
-    """``(train_task, (x_train, y_train), (x_test, y_test))``: the task's test set replaced by the
-    rest of its training split (validation), and the original test set kept aside."""
+    """``(train_task, (x_test, y_test))``: the task trained on its first ``n_train`` training
+    examples, validated on the rest of them (its test set), and its own test set kept aside."""
     tr = task.replace(x_test=task.x_train[n_train:], y_test=task.y_train[n_train:],
                       x_train=task.x_train[:n_train], y_train=task.y_train[:n_train])
-    return tr, (tr.x_train, tr.y_train), (task.x_test, task.y_test)
+    return tr, (task.x_test, task.y_test)
 
 
 def accuracy(model, rule, res, x, y):
@@ -138,11 +138,11 @@ def train_cells(args, study):
     data = {False: split(fj.data.digits(), args.n_train), True: split(fj.data.images("digits"), args.n_train)}
     out = {}
     for (group, variant, rule), (model, images) in cells(args).items():
-        task, (x_tr, y_tr), (x_te, y_te) = data[images]
+        task, (x_te, y_te) = data[images]
         res = study.sweep({"sweep": f"{group}-{variant}-{rule}"}, model, task, rule=rule, seeds=args.seeds,
                           steps=args.steps, batch_size=32, optimizer="adam", lr=args.lr, eval_every=_every(args),
                           progress=False)
-        train = accuracy(model, rule, res, x_tr, y_tr)
+        train = accuracy(model, rule, res, task.x_train, task.y_train)
         val = accuracy(model, rule, res, task.x_test, task.y_test)
         out[group, variant, rule] = {
             "test_acc": _stats(accuracy(model, rule, res, x_te, y_te)), "train_acc": _stats(train),

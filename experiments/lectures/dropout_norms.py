@@ -201,9 +201,9 @@ def verdict(args, res):
     for rule in args.rules:
         for g, base in (("mlp", "none"), ("cnn", "none"), ("cnn-norm", None)):
             vs = {v: c for (gg, v, r), c in res.items() if gg == g and r == rule}
-            best = max(vs, key=lambda v: -1 if vs[v]["test_acc"]["mean"] is None else vs[v]["test_acc"]["mean"])
-            if not vs:
+            if not vs:  # a group left out by --dropouts '' or --norms ''
                 continue
+            best = max(vs, key=lambda v: -1 if vs[v]["test_acc"]["mean"] is None else vs[v]["test_acc"]["mean"])
             head = f"{rule} {g}: " + (f"none {_fmt(vs[base])}, " if base in vs else "")
             parts.append(head + f"best {best} {_fmt(vs[best])}")
     return f"digits test accuracy, mean of {args.seeds} seeds: " + "; ".join(parts)

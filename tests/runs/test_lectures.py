@@ -40,6 +40,15 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
         assert [p.name for p in (tmp_path / "checkpoints" / "bp-U_-10_10").iterdir() if p.name.isdigit()] == ["20"]
 
 
+def test_dropout_norms_verdict_skips_a_group_left_out():
+    mod = _load("dropout_norms")
+    args = mod.parser().parse_args(["--rules", "bp", "--dropouts", "", "--seeds", "2"])
+    cell = {"test_acc": {"mean": 0.9}, "gap": {"mean": 0.05}}
+    got = mod.verdict(args, {("cnn-norm", "group", "bp"): cell, ("cnn-norm", "batch", "bp"): {
+        "test_acc": {"mean": None}, "gap": {"mean": None}}})
+    assert got == "digits test accuracy, mean of 2 seeds: bp cnn-norm: best group 0.900 (gap 0.050)"
+
+
 @pytest.mark.parametrize("name,argv,match", [
     ("xor", ["--lr", "-0.1"], "--lr must be > 0, got -0.1"),
     ("xor", ["--rules", "bp,xx"], "unknown rule 'xx'"),

@@ -17,6 +17,7 @@ from fa_jax.models.contract import n_params
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap import resolve as flax_resolve
+from fa_jax.errors import InputError
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.
@@ -72,18 +73,18 @@ def build(args):
         fj.rules.get(r)
     for a in args.augment:
         if a not in AUGMENTS:
-            raise ValueError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
+            raise InputError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
     cli.check_run_sizes(args)
     if args.resnet_norm not in residual.NORMS:
-        raise ValueError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
+        raise InputError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
     if args.resnet_groups < 1:
-        raise ValueError(f"--resnet-groups must be a positive int, got {args.resnet_groups}")
+        raise InputError(f"--resnet-groups must be a positive int, got {args.resnet_groups}")
     if args.resnet_norm == "group" and "resnet20" in args.models and args.resnet_width % args.resnet_groups:
         w = args.resnet_width
-        raise ValueError(f"--resnet-groups {args.resnet_groups} does not divide --resnet-width {w}; use a divisor "
+        raise InputError(f"--resnet-groups {args.resnet_groups} does not divide --resnet-width {w}; use a divisor "
                          f"of {w}: {', '.join(str(d) for d in range(1, w + 1) if w % d == 0)}")
     if not args.width > 0:
-        raise ValueError(f"--width must be > 0, got {args.width}")
+        raise InputError(f"--width must be > 0, got {args.width}")
     fj.losses.get("softmax_ce")
     fj.optimizer(args.optimizer, args.lr)
     cli.feedback_options(args)
@@ -98,7 +99,7 @@ def build(args):
     models = {m: wrapped(m, task) if flax_resolve.is_spec(m) else fj.cnn.get(m, task.input_shape, task.n_out, **kw[m])
               for m in args.models}
     if args.diagnostics and any(m.stateful for m in models.values()):
-        raise ValueError("--diagnostics does not support batch norm yet; add --resnet-norm none (or layer, "
+        raise InputError("--diagnostics does not support batch norm yet; add --resnet-norm none (or layer, "
                          "instance, group) or leave resnet20 out of --models")
     fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
                         seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
@@ -110,7 +111,7 @@ def wrapped(spec, task):
     """The Flax model ``spec`` names (``package.module:Name``), wrapped for the task's images."""
     model = fj.from_flax(flax_resolve.load(spec, task.n_out, what="--models"), task.input_shape)
     if model.n_out != task.n_out:
-        raise ValueError(f"--models {spec}: the model has {model.n_out} outputs, task {task.name!r} has {task.n_out}")
+        raise InputError(f"--models {spec}: the model has {model.n_out} outputs, task {task.name!r} has {task.n_out}")
     return model
 
 
@@ -135,7 +136,7 @@ def alignment_tables(metric_rows, models) -> str:
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.preset is not None and args.preset not in PRESETS:
-        raise ValueError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     if args.quick:
         cli.apply_defaults(args, QUICK)
     if args.preset:

@@ -16,6 +16,7 @@ import numpy as np
 import fa_jax as fj
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
+from fa_jax.errors import InputError
 
 TASKS = ("digits", "parity")
 SCHEMES = ("default", *fj.FEEDBACK_SCHEMES)
@@ -70,7 +71,7 @@ def main(argv=None):
     cli.check_known(args.tasks, TASKS, "task")
     for r in args.rules:
         if fj.rules.get(r).feedback_shapes is None:
-            raise ValueError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
+            raise InputError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
     cli.check_known(args.schemes, SCHEMES, "feedback scheme")
     cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
     fj.optimizer(args.optimizer, args.lr)

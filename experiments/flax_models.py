@@ -25,6 +25,7 @@ from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap.resolve import is_spec, load as load_model
 from fa_jax.wrap.examples import EXAMPLES
+from fa_jax.errors import InputError
 
 QUICK = {"seeds": 2, "steps": 40, "eval_every": 20, "width": 0.125, "resnet_width": 2, "batch_size": 16}
 COLUMNS = ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")
@@ -89,11 +90,11 @@ def build(args):
         fj.rules.get(r)
     cli.check_run_sizes(args)
     if not args.width > 0:
-        raise ValueError(f"--width must be > 0, got {args.width}")
+        raise InputError(f"--width must be > 0, got {args.width}")
     if args.resnet_width < 1:
-        raise ValueError(f"--resnet-width must be >= 1, got {args.resnet_width}")
+        raise InputError(f"--resnet-width must be >= 1, got {args.resnet_width}")
     if any(n < 1 for n in args.resnet_stages):
-        raise ValueError(f"--resnet-stages must be >= 1 each, got {','.join(map(str, args.resnet_stages))}")
+        raise InputError(f"--resnet-stages must be >= 1 each, got {','.join(map(str, args.resnet_stages))}")
     fj.optimizer(args.optimizer, args.lr)
     cli.feedback_options(args)
     for name in names:  # unknown names first: nothing loads for a typo
@@ -106,14 +107,14 @@ def build(args):
         try:
             model = fj.from_flax(module, task.input_shape)
         except ValueError as err:
-            raise ValueError(f"model {name!r}: {err}") from None
+            raise InputError(f"model {name!r}: {err}") from None
         if model.n_out != task.n_out:
-            raise ValueError(f"model {name!r} returns {model.n_out} logits; {task.name} has {task.n_out} classes")
+            raise InputError(f"model {name!r} returns {model.n_out} logits; {task.name} has {task.n_out} classes")
         for r in args.rules:
             try:
                 model.check_rule(fj.rules.get(r))
             except ValueError as err:
-                raise ValueError(f"--rules: {err}") from None
+                raise InputError(f"--rules: {err}") from None
         models[name] = model
     fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
                         seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,

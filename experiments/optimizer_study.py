@@ -20,6 +20,7 @@ import fa_jax as fj
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs import study as study_lib
 from fa_jax.runs.study import Study
+from fa_jax.errors import InputError
 
 # centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
 LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,
@@ -59,15 +60,15 @@ def resolve(args) -> dict:
             cfg[key] = getattr(args, key)
     for d in cfg["datasets"]:
         if d not in DATASETS:
-            raise ValueError(f"unknown dataset {d!r}; known: {', '.join(DATASETS)}")
+            raise InputError(f"unknown dataset {d!r}; known: {', '.join(DATASETS)}")
     for r in cfg["rules"]:
         fj.rules.get(r)
     for o in cfg["optimizers"]:
         if o not in LR_CENTRE:
-            raise ValueError(f"unknown optimizer {o!r}; known: {', '.join(LR_CENTRE)}")
+            raise InputError(f"unknown optimizer {o!r}; known: {', '.join(LR_CENTRE)}")
     for f in cfg["lr_factors"]:
         if not f > 0:
-            raise ValueError(f"--lr-factors must be positive, got {f}")
+            raise InputError(f"--lr-factors must be positive, got {f}")
     cli.check_run_sizes(cfg, ("seeds", "steps", "batch_size", "width", "depth", "eval_every"))
     return cfg
 

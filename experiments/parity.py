@@ -13,6 +13,7 @@ import sys
 import fa_jax as fj
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study, compare_rules
+from fa_jax.errors import InputError
 
 
 def parser():
@@ -54,7 +55,7 @@ def main(argv=None):
     for r in args.rules:
         fj.rules.get(r)
     if args.depth < 0:
-        raise ValueError(f"--depth must be >= 0, got {args.depth}")
+        raise InputError(f"--depth must be >= 0, got {args.depth}")
     cli.check_run_sizes(args, ("width",), multiple=False)
     task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
     model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)

@@ -18,6 +18,7 @@ import fa_jax as fj
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs import study as study_lib
 from fa_jax.runs.study import Study
+from fa_jax.errors import InputError
 
 KEYS = ("method", "n", "k", "width")
 DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu",
@@ -78,11 +79,11 @@ def resolve(args) -> dict:
     for name in ("n", "k", "width"):
         for v in cfg[name]:
             if v < 1:
-                raise ValueError(f"--{name} values must be >= 1, got {v}")
+                raise InputError(f"--{name} values must be >= 1, got {v}")
     for n in cfg["n"]:
         for k in cfg["k"]:
             if k > n:
-                raise ValueError(f"k={k} > n={n} in the grid: need k <= n for every cell")
+                raise InputError(f"k={k} > n={n} in the grid: need k <= n for every cell")
     cli.check_run_sizes(cfg, multiple=False)  # --epochs may still set steps and eval_every
     if cfg["epochs"] is not None:
         cli.check_run_sizes(cfg, ("epochs",), multiple=False)
@@ -98,7 +99,7 @@ def main(argv=None):
     args = parser().parse_args(argv)
     cfg = resolve(args)
     if cfg["epochs"] is not None and cfg["dataset"] == "parity":
-        raise ValueError("--epochs applies to image parity (digits-parity, mnist-parity, mnist5k-parity); use --steps")
+        raise InputError("--epochs applies to image parity (digits-parity, mnist-parity, mnist5k-parity); use --steps")
     tasks = {(n, k): fj.data.parity_task(cfg["dataset"], n, k, distribution=cfg["distribution"],
                                          data_seed=args.data_seed, data_dir=args.data_dir, download=not args.offline)
              for n in cfg["n"] for k in cfg["k"]}

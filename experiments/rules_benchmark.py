@@ -22,6 +22,7 @@ import numpy as np
 import fa_jax as fj
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
+from fa_jax.errors import InputError
 
 RULES = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"]
 # name: data, model (widths before --scale), default steps and evaluation interval, lr_from
@@ -71,10 +72,10 @@ def resolve(args) -> dict:
         fj.rules.get(r)
     for lr in cfg["lrs"]:
         if not lr > 0:
-            raise ValueError(f"--lrs must be positive, got {lr}")
+            raise InputError(f"--lrs must be positive, got {lr}")
     fj.optimizer(cfg["optimizer"], cfg["lrs"][0])
     if not cfg["scale"] > 0:
-        raise ValueError(f"--scale must be > 0, got {cfg['scale']}")
+        raise InputError(f"--scale must be > 0, got {cfg['scale']}")
     cli.check_run_sizes(cfg, ("seeds", "batch_size"), multiple=False)
     for t in cfg["tasks"]:
         steps, every = cfg["steps"] or TASKS[t]["steps"], cfg["eval_every"] or TASKS[t]["eval_every"]

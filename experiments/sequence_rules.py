@@ -47,6 +47,7 @@ from fa_jax.runs.block_alignment import alignment_figure, alignment_tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap.sequence_models import SEQUENCE_MODELS, language_model
 from fa_jax.wrap.transformer import ERROR_AT, POINTS
+from fa_jax.errors import InputError
 
 TASKS = ("lm", "recall", "modadd")
 # the run's defaults, in one place (parser() and experiments/configs/sequence_rules.py spell them out)
@@ -165,14 +166,14 @@ def check_args(args) -> None:
     cli.check_known(args.models, list(SEQUENCE_MODELS), "model")
     cli.check_known(args.points, list(POINTS), "--points value")
     if args.error_at not in ERROR_AT:
-        raise ValueError(f"--error-at must be one of {', '.join(ERROR_AT)}, got {args.error_at!r}")
+        raise InputError(f"--error-at must be one of {', '.join(ERROR_AT)}, got {args.error_at!r}")
     for r in args.rules:
         rule = fj.rules.get(r)
         if rule.name != "bp" and rule.family not in ("fa", "dfa"):
-            raise ValueError(f"--rules: rule {r!r} does not run on these sequence models; use bp or a rule of the "
+            raise InputError(f"--rules: rule {r!r} does not run on these sequence models; use bp or a rule of the "
                              f"FA or DFA family (fa, dfa, kp, usf, frsf, brsf, sdfa, drtp, wm)")
         if rule.needs_targets and args.error_at == "last_block" and "transformer" in args.models:
-            raise ValueError(f"--rules {r} with --error-at last_block: {r} sends the target, not an error, to the "
+            raise InputError(f"--rules {r} with --error-at last_block: {r} sends the target, not an error, to the "
                              f"DFA points, so it cannot take the error at the last block; use --error-at logits")
     for t in args.tasks:
         tr = training(args, t)
@@ -182,19 +183,19 @@ def check_args(args) -> None:
     for flag in ("d_model", "n_heads", "n_blocks", "d_hidden", "context", "recall_pairs", "recall_keys",
                  "recall_values"):
         if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+            raise InputError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.d_model % args.n_heads:
-        raise ValueError(f"--n-heads {args.n_heads} does not divide --d-model {args.d_model}: each head has "
+        raise InputError(f"--n-heads {args.n_heads} does not divide --d-model {args.d_model}: each head has "
                          f"d_model / n_heads features")
     if args.recall_pairs > args.recall_keys:
-        raise ValueError(f"--recall-pairs {args.recall_pairs} > --recall-keys {args.recall_keys}: the keys of a "
+        raise InputError(f"--recall-pairs {args.recall_pairs} > --recall-keys {args.recall_keys}: the keys of a "
                          f"sequence are distinct")
     if args.modulus < 2:
-        raise ValueError(f"--modulus must be >= 2, got {args.modulus}")
+        raise InputError(f"--modulus must be >= 2, got {args.modulus}")
     if not 0 < args.train_fraction < 1:
-        raise ValueError(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
+        raise InputError(f"--train-fraction must be in (0, 1), got {args.train_fraction}")
     if args.samples < 0:
-        raise ValueError(f"--samples must be >= 0 (0: none), got {args.samples}")
+        raise InputError(f"--samples must be >= 0 (0: none), got {args.samples}")
     cli.feedback_options(args)
 
 
@@ -213,11 +214,11 @@ def build(args):
                         models[t, label] = language_model(arch, task.n_out, task.n_in,
                                                           **model_options(arch, args, points))
                     except ValueError as err:
-                        raise ValueError(f"model {label!r} on {t}: {err}") from None
+                        raise InputError(f"model {label!r} on {t}: {err}") from None
                 try:
                     models[t, label].check_rule(fj.rules.get(rule))
                 except ValueError as err:
-                    raise ValueError(f"--rules: {err}") from None
+                    raise InputError(f"--rules: {err}") from None
                 cells.append({"task": t, "model": label, "arch": arch, "rule": rule})
     for t in tasks:
         tr = training(args, t)

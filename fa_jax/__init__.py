@@ -15,6 +15,7 @@ _SOURCES = {
     "fa_jax": ("data", "losses", "optim", "rules"),
     "fa_jax.analysis": ("diagnostics", "gradflow", "representations"),
     "fa_jax.data": ("scaling",),
+    "fa_jax.errors": ("InputError",),
     "fa_jax.models": ("activations", "cnn", "conv", "dropout", "init", "norm", "rbf"),
     "fa_jax.models.mlp": ("MLP", "mlp"),
     "fa_jax.models.norm_mlp": ("NormMLP", "norm_mlp"),

@@ -12,6 +12,7 @@ import numbers
 
 import jax
 import numpy as np
+from fa_jax.errors import InputError
 
 
 def is_int(v, *, numpy: bool = False) -> bool:
@@ -45,7 +46,7 @@ def traced(args: dict) -> list[str]:
 
 
 def _fail(name, what, v):
-    raise ValueError(f"{name} must be {what}, got {v!r}")
+    raise InputError(f"{name} must be {what}, got {v!r}")
 
 
 def _interval(lo, hi, lo_open, hi_open, hi_text=None) -> str:
@@ -129,4 +130,4 @@ def choice(kind: str, v, known, hint: str = "") -> None:
     except TypeError:  # an unhashable value looked up in a dict
         ok = False
     if not ok:
-        raise ValueError(f"unknown {kind} {v!r}; known: {', '.join(known)}{hint}")
+        raise InputError(f"unknown {kind} {v!r}; known: {', '.join(known)}{hint}")

@@ -21,6 +21,7 @@ import optax
 from fa_jax import checks
 from fa_jax import registry
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 def _targets(logits, labels):
@@ -51,7 +52,7 @@ def softmax_ce(logits, labels):
     """Softmax cross-entropy with integer (batch,) or one-hot (batch, C) labels, or token labels
     (batch, T) with logits (batch, T, V): the mean over the positions with a label >= 0."""
     if logits.shape[-1] == 1:
-        raise ValueError("softmax_ce needs >= 2 outputs; use 'bce' for a single-logit binary task")
+        raise InputError("softmax_ce needs >= 2 outputs; use 'bce' for a single-logit binary task")
     if labels.ndim == logits.ndim:
         return optax.losses.softmax_cross_entropy(logits, labels).mean()
     if _tokens(logits, labels):
@@ -94,13 +95,13 @@ def check_spectral(logits_shape, labels_shape, labels_dtype) -> None:
     of the logits' shape ``(batch, T)`` (or ``(batch, ..., T)``)."""
     logits_shape, labels_shape = tuple(logits_shape), tuple(labels_shape)
     if len(logits_shape) < 2:
-        raise ValueError(f"spectral_mse needs logits (batch, T), got shape {logits_shape}")
+        raise InputError(f"spectral_mse needs logits (batch, T), got shape {logits_shape}")
     if not jnp.issubdtype(labels_dtype, jnp.floating):
-        raise ValueError(f"spectral_mse needs real-valued (float) targets of the logits' shape {logits_shape}; got "
+        raise InputError(f"spectral_mse needs real-valued (float) targets of the logits' shape {logits_shape}; got "
                          f"{jnp.dtype(labels_dtype).name} labels of shape {labels_shape} (class labels: use "
                          f"softmax_ce or mse)")
     if labels_shape != logits_shape:
-        raise ValueError(f"spectral_mse needs targets of the logits' shape {logits_shape} (batch, T); got "
+        raise InputError(f"spectral_mse needs targets of the logits' shape {logits_shape} (batch, T); got "
                          f"targets of shape {labels_shape}")
 
 
@@ -159,7 +160,7 @@ def check_label_smoothing(alpha, n_out: int) -> float:
     """``alpha`` as a float in [0, 1); smoothing (alpha > 0) needs a multi-class output (n_out >= 2)."""
     checks.number_in("label_smoothing", alpha, 0, 1)
     if alpha and n_out < 2:
-        raise ValueError(f"label_smoothing={alpha!r} needs >= 2 outputs (classes); this task has {n_out}")
+        raise InputError(f"label_smoothing={alpha!r} needs >= 2 outputs (classes); this task has {n_out}")
     return float(alpha)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import TypeVar
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
     """Return ``table[name]``; an unknown name is a one-line error listing the known ones."""
     if isinstance(name, str) and name in table:
         return table[name]
-    raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    raise InputError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
 
 
 def add(table: MutableMapping[str, T], name: str, value: T, *, what: str, replace: bool = False) -> T:
@@ -38,9 +39,9 @@ def add(table: MutableMapping[str, T], name: str, value: T, *, what: str, replac
         replace: allow replacing a name already in ``table`` (default False).
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a {what} name must be a non-empty str, got {name!r}")
+        raise InputError(f"a {what} name must be a non-empty str, got {name!r}")
     checks.boolean("replace", replace)
     if name in table and not replace:
-        raise ValueError(f"{what} {name!r} is already registered; pass replace=True to replace it")
+        raise InputError(f"{what} {name!r} is already registered; pass replace=True to replace it")
     table[name] = value
     return value

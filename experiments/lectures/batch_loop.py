@@ -14,6 +14,7 @@ import time
 import jax
 import jax.numpy as jnp
 import matplotlib
+from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,7 +40,7 @@ def check(args):
     fj.rules.get(args.rule)
     task = fj.data.digits()
     if args.batch > task.n_train:
-        raise ValueError(f"--batch must be <= {task.n_train} (the digits training set), got {args.batch}")
+        raise InputError(f"--batch must be <= {task.n_train} (the digits training set), got {args.batch}")
     fj.memory.check_sweep(fj.mlp([64, args.width, args.width, 10]), task, seeds=1, batch_size=args.batch)
 
 

@@ -23,6 +23,7 @@ import sys
 
 import jax
 import matplotlib
+from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -95,12 +96,12 @@ def check(args):
     for flag, given, accepted in (("--dropouts", args.dropouts, DROPOUTS), ("--norms", args.norms, NORMS)):
         for v in given:
             if v not in accepted:
-                raise ValueError(f"{flag}: unknown {v!r}; accepted: {', '.join(accepted)}")
+                raise InputError(f"{flag}: unknown {v!r}; accepted: {', '.join(accepted)}")
     if not args.dropouts and not args.norms:
-        raise ValueError("--dropouts and --norms are both empty: nothing to train")
+        raise InputError("--dropouts and --norms are both empty: nothing to train")
     n = fj.data.digits().x_train.shape[0]
     if args.n_train >= n:
-        raise ValueError(f"--n-train must be below the {n} training images (the rest validate), got {args.n_train}")
+        raise InputError(f"--n-train must be below the {n} training images (the rest validate), got {args.n_train}")
     models = cells(args)  # one-line errors for the widths, the rate and groups not dividing the channels
     tasks = {False: fj.data.digits(), True: fj.data.images("digits")}
     fj.memory.check_all(({"rule": r, "model": m, "task": tasks[images]} for (_, _, r), (m, images) in models.items()),

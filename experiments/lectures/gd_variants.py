@@ -12,6 +12,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -41,9 +42,9 @@ def parser():
 def check(args):
     lecture.positive(args, "steps", "target")
     if not np.isfinite(args.start).all():
-        raise ValueError(f"--start must be finite, got {args.start}")
+        raise InputError(f"--start must be finite, got {args.start}")
     if args.steps > 10**6:  # every step of every variant is kept (path and loss) and plotted
-        raise ValueError(f"--steps must be <= 1000000 (every step is recorded and plotted), got {args.steps}")
+        raise InputError(f"--steps must be <= 1000000 (every step is recorded and plotted), got {args.steps}")
 
 
 def body(args, study):

@@ -18,6 +18,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -56,7 +57,7 @@ def check(args):
         fj.optim.check_learning_rate(lr)
     fj.rules.get(args.rule)
     if args.reg_steps > 10**6:  # every step of the regression part is kept and plotted
-        raise ValueError(f"--reg-steps must be <= 1000000, got {args.reg_steps}")
+        raise InputError(f"--reg-steps must be <= 1000000, got {args.reg_steps}")
     fj.memory.check_sweep(fj.mlp([64, args.width, 10]), fj.data.digits(), rule=args.rule,
                           seeds=len(args.lrs) * args.seeds, batch_size=32, optimizer="momentum", steps=args.steps,
                           eval_every=max(1, args.steps // 100))

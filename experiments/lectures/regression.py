@@ -19,6 +19,7 @@ import fa_jax as fj
 from fa_jax.runs import cli
 from fa_jax.runs import lecture
 from fa_jax.runs import plots
+from fa_jax.errors import InputError
 
 QUICK = {"seeds": 1, "steps": 20, "width": 8}
 DATASETS = ("california", "diabetes")
@@ -45,13 +46,13 @@ def load(name):
     try:
         return datasets.fetch_california_housing(return_X_y=True, download_if_missing=False)
     except OSError:
-        raise ValueError(f"California housing is not cached in {datasets.get_data_home()} (no download here); "
+        raise InputError(f"California housing is not cached in {datasets.get_data_home()} (no download here); "
                          "use --dataset diabetes (bundled with scikit-learn)") from None
 
 
 def check(args):
     if args.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
+        raise InputError(f"unknown dataset {args.dataset!r}; known: {', '.join(DATASETS)}")
     lecture.positive(args, "seeds", "steps", "width", "lr")
     fj.regularize.check_tools(l2=args.l2)
     for r in args.rules:

@@ -16,6 +16,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,7 +50,7 @@ def check(args):
     fj.dropout.check_rate(args.dropout)
     fj.regularize.check_tools(decoupled_decay=args.decay)
     if args.rbf_steps > 10**6:  # rbf.fit keeps every step's loss
-        raise ValueError(f"--rbf-steps must be <= 1000000, got {args.rbf_steps}")
+        raise InputError(f"--rbf-steps must be <= 1000000, got {args.rbf_steps}")
     fj.memory.check_sweep(fj.mlp([64, args.width, args.width, 10]), fj.data.digits(), rule=args.rule,
                           seeds=args.seeds, batch_size=32, steps=args.steps, eval_every=args.steps // 40 or 1)
 

@@ -18,32 +18,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 
 def _check(model, prompt, n_new, key, temperature) -> np.ndarray:
     """The prompt as (context,) int32; one-line ValueErrors for every bad argument (module doc)."""
     shape = getattr(model, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 1):
-        raise ValueError(f"generate needs a model whose input is (batch, context) token ids, got input_shape "
+        raise InputError(f"generate needs a model whose input is (batch, context) token ids, got input_shape "
                          f"{shape!r}")
     if getattr(model, "input_dtype", "int32") not in ("int32", "int64"):
-        raise ValueError(f"generate needs a model that takes integer token ids, this one takes {model.input_dtype}")
+        raise InputError(f"generate needs a model that takes integer token ids, this one takes {model.input_dtype}")
     checks.positive_int("generate n_new", n_new, numpy=True)
     if not (checks.is_number(temperature) and math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"generate temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
+        raise InputError(f"generate temperature must be a finite number >= 0 (0: greedy), got {temperature!r}")
     if temperature > 0 and key is None:
-        raise ValueError(f"generate temperature={temperature!r} samples: pass key= (a jax.random key); "
+        raise InputError(f"generate temperature={temperature!r} samples: pass key= (a jax.random key); "
                          f"temperature 0 is greedy and needs none")
     p = np.asarray(prompt)
     if p.ndim != 1 or (p.size and p.dtype.kind not in "iu"):
-        raise ValueError(f"generate prompt must be a 1-D array of integer token ids, got {checks.show(prompt)}")
+        raise InputError(f"generate prompt must be a 1-D array of integer token ids, got {checks.show(prompt)}")
     if p.shape[0] != shape[0]:
-        raise ValueError(f"generate prompt has {p.shape[0]} tokens; the model reads windows of exactly "
+        raise InputError(f"generate prompt has {p.shape[0]} tokens; the model reads windows of exactly "
                          f"{shape[0]} (its context): pass the last {shape[0]} tokens")
     n_out = getattr(model, "n_out", None)
     if n_out is not None and p.size and (p.min() < 0 or p.max() >= n_out):
         bad = int(p[(p < 0) | (p >= n_out)][0])
-        raise ValueError(f"generate prompt holds {bad}, not a token id of this model's {n_out}")
+        raise InputError(f"generate prompt holds {bad}, not a token id of this model's {n_out}")
     return p.astype(np.int32)
 
 

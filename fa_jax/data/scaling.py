@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks, pytree
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 @pytree.dataclass
@@ -64,7 +65,7 @@ def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
     make = lookup(SCALERS, name, "scaler")
     x_train = jnp.asarray(x_train)
     if x_train.ndim != 2 or x_train.shape[0] < 2:
-        raise ValueError(f"x_train must have shape (n >= 2, d), got {tuple(x_train.shape)}")
+        raise InputError(f"x_train must have shape (n >= 2, d), got {tuple(x_train.shape)}")
     checks.positive_number("eps", eps, finite=False)
     return make(x_train, eps)
 
@@ -72,6 +73,6 @@ def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
 def scale_task(task, name: str, eps: float = 1e-8):
     """The task with both splits scaled by a scaler fitted on its training split only."""
     if task.x_train is None:
-        raise ValueError(f"task {task.name!r} has no fixed training split to fit a scaler on")
+        raise InputError(f"task {task.name!r} has no fixed training split to fit a scaler on")
     s = fit_scaler(name, task.x_train, eps)
     return task.replace(x_train=s(task.x_train), x_test=s(task.x_test), name=f"{task.name}+{name}")

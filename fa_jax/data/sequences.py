@@ -22,6 +22,7 @@ import numpy as np
 from fa_jax import checks
 from fa_jax.data.task import Task, sample_fixed
 from fa_jax.training import memory
+from fa_jax.errors import InputError
 
 TEST_STREAM = 0x7E57  # folded into key(test_seed): the recall test set's own stream
 
@@ -51,7 +52,7 @@ def _sample_recall(task, key, batch_size):
 
 def _check_name(what, name):
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{what} name must be a non-empty str, got {name!r}")
+        raise InputError(f"{what} name must be a non-empty str, got {name!r}")
 
 
 def associative_recall(n_pairs: int = 8, n_keys: int = 16, n_values: int = 16, n_test: int = 1024, *,
@@ -74,7 +75,7 @@ def associative_recall(n_pairs: int = 8, n_keys: int = 16, n_values: int = 16, n
     for nm, v in (("n_pairs", n_pairs), ("n_keys", n_keys), ("n_values", n_values), ("n_test", n_test)):
         checks.positive_int(f"associative_recall {nm}", v, numpy=True)
     if n_pairs > n_keys:
-        raise ValueError(f"associative_recall n_pairs={n_pairs} > n_keys={n_keys}: the keys of a sequence are "
+        raise InputError(f"associative_recall n_pairs={n_pairs} > n_keys={n_keys}: the keys of a sequence are "
                          f"distinct, so need n_pairs <= n_keys")
     checks.integer("associative_recall test_seed", test_seed, 0, 2**32, hi_open=True, numpy=True)
     _check_name("associative_recall", name)
@@ -110,7 +111,7 @@ def modular_addition(p: int = 97, train_fraction: float = 0.5, *, split_seed: in
     p, m = int(p), int(p) * int(p)
     n_train = int(train_fraction * m)
     if not 0 < n_train < m:
-        raise ValueError(f"modular_addition train_fraction={train_fraction!r} with p={p} puts {n_train} of the {m} "
+        raise InputError(f"modular_addition train_fraction={train_fraction!r} with p={p} puts {n_train} of the {m} "
                          f"pairs in the training set; both sides need at least one")
     memory.check_bytes(24 * m, f"the modular-addition data ({m} pairs)")
     pair = np.random.default_rng(split_seed).permutation(m)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax.data.task import Task
+from fa_jax.errors import InputError
 
 TEST_STREAM = 0x5167  # folded into key(test_seed): the test set's own stream
 
@@ -70,17 +71,17 @@ def phase_shift(t: int = 64, n_components: int = 3, max_freq: int = 8, noise: fl
     """
     checks.positive_int("phase_shift t", t, numpy=True)
     if t < 4:
-        raise ValueError(f"phase_shift t={t} is too short; need t >= 4 samples")
+        raise InputError(f"phase_shift t={t} is too short; need t >= 4 samples")
     for nm, v in (("n_components", n_components), ("max_freq", max_freq), ("n_test", n_test)):
         checks.positive_int(f"phase_shift {nm}", v, numpy=True)
     if not max_freq < t / 2:
-        raise ValueError(f"phase_shift max_freq={max_freq} must be below the Nyquist frequency t/2 = {t / 2:g}")
+        raise InputError(f"phase_shift max_freq={max_freq} must be below the Nyquist frequency t/2 = {t / 2:g}")
     checks.number_in("phase_shift noise", noise, 0, math.inf)
     if not (checks.is_number(shift) and math.isfinite(shift)):
-        raise ValueError(f"phase_shift shift must be a finite number (radians), got {shift!r}")
+        raise InputError(f"phase_shift shift must be a finite number (radians), got {shift!r}")
     checks.integer("phase_shift test_seed", test_seed, 0, 2**32, hi_open=True, numpy=True)
     if not isinstance(name, str) or not name:
-        raise ValueError(f"phase_shift name must be a non-empty str, got {name!r}")
+        raise InputError(f"phase_shift name must be a non-empty str, got {name!r}")
     aux = {"components": jnp.zeros(n_components), "max_freq": jnp.int32(max_freq),
            "noise": jnp.float32(noise), "shift": jnp.float32(shift)}
     key = jax.random.fold_in(jax.random.key(test_seed), TEST_STREAM)

@@ -26,6 +26,7 @@ import numpy as np
 
 from fa_jax import checks
 from fa_jax.data.task import Task
+from fa_jax.errors import InputError
 
 OTHER_CHAR = "\u00bf"
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127)) + OTHER_CHAR
@@ -56,7 +57,7 @@ def corpus_info() -> dict:
 def encode(text: str) -> np.ndarray:
     """Token ids (len(text),) int32 of :data:`VOCAB`; a character outside it is :data:`OTHER`."""
     if not isinstance(text, str):
-        raise ValueError(f"encode takes a str, got {type(text).__name__}")
+        raise InputError(f"encode takes a str, got {type(text).__name__}")
     cp = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
     return np.where(cp < 128, _IDS[np.minimum(cp, 127)], OTHER).astype(np.int32)
 
@@ -65,11 +66,11 @@ def decode(ids) -> str:
     """The text of token ids (a 1-D int array or list in [0, 97)); :data:`OTHER` reads ``"\\u00bf"``."""
     a = np.asarray(ids)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
-        raise ValueError(f"decode takes a 1-D array of integer token ids, got {checks.show(ids)}")
+        raise InputError(f"decode takes a 1-D array of integer token ids, got {checks.show(ids)}")
     bad = (a < 0) | (a >= len(VOCAB))
     if bad.any():
         i = int(np.argmax(bad))
-        raise ValueError(f"decode: ids[{i}] = {a[i].item()!r} is not a token id; ids must be in [0, {len(VOCAB)})")
+        raise InputError(f"decode: ids[{i}] = {a[i].item()!r} is not a token id; ids must be in [0, {len(VOCAB)})")
     return "".join(_CHARS[a.astype(np.intp)].tolist())
 
 
@@ -115,16 +116,16 @@ def char_lm(context: int = 64, *, val_fraction: float = 0.1, n_val: int = 128, n
     checks.number_in("char_lm val_fraction", val_fraction, 0, 1, lo_open=True)
     checks.positive_int("char_lm n_val", n_val, numpy=True)
     if not isinstance(name, str) or not name:
-        raise ValueError(f"char_lm name must be a non-empty str, got {name!r}")
+        raise InputError(f"char_lm name must be a non-empty str, got {name!r}")
     tokens = encode(corpus())
     split = int(len(tokens) * (1 - val_fraction))
     train, val = tokens[:split], tokens[split:]
     if len(train) < context + 1:
-        raise ValueError(f"char_lm context={context} needs a training text of at least context + 1 = {context + 1} "
+        raise InputError(f"char_lm context={context} needs a training text of at least context + 1 = {context + 1} "
                          f"tokens; val_fraction={val_fraction!r} leaves {len(train)}")
     most = len(val) // (context + 1)
     if n_val > most:
-        raise ValueError(f"char_lm n_val={n_val} is too many: the validation text ({len(val)} tokens) holds at most "
+        raise InputError(f"char_lm n_val={n_val} is too many: the validation text ({len(val)} tokens) holds at most "
                          f"{most} windows of context + 1 = {context + 1} tokens")
     w = val[:n_val * (context + 1)].reshape(n_val, context + 1)
     return Task(x_test=jnp.asarray(w[:, :-1]), y_test=jnp.asarray(w[:, 1:]), aux={"train_tokens": jnp.asarray(train)},

@@ -8,6 +8,7 @@ Optional: ``pip install -e '.[data]'``. A dataset that is neither prepared under
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 KNOWN = ("mnist", "fashion_mnist", "cifar10")
 
@@ -31,7 +32,7 @@ def load_arrays(name: str, split: str, *, data_dir=None, download: bool = True, 
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise ValueError(f"dataset {name!r} needs tensorflow-datasets (pip install -e '.[data]'); "
+        raise InputError(f"dataset {name!r} needs tensorflow-datasets (pip install -e '.[data]'); "
                          f"the embedded alternative is {fallback!r}") from None
     source, last_err = None, None
     for dl in ((False, True) if download else (False,)):
@@ -42,11 +43,11 @@ def load_arrays(name: str, split: str, *, data_dir=None, download: bool = True, 
             last_err = err
     if source is None:
         why = str(last_err).splitlines()[0][:120] if last_err else "not found"
-        raise ValueError(f"dataset {name!r} split {split!r} is not available here ({type(last_err).__name__}: {why}); "
+        raise InputError(f"dataset {name!r} split {split!r} is not available here ({type(last_err).__name__}: {why}); "
                          f"the embedded alternative is {fallback!r}")
     n = len(source) if limit is None else min(limit, len(source))
     if n == 0:
-        raise ValueError(f"dataset {name!r} split {split!r} is empty")
+        raise InputError(f"dataset {name!r} split {split!r} is empty")
     try:
         examples = source.__getitems__(list(range(n)))  # one batched read
     except TypeError:  # some sources (e.g. tfds.testing.mock_data) only read one record at a time

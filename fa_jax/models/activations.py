@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from fa_jax import registry
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ def register(activation: Activation, *, replace: bool = False) -> Activation:
     """Add ``activation`` to :data:`ACTIVATIONS` under its name (for ``activation=`` and the cnn
     layer specs); a name already registered is refused unless ``replace=True``. Returns it."""
     if not isinstance(activation, Activation):
-        raise ValueError(f"register takes a fa_jax.activations.Activation(name, fn, params), got {activation!r}")
+        raise InputError(f"register takes a fa_jax.activations.Activation(name, fn, params), got {activation!r}")
     return registry.add(ACTIVATIONS, activation.name, activation, what="activation", replace=replace)
 
 

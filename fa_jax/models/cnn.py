@@ -42,6 +42,7 @@ from fa_jax.models.layer_specs import LAYERS, parse_layer, register_layer
 from fa_jax.registry import lookup
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax.errors import InputError
 
 __all__ = ["CNN", "LAYERS", "MODELS", "allconv", "get", "image_mlp", "lecture_cnn", "n_params", "parse_layer",
            "register_layer", "register_model", "resnet", "sequential"]
@@ -57,7 +58,7 @@ def _blocks(layers):
             cur = []
         cur.append(layer)
     if not any(x.weighted for x in cur):
-        raise ValueError("the model must end with a weighted layer (e.g. dense(10)) that gives the logits")
+        raise InputError("the model must end with a weighted layer (e.g. dense(10)) that gives the logits")
     blocks.append(tuple(cur))
     return tuple(blocks)
 
@@ -215,7 +216,7 @@ class CNN:
         want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._bn_sizes]
         got = jax.tree.map(jnp.shape, list(stats)) if isinstance(stats, (list, tuple)) else stats
         if got != want:
-            raise ValueError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
+            raise InputError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
                              f"(one dict per block, {sum(c is not None for c in self._bn_sizes)} with batch norm)")
 
     def init(self, key, dtype=jnp.float32) -> list[dict]:
@@ -234,7 +235,7 @@ class CNN:
             hint = " (looks like NCHW: use x.transpose(0, 2, 3, 1))"
         elif len(shape) == 2 and shape[1] == math.prod(want):
             hint = f" (flat: use x.reshape(-1, {want[0]}, {want[1]}, {want[2]}))"
-        raise ValueError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
+        raise InputError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
                          f"{want[1]}, {want[2]}){hint}")
 
     def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None):
@@ -260,20 +261,20 @@ class CNN:
         """
         r = rules_lib.get(rule)
         if train and self.stochastic and key is None:
-            raise ValueError(f"model {self.name!r} has dropout: pass key= with train=True")
+            raise InputError(f"model {self.name!r} has dropout: pass key= with train=True")
         key = key if train and self.stochastic else None
         self.check_input(x)
         if not isinstance(params, (list, tuple)) or len(params) != len(self.blocks):
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
-            raise ValueError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
+            raise InputError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
         check_feedback(self, r, feedback)
         extra = {"targets": targets} if r.needs_targets else {}
         if not self.stateful:
             if stats is not None:
-                raise ValueError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
+                raise InputError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
             return r.wire(self._wired(train, key), params, x, feedback, **extra)
         if stats is None:
-            raise ValueError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
+            raise InputError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
         self.check_stats(stats)
         new = list(stats)
 
@@ -305,21 +306,21 @@ def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cn
     """
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if shape is None or len(shape) != 3 or not all(map(checks.is_positive_int, shape)):
-        raise ValueError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
+        raise InputError(f"input_shape must be (H, W, C) positive ints, got {input_shape!r}")
     inits.get(init)  # checks the name and its argument (uniform(a) needs a > 0) before any run
     parsed = [parse_layer(s) for s in layers]
     if not parsed:
-        raise ValueError("a model needs at least one layer")
+        raise InputError("a model needs at least one layer")
     model = CNN(input_shape=shape, blocks=_blocks(parsed), init_name=init, name=name)
     out = model._shapes[-1][2]  # runs every layer's shape check
     for i, block in enumerate(model.blocks):
         _check_dropout(i, block)
         if sum(map(_normalized, block)) > 1:
-            raise ValueError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
+            raise InputError(f"block {i} ({', '.join(type(x).__name__ for x in block)}) has more than one "
                              f"norm layer (batch, layer, instance or group norm); a block (one weighted layer "
                              f"and what follows it) takes at most one")
     if len(out) != 1:
-        raise ValueError(f"model output has shape {out}; end with flatten/global_avgpool and a dense layer")
+        raise InputError(f"model output has shape {out}; end with flatten/global_avgpool and a dense layer")
     return model
 
 
@@ -327,11 +328,11 @@ def _check_dropout(i, block):
     """At most one dropout layer per block; standout right after an activation."""
     drops = _dropouts(block)
     if len(drops) > 1:
-        raise ValueError(f"block {i} has {len(drops)} dropout layers; a block (one weighted layer and what "
+        raise InputError(f"block {i} has {len(drops)} dropout layers; a block (one weighted layer and what "
                          f"follows it) takes at most one")
     for j, layer in enumerate(block):
         if isinstance(layer, D.Dropout) and layer.kind == "standout" and not (j and isinstance(block[j - 1], C.Act)):
-            raise ValueError(f"block {i}: dropout(kind=standout) reads the pre-activation, so it must directly "
+            raise InputError(f"block {i}: dropout(kind=standout) reads the pre-activation, so it must directly "
                              f"follow an activation layer (e.g. 'relu', 'dropout({layer.p},kind=standout)')")
 
 
@@ -405,7 +406,7 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
         init: the kernels' init name (:data:`fa_jax.models.init.INITS`; default ``"he_uniform"``).
     """
     if (depth - 2) % 6 or depth < 8:
-        raise ValueError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
+        raise InputError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth!r}")
     checks.choice("resnet norm", norm, R.NORMS)
     checks.positive_int("resnet groups", groups)
     if norm == "group":

@@ -55,6 +55,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 
 @runtime_checkable
@@ -100,7 +101,7 @@ REQUIRED = {
 
 
 def _lacks(model, name: str, why: str):
-    return ValueError(f"this model ({type(model).__name__}) has no {name}, which {why} needs "
+    return InputError(f"this model ({type(model).__name__}) has no {name}, which {why} needs "
                       f"(see fa_jax.models.contract)")
 
 
@@ -218,11 +219,11 @@ def check_model(model) -> None:
     """One-line ValueError naming what ``model`` lacks of the contract (module doc)."""
     missing = [desc for name, desc in REQUIRED.items() if not hasattr(model, name)]
     if missing:
-        raise ValueError(f"this model ({type(model).__name__}) lacks {', '.join(missing)}: a model for fj.sweep "
+        raise InputError(f"this model ({type(model).__name__}) lacks {', '.join(missing)}: a model for fj.sweep "
                          f"needs {', '.join(REQUIRED)} (see fa_jax.models.contract)")
     for name in ("init", "apply"):
         if not callable(getattr(model, name)):
-            raise ValueError(f"model.{name} must be a function ({REQUIRED[name]}), got {getattr(model, name)!r}")
+            raise InputError(f"model.{name} must be a function ({REQUIRED[name]}), got {getattr(model, name)!r}")
     for name in ("n_in", "n_out"):
         checks.positive_int(f"model.{name}", getattr(model, name), numpy=True)
     if is_stateful(model) and not callable(_optional(model, "init_stats", None)):
@@ -230,5 +231,5 @@ def check_model(model) -> None:
     try:
         hash(model)
     except TypeError:
-        raise ValueError(f"this model ({type(model).__name__}) is not hashable: fj.sweep caches its compiled "
+        raise InputError(f"this model ({type(model).__name__}) is not hashable: fj.sweep caches its compiled "
                          f"programs by model (make it a frozen dataclass)") from None

@@ -34,6 +34,7 @@ from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.core import fa_apply  # noqa: F401  (FA through a conv; defined with the other rule ops)
+from fa_jax.errors import InputError
 
 PADDINGS = ("SAME", "VALID")
 
@@ -41,7 +42,7 @@ PADDINGS = ("SAME", "VALID")
 def _run(op, fn, h, w, b):
     """``fn(h, w) + b`` (``fn`` linear in w) run the way the rule's ``op`` asks: ``op.apply``."""
     if not isinstance(op, rules_lib.LayerOp):
-        raise ValueError(f"this rule's layer op {op!r} has no conv form: conv layers need an op with "
+        raise InputError(f"this rule's layer op {op!r} has no conv form: conv layers need an op with "
                          f"apply(fn, h, w, b) (fa_jax.rules.core.LayerOp), as bp's, fa's and dfa's have")
     return op.apply(fn, h, w, b)
 
@@ -49,7 +50,7 @@ def _run(op, fn, h, w, b):
 def _pair(name, v):
     t = (v, v) if checks.is_int(v) else tuple(v) if isinstance(v, (tuple, list)) else None
     if t is None or len(t) != 2 or not all(map(checks.is_positive_int, t)):
-        raise ValueError(f"{name} must be a positive int or a pair of them, got {v!r}")
+        raise InputError(f"{name} must be a positive int or a pair of them, got {v!r}")
     return t
 
 
@@ -61,7 +62,7 @@ def _padding(p):
 def _spatial(kind, in_shape, kernel, stride, dilation, padding, transpose=False):
     """Output (H', W') of a window op on (H, W); ValueError when the window does not fit."""
     if len(in_shape) != 3:
-        raise ValueError(f"{kind} needs an (H, W, C) input, got shape {tuple(in_shape)} (flatten comes last)")
+        raise InputError(f"{kind} needs an (H, W, C) input, got shape {tuple(in_shape)} (flatten comes last)")
     out = []
     for n, k, s, d in zip(in_shape[:2], kernel, stride, dilation):
         span = d * (k - 1) + 1
@@ -70,7 +71,7 @@ def _spatial(kind, in_shape, kernel, stride, dilation, padding, transpose=False)
         elif padding == "SAME":
             out.append(-(-n // s))
         elif n < span:
-            raise ValueError(f"{kind} kernel {tuple(kernel)} (dilation {tuple(dilation)}) does not fit the "
+            raise InputError(f"{kind} kernel {tuple(kernel)} (dilation {tuple(dilation)}) does not fit the "
                              f"{in_shape[0]}x{in_shape[1]} input with padding 'VALID'")
         else:
             out.append((n - span) // s + 1)
@@ -135,7 +136,7 @@ class Dense:
 
     def out_shape(self, in_shape):
         if len(in_shape) != 1:
-            raise ValueError(f"dense needs a flat input, got shape {tuple(in_shape)} (add a flatten before it)")
+            raise InputError(f"dense needs a flat input, got shape {tuple(in_shape)} (add a flatten before it)")
         return (self.features,)
 
     def weight_shape(self, in_shape):
@@ -192,7 +193,7 @@ class GlobalAvgPool:
 
     def out_shape(self, in_shape):
         if len(in_shape) != 3:
-            raise ValueError(f"global_avgpool needs an (H, W, C) input, got shape {tuple(in_shape)}")
+            raise InputError(f"global_avgpool needs an (H, W, C) input, got shape {tuple(in_shape)}")
         return (in_shape[2],)
 
     def apply(self, h):
@@ -223,7 +224,7 @@ class Act:
 
     def __post_init__(self):
         if activations.get(self.name).params:
-            raise ValueError(f"activation {self.name!r} has parameters; conv models take parameter-free ones")
+            raise InputError(f"activation {self.name!r} has parameters; conv models take parameter-free ones")
 
     def out_shape(self, in_shape):
         return tuple(in_shape)
@@ -250,7 +251,7 @@ class BatchNorm:
 
     def out_shape(self, in_shape):
         if len(in_shape) not in (1, 3):
-            raise ValueError(f"batchnorm needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
+            raise InputError(f"batchnorm needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
         return tuple(in_shape)
 
     def norm_features(self, in_shape):
@@ -299,10 +300,10 @@ class GroupNorm:
         checks.choice("group-norm kind", self.kind, GROUP_NORMS)
         if self.kind == "group":
             if self.groups is None:
-                raise ValueError("groupnorm needs its number of groups, e.g. groupnorm(4)")
+                raise InputError("groupnorm needs its number of groups, e.g. groupnorm(4)")
             checks.positive_int("groupnorm groups", self.groups)
         elif self.groups is not None:
-            raise ValueError(f"{self.kind}norm takes no groups (got groups={self.groups!r}); use groupnorm({self.groups})")
+            raise InputError(f"{self.kind}norm takes no groups (got groups={self.groups!r}); use groupnorm({self.groups})")
         checks.positive_number(f"{self.kind}norm eps", self.eps, finite=False)
 
     def _groups(self, c):
@@ -311,10 +312,10 @@ class GroupNorm:
     def out_shape(self, in_shape):
         name = f"{self.kind}norm"
         if self.kind == "instance" and len(in_shape) != 3:
-            raise ValueError(f"instancenorm needs an (H, W, C) input, got shape {tuple(in_shape)}: on a flat input "
+            raise InputError(f"instancenorm needs an (H, W, C) input, got shape {tuple(in_shape)}: on a flat input "
                              f"each channel is a single value (use layernorm or groupnorm)")
         if len(in_shape) not in (1, 3):
-            raise ValueError(f"{name} needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
+            raise InputError(f"{name} needs an (H, W, C) or (F,) input, got shape {tuple(in_shape)}")
         norm_lib.check_groups(self._groups(in_shape[-1]), in_shape[-1])
         return tuple(in_shape)
 

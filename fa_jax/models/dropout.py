@@ -34,6 +34,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax.rules import core as rules_core
+from fa_jax.errors import InputError
 
 KINDS = ("bernoulli", "gaussian", "dropconnect", "standout")
 UNIT_KINDS = ("bernoulli", "gaussian", "standout")
@@ -60,10 +61,10 @@ def resolve(dropout, p=None) -> tuple[str, float]:
     ``p == 0`` is ``("none", 0.0)``; with ``"none"``, ``p`` is checked and ignored.
     """
     if isinstance(dropout, bool) or not isinstance(dropout, (str, int, float)):
-        raise ValueError(f"dropout must be one of {', '.join(('none',) + KINDS)} or a rate in [0, 1), got {dropout!r}")
+        raise InputError(f"dropout must be one of {', '.join(('none',) + KINDS)} or a rate in [0, 1), got {dropout!r}")
     if not isinstance(dropout, str):
         if p is not None:
-            raise ValueError(f"dropout={dropout!r} is a Bernoulli rate already; give p only with a dropout kind name")
+            raise InputError(f"dropout={dropout!r} is a Bernoulli rate already; give p only with a dropout kind name")
         kind, rate = "bernoulli", check_rate(dropout)
     else:
         kind = check_kind(dropout)
@@ -75,13 +76,13 @@ def resolve(dropout, p=None) -> tuple[str, float]:
 def check_alpha(alpha) -> float:
     """Standout's alpha: a finite number (one-line ValueError otherwise)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
-        raise ValueError(f"standout alpha must be a finite number, got {alpha!r}")
+        raise InputError(f"standout alpha must be a finite number, got {alpha!r}")
     return float(alpha)
 
 
 def _needs_key(key, p, train):
     if train and p > 0 and key is None:
-        raise ValueError("dropout needs a key when train=True and p > 0")
+        raise InputError("dropout needs a key when train=True and p > 0")
 
 
 def dropout(key, h, p: float, train: bool = True, *, kind: str = "bernoulli", pre=None, alpha: float = 1.0):
@@ -100,7 +101,7 @@ def dropout(key, h, p: float, train: bool = True, *, kind: str = "bernoulli", pr
     """
     check_rate(p)
     if kind not in UNIT_KINDS:
-        raise ValueError(f"unit dropout kind must be one of {', '.join(UNIT_KINDS)}, got {kind!r}"
+        raise InputError(f"unit dropout kind must be one of {', '.join(UNIT_KINDS)}, got {kind!r}"
                          + (" (dropconnect drops weights: use DropConnectOp)" if kind == "dropconnect" else ""))
     if not train or p == 0:
         return h
@@ -150,7 +151,7 @@ class DropConnectOp:
 
     def apply(self, fn, h, w, b):
         if not isinstance(self.op, rules_core.LayerOp):
-            raise ValueError(f"this rule's layer op {self.op!r} has no conv form (apply(fn, h, w, b)); "
+            raise InputError(f"this rule's layer op {self.op!r} has no conv form (apply(fn, h, w, b)); "
                              f"dropconnect on a conv layer needs one")
         op, w = self._dropped(w)
         return op.apply(fn, h, w, b)
@@ -170,7 +171,7 @@ class Dropout:
     def __init__(self, p=0.5, kind: str = "bernoulli", alpha: float = 1.0):
         check_kind(kind)
         if kind == "none":
-            raise ValueError(f"a dropout layer needs a kind, one of {', '.join(KINDS)}; leave the layer out for none")
+            raise InputError(f"a dropout layer needs a kind, one of {', '.join(KINDS)}; leave the layer out for none")
         self.p, self.kind, self.alpha = check_rate(p), kind, check_alpha(alpha)
 
     def __repr__(self):

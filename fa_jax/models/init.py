@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from fa_jax import registry
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 Initializer = Callable[..., jax.Array]
 
@@ -21,7 +22,7 @@ Initializer = Callable[..., jax.Array]
 def fans(shape) -> tuple[int, int]:
     """(fan_in, fan_out) of a dense ``(in, out)`` or conv ``(..., in, out)`` kernel shape."""
     if len(shape) < 2:
-        raise ValueError(f"initializer needs a shape of rank >= 2, got {tuple(shape)}")
+        raise InputError(f"initializer needs a shape of rank >= 2, got {tuple(shape)}")
     receptive = 1
     for d in shape[:-2]:
         receptive *= d
@@ -54,7 +55,7 @@ lecun_normal.__doc__ = "Var = 1 / fan_in (LeCun et al. 1998)."
 def uniform(a: float = 1.0) -> Initializer:
     """U(-a, a); Var = a^2 / 3. ``uniform(10.0)`` is the init that breaks XOR in the seeds."""
     if not a > 0:
-        raise ValueError(f"uniform init needs a > 0, got {a!r}")
+        raise InputError(f"uniform init needs a > 0, got {a!r}")
 
     def f(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, minval=-a, maxval=a)
@@ -65,7 +66,7 @@ def uniform(a: float = 1.0) -> Initializer:
 def normal(std: float = 1.0) -> Initializer:
     """N(0, std^2); Var = std^2."""
     if not std > 0:
-        raise ValueError(f"normal init needs std > 0, got {std!r}")
+        raise InputError(f"normal init needs std > 0, got {std!r}")
 
     def f(key, shape, dtype=jnp.float32):
         return std * jax.random.normal(key, shape, dtype)
@@ -118,11 +119,11 @@ def parse(spec: str) -> tuple[str, dict]:
         lookup(INITS, name, "init")
         key = {"uniform": "a", "normal": "std"}.get(name)
         if key is None:
-            raise ValueError(f"init {name!r} takes no argument; only uniform(a) and normal(std) do")
+            raise InputError(f"init {name!r} takes no argument; only uniform(a) and normal(std) do")
         try:
             return name, {key: float(arg)}
         except ValueError:
-            raise ValueError(f"init {spec!r}: {arg!r} is not a number") from None
+            raise InputError(f"init {spec!r}: {arg!r} is not a number") from None
     lookup(INITS, spec, "init")
     return spec, {}
 

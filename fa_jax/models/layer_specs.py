@@ -12,11 +12,12 @@ from fa_jax.models import activations
 from fa_jax.models import conv as C
 from fa_jax.models import dropout as D
 from fa_jax.models import residual as R
+from fa_jax.errors import InputError
 
 
 def _ints(args, lo, hi, name):
     if not lo <= len(args) <= hi:
-        raise ValueError(f"layer {name!r} takes {lo}..{hi} arguments, got {len(args)}")
+        raise InputError(f"layer {name!r} takes {lo}..{hi} arguments, got {len(args)}")
     return args
 
 
@@ -45,7 +46,7 @@ def register_layer(name: str, make, *, replace: bool = False):
     :mod:`fa_jax.models.conv`) under ``name``, so ``"name(3, k=2)"`` parses to ``make(3, k=2)``;
     a name already registered is refused unless ``replace=True``. Returns ``make``."""
     if not (isinstance(name, str) and re.fullmatch(r"[a-z_]+", name)):
-        raise ValueError(f"a layer name is lowercase letters and underscores (as specs are parsed), got {name!r}")
+        raise InputError(f"a layer name is lowercase letters and underscores (as specs are parsed), got {name!r}")
     return registry.add(LAYERS, name, make, what="layer", replace=replace)
 
 
@@ -58,14 +59,14 @@ def parse_layer(spec):
     if not isinstance(spec, str):
         if hasattr(spec, "out_shape"):
             return spec
-        raise ValueError(f"a layer is a name like 'conv(32,5)' or a fa_jax.models.conv layer, got {spec!r}")
+        raise InputError(f"a layer is a name like 'conv(32,5)' or a fa_jax.models.conv layer, got {spec!r}")
     m = _SPEC.match(spec)
     name = m.group(1) if m else spec
     if name not in LAYERS:
         if name in activations.ACTIVATIONS and m and m.group(2) is None:
             return C.Act(name)
         known = sorted(LAYERS) + sorted(activations.ACTIVATIONS)
-        raise ValueError(f"unknown layer {spec!r}; known: {', '.join(known)}")
+        raise InputError(f"unknown layer {spec!r}; known: {', '.join(known)}")
     args, kw = [], {}
     for tok in filter(None, (t.strip() for t in (m.group(2) or "").split(","))):
         key, _, val = tok.rpartition("=")
@@ -74,7 +75,7 @@ def parse_layer(spec):
     try:
         return LAYERS[name](*args, **kw)
     except TypeError as err:
-        raise ValueError(f"bad layer {spec!r}: {err}") from None
+        raise InputError(f"bad layer {spec!r}: {err}") from None
 
 
 def _number(spec, text):
@@ -83,4 +84,4 @@ def _number(spec, text):
             return kind(text)
         except ValueError:
             pass
-    raise ValueError(f"bad layer {spec!r}: {text.strip()!r} is not a number") from None
+    raise InputError(f"bad layer {spec!r}: {text.strip()!r} is not a number") from None

@@ -16,6 +16,7 @@ from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax.errors import InputError
 
 
 def _layer(act, p, h, linear):
@@ -86,9 +87,9 @@ class MLP:
         del train, key
         r = rules_lib.get(rule)
         if x.shape[-1] != self.n_in:
-            raise ValueError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
+            raise InputError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
         if len(params) != len(self.weight_shapes):
-            raise ValueError(f"params has {len(params)} layers, model has {len(self.weight_shapes)}")
+            raise InputError(f"params has {len(params)} layers, model has {len(self.weight_shapes)}")
         check_feedback(self, r, feedback)
         extra = {"targets": targets} if r.needs_targets else {}
         return r.wire(self.layers, params, x, feedback, **extra)
@@ -98,10 +99,10 @@ def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:
     """Build an MLP. sizes: [n_in, h_1, ..., h_L, n_out], all positive ints."""
     sizes = tuple(sizes)
     if len(sizes) < 2:
-        raise ValueError(f"mlp needs at least [n_in, n_out], got sizes={list(sizes)}")
+        raise InputError(f"mlp needs at least [n_in, n_out], got sizes={list(sizes)}")
     for s in sizes:
         if not checks.is_positive_int(s):
-            raise ValueError(f"mlp sizes must be positive ints, got {s!r} in {list(sizes)}")
+            raise InputError(f"mlp sizes must be positive ints, got {s!r} in {list(sizes)}")
     activations.get(activation)
     inits.get(init)  # checks the name and its argument (uniform(a) needs a > 0) before any run
     return MLP(sizes=sizes, activation=activation, init_name=init)

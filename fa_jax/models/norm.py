@@ -26,6 +26,7 @@ import math
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 
 def init_norm(n: int, dtype=jnp.float32) -> dict:
@@ -53,7 +54,7 @@ def check_groups(groups, n: int, what: str = "channels") -> None:
     """One-line ValueError unless ``groups`` is a positive int dividing ``n`` (the message lists n's divisors)."""
     checks.positive_int("groups", groups)
     if n % groups:
-        raise ValueError(f"groups={groups} does not divide {n} {what}; use a divisor of {n}: {_divisors(n)}")
+        raise InputError(f"groups={groups} does not divide {n} {what}; use a divisor of {n}: {_divisors(n)}")
 
 
 def group_norm(a, params, groups: int, eps: float = 1e-5):
@@ -76,13 +77,13 @@ def group_norm(a, params, groups: int, eps: float = 1e-5):
     """
     shape = tuple(getattr(a, "shape", ()))
     if len(shape) < 2:
-        raise ValueError(f"group norm needs a (batch, ..., channels) input, got shape {shape}")
+        raise InputError(f"group norm needs a (batch, ..., channels) input, got shape {shape}")
     c = shape[-1]
     check_groups(groups, c)
     for k in ("scale", "shift"):
         got = tuple(jnp.shape(params[k]))
         if got != (c,):
-            raise ValueError(f"group-norm params[{k!r}] has shape {got}, input has {c} channels (input shape {shape})")
+            raise InputError(f"group-norm params[{k!r}] has shape {got}, input has {c} channels (input shape {shape})")
     g = a.reshape(shape[:-1] + (groups, c // groups))
     axes = tuple(range(1, len(shape) - 1)) + (len(shape),)  # spatial axes and the channels within a group
     mu = g.mean(axes, keepdims=True)
@@ -96,7 +97,7 @@ def instance_norm(a, params, eps: float = 1e-5):
     (batch, C) input has one value per channel, a one-line error). Returns out like a."""
     shape = tuple(getattr(a, "shape", ()))
     if len(shape) < 3:
-        raise ValueError(f"instance norm needs a (batch, H, W, channels) input, got shape {shape}: on a flat input "
+        raise InputError(f"instance norm needs a (batch, H, W, channels) input, got shape {shape}: on a flat input "
                          f"each channel is a single value (use layer or group norm)")
     return group_norm(a, params, shape[-1], eps)
 
@@ -123,12 +124,12 @@ def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: flo
     checks.number_in("batch-norm momentum", momentum, 0, 1)
     shape = tuple(getattr(a, "shape", ()))
     if len(shape) < 2:
-        raise ValueError(f"batch norm needs a (batch, ..., features) input, got shape {shape}")
+        raise InputError(f"batch norm needs a (batch, ..., features) input, got shape {shape}")
     for name, tree, keys in (("params", params, ("scale", "shift")), ("stats", stats, ("mean", "var"))):
         for k in () if tree is None else keys:
             got = tuple(jnp.shape(tree[k]))
             if got != shape[-1:]:
-                raise ValueError(f"batch-norm {name}[{k!r}] has shape {got}, input has {shape[-1]} features "
+                raise InputError(f"batch-norm {name}[{k!r}] has shape {got}, input has {shape[-1]} features "
                                  f"(input shape {shape})")
     if train:
         axes = tuple(range(len(shape) - 1))
@@ -138,7 +139,7 @@ def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: flo
         new = None if stats is None else {"mean": momentum * stats["mean"] + (1 - momentum) * mu,
                                           "var": momentum * stats["var"] + (1 - momentum) * unbiased}
     elif stats is None:
-        raise ValueError("batch norm in eval mode (train=False) needs running statistics, got stats=None")
+        raise InputError("batch norm in eval mode (train=False) needs running statistics, got stats=None")
     else:
         mu, var, new = stats["mean"], stats["var"], stats
     return (a - mu) / jnp.sqrt(var + eps) * params["scale"] + params["shift"], new

@@ -28,6 +28,7 @@ from fa_jax.models import norm as norm_lib
 from fa_jax.models.mlp import MLP, mlp
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax.errors import InputError
 
 NORMS = ("none", "layer", "group", "batch")
 
@@ -114,11 +115,11 @@ class NormMLP(MLP):
         """
         r = rules_lib.get(rule)
         if x.shape[-1] != self.n_in:
-            raise ValueError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
+            raise InputError(f"input has {x.shape[-1]} features (shape {tuple(x.shape)}), model expects {self.n_in}")
         if self.norm == "batch" and stats is None:
-            raise ValueError("a batch-norm model needs stats= (make them with model.init_stats())")
+            raise InputError("a batch-norm model needs stats= (make them with model.init_stats())")
         if train and self.dropout > 0 and key is None:
-            raise ValueError("dropout needs key= when train=True")
+            raise InputError("dropout needs key= when train=True")
         check_feedback(self, r, feedback)
         new_stats = []
         extra = {"targets": targets} if r.needs_targets else {}
@@ -150,7 +151,7 @@ def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm:
     """
     base = mlp(sizes, activation, init)
     if norm == "instance":
-        raise ValueError("norm='instance' has no meaning in an MLP: each group would be one feature, normalized "
+        raise InputError("norm='instance' has no meaning in an MLP: each group would be one feature, normalized "
                          "to 0; use 'layer' or 'group' (instance norm is for images: fj.cnn's instancenorm)")
     checks.choice("norm", norm, NORMS)
     checks.positive_int("groups", groups)

@@ -24,6 +24,7 @@ from fa_jax import losses as losses_lib
 from fa_jax.optim import zoo as optim
 from fa_jax.optim import regularize
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 def _grid(key, x, k):
@@ -31,7 +32,7 @@ def _grid(key, x, k):
     d = x.shape[1]
     m = round(k ** (1 / d))
     if m ** d != k:
-        raise ValueError(f"uniform centres need k = m^d grid points (d={d}), got k={k}")
+        raise InputError(f"uniform centres need k = m^d grid points (d={d}), got k={k}")
     axes = [jnp.linspace(lo, hi, m) for lo, hi in zip(x.min(0), x.max(0))]
     return jnp.stack([g.reshape(-1) for g in jnp.meshgrid(*axes, indexing="ij")], axis=1)
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from fa_jax import checks
 from fa_jax.models import norm as norm_lib
 from fa_jax.models.conv import Conv, _init_kernel, _run
+from fa_jax.errors import InputError
 
 NORMS = ("batch", "layer", "instance", "group", "none")
 
@@ -66,7 +67,7 @@ class ResidualIn(_Half):
 
     def out_shape(self, in_shape):
         if in_shape[-1] > self.features:
-            raise ValueError(f"residual block cannot shrink channels {in_shape[-1]} -> {self.features}")
+            raise InputError(f"residual block cannot shrink channels {in_shape[-1]} -> {self.features}")
         return self._conv().out_shape(in_shape)[:2] + (2 * self.features,)
 
     def weight_shape(self, in_shape):
@@ -110,7 +111,7 @@ class ResidualOut(_Half):
 
     def out_shape(self, in_shape):
         if len(in_shape) != 3 or in_shape[-1] != 2 * self.features:
-            raise ValueError(f"residual_out({self.features}) must follow residual_in({self.features}), "
+            raise InputError(f"residual_out({self.features}) must follow residual_in({self.features}), "
                              f"got input shape {tuple(in_shape)}")
         return in_shape[:2] + (self.features,)
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +118,7 @@ def plain(v):
 def _value(name: str, key: str, s: Spec, v):
     """``v`` checked against ``s`` and made plain (Python scalars, dtype names); else a ValueError."""
     def fail(what):
-        raise ValueError(f"{name}: {key}={checks.show(v)} must be {what}")
+        raise InputError(f"{name}: {key}={checks.show(v)} must be {what}")
 
     if s.kind == "any" or (v is None and s.none) or (s.schedule and callable(v)):
         return v
@@ -159,6 +160,6 @@ def check(name: str, make, hyper: dict, extra=()) -> dict:
                 out[key] = v
                 continue
             more = f" (or a regularization key: {', '.join(extra)})" if extra else ""
-            raise ValueError(f"{name}: unknown hyperparameter {key!r}; known: {', '.join(sorted(table))}{more}")
+            raise InputError(f"{name}: unknown hyperparameter {key!r}; known: {', '.join(sorted(table))}{more}")
         out[key] = _value(name, key, table[key], v)
     return out

@@ -9,6 +9,7 @@ import jax
 import optax
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 
 def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
@@ -52,7 +53,7 @@ def lbfgs_fit(model, params, task, *, loss=None, steps: int = 100, memory_size: 
     from fa_jax import losses as losses_lib
 
     if task.x_train is None:
-        raise ValueError(f"task {task.name!r} has no fixed training set; L-BFGS needs a full batch")
+        raise InputError(f"task {task.name!r} has no fixed training set; L-BFGS needs a full batch")
     loss_fn = losses_lib.get(loss or task.default_loss)
     return lbfgs_minimize(lambda p: loss_fn(model.apply(p, task.x_train), task.y_train), params,
                           steps=steps, memory_size=memory_size)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 TOOLS = ("clip_value", "clip_norm", "l1", "l2", "penalize_biases", "decoupled_decay", "max_norm")
 # reduce-on-plateau (optax.contrib.reduce_on_plateau) after the optimizer; fj.sweep passes value=loss
@@ -65,7 +66,7 @@ def add_penalty_grad(l1=0.0, l2=0.0, biases: bool = False) -> optax.GradientTran
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("add_penalty_grad needs params in update()")
+            raise InputError("add_penalty_grad needs params in update()")
         mask = _penalized_mask(params, biases)
         out = jax.tree.map(lambda g, p, m: g + l1 * jnp.sign(p) + l2 * p if m else g, updates, params, mask)
         return out, state
@@ -99,7 +100,7 @@ def max_norm(c) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("max_norm needs params in update()")
+            raise InputError("max_norm needs params in update()")
         new = project_max_norm(optax.apply_updates(params, updates), c)
         return jax.tree.map(lambda n, p: n - p, new, params), state
 

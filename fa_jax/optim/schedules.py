@@ -24,6 +24,7 @@ from fa_jax import checks
 from fa_jax.optim.zoo import check_learning_rate
 from fa_jax import registry
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 def _fraction(name, v, closed_hi=False):
@@ -48,7 +49,7 @@ def _exponential(lr, steps, decay_rate=0.01):
 def _warmup_cosine(lr, steps, warmup=None, end_value=0.0):
     warmup = max(1, steps // 10) if warmup is None else int(warmup)
     if not 0 <= warmup < steps:
-        raise ValueError(f"warmup must be in [0, steps={steps}), got {warmup!r}")
+        raise InputError(f"warmup must be in [0, steps={steps}), got {warmup!r}")
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, end_value)
 
 
@@ -87,7 +88,7 @@ def schedule(name: str, lr: float, steps: int, **hyper):
     try:
         return make(float(lr), steps, **hyper)
     except TypeError as err:
-        raise ValueError(f"schedule {name!r}: bad hyperparameter ({err})") from None
+        raise InputError(f"schedule {name!r}: bad hyperparameter ({err})") from None
 
 
 def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0, accumulation_size=1):

@@ -24,6 +24,7 @@ from fa_jax.optim import regularize
 from fa_jax.optim.hyper import check as check_hyper
 from fa_jax.optim.hyper import plain
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 _DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
 
@@ -54,13 +55,13 @@ def check_learning_rate(learning_rate) -> None:
     if callable(learning_rate):
         return
     if isinstance(learning_rate, (bool, np.bool_)):
-        raise ValueError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}")
+        raise InputError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}")
     try:
         lr = float(learning_rate)
     except (TypeError, ValueError):
-        raise ValueError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}") from None
+        raise InputError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}") from None
     if not (lr > 0 and lr < float("inf")):
-        raise ValueError(f"learning rate must be positive and finite, got {learning_rate!r}")
+        raise InputError(f"learning rate must be positive and finite, got {learning_rate!r}")
 
 
 def _split(name: str, make, hyper: dict) -> tuple[dict, dict]:
@@ -82,19 +83,19 @@ def check_sweep_options(name: str, hyper) -> dict:
     if hyper is None:
         return {}
     if not isinstance(hyper, Mapping):
-        raise ValueError(f"optimizer_hyper must be a dict {{name: value}} or None, got {checks.show(hyper)}")
+        raise InputError(f"optimizer_hyper must be a dict {{name: value}} or None, got {checks.show(hyper)}")
     for k in hyper:
         if not isinstance(k, str):
-            raise ValueError(f"optimizer_hyper keys must be str, got {k!r}")
+            raise InputError(f"optimizer_hyper keys must be str, got {k!r}")
     if "learning_rate" in hyper:
-        raise ValueError("optimizer_hyper must not hold learning_rate: pass lr= to fj.sweep")
+        raise InputError("optimizer_hyper must not hold learning_rate: pass lr= to fj.sweep")
     out = {k: plain(v) for k, v in hyper.items()}
     _split(name, make, out)
     for k, v in out.items():
         try:
             hash(v)
         except TypeError:
-            raise ValueError(f"optimizer_hyper[{k!r}]={checks.show(v)} must be hashable (fj.sweep caches its "
+            raise InputError(f"optimizer_hyper[{k!r}]={checks.show(v)} must be hashable (fj.sweep caches its "
                              f"compiled programs by these options): a number, bool, str or function") from None
     return out
 
@@ -115,7 +116,7 @@ def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransform
     try:
         return optax.inject_hyperparams(make)(learning_rate=learning_rate, **kwargs)
     except TypeError as err:
-        raise ValueError(f"optimizer {name!r}: bad hyperparameter ({err})") from None
+        raise InputError(f"optimizer {name!r}: bad hyperparameter ({err})") from None
 
 
 def set_learning_rate(opt_state, learning_rate):

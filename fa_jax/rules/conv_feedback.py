@@ -43,6 +43,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax.models import contract
+from fa_jax.errors import InputError
 
 CONV = ("dense", "shared")
 
@@ -76,11 +77,11 @@ def with_conv(rule, conv: str = "dense", k: int | None = None):
     checks.choice(f"{rule.name} option conv", conv, CONV)
     if conv == "dense":
         if k is not None:
-            raise ValueError(f"rule {rule.name!r}: option k is the kernel size of conv=shared; conv=dense has none")
+            raise InputError(f"rule {rule.name!r}: option k is the kernel size of conv=shared; conv=dense has none")
         return rule
     k = 3 if k is None else k
     if not checks.is_positive_int(k) or k % 2 == 0:
-        raise ValueError(f"rule {rule.name!r}: k must be an odd positive int (1, 3, 5, ...), got {k!r}")
+        raise InputError(f"rule {rule.name!r}: k must be an odd positive int (1, 3, 5, ...), got {k!r}")
     return dataclasses.replace(rule, feedback_shapes=functools.partial(shared_shapes, k=k),
                                doc=f"{rule.doc}; conv blocks: shared {k}x{k} kernels (n_out -> C), SAME")
 

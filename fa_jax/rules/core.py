@@ -53,6 +53,7 @@ from fa_jax import registry
 from fa_jax.models import contract
 from fa_jax.rules.conv_feedback import conv_signal
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 
 @runtime_checkable
@@ -143,7 +144,7 @@ class FALinear:
         """The backward matrix of a layer with weight ``w`` (same shape as ``w``)."""
         if self.backward is None:
             if self.B is None:
-                raise ValueError("FALinear needs a feedback matrix B or a backward(w, B) function")
+                raise InputError("FALinear needs a feedback matrix B or a backward(w, B) function")
             return self.B
         return jax.lax.stop_gradient(self.backward(w, self.B))
 
@@ -343,7 +344,7 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     for item in filter(None, (t.strip() for t in re.split(r"[;,]", m.group(2)))):
         key, eq, value = item.partition("=")
         if not eq or not key.strip().isidentifier():
-            raise ValueError(f"rule {spec!r}: options are written key=value, got {item!r}")
+            raise InputError(f"rule {spec!r}: options are written key=value, got {item!r}")
         opts[key.strip()] = _option_value(value.strip())
     return m.group(1), opts
 
@@ -353,13 +354,13 @@ def _from_spec(spec: str) -> Rule:
     base, opts = parse_spec(spec)
     if base not in FACTORIES:
         if base in RULES:
-            raise ValueError(f"rule {base!r} takes no options (got {spec!r}); rules with options: "
+            raise InputError(f"rule {base!r} takes no options (got {spec!r}); rules with options: "
                              f"{', '.join(sorted(FACTORIES)) or 'none'}")
         return lookup(RULES, base, "rule")
     known = list(inspect.signature(FACTORIES[base]).parameters)
     for k in opts:
         if k not in known:
-            raise ValueError(f"rule {base!r} has no option {k!r}; its options: {', '.join(known)}")
+            raise InputError(f"rule {base!r} has no option {k!r}; its options: {', '.join(known)}")
     return dataclasses.replace(FACTORIES[base](**opts), name=spec)
 
 
@@ -385,7 +386,7 @@ def register(rule: Rule, *, replace: bool = False) -> Rule:
     """Add ``rule`` to :data:`RULES` under ``rule.name`` and return it (a new rule is one wiring
     plus this call); a name already registered is refused unless ``replace=True``."""
     if not isinstance(rule, Rule):
-        raise ValueError(f"register takes a fa_jax.Rule (name, wiring, feedback shapes), got {rule!r}")
+        raise InputError(f"register takes a fa_jax.Rule (name, wiring, feedback shapes), got {rule!r}")
     return registry.add(RULES, rule.name, rule, what="rule", replace=replace)
 
 

@@ -26,6 +26,7 @@ Options (specs, :func:`fa_jax.rules.core.register_factory`): ``dfa``, ``sdfa`` a
 weight-shared conv feedback for (H, W, C) activations, :mod:`fa_jax.rules.conv_feedback`.
 """
 
+from fa_jax.errors import InputError
 import functools
 import inspect
 
@@ -66,7 +67,7 @@ def _sign_source(e, t):
 
 def _target_source(e, t):
     if t is None:
-        raise ValueError("rule 'drtp' sends the target to the hidden layers: differentiate "
+        raise InputError("rule 'drtp' sends the target to the hidden layers: differentiate "
                          "model.apply(params, x, rule='drtp', feedback=fb, targets=labels)")
     return t
 
@@ -101,7 +102,7 @@ def _check_targets_model(model):
     except (AttributeError, TypeError, ValueError):  # no apply, or one without a signature
         takes = False
     if not takes:
-        raise ValueError(f"rule 'drtp' needs model.apply(..., targets=); fj.mlp, fj.norm_mlp and fj.cnn models "
+        raise InputError(f"rule 'drtp' needs model.apply(..., targets=); fj.mlp, fj.norm_mlp and fj.cnn models "
                          f"take them, {type(model).__name__} does not")
 
 

@@ -34,6 +34,7 @@ from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback_schemes import SCHEMES
 from fa_jax.models.init import fans
 from fa_jax.registry import lookup
+from fa_jax.errors import InputError
 
 DISTS = ("uniform", "normal")
 # fans(): (rows, cols) for a matrix; for a conv kernel (kh, kw, c_in, c_out) the receptive
@@ -57,7 +58,7 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=N
     if scheme is not None:
         lookup(SCHEMES, scheme, "feedback scheme")
         if (dist, scaling) != ("uniform", "fan_in"):
-            raise ValueError(f"feedback scheme {scheme!r} sets the distribution itself; "
+            raise InputError(f"feedback scheme {scheme!r} sets the distribution itself; "
                              f"leave dist/scaling at their defaults (got dist={dist!r}, scaling={scaling!r})")
     checks.choice("feedback dist", dist, DISTS)
     lookup(SCALINGS, scaling, "feedback scaling")
@@ -97,7 +98,7 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
     shapes = r.feedback_shapes(model)
     if scheme is not None:
         if any(len(s) != 2 for s in shapes):
-            raise ValueError(f"feedback scheme {scheme!r} is defined for dense layers; this model has conv "
+            raise InputError(f"feedback scheme {scheme!r} is defined for dense layers; this model has conv "
                              f"feedback shapes {[tuple(s) for s in shapes if len(s) != 2][:1]}: use dist/scaling/scale")
         drawn = SCHEMES[scheme](key, model, r.name, [tuple(s) for s in shapes], dtype)
         return contract.pack_feedback(model, r, [scale * B for B in drawn])
@@ -120,13 +121,13 @@ def check_feedback(model, rule, feedback) -> None:
         return
     want = [tuple(s) for s in r.feedback_shapes(model)]
     if feedback is None:
-        raise ValueError(f"rule {r.name!r} needs feedback: {len(want)} matrices of shapes {want} "
+        raise InputError(f"rule {r.name!r} needs feedback: {len(want)} matrices of shapes {want} "
                          f"(make it with fj.init_feedback(key, model, {r.name!r}))")
     feedback = contract.unpack_feedback(model, r, feedback)
     if not isinstance(feedback, (list, tuple)) or len(feedback) != len(want):
         n = len(feedback) if isinstance(feedback, (list, tuple)) else type(feedback).__name__
-        raise ValueError(f"rule {r.name!r} needs a list of {len(want)} feedback matrices, got {n}")
+        raise InputError(f"rule {r.name!r} needs a list of {len(want)} feedback matrices, got {n}")
     for i, (B, s) in enumerate(zip(feedback, want)):
         got = tuple(getattr(B, "shape", ()))
         if got != s:
-            raise ValueError(f"rule {r.name!r}: feedback[{i}] has shape {got}, expected {s}")
+            raise InputError(f"rule {r.name!r}: feedback[{i}] has shape {got}, expected {s}")

@@ -7,6 +7,8 @@ aligned with the params list (``B_l`` stands for ``params[l]["w"]``); for a wrap
 and write kernels through these two functions, so they work on both.
 """
 
+from fa_jax.errors import InputError
+
 
 def kernels_like(tree, feedback):
     """The leaves of ``tree`` (params, updates or gradients) that ``feedback``'s leaves stand for,
@@ -16,7 +18,7 @@ def kernels_like(tree, feedback):
     if isinstance(feedback, dict):
         missing = [k for k in feedback if k not in tree]
         if missing:
-            raise ValueError(f"feedback has an entry {missing[0]!r} that the params do not have "
+            raise InputError(f"feedback has an entry {missing[0]!r} that the params do not have "
                              f"(FA feedback mirrors the params: make it with fj.init_feedback)")
         return {k: kernels_like(tree[k], v) for k, v in feedback.items()}
     return tree

@@ -27,6 +27,7 @@ from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.rules.core import fa_rule, register_factory
 from fa_jax.rules.kernels import kernels_like, with_kernels
+from fa_jax.errors import InputError
 
 B0 = ("random", "w")
 
@@ -47,7 +48,7 @@ def kp_update(lam):
 def _copy_weights(key, model, params, dtype):
     del key
     if params is None:
-        raise ValueError("rule kp(b0=w) copies the initial weights: pass params= to fj.init_feedback")
+        raise InputError("rule kp(b0=w) copies the initial weights: pass params= to fj.init_feedback")
     contract.weight_shapes(model)
     return [jnp.asarray(w, dtype) for w in contract.kernels(model, params)]
 

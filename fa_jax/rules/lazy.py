@@ -34,20 +34,21 @@ from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.models import init as inits
 from fa_jax.rules.core import RULES, Rule, linear, register
+from fa_jax.errors import InputError
 
 
 def _check_depth_two(name):
     def check(model):
         sizes = contract.dense_sizes(model)
         if sizes is None or len(sizes) != 3:
-            raise ValueError(f"rule {name!r} needs a depth-two MLP [n_in, width, n_out] (one hidden layer), "
+            raise InputError(f"rule {name!r} needs a depth-two MLP [n_in, width, n_out] (one hidden layer), "
                              f"got {'sizes ' + str(sizes) if sizes else type(model).__name__}")
     return check
 
 
 def _need_frozen(name, frozen):
     if not (isinstance(frozen, dict) and {"w", "b"} <= set(frozen)):
-        raise ValueError(f"rule {name!r} needs its frozen layer as feedback={{'w', 'b'}} "
+        raise InputError(f"rule {name!r} needs its frozen layer as feedback={{'w', 'b'}} "
                          f"(make it with fj.init_feedback(key, model, {name!r}, params=params))")
 
 
@@ -84,7 +85,7 @@ def _gaussian_fourier(key, model, params, dtype):
 def _copy_first_layer(key, model, params, dtype):
     del key
     if params is None:
-        raise ValueError("rule 'ntk_copy' copies the initial first layer: pass params= to fj.init_feedback")
+        raise InputError("rule 'ntk_copy' copies the initial first layer: pass params= to fj.init_feedback")
     return {"w": jnp.asarray(params[0]["w"], dtype), "b": jnp.asarray(params[0]["b"], dtype)}
 
 

@@ -55,6 +55,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax.rules.core import Rule, linear, register_factory
+from fa_jax.errors import InputError
 
 LAST = ("modulated", "standard")
 OUTPUTS = {"auto": None, "softmax": jax.nn.softmax, "sigmoid": jax.nn.sigmoid}
@@ -151,7 +152,7 @@ def _check_model(model):
         return model.check_rule(pepita())
     if not isinstance(model, MLP) or getattr(model, "norm", "none") == "batch":
         what = "batch norm" if isinstance(model, MLP) else type(model).__name__
-        raise ValueError(f"rule 'pepita' runs on fj.mlp, fj.norm_mlp without batch norm and wrapped Flax "
+        raise InputError(f"rule 'pepita' runs on fj.mlp, fj.norm_mlp without batch norm and wrapped Flax "
                          f"chains (it reruns the layers on a modulated input); got {what}")
 
 

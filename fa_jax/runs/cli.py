@@ -21,6 +21,7 @@ import sys
 import traceback
 
 from fa_jax.runs import lock
+from fa_jax.errors import InputError
 
 CONFIG_HELP = ("Python file whose get_config() returns {option: value} (e.g. experiments/configs/); "
                "--config.KEY=VALUE overrides one key; explicit flags win over both")
@@ -131,10 +132,10 @@ def split_overrides(argv):
             key, eq, text = tok[len("--config."):].partition("=")
             if not eq:
                 if i + 1 >= len(argv):
-                    raise ValueError(f"{tok} needs a value: {tok}=VALUE or {tok} VALUE")
+                    raise InputError(f"{tok} needs a value: {tok}=VALUE or {tok} VALUE")
                 i, text = i + 1, argv[i + 1]
             if not key:
-                raise ValueError(f"{tok!r}: name the key, e.g. --config.seeds=4")
+                raise InputError(f"{tok!r}: name the key, e.g. --config.seeds=4")
             overrides.append((key, text))
         else:
             rest.append(tok)
@@ -146,27 +147,27 @@ def load_config(path) -> dict:
     """Run the Python file ``path`` and return its ``get_config()`` dict; one-line ValueError otherwise."""
     p = pathlib.Path(path)
     if not p.is_file():
-        raise ValueError(f"config file {path} does not exist" if not p.exists() else f"config {path} is not a file")
+        raise InputError(f"config file {path} does not exist" if not p.exists() else f"config {path} is not a file")
     try:
         code = compile(p.read_bytes(), str(path), "exec")
     except OSError as err:
-        raise ValueError(f"cannot read config file {path}: {err.strerror}") from None
+        raise InputError(f"cannot read config file {path}: {err.strerror}") from None
     except (SyntaxError, ValueError) as err:  # ValueError: null bytes (Python 3.11)
         where = f"{path}:{err.lineno}" if getattr(err, "lineno", None) else str(path)
-        raise ValueError(f"{where}: syntax error in config file: {getattr(err, 'msg', err)}") from None
+        raise InputError(f"{where}: syntax error in config file: {getattr(err, 'msg', err)}") from None
     scope = {"__file__": str(path), "__name__": "__config__"}
     try:
         exec(code, scope)
     except (Exception, SystemExit) as err:
-        raise ValueError(_raised(path, err)) from None
+        raise InputError(_raised(path, err)) from None
     if not callable(scope.get("get_config")):
-        raise ValueError(f"config file {path} defines no get_config() function")
+        raise InputError(f"config file {path} defines no get_config() function")
     try:
         config = scope["get_config"]()
     except (Exception, SystemExit) as err:
-        raise ValueError(_raised(path, err)) from None
+        raise InputError(_raised(path, err)) from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: get_config() returned {type(config).__name__}, expected a dict")
+        raise InputError(f"{path}: get_config() returned {type(config).__name__}, expected a dict")
     return config
 
 
@@ -198,13 +199,13 @@ def apply_config(parser, mapping, source: str) -> dict:
     Strings for typed options are parsed with the option's ``type``; returns the checked values.
     """
     if not isinstance(mapping, dict):
-        raise ValueError(f"{source}: a config is a dict, got {type(mapping).__name__}")
+        raise InputError(f"{source}: a config is a dict, got {type(mapping).__name__}")
     options = config_options(parser)
     values = {}
     for key, value in mapping.items():
         dest = key.replace("-", "_") if isinstance(key, str) else key
         if dest not in options:
-            raise ValueError(f"unknown key {key!r} in {source}; allowed: {', '.join(sorted(options))}")
+            raise InputError(f"unknown key {key!r} in {source}; allowed: {', '.join(sorted(options))}")
         values[dest] = check_value(options[dest], value, f"{dest}={value!r} in {source}")
     parser.set_defaults(**values)
     return values
@@ -214,23 +215,23 @@ def _scalar(type_, value, where):
     """``value`` checked (and, from a string, parsed) as one item of ``type_``."""
     if type_ is None or type_ is str:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected str, got {type(value).__name__}")
+            raise InputError(f"{where}: expected str, got {type(value).__name__}")
         return value
     if type_ in (int, float):
         if isinstance(value, str):
             try:
                 return type_(value)
             except ValueError:
-                raise ValueError(f"{where}: expected {type_.__name__}") from None
+                raise InputError(f"{where}: expected {type_.__name__}") from None
         ok = (int,) if type_ is int else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok):
-            raise ValueError(f"{where}: expected {type_.__name__}, got {type(value).__name__}")
+            raise InputError(f"{where}: expected {type_.__name__}, got {type(value).__name__}")
         return type_(value)
     if isinstance(value, str):  # any other argparse type: parse the string as the command line would
         try:
             return type_(value)
         except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise InputError(f"{where}: {err}") from None
     return value
 
 
@@ -244,11 +245,11 @@ def check_value(action, value, where):
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
             return value.lower() in ("true", "1")
         if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected bool (true or false), got {type(value).__name__}")
+            raise InputError(f"{where}: expected bool (true or false), got {type(value).__name__}")
         return value
     if isinstance(action, argparse._StoreConstAction):
         if value not in (action.const, action.default):
-            raise ValueError(f"{where}: expected {action.const!r} or {action.default!r}")
+            raise InputError(f"{where}: expected {action.const!r} or {action.default!r}")
         return value
     if value is None and action.default is None:
         return None
@@ -260,7 +261,7 @@ def check_value(action, value, where):
     if action.choices is not None:
         for v in value if isinstance(value, list) else [value]:
             if v not in action.choices:
-                raise ValueError(f"{where}: expected one of {', '.join(map(str, action.choices))}")
+                raise InputError(f"{where}: expected one of {', '.join(map(str, action.choices))}")
     return value
 
 
@@ -272,20 +273,20 @@ def _list(action, value, where, item_type):
             try:
                 return action.type(value)
             except argparse.ArgumentTypeError as err:
-                raise ValueError(f"{where}: {err}; expected {expected}") from None
+                raise InputError(f"{where}: {err}; expected {expected}") from None
         value = value.replace(",", " ").split()
     if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{where}: expected {expected}, got {type(value).__name__}")
+        raise InputError(f"{where}: expected {expected}, got {type(value).__name__}")
     if isinstance(action.nargs, int) and len(value) != action.nargs:
-        raise ValueError(f"{where}: expected {expected} of length {action.nargs}")
+        raise InputError(f"{where}: expected {expected} of length {action.nargs}")
     if not value and action.nargs == "+":
-        raise ValueError(f"{where}: expected a non-empty {expected}")
+        raise InputError(f"{where}: expected a non-empty {expected}")
     values = [_scalar(item_type, v, where) for v in value]
     if getattr(action.type, "unique", False):
         try:
             check_unique(values, value)
         except argparse.ArgumentTypeError as err:
-            raise ValueError(f"{where}: {err}") from None
+            raise InputError(f"{where}: {err}") from None
     return values
 
 
@@ -333,8 +334,10 @@ class guarded(contextlib.ContextDecorator):
     """``@cli.guarded("parity.py")`` on a script's ``main``: what fails after the up-front
     checks is still one line, ``prog: error: ...``, and exit code 2, never a traceback: a
     write that fails (disk full, read-only folder: the path and the reason; the run directory
-    then has no ``summary.json``), a ValueError (e.g. a sweep refused as too large for the
-    device's memory, :mod:`fa_jax.training.memory`), the device running out of memory. Set
+    then has no ``summary.json``), an :class:`fa_jax.errors.InputError` (fa_jax's own checks, e.g.
+    a sweep refused as too large for the device's memory, :mod:`fa_jax.training.memory`), the
+    device running out of memory. Any other exception, a ``ValueError`` raised by JAX or by the
+    user's own model included, keeps its traceback. Set
     ``FA_JAX_TRACEBACK=1`` to get the traceback instead. A script writes PNG files without a
     screen: inside, matplotlib's backend is ``Agg`` unless ``MPLBACKEND`` names another (the
     library itself never sets one)."""
@@ -356,7 +359,7 @@ class guarded(contextlib.ContextDecorator):
             where = (f"cannot write {err.filename}" if writing else str(err.filename)) if err.filename else "I/O error"
             fail(self.prog, ValueError(f"{where}: {err.strerror or err} (errno {err.errno}); the run is incomplete "
                                        f"(no summary.json)"))
-        if isinstance(err, ValueError):
+        if isinstance(err, InputError):  # fa_jax's own checks; any other ValueError keeps its traceback
             fail(self.prog, err)
         if "RESOURCE_EXHAUSTED" in str(err):
             fail(self.prog, ValueError(f"the device ran out of memory ({str(err).splitlines()[0][:200]}); "
@@ -371,7 +374,7 @@ def apply_defaults(args, values: dict) -> None:
     mine = given(args)
     for k, v in values.items():
         if not hasattr(args, k):
-            raise ValueError(f"preset key {k!r} is not an option of this script")
+            raise InputError(f"preset key {k!r} is not an option of this script")
         if k not in mine and k not in args._preset:
             setattr(args, k, v)
             args._preset.add(k)
@@ -381,7 +384,7 @@ def check_known(values, known, what: str) -> None:
     """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
     for v in values:
         if v not in known:
-            raise ValueError(f"unknown {what} {v!r}; known: {', '.join(known)}")
+            raise InputError(f"unknown {what} {v!r}; known: {', '.join(known)}")
 
 
 def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every"), *, multiple: bool = True) -> None:
@@ -390,7 +393,7 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every"), 
     get = args.get if isinstance(args, dict) else lambda name: getattr(args, name)
     for name in names:
         if get(name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {get(name)}")
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {get(name)}")
     if multiple:
         check_multiple(get("steps"), get("eval_every"))
 
@@ -398,7 +401,7 @@ def check_run_sizes(args, names=("seeds", "steps", "batch_size", "eval_every"), 
 def check_multiple(steps: int, eval_every: int) -> None:
     """One-line ValueError unless ``--steps`` is a multiple of ``--eval-every`` (evaluations end the run)."""
     if steps % eval_every:
-        raise ValueError(f"--steps {steps} is not a multiple of --eval-every {eval_every}")
+        raise InputError(f"--steps {steps} is not a multiple of --eval-every {eval_every}")
 
 
 def add_run_flags(p, job: str) -> None:
@@ -465,11 +468,11 @@ def check_data_parallel(args) -> None:
 
     d = args.data_parallel
     if d < 1:
-        raise ValueError(f"--data-parallel must be >= 1, got {d}")
+        raise InputError(f"--data-parallel must be >= 1, got {d}")
     if args.batch_size % d:
-        raise ValueError(f"--batch-size {args.batch_size} does not split over --data-parallel {d}")
+        raise InputError(f"--batch-size {args.batch_size} does not split over --data-parallel {d}")
     if d > jax.local_device_count():
-        raise ValueError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
+        raise InputError(f"--data-parallel {d} needs {d} devices; this machine has {jax.local_device_count()}")
 
 
 def apply_recorded(parser, run_dir) -> dict:
@@ -483,4 +486,4 @@ def apply_recorded(parser, run_dir) -> dict:
         options = set(config_options(parser)) - {"resume", "out"}
         return apply_config(parser, {k: v for k, v in recorded.items() if k in options}, str(path))
     except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
-        raise ValueError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None
+        raise InputError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") from None

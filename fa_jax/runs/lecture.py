@@ -10,6 +10,7 @@ resumable), writes ``summary.json`` (with the one-line ``verdict``) last and pri
 
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study
+from fa_jax.errors import InputError
 
 
 def parser(prog: str, doc: str, quick: dict):
@@ -57,6 +58,6 @@ def positive(args, *names):
     for n in names:
         v = getattr(args, n)
         if not v > 0:
-            raise ValueError(f"--{n.replace('_', '-')} must be > 0, got {v}")
+            raise InputError(f"--{n.replace('_', '-')} must be > 0, got {v}")
         if v == float("inf"):
-            raise ValueError(f"--{n.replace('_', '-')} must be finite, got {v}")
+            raise InputError(f"--{n.replace('_', '-')} must be finite, got {v}")

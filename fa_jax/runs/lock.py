@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from fa_jax.errors import InputError
 
 NAME = "run.lock"
 _held: dict[Path, str] = {}  # lock path -> our token
@@ -84,7 +85,7 @@ def acquire(out) -> Path:
             if owner is None:
                 continue  # released meanwhile
             if _alive(owner):
-                raise ValueError(f"--out {str(path.parent)!r} is in use by another run ({_describe(owner)}); "
+                raise InputError(f"--out {str(path.parent)!r} is in use by another run ({_describe(owner)}); "
                                  f"wait for it or choose another --out (if that run is dead, delete {path})") from None
             _remove_stale(path, owner)
             continue
@@ -96,7 +97,7 @@ def acquire(out) -> Path:
             raise OSError(err.errno, err.strerror, str(path)) from None
         _held[path] = token
         return path
-    raise ValueError(f"--out {str(path.parent)!r}: could not take {path} (other runs keep taking it)")
+    raise InputError(f"--out {str(path.parent)!r}: could not take {path} (other runs keep taking it)")
 
 
 def _remove_stale(path: Path, owner: dict) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from fa_jax.analysis import representations
 from fa_jax.runs import rundir
+from fa_jax.errors import InputError
 
 
 def save(fig, path, title=None):
@@ -348,10 +349,10 @@ def redraw(run_dir, title=None) -> list[Path]:
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
-        raise ValueError(f"{str(run_dir)!r} is not a run directory (no metrics.jsonl)")
+        raise InputError(f"{str(run_dir)!r} is not a run directory (no metrics.jsonl)")
     rows = rundir.read_jsonl(metrics)
     if not rows:
-        raise ValueError(f"{str(metrics)!r} has no rows")
+        raise InputError(f"{str(metrics)!r} has no rows")
     if title is None and (run_dir / "config.json").is_file():
         title = json.loads((run_dir / "config.json").read_text()).get("task")
     panel = "model" if "model" in rows[0] else None

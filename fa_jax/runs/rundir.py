@@ -16,6 +16,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from fa_jax.errors import InputError
 
 
 def default_dir(name: str) -> Path:
@@ -29,17 +30,17 @@ def prepare(path) -> Path:
     try:
         path.resolve()
     except (RuntimeError, OSError):  # Python 3.11: RuntimeError; later: OSError(ELOOP)
-        raise ValueError(f"--out {str(path)!r} is (or is inside) a symbolic link loop") from None
+        raise InputError(f"--out {str(path)!r} is (or is inside) a symbolic link loop") from None
     if path.is_symlink() and not path.exists():
-        raise ValueError(f"--out {str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist")
+        raise InputError(f"--out {str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist")
     if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {str(path)!r} exists and is not a directory")
+        raise InputError(f"--out {str(path)!r} exists and is not a directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise ValueError(f"--out {str(path)!r} is not writable ({err.strerror or err})") from None
+        raise InputError(f"--out {str(path)!r} is not writable ({err.strerror or err})") from None
     return path
 
 
@@ -109,7 +110,7 @@ def read_jsonl(path) -> list[dict]:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             if i < len(lines) - 1:  # a bad line before the end is not a torn write: corrupt file
-                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+                raise InputError(f"{path}: line {i + 1} is not JSON") from None
             warnings.warn(f"{path}: dropped a torn last line", stacklevel=2)
     return rows
 
@@ -134,10 +135,10 @@ def start(out, resume: bool = False) -> Path:
     if resume:
         return out
     if saved_checkpoints(out):
-        raise ValueError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
+        raise InputError(f"{str(out)!r} already holds a run with checkpoints; pass --resume {out} to continue it "
                          f"or choose a new --out")
     if (out / "summary.json").exists():
-        raise ValueError(f"{str(out)!r} already holds a finished run (summary.json); choose a new --out")
+        raise InputError(f"{str(out)!r} already holds a finished run (summary.json); choose a new --out")
     (out / "metrics.jsonl").unlink(missing_ok=True)
     return out
 

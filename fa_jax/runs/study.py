@@ -32,6 +32,7 @@ from fa_jax.runs.plots import redraw
 from fa_jax.runs.tables import SOLVED
 from fa_jax.training import sharding
 from fa_jax.training.sweep import sweep as fj_sweep
+from fa_jax.errors import InputError
 
 
 def process_seconds() -> float | None:
@@ -76,17 +77,17 @@ def check_resumable(out, config: dict) -> None:
     path = Path(out) / "config.json"
     if not path.is_file():
         if not rundir.saved_checkpoints(out):
-            raise ValueError(f"--resume {str(out)!r}: no run to resume there (no config.json, no checkpoints)")
+            raise InputError(f"--resume {str(out)!r}: no run to resume there (no config.json, no checkpoints)")
         return
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise ValueError(f"--resume {str(out)!r}: cannot read {path} ({getattr(err, 'strerror', None) or err})") from None
+        raise InputError(f"--resume {str(out)!r}: cannot read {path} ({getattr(err, 'strerror', None) or err})") from None
     now = json.loads(json.dumps(config, default=str))
     changed = [k for k in now if k in recorded and k not in RESUMABLE and now[k] != recorded[k]]
     if changed:
         diffs = ", ".join(f"{k}={now[k]!r} (recorded {recorded[k]!r})" for k in changed[:3])
-        raise ValueError(f"--resume {str(out)!r}: the run was recorded with other settings: {diffs}; a resumed "
+        raise InputError(f"--resume {str(out)!r}: the run was recorded with other settings: {diffs}; a resumed "
                          f"run keeps its configuration (start a new run with --out to change it)")
 
 
@@ -96,12 +97,12 @@ def check_checkpointing(checkpoint_every: int | None, keep_checkpoints: int, eva
     ``eval_every`` (checkpoints fall on evaluations), and ``keep_checkpoints`` >= 1. interval:
     what the message calls ``eval_every`` (default the ``--eval-every`` flag)."""
     if checkpoint_every is not None and checkpoint_every < 0:
-        raise ValueError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
+        raise InputError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {checkpoint_every}")
     if checkpoint_every and eval_every and checkpoint_every % eval_every:
         where = f"--eval-every {eval_every}" if interval is None else f"{interval} (eval_every={eval_every})"
-        raise ValueError(f"--checkpoint-every {checkpoint_every} is not a multiple of {where}")
+        raise InputError(f"--checkpoint-every {checkpoint_every} is not a multiple of {where}")
     if keep_checkpoints < 1:
-        raise ValueError(f"--keep-checkpoints must be >= 1, got {keep_checkpoints}")
+        raise InputError(f"--keep-checkpoints must be >= 1, got {keep_checkpoints}")
 
 
 @dataclasses.dataclass
@@ -212,7 +213,7 @@ class Study:
         """
         name = name or "-".join(str(v) for v in labels.values())
         if name in self.results or name + f".p{jax.process_index()}" in self.results:
-            raise ValueError(f"sweep {name!r} already ran in this study (a name repeated in a list?); "
+            raise InputError(f"sweep {name!r} already ran in this study (a name repeated in a list?); "
                              f"each cell runs once")
         self.label_keys += [k for k in labels if k not in self.label_keys]
         if jax.process_count() > 1:  # several hosts: each trains its share of the seeds

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 
 __all__ = ["Checkpointer", "check_directory", "fingerprint_mismatch", "latest_step"]
 
@@ -70,20 +71,20 @@ def check_directory(directory) -> Path:
     is not, when it does not exist yet). Nothing is created.
     """
     if not isinstance(directory, (str, os.PathLike)) or not str(directory).strip():
-        raise ValueError(f"checkpoint must be a directory path (str or os.PathLike) or None, got {directory!r}")
+        raise InputError(f"checkpoint must be a directory path (str or os.PathLike) or None, got {directory!r}")
     given, d = str(directory), Path(directory).absolute()
     try:
         parent = next(p for p in (d, *d.parents) if p.exists())  # d itself if it exists
         is_dir = parent.is_dir()
     except OSError as err:  # e.g. a parent that may not be searched
-        raise ValueError(f"checkpoint directory {given!r} cannot be reached ({err.strerror})") from None
+        raise InputError(f"checkpoint directory {given!r} cannot be reached ({err.strerror})") from None
     if parent == d and not is_dir:
-        raise ValueError(f"checkpoint={given!r} is a file; it must be a directory (or None: no checkpoint)")
+        raise InputError(f"checkpoint={given!r} is a file; it must be a directory (or None: no checkpoint)")
     if not is_dir:
-        raise ValueError(f"checkpoint={given!r} lies inside the file {str(parent)!r}; it must be a directory "
+        raise InputError(f"checkpoint={given!r} lies inside the file {str(parent)!r}; it must be a directory "
                          f"(or None: no checkpoint)")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"checkpoint directory {given!r} is not writable" if parent == d else
+        raise InputError(f"checkpoint directory {given!r} is not writable" if parent == d else
                          f"checkpoint directory {given!r} cannot be created: {str(parent)!r} is not writable")
     return d
 
@@ -103,7 +104,7 @@ class Checkpointer:
 
     def __post_init__(self):
         if jax.process_count() > 1:
-            raise ValueError(f"cannot checkpoint {str(self.directory)!r} in a multi-process run (process "
+            raise InputError(f"cannot checkpoint {str(self.directory)!r} in a multi-process run (process "
                              f"{jax.process_index()} of {jax.process_count()}): orbax saves global arrays "
                              "together, and each process's sweep holds only its own seeds; run without checkpoints")
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
@@ -147,7 +148,7 @@ class Checkpointer:
             if diff is None:
                 diff = fingerprint_mismatch(meta["shapes"], _shapes(to_saveable(like)))
             if diff is not None:
-                raise ValueError(f"checkpoint in {self.directory} is from a different configuration: {diff}")
+                raise InputError(f"checkpoint in {self.directory} is from a different configuration: {diff}")
             template = jax.tree.map(ocp.utils.to_shape_dtype_struct, to_saveable(like))
             try:
                 got = self._mgr.restore(step, args=ocp.args.Composite(

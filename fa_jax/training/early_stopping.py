@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.training.state import apply_model, freeze_diverged
+from fa_jax.errors import InputError
 
 
 def check_patience(patience) -> None:
@@ -31,10 +32,10 @@ def check_patience(patience) -> None:
 def check_val(task, val) -> tuple:
     """``val`` as device arrays ``(x_val (n, n_in), y_val (n,))`` checked against ``task``."""
     if not (isinstance(val, (tuple, list)) and len(val) == 2):
-        raise ValueError(f"val must be a pair (x_val, y_val), got {type(val).__name__}")
+        raise InputError(f"val must be a pair (x_val, y_val), got {type(val).__name__}")
     x, y = jnp.asarray(val[0]), jnp.asarray(val[1])
     if x.ndim != 2 or x.shape[1] != task.n_in or y.shape[:1] != x.shape[:1] or x.shape[0] < 1:
-        raise ValueError(f"val must be x_val (n >= 1, {task.n_in}) and y_val (n,), got shapes "
+        raise InputError(f"val must be x_val (n >= 1, {task.n_in}) and y_val (n,), got shapes "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
     return x.astype(task.x_test.dtype), y.astype(task.y_test.dtype)
 
@@ -43,7 +44,7 @@ def split_validation(task, n_val: int, key):
     """``(task without them, (x_val, y_val))``: ``n_val`` training examples drawn by ``key``."""
     n = task.n_train
     if n is None:
-        raise ValueError(f"task {task.name!r} has no fixed training set to split a validation set from")
+        raise InputError(f"task {task.name!r} has no fixed training set to split a validation set from")
     checks.integer("n_val", n_val, 1, n, hi_open=True, numpy=True)
     perm = jax.random.permutation(key, n)
     va, tr = perm[:n_val], perm[n_val:]

@@ -37,6 +37,7 @@ from jax.sharding import Mesh
 
 from fa_jax.models import contract
 from fa_jax.models.contract import units
+from fa_jax.errors import InputError
 
 GiB = 2 ** 30
 TRAIN_FACTOR = 4  # floats per unit per training example: pre-activation, activation, two cotangents
@@ -45,7 +46,7 @@ METRIC_BYTES = 2 * 4 * 4  # per evaluation and seed: loss, train_acc, test_loss,
 MAX_LAYERS = 1000
 
 
-class TooLarge(ValueError):
+class TooLarge(InputError):
     """A sweep that cannot fit in the device's memory (or cannot reasonably be compiled)."""
 
 
@@ -154,7 +155,7 @@ def env_limit() -> float | None:
     except ValueError:
         gib = math.nan
     if not gib > 0:  # nan, zero, negative
-        raise ValueError(f"FA_JAX_MEMORY_LIMIT_GIB={env!r} must be a positive number of GiB (e.g. 40; inf: no limit)")
+        raise InputError(f"FA_JAX_MEMORY_LIMIT_GIB={env!r} must be a positive number of GiB (e.g. 40; inf: no limit)")
     return gib * GiB
 
 

@@ -37,6 +37,7 @@ import time
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from fa_jax.errors import InputError
 
 
 def seed_mesh(n_seeds: int, devices=None) -> Mesh:
@@ -54,7 +55,7 @@ def sweep_mesh(n_seeds: int, devices=None, data_parallel: int = 1) -> Mesh:
         return seed_mesh(n_seeds, devices)
     devices = list(jax.devices() if devices is None else devices)
     if len(devices) < data_parallel:
-        raise ValueError(f"data_parallel={data_parallel} needs at least that many devices; "
+        raise InputError(f"data_parallel={data_parallel} needs at least that many devices; "
                          f"{len(devices)} available")
     g = max(d for d in range(1, len(devices) // data_parallel + 1) if n_seeds % d == 0)
     return Mesh(np.array(devices[:g * data_parallel]).reshape(g, data_parallel), ("seeds", "data"))
@@ -94,7 +95,7 @@ def distributed_timeout() -> float:
     except ValueError:
         value = math.nan
     if not value > 2 * BEAT_S or math.isinf(value):
-        raise ValueError(f"{TIMEOUT_VAR} must be a number of seconds > {2 * BEAT_S:g}, got {raw!r}")
+        raise InputError(f"{TIMEOUT_VAR} must be a number of seconds > {2 * BEAT_S:g}, got {raw!r}")
     return value
 
 
@@ -122,11 +123,11 @@ def maybe_initialize_distributed() -> bool:
         try:
             n, pid = int(env["JAX_NUM_PROCESSES"]), int(env["JAX_PROCESS_ID"])
         except (KeyError, ValueError):
-            raise ValueError(f"JAX_COORDINATOR_ADDRESS={env['JAX_COORDINATOR_ADDRESS']!r} needs integer "
+            raise InputError(f"JAX_COORDINATOR_ADDRESS={env['JAX_COORDINATOR_ADDRESS']!r} needs integer "
                              f"JAX_NUM_PROCESSES and JAX_PROCESS_ID, got {env.get('JAX_NUM_PROCESSES')!r} and "
                              f"{env.get('JAX_PROCESS_ID')!r}") from None
         if not 0 <= pid < n:
-            raise ValueError(f"JAX_PROCESS_ID must be in 0..{n - 1} (JAX_NUM_PROCESSES={n}), got {pid}")
+            raise InputError(f"JAX_PROCESS_ID must be in 0..{n - 1} (JAX_NUM_PROCESSES={n}), got {pid}")
         where = {"coordinator_address": env["JAX_COORDINATOR_ADDRESS"], "num_processes": n, "process_id": pid}
     elif int(env.get("SLURM_NTASKS", "1")) > 1:
         where = {}
@@ -319,5 +320,5 @@ def local_seeds(seeds: list[int], process_index: int | None = None, process_coun
     i = jax.process_index() if process_index is None else process_index
     n = jax.process_count() if process_count is None else process_count
     if n > len(seeds):
-        raise ValueError(f"{len(seeds)} seeds cannot be spread over {n} processes; use at least {n} seeds")
+        raise InputError(f"{len(seeds)} seeds cannot be spread over {n} processes; use at least {n} seeds")
     return list(seeds)[i::n]

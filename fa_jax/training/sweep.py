@@ -33,6 +33,7 @@ from fa_jax.training import memory, sharding
 from fa_jax.training.state import init_params, init_state
 from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
 from fa_jax.training.sweep_result import SweepResult, early_stopping_fields
+from fa_jax.errors import InputError
 
 CHECKPOINT_SECONDS = 60.0  # default checkpoint interval of a sweep with checkpoint= (wall-clock)
 
@@ -40,20 +41,20 @@ CHECKPOINT_SECONDS = 60.0  # default checkpoint interval of a sweep with checkpo
 def _seed_list(seeds) -> list[int]:
     if checks.is_int(seeds, numpy=True):
         if seeds < 1:
-            raise ValueError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
+            raise InputError(f"seeds must be >= 1 (a count) or a list of seeds, got {seeds!r}")
         return list(range(int(seeds)))
     seeds = list(seeds)
     if not seeds or any(not checks.is_int(s, numpy=True) or not 0 <= s < 2**32 for s in seeds):
-        raise ValueError(f"seeds must be a positive count or a non-empty list of ints in [0, 2**32), got {seeds!r}")
+        raise InputError(f"seeds must be a positive count or a non-empty list of ints in [0, 2**32), got {seeds!r}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds contain duplicates: {seeds!r}")
+        raise InputError(f"seeds contain duplicates: {seeds!r}")
     return [int(s) for s in seeds]
 
 
 def _positive_int(name, v):
     checks.positive_int(name, v, numpy=True)
     if v >= 2**31:
-        raise ValueError(f"{name} must be < 2**31 (int32 counters and shapes), got {v!r}")
+        raise InputError(f"{name} must be < 2**31 (int32 counters and shapes), got {v!r}")
 
 
 def _chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) -> int:
@@ -108,7 +109,7 @@ def _param_program(model):
 def _refuse_traced(args: dict) -> None:
     names = checks.traced(args)
     if names:
-        raise ValueError(
+        raise InputError(
             f"sweep is a host-level driver that compiles and vmaps over seeds by itself, so it cannot run inside "
             f"jax.jit or jax.vmap ({', '.join(names)} {'is' if len(names) == 1 else 'are'} traced); for a learning "
             f"rate per seed call it outside them with lr=[lr_0, ..., lr_S-1], a list or 1-D array of one float per "
@@ -125,24 +126,24 @@ def _learning_rates(lr, n: int):
         try:
             raw = np.asarray(lr)
         except ValueError:  # ragged
-            raise ValueError(f"{what}, got {checks.show(lr)}") from None
+            raise InputError(f"{what}, got {checks.show(lr)}") from None
     if raw is not None and raw.ndim:
         if raw.ndim != 1 or raw.dtype.kind not in "iuf":
-            raise ValueError(f"{what}, got {checks.show(lr)}")
+            raise InputError(f"{what}, got {checks.show(lr)}")
         if raw.shape[0] != n:
-            raise ValueError(f"got {raw.shape[0]} learning rates for {n} seeds")
+            raise InputError(f"got {raw.shape[0]} learning rates for {n} seeds")
         lrs = raw.astype(np.float32)
         for i, v in enumerate(lrs):
             if not 0 < v < np.inf:  # float32: also catches values that underflow to 0
-                raise ValueError(f"lr[{i}] must be a positive finite number, got {raw[i].item()!r}")
+                raise InputError(f"lr[{i}] must be a positive finite number, got {raw[i].item()!r}")
         return lrs
     v = lr if raw is None else raw.item()
     if not checks.is_number(v):
-        raise ValueError(f"{what}, got {checks.show(lr)}")
+        raise InputError(f"{what}, got {checks.show(lr)}")
     optim.check_learning_rate(v)
     lrs = np.full(n, v, np.float32)
     if not 0 < lrs[0] < np.inf:
-        raise ValueError(f"lr={v!r} is {lrs[0].item()} in float32; it must be a positive finite number")
+        raise InputError(f"lr={v!r} is {lrs[0].item()} in float32; it must be a positive finite number")
     return lrs
 
 
@@ -214,19 +215,19 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     _positive_int("batch_size", batch_size)
     _positive_int("eval_every", eval_every)
     if steps % eval_every:
-        raise ValueError(f"steps={steps} is not a multiple of eval_every={eval_every}")
+        raise InputError(f"steps={steps} is not a multiple of eval_every={eval_every}")
     m_shape, t_shape = contract.input_shape(model), tuple(task.input_shape or (task.n_in,))
     if m_shape != t_shape and max(len(m_shape), len(t_shape)) > 1:  # flat ones: the n_in check below
-        raise ValueError(f"model input shape {m_shape} does not match task {task.name!r} input shape {t_shape}")
+        raise InputError(f"model input shape {m_shape} does not match task {task.name!r} input shape {t_shape}")
     if (model.n_in, model.n_out) != (task.n_in, task.n_out):
         if contract.token_axes(model):
-            raise ValueError(f"the sequence model reads {model.n_in} tokens and has a vocabulary of {model.n_out}, but "
+            raise InputError(f"the sequence model reads {model.n_in} tokens and has a vocabulary of {model.n_out}, but "
                              f"task {task.name!r} has sequences of {task.n_in} tokens and a vocabulary of {task.n_out}")
-        raise ValueError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
+        raise InputError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
     loss_name = loss or task.default_loss
     losses_lib.get(loss_name)
     if loss_name == "softmax_ce" and task.n_out == 1:
-        raise ValueError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
+        raise InputError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
     check_feedback_options(**(feedback or {}))
     lrs = _learning_rates(lr, len(seed_list))
     hyper = tuple(sorted((optimizer_hyper or {}).items()))
@@ -234,16 +235,16 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     fb_opts = tuple(sorted((feedback or {}).items()))
     checks.boolean("diagnostics", diagnostics)
     if diagnostics and rules_lib.get(rule).init is not None and rules_lib.get(rule).family is None:
-        raise ValueError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
+        raise InputError(f"diagnostics compare a rule with BP on the same network; rule {rule!r} trains a "
                          f"different (lazy) network, so they are available for bp, fa, dfa-style rules only")
     if diagnostics and contract.is_stateful(model):
-        raise ValueError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
+        raise InputError("diagnostics=True does not support stateful (batch-norm) models yet; use norm='layer'")
     if diagnostics and not getattr(model, "probes", False):  # they re-wire the model's layers
         contract.layers(model, "diagnostics=True")
         contract.hidden_shapes(model, "diagnostics=True")
     early_stopping_lib.check_patience(early_stopping)
     if (early_stopping is None) != (val is None):
-        raise ValueError("early_stopping=patience and val=(x_val, y_val) go together; got "
+        raise InputError("early_stopping=patience and val=(x_val, y_val) go together; got "
                          f"early_stopping={early_stopping!r} and val {'given' if val is not None else 'None'}")
     if val is not None:
         x_val, y_val = early_stopping_lib.check_val(task, val)
@@ -257,7 +258,7 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     else:
         _positive_int("data_parallel", data_parallel)
         if batch_size % data_parallel:
-            raise ValueError(f"batch_size={batch_size} does not split over data_parallel={data_parallel} devices")
+            raise InputError(f"batch_size={batch_size} does not split over data_parallel={data_parallel} devices")
         mesh = sharding.sweep_mesh(len(seed_list), jax.local_devices() if devices is None else devices,
                                    data_parallel)
 
@@ -265,9 +266,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
     if checkpoint_every is not None:
         _positive_int("checkpoint_every", checkpoint_every)
         if checkpoint is None:
-            raise ValueError("checkpoint_every needs checkpoint=<directory>")
+            raise InputError("checkpoint_every needs checkpoint=<directory>")
         if checkpoint_every % eval_every:
-            raise ValueError(f"checkpoint_every={checkpoint_every} is not a multiple of eval_every={eval_every}")
+            raise InputError(f"checkpoint_every={checkpoint_every} is not a multiple of eval_every={eval_every}")
     chunk = _chunk_size(n_evals, None if checkpoint_every is None else checkpoint_every // eval_every)
     ckpt = None if checkpoint is None else checkpoint_lib.Checkpointer(checkpoint, {
         "rule": rule, "seeds": seed_list, "steps": steps, "eval_every": eval_every, "batch_size": batch_size,

@@ -18,6 +18,7 @@ import flax.linen as nn
 from flax.core import unfreeze
 
 from fa_jax.wrap.wiring import path_name
+from fa_jax.errors import InputError
 
 WEIGHTED = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.ConvLocal, nn.Einsum)
 # layers with params but no weighted map to feed back through: their params get the gradient
@@ -109,7 +110,7 @@ def _interceptor(wiring):
             return next_fun(*args, **kwargs)
         wiring.module(m.path, type(m).__name__)
         if isinstance(m, nn.Embed) and context.method_name == "attend":
-            raise ValueError(f"layer {path_name(m.path)} (Embed) is used as a tied unembedding (Embed.attend), which "
+            raise InputError(f"layer {path_name(m.path)} (Embed) is used as a tied unembedding (Embed.attend), which "
                              f"fa_jax does not wire: unembed with an nn.Dense layer")
         if context.method_name != "__call__" or not args:
             return next_fun(*args, **kwargs)
@@ -122,7 +123,7 @@ def _interceptor(wiring):
         if isinstance(m, WEIGHTED):
             p = unfreeze(m.variables.get("params", {}))
             if "kernel" not in p:
-                raise ValueError(f"layer {path_name(m.path)} ({type(m).__name__}) has no 'kernel' param (its "
+                raise InputError(f"layer {path_name(m.path)} ({type(m).__name__}) has no 'kernel' param (its "
                                  f"variables: {sorted(m.variables)}): FA feedback stands for a layer's 'kernel' param")
             clone = m.clone(parent=None)
 

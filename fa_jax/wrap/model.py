@@ -32,6 +32,7 @@ from fa_jax import checks
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.wrap.wiring import Wiring, path_name
+from fa_jax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -137,20 +138,20 @@ class FlaxModel:
         if isinstance(feedback, (list, tuple)):
             return list(feedback)
         if r.family == "forward":
-            raise ValueError(f"rule {r.name!r}: feedback is the list [F] (fj.init_feedback), got "
+            raise InputError(f"rule {r.name!r}: feedback is the list [F] (fj.init_feedback), got "
                              f"{type(feedback).__name__}")
         if not hasattr(feedback, "keys"):
-            raise ValueError(f"rule {r.name!r}: feedback for a wrapped Flax model is a dict (fj.init_feedback), "
+            raise InputError(f"rule {r.name!r}: feedback for a wrapped Flax model is a dict (fj.init_feedback), "
                              f"got {type(feedback).__name__}")
         if r.family == "dfa":
             names = self.point_names
             extra = sorted(set(feedback) - set(names))
             for n in names:
                 if n not in feedback:
-                    raise ValueError(f"rule {r.name!r}: feedback has no entry for DFA point {n!r} (points: "
+                    raise InputError(f"rule {r.name!r}: feedback has no entry for DFA point {n!r} (points: "
                                      f"{', '.join(names)}; make it with fj.init_feedback)")
             if extra:
-                raise ValueError(f"rule {r.name!r}: feedback entry {extra[0]!r} is not a DFA point of this "
+                raise InputError(f"rule {r.name!r}: feedback entry {extra[0]!r} is not a DFA point of this "
                                  f"model (points: {', '.join(names)})")
             return [feedback[n] for n in names]
         out = []
@@ -158,13 +159,13 @@ class FlaxModel:
             try:
                 out.append(_at(feedback, path + ("kernel",)))
             except (KeyError, TypeError):
-                raise ValueError(f"rule {r.name!r}: feedback has no {path_name(path)}/kernel (FA feedback mirrors "
+                raise InputError(f"rule {r.name!r}: feedback has no {path_name(path)}/kernel (FA feedback mirrors "
                                  f"the params, a B at every kernel; make it with fj.init_feedback)") from None
         want = {path + ("kernel",) for path in self.kernel_paths}
         for keys, _ in jax.tree_util.tree_flatten_with_path(feedback)[0]:
             path = tuple(getattr(k, "key", getattr(k, "idx", k)) for k in keys)
             if path not in want:
-                raise ValueError(f"rule {r.name!r}: feedback entry {path_name(path)!r} is not a kernel of this model "
+                raise InputError(f"rule {r.name!r}: feedback entry {path_name(path)!r} is not a kernel of this model "
                                  f"(kernels: {', '.join(map(path_name, self.kernel_paths))}); biases take no B")
         return out
 
@@ -172,7 +173,7 @@ class FlaxModel:
         """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families, and
         pepita on a chain of weighted layers (:func:`fa_jax.wrap.pepita.check`)."""
         if rule.family == "dfa" and rule.needs_targets and self.output_at is not None:
-            raise ValueError(f"rule {rule.name!r} sends the target, not an error, to the DFA points: it does not "
+            raise InputError(f"rule {rule.name!r} sends the target, not an error, to the DFA points: it does not "
                              f"take the error at the DFAOutput marker {self.output_at[0]}; wrap the model without it")
         if rule.name == "bp" or rule.family in ("fa", "dfa"):
             return
@@ -180,7 +181,7 @@ class FlaxModel:
             from fa_jax.wrap import pepita
 
             return pepita.check(self, rule)
-        raise ValueError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
+        raise InputError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
                          f"fj.mlp (rerunning or freezing its layers); use bp, pepita or a rule of the FA or DFA "
                          f"family (Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
 
@@ -219,12 +220,12 @@ class FlaxModel:
         self.check_rule(r)
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) < len(self.input_shape) + 1 or shape[len(shape) - len(self.input_shape):] != self.input_shape:
-            raise ValueError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
+            raise InputError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
         if self.stateful and stats is None:
-            raise ValueError("this model has state collections (batch norm): pass stats= (make them with "
+            raise InputError("this model has state collections (batch norm): pass stats= (make them with "
                              "model.init_stats())")
         if not self.stateful and stats is not None:
-            raise ValueError("this model has no state collections; stats= is for models with batch norm")
+            raise InputError("this model has no state collections; stats= is for models with batch norm")
         check_feedback(self, r, feedback)
         fbs = None if feedback is None else self.feedback_list(r, feedback)
         if r.family == "forward":  # pepita: two passes (fa_jax.wrap.pepita)
@@ -239,7 +240,7 @@ class FlaxModel:
         if r.family == "dfa":
             names = [n for n, _ in wiring.points]
             if names != self.point_names:
-                raise ValueError(f"this pass met DFA points {names}, the model was wrapped with {self.point_names}")
+                raise InputError(f"this pass met DFA points {names}, the model was wrapped with {self.point_names}")
             if self.output_at is None:
                 y = r.output(y, [h for _, h in wiring.points], fbs, targets)
         return (y, new) if self.stateful else y
@@ -268,7 +269,7 @@ def _adapter(module, train_arg):
     from flax import nnx
 
     if isinstance(module, type) and issubclass(module, nn.Module):
-        raise ValueError(f"from_flax takes a module instance, got the linen class {module.__name__}: "
+        raise InputError(f"from_flax takes a module instance, got the linen class {module.__name__}: "
                          f"write {module.__name__}(...)")
     if isinstance(module, nn.Module):
         from fa_jax.wrap import linen
@@ -279,7 +280,7 @@ def _adapter(module, train_arg):
         from fa_jax.wrap import nnx as nnx_adapter
 
         return nnx_adapter.make_adapter(module)
-    raise ValueError(f"from_flax takes a flax.linen.Module or a flax.nnx.Module (or a function rngs -> "
+    raise InputError(f"from_flax takes a flax.linen.Module or a flax.nnx.Module (or a function rngs -> "
                      f"nnx.Module), got {type(module).__name__}")
 
 
@@ -302,17 +303,17 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
     """
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if shape is None or not shape or not all(map(checks.is_positive_int, shape)):
-        raise ValueError(f"input_shape must be a tuple of positive ints (one example's shape), got {input_shape!r}")
+        raise InputError(f"input_shape must be a tuple of positive ints (one example's shape), got {input_shape!r}")
     try:
         dtype = jnp.dtype(input_dtype).name
     except TypeError:
-        raise ValueError(f"input_dtype must be a dtype name such as 'float32' or 'int32', got {input_dtype!r}") from None
+        raise InputError(f"input_dtype must be a dtype name such as 'float32' or 'int32', got {input_dtype!r}") from None
     adapter = _adapter(module, train_arg)
     x = jax.ShapeDtypeStruct((2, *shape), jnp.dtype(dtype))
     try:
         params, state = jax.eval_shape(adapter.init, jax.random.key(0), x)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
+        raise InputError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
                          f"{str(e).splitlines()[0]}") from None
     wiring = _discover(adapter, params, state, x, markers=False)
     markers = bool(wiring.found_markers)  # the second pass, through the markers, records no found_markers
@@ -321,20 +322,20 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
     _check_owners(adapter, params, wiring)
     out = wiring.out_shape
     if len(out) < 2:
-        raise ValueError(f"the module returns shape {out}; fa_jax trains models whose output is logits "
+        raise InputError(f"the module returns shape {out}; fa_jax trains models whose output is logits "
                          f"(batch, ..., n_out)")
     lead = len(out) - 1
     output_at = None
     if wiring.output_at is not None:
         o_name, _, o_shape = wiring.output_at  # no point follows it (Wiring.marker, Wiring.weighted)
         if tuple(o_shape[:lead]) != tuple(out[:lead]):
-            raise ValueError(f"the DFAOutput marker {o_name} has shape {o_shape}, which does not share the output's "
+            raise InputError(f"the DFAOutput marker {o_name} has shape {o_shape}, which does not share the output's "
                              f"leading axes {tuple(out[:lead])}")
         output_at = (o_name, tuple(o_shape[lead:]))
     points = []
     for name, h in wiring.points:
         if tuple(h.shape[:lead]) != tuple(out[:lead]):
-            raise ValueError(f"DFA point {name!r} has shape {tuple(h.shape)}, which does not share the output's "
+            raise InputError(f"DFA point {name!r} has shape {tuple(h.shape)}, which does not share the output's "
                              f"leading axes {tuple(out[:lead])}: place DFAPoint markers on per-example activations")
         points.append((name, tuple(h.shape[lead:])))
     return FlaxModel(adapter=adapter, input_shape=shape, input_dtype=dtype, n_out=int(out[-1]),
@@ -352,7 +353,7 @@ def _discover(adapter, params, state, x, markers):
 
     out = jax.eval_shape(run, params, state, x)
     if not hasattr(out, "shape"):
-        raise ValueError(f"the module returns {type(out).__name__}; fa_jax trains models that return one array "
+        raise InputError(f"the module returns {type(out).__name__}; fa_jax trains models that return one array "
                          f"of logits (batch, ..., n_out)")
     wiring.out_shape = tuple(out.shape)
     wiring.points = [(n, jax.ShapeDtypeStruct(h.shape, h.dtype)) for n, h in wiring.points]
@@ -366,6 +367,6 @@ def _check_owners(adapter, params, wiring):
         if path in called or kind in adapter.true_gradient_names:
             continue
         what = f"({kind})" if kind else "(a module that is never called)"
-        raise ValueError(f"layer {path_name(path)} {what} holds params {names} that fa_jax cannot wire: weighted "
+        raise InputError(f"layer {path_name(path)} {what} holds params {names} that fa_jax cannot wire: weighted "
                          f"layers it knows are {', '.join(adapter.weighted_names)}; layers trained by their true "
                          f"gradient are {', '.join(adapter.true_gradient_names)}")

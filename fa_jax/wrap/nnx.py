@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from fa_jax.wrap.wiring import path_name
+from fa_jax.errors import InputError
 
 WEIGHTED = (nnx.Linear, nnx.LinearGeneral, nnx.Conv, nnx.ConvTranspose, nnx.Einsum)
 NORMS = (nnx.LayerNorm, nnx.BatchNorm, nnx.GroupNorm, nnx.RMSNorm, nnx.InstanceNorm)
@@ -82,7 +83,7 @@ def _call(self, *args, **kwargs):
     graphdef, params, rest = nnx.split(self, nnx.Param, ...)
     p = nnx.to_pure_dict(params)
     if "kernel" not in p:
-        raise ValueError(f"layer {path_name(path)} ({base.__name__}) has no 'kernel' param (its params: {sorted(p)}): "
+        raise InputError(f"layer {path_name(path)} ({base.__name__}) has no 'kernel' param (its params: {sorted(p)}): "
                          f"FA feedback stands for a layer's 'kernel' param")
 
     def fn(h, p_):  # the layer's own forward with params p_, not intercepted
@@ -168,7 +169,7 @@ class NNXAdapter:
         paths = {}
         for path, m in nnx.iter_modules(model):
             if isinstance(m, nnx.RNN):
-                raise ValueError(f"layer {path_name(path)} (nnx.RNN) is not wired: its nnx.scan runs a rebuilt copy of "
+                raise InputError(f"layer {path_name(path)} (nnx.RNN) is not wired: its nnx.scan runs a rebuilt copy of "
                                  f"the cell that fa_jax's routing does not reach; write the recurrent net in flax.linen (nn.RNN), whose "
                                  f"cells every rule runs")
             if isinstance(m, (WEIGHTED, NNXDFAPoint)) or tuple(path) in owners:
@@ -230,10 +231,10 @@ def make_adapter(module) -> NNXAdapter:
         try:
             module = nnx.eval_shape(lambda: factory(nnx.Rngs(0)))
         except TypeError as e:
-            raise ValueError(f"from_flax: a function passed as the model is called as fn(rngs) -> nnx.Module: "
+            raise InputError(f"from_flax: a function passed as the model is called as fn(rngs) -> nnx.Module: "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         if not isinstance(module, nnx.Module):
-            raise ValueError(f"from_flax: a function passed as the model must return an nnx.Module (given "
+            raise InputError(f"from_flax: a function passed as the model must return an nnx.Module (given "
                              f"nnx.Rngs), got {type(module).__name__}")
     graphdef, params, rngs, state = nnx.split(module, nnx.Param, nnx.RngState, ...)
     params, rngs, state = _flat(params), _flat(rngs), _flat(state)
@@ -246,7 +247,7 @@ def make_adapter(module) -> NNXAdapter:
             how = None if owner is None else _default(owner, path[-1], tuple(v.shape))
             if how is None:
                 what = "a param" if isinstance(v, nnx.Param) else f"a variable ({type(v).__name__})"
-                raise ValueError(f"{path_name(path)} is {what} of {type(owner).__name__ if owner else 'no module'}, "
+                raise InputError(f"{path_name(path)} is {what} of {type(owner).__name__ if owner else 'no module'}, "
                                  f"whose default initializer fa_jax does not know: pass a function rngs -> module "
                                  f"instead of the instance (its own initializers then apply)")
             plan.append((path, how, tuple(v.shape), jnp.dtype(v.dtype).name))

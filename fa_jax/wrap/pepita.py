@@ -27,43 +27,44 @@ import jax.numpy as jnp
 
 from fa_jax.rules import pepita as pp
 from fa_jax.wrap.wiring import Wiring, path_name
+from fa_jax.errors import InputError
 
 
 def check(model, rule) -> None:
     """One-line ValueError unless ``rule`` (pepita) runs on the wrapped ``model`` (module doc)."""
     head = f"rule {rule.name!r} on a wrapped Flax model"
     if model.stateful:
-        raise ValueError(f"{head}: the model has state collections (batch norm), which PEPITA's two passes "
+        raise InputError(f"{head}: the model has state collections (batch norm), which PEPITA's two passes "
                          f"would both update; use a model without batch norm")
     if model.markers:
-        raise ValueError(f"{head}: the model has DFAPoint markers; PEPITA's points are the inputs of the weighted "
+        raise InputError(f"{head}: the model has DFAPoint markers; PEPITA's points are the inputs of the weighted "
                          f"layers (remove the markers)")
     if not jnp.issubdtype(jnp.dtype(model.input_dtype), jnp.floating):
-        raise ValueError(f"{head}: the input dtype is {model.input_dtype}; PEPITA adds e @ F to the input, "
+        raise InputError(f"{head}: the input dtype is {model.input_dtype}; PEPITA adds e @ F to the input, "
                          f"which must be floating")
     calls, points = model.calls, model.points
     paths = [c[0] for c in calls]
     for i, (path, _, _, _, out) in enumerate(calls):
         name = path_name(path)
         if paths.count(path) > 1:
-            raise ValueError(f"{head}: layer {name} is called more than once; PEPITA needs a chain of "
+            raise InputError(f"{head}: layer {name} is called more than once; PEPITA needs a chain of "
                              f"weighted layers, each called once")
         if i == len(calls) - 1:
             if tuple(out[1:]) != (model.n_out,):
-                raise ValueError(f"{head}: the last weighted layer {name} returns {tuple(out[1:])} per example, "
+                raise InputError(f"{head}: the last weighted layer {name} returns {tuple(out[1:])} per example, "
                                  f"not the logits ({model.n_out},); PEPITA needs it to be the output layer")
             break
         nxt = path_name(paths[i + 1])
         point = points[i] if i < len(points) else None
         if point is None or point[0] != nxt:
-            raise ValueError(f"{head}: the input of layer {nxt} is not the output of layer {name} (the weighted "
+            raise InputError(f"{head}: the input of layer {nxt} is not the output of layer {name} (the weighted "
                              f"layers do not form a chain)")
         if math.prod(out[1:]) != math.prod(point[1]):
-            raise ValueError(f"{head}: layer {name} outputs {tuple(out[1:])} per example but the next layer {nxt} "
+            raise InputError(f"{head}: layer {name} outputs {tuple(out[1:])} per example but the next layer {nxt} "
                              f"reads {point[1]} (pooling or reshaping between them); PEPITA needs each weighted "
                              f"layer's output to be the next one's input, up to an activation or a flatten")
     if len(points) != len(calls) - 1:
-        raise ValueError(f"{head}: the weighted layers do not form a chain ({len(points)} points for "
+        raise InputError(f"{head}: the weighted layers do not form a chain ({len(points)} points for "
                          f"{len(calls)} layers)")
 
 

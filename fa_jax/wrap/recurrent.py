@@ -24,6 +24,7 @@ import flax.linen as nn
 
 from fa_jax import checks
 from fa_jax.wrap.linen import DFAPoint
+from fa_jax.errors import InputError
 
 CELLS = {"gru": nn.GRUCell, "elman": nn.SimpleCell}
 
@@ -48,9 +49,9 @@ class RecurrentLM(nn.Module):
         if self.d_embed is not None:
             checks.positive_int("d_embed", self.d_embed)
         if self.vocab < 2:
-            raise ValueError(f"vocab must be >= 2 tokens, got {self.vocab!r}")
+            raise InputError(f"vocab must be >= 2 tokens, got {self.vocab!r}")
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+            raise InputError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         super().__post_init__()
 
     @nn.compact

@@ -8,6 +8,7 @@ import importlib
 import inspect
 import os
 import sys
+from fa_jax.errors import InputError
 
 
 def is_spec(text) -> bool:
@@ -41,22 +42,22 @@ def load(spec: str, n_out: int | None = None, *, what: str = "--model"):
         made with those arguments.
     """
     if not is_spec(spec):
-        raise ValueError(f"{what} {spec!r} is not an import path package.module:ClassName")
+        raise InputError(f"{what} {spec!r} is not an import path package.module:ClassName")
     mod_name, _, attr = spec.partition(":")
     if not mod_name or not attr or ":" in attr or not all(p.isidentifier() for p in mod_name.split(".")) or \
             not all(p.isidentifier() for p in attr.split(".")):
-        raise ValueError(f"{what} {spec!r} is not an import path package.module:ClassName")
+        raise InputError(f"{what} {spec!r} is not an import path package.module:ClassName")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
         mod = importlib.import_module(mod_name)
     except Exception as err:  # noqa: BLE001  (any failure to import is bad input here)
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{what} {spec!r}: cannot import {mod_name} ({type(err).__name__}: {msg})") from None
+        raise InputError(f"{what} {spec!r}: cannot import {mod_name} ({type(err).__name__}: {msg})") from None
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"{what} {spec!r}: {getattr(obj, '__name__', mod_name)} has no attribute {part!r}")
+            raise InputError(f"{what} {spec!r}: {getattr(obj, '__name__', mod_name)} has no attribute {part!r}")
         obj = getattr(obj, part)
     return _instantiate(obj, spec, n_out, what)
 
@@ -78,7 +79,7 @@ def _instantiate(obj, spec, n_out, what):
     kind = _flax_kind(obj)
     if kind is None:
         desc = f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
-        raise ValueError(f"{what} {spec!r} is {desc}, not a Flax module (a flax.linen.Module or flax.nnx.Module "
+        raise InputError(f"{what} {spec!r} is {desc}, not a Flax module (a flax.linen.Module or flax.nnx.Module "
                          f"class or instance)")
     kind, is_class = kind
     if not is_class:
@@ -92,12 +93,12 @@ def _instantiate(obj, spec, n_out, what):
         missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in kw
                    and n != "rngs" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         if missing:
-            raise ValueError(f"{what} {spec!r}: {obj.__name__} needs {', '.join(missing)}; a model named by import "
+            raise InputError(f"{what} {spec!r}: {obj.__name__} needs {', '.join(missing)}; a model named by import "
                              f"path is made with rngs= (and n_out=) only: give its other arguments defaults")
         return lambda rngs: obj(**kw, rngs=rngs)
     try:
         return obj(**kw)
     except TypeError as err:
-        raise ValueError(f"{what} {spec!r}: cannot make {obj.__name__}({', '.join(f'{k}={v}' for k, v in kw.items())})"
+        raise InputError(f"{what} {spec!r}: cannot make {obj.__name__}({', '.join(f'{k}={v}' for k, v in kw.items())})"
                          f" ({str(err).splitlines()[0]}); a model named by import path is made with no arguments "
                          f"(or n_out=): give its fields defaults") from None

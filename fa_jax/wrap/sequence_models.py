@@ -11,6 +11,7 @@ Every one maps token ids (batch, T) int32 to per-token logits (batch, T, vocab).
 from fa_jax.wrap.model import FlaxModel, from_flax
 from fa_jax.wrap.recurrent import RecurrentLM
 from fa_jax.wrap.transformer import TransformerLM
+from fa_jax.errors import InputError
 
 SEQUENCE_MODELS = ("transformer", "gru", "elman")
 
@@ -21,7 +22,7 @@ def module(kind: str, vocab: int, context: int, **options):
         return TransformerLM(vocab=vocab, context=context, **options)
     if kind in ("gru", "elman"):
         return RecurrentLM(vocab=vocab, cell=kind, **options)
-    raise ValueError(f"sequence model must be one of {', '.join(SEQUENCE_MODELS)}, got {kind!r}")
+    raise InputError(f"sequence model must be one of {', '.join(SEQUENCE_MODELS)}, got {kind!r}")
 
 
 def language_model(kind: str, vocab: int, context: int, **options) -> FlaxModel:
@@ -31,5 +32,5 @@ def language_model(kind: str, vocab: int, context: int, **options) -> FlaxModel:
     try:
         m = module(kind, vocab, context, **options)
     except TypeError as e:  # an option the model does not take
-        raise ValueError(f"sequence model {kind!r}: {str(e).splitlines()[0]}") from None
+        raise InputError(f"sequence model {kind!r}: {str(e).splitlines()[0]}") from None
     return from_flax(m, (context,), input_dtype="int32")

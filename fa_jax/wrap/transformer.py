@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax.wrap.linen import DFAOutput, DFAPoint
+from fa_jax.errors import InputError
 
 POINTS = ("macro", "micro")
 ERROR_AT = ("logits", "last_block")
@@ -41,16 +42,16 @@ def check_sizes(vocab, context, d_model, n_heads, n_blocks, d_ff, points, error_
                     ("n_blocks", n_blocks)):
         checks.positive_int(name, v)
     if vocab < 2:
-        raise ValueError(f"vocab must be >= 2 tokens, got {vocab!r}")
+        raise InputError(f"vocab must be >= 2 tokens, got {vocab!r}")
     if d_ff is not None:
         checks.positive_int("d_ff", d_ff)
     if d_model % n_heads:
-        raise ValueError(f"n_heads={n_heads} does not divide d_model={d_model}: each head has d_model / n_heads "
+        raise InputError(f"n_heads={n_heads} does not divide d_model={d_model}: each head has d_model / n_heads "
                          f"features")
     if points not in POINTS:
-        raise ValueError(f"points must be one of {', '.join(POINTS)}, got {points!r}")
+        raise InputError(f"points must be one of {', '.join(POINTS)}, got {points!r}")
     if error_at not in ERROR_AT:
-        raise ValueError(f"error_at must be one of {', '.join(ERROR_AT)}, got {error_at!r}")
+        raise InputError(f"error_at must be one of {', '.join(ERROR_AT)}, got {error_at!r}")
 
 
 class Block(nn.Module):
@@ -105,7 +106,7 @@ class TransformerLM(nn.Module):
     def __call__(self, tokens):
         T = tokens.shape[-1]
         if T > self.context:
-            raise ValueError(f"sequence length {T} is longer than the model's context {self.context}")
+            raise InputError(f"sequence length {T} is longer than the model's context {self.context}")
         pd = self.param_dtype
         x = nn.Embed(self.vocab, self.d_model, name="embed", param_dtype=pd)(tokens)
         x = x + nn.Embed(self.context, self.d_model, name="pos", param_dtype=pd)(jnp.arange(T))

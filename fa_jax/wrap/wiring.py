@@ -47,6 +47,7 @@ import functools
 import jax
 
 from fa_jax.rules.core import FALinear
+from fa_jax.errors import InputError
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -135,7 +136,7 @@ class Wiring:
         live = h
         if self.probes is not None:
             if i >= len(self.probes):
-                raise ValueError(f"the model has more DFA points than the {len(self.probes)} probes given")
+                raise InputError(f"the model has more DFA points than the {len(self.probes)} probes given")
             live = h + self.probes[i].astype(h.dtype)
         self.points.append((name, live))
         out = jax.lax.stop_gradient(live) if self.family in ("dfa", "forward") else live
@@ -144,7 +145,7 @@ class Wiring:
 
     def _not_in_cell(self, what, path):
         if self._cells:
-            raise ValueError(f"{what} {path_name(path)} is inside the recurrent cell {self._cells[-1]}, whose "
+            raise InputError(f"{what} {path_name(path)} is inside the recurrent cell {self._cells[-1]}, whose "
                              f"arrays live inside a scan over time: place it on the RNN's output sequence")
 
     def cell(self, path, call, carry, *rest):
@@ -162,7 +163,7 @@ class Wiring:
         """A ``DFAOutput`` call: the DFA family's output node on ``h`` (module doc); the identity otherwise."""
         self._not_in_cell("DFAOutput", path)
         if self.output_at is not None:
-            raise ValueError(f"the model calls DFAOutput twice ({self.output_at[0]} and {path_name(path)}): the error "
+            raise InputError(f"the model calls DFAOutput twice ({self.output_at[0]} and {path_name(path)}): the error "
                              f"is taken at one place")
         self.output_at = (path_name(path), len(self.points), tuple(h.shape))
         if self.output_node is None:
@@ -174,7 +175,7 @@ class Wiring:
         identity outside DFA and probes); otherwise only noted (``found_markers``)."""
         self._not_in_cell("DFAPoint", path)
         if self.output_at is not None and self.markers:
-            raise ValueError(f"DFAPoint {path_name(path)} comes after the DFAOutput marker {self.output_at[0]}: "
+            raise InputError(f"DFAPoint {path_name(path)} comes after the DFAOutput marker {self.output_at[0]}: "
                              f"points must come before the place the error is taken")
         if not self.markers:
             self.found_markers.append(path_name(path))

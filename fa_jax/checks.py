@@ -7,31 +7,34 @@ Booleans are never numbers here (``True`` is not a width); ``numpy=True`` also a
 numpy integers where an int is asked for.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from collections.abc import Collection
 
 import jax
 import numpy as np
 from fa_jax.errors import InputError
 
 
-def is_int(v, *, numpy: bool = False) -> bool:
+def is_int(v: object, *, numpy: bool = False) -> bool:
     """True for a Python int (numpy integers too with ``numpy=True``), never for a bool."""
     kinds = (int, np.integer) if numpy else int
     return isinstance(v, kinds) and not isinstance(v, bool)
 
 
-def is_positive_int(v, *, numpy: bool = False) -> bool:
+def is_positive_int(v: object, *, numpy: bool = False) -> bool:
     """True for an int >= 1 (see :func:`is_int`)."""
     return is_int(v, numpy=numpy) and v >= 1
 
 
-def is_number(v) -> bool:
+def is_number(v: object) -> bool:
     """True for a real number (int, float, numpy scalars), never for a bool."""
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-def show(v) -> str:
+def show(v: object) -> str:
     """``v`` for a one-line message: an array of rank >= 1 as its dtype and shape, anything else
     as its ``repr`` on one line."""
     if isinstance(v, (np.ndarray, jax.Array)) and np.ndim(v):
@@ -53,7 +56,7 @@ def _interval(lo, hi, lo_open, hi_open, hi_text=None) -> str:
     return f"{'(' if lo_open else '['}{lo}, {hi if hi_text is None else hi_text}{')' if hi_open else ']'}"
 
 
-def integer(name: str, v, lo: int = 1, hi: int | None = None, *, hi_open: bool = False, none: bool = False,
+def integer(name: str, v: object, lo: int = 1, hi: int | None = None, *, hi_open: bool = False, none: bool = False,
             numpy: bool = False, hi_text: str | None = None, what: str | None = None) -> None:
     """``v`` must be an int in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``; no upper bound when
     ``hi`` is None), or None when ``none``.
@@ -85,7 +88,7 @@ def integer(name: str, v, lo: int = 1, hi: int | None = None, *, hi_open: bool =
     _fail(name, what, v)
 
 
-def positive_int(name: str, v, *, none: bool = False, numpy: bool = False, what: str | None = None) -> None:
+def positive_int(name: str, v: object, *, none: bool = False, numpy: bool = False, what: str | None = None) -> None:
     """``v`` must be an int >= 1 (or None when ``none``): ``"{name} must be a positive int, got v"``.
 
     Args:
@@ -94,7 +97,7 @@ def positive_int(name: str, v, *, none: bool = False, numpy: bool = False, what:
     integer(name, v, 1, none=none, numpy=numpy, what=what)
 
 
-def number_in(name: str, v, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True,
+def number_in(name: str, v: object, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = True,
               what: str | None = None) -> None:
     """``v`` must be a number in the interval from ``lo`` to ``hi`` (default ``[lo, hi)``).
 
@@ -110,20 +113,20 @@ def number_in(name: str, v, lo: float, hi: float, *, lo_open: bool = False, hi_o
     _fail(name, what or f"in {_interval(lo, hi, lo_open, hi_open)}", v)
 
 
-def positive_number(name: str, v, *, finite: bool = True, what: str | None = None) -> None:
+def positive_number(name: str, v: object, *, finite: bool = True, what: str | None = None) -> None:
     """``v`` must be a number > 0 (and finite unless ``finite=False``)."""
     if is_number(v) and v > 0 and (not finite or math.isfinite(v)):
         return
     _fail(name, what or ("a positive finite number" if finite else "> 0"), v)
 
 
-def boolean(name: str, v) -> None:
+def boolean(name: str, v: object) -> None:
     """``v`` must be True or False."""
     if not isinstance(v, bool):
         _fail(name, "True or False", v)
 
 
-def choice(kind: str, v, known, hint: str = "") -> None:
+def choice(kind: str, v: object, known: Collection[str], hint: str = "") -> None:
     """``v`` must be one of ``known`` (listed in their order): ``"unknown {kind} v; known: ..."``."""
     try:
         ok = v in known

@@ -14,14 +14,21 @@ Label conventions, shared by every task in ``fa_jax.data``:
 The per-example formulas are optax's (``optax.losses``) wherever optax has them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import jax
 import jax.numpy as jnp
 import optax
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax import registry
 from fa_jax.registry import lookup
 from fa_jax.errors import InputError
+
+Loss = Callable[[jax.Array, jax.Array], jax.Array]  # loss(logits, labels) -> scalar
 
 
 def _targets(logits, labels):
@@ -33,12 +40,12 @@ def _targets(logits, labels):
     return jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
 
 
-def mse(logits, labels):
+def mse(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """mean_i sum_j (z_ij - t_ij)^2 with ±1 / one-hot targets t."""
     return optax.losses.squared_error(logits, _targets(logits, labels)).sum(-1).mean()
 
 
-def mae(logits, labels):
+def mae(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """mean_i sum_j |z_ij - t_ij|."""
     return jnp.abs(logits - _targets(logits, labels)).sum(-1).mean()
 
@@ -48,7 +55,7 @@ def _tokens(logits, labels) -> bool:
     return labels.ndim >= 2 and labels.ndim == logits.ndim - 1
 
 
-def softmax_ce(logits, labels):
+def softmax_ce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Softmax cross-entropy with integer (batch,) or one-hot (batch, C) labels, or token labels
     (batch, T) with logits (batch, T, V): the mean over the positions with a label >= 0."""
     if logits.shape[-1] == 1:
@@ -64,7 +71,7 @@ def softmax_ce(logits, labels):
     return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32)).mean()
 
 
-def bce(logits, labels):
+def bce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Sigmoid binary cross-entropy; targets (y + 1) / 2 for ±1 labels, one-hot for classes.
 
     For one logit z and target t: -t log s(z) - (1 - t) log(1 - s(z)); dL/dz = s(z) - t
@@ -76,7 +83,7 @@ def bce(logits, labels):
     return optax.losses.sigmoid_binary_cross_entropy(logits, t).sum(-1).mean()
 
 
-def hinge(logits, labels):
+def hinge(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Binary: max(0, 1 - y z); multi-class: Crammer-Singer (``optax.losses.multiclass_hinge_loss``)."""
     if logits.shape[-1] == 1:
         return optax.losses.hinge_loss(logits[..., 0], labels.astype(logits.dtype)).mean()
@@ -85,12 +92,12 @@ def hinge(logits, labels):
     return optax.losses.multiclass_hinge_loss(logits, labels.astype(jnp.int32)).mean()
 
 
-def cosine(logits, labels):
+def cosine(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """1 - cos(z, t) with ±1 / one-hot targets t (``optax.losses.cosine_distance``)."""
     return optax.losses.cosine_distance(logits, _targets(logits, labels)).mean()
 
 
-def check_spectral(logits_shape, labels_shape, labels_dtype) -> None:
+def check_spectral(logits_shape: Sequence[int], labels_shape: Sequence[int], labels_dtype: DTypeLike) -> None:
     """One-line ValueError unless :func:`spectral_mse` accepts these: real-valued (float) targets
     of the logits' shape ``(batch, T)`` (or ``(batch, ..., T)``)."""
     logits_shape, labels_shape = tuple(logits_shape), tuple(labels_shape)
@@ -105,7 +112,7 @@ def check_spectral(logits_shape, labels_shape, labels_dtype) -> None:
                          f"targets of shape {labels_shape}")
 
 
-def spectral_mse(logits, labels):
+def spectral_mse(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Spectral MSE, the thesis chapter's eq. (4.17): MSE between DFT magnitudes along the last axis.
 
     logits, labels: real (batch, T) (or (batch, ..., T)) of one shape; labels are the real-valued
@@ -125,22 +132,22 @@ def spectral_mse(logits, labels):
     return jnp.mean((mag - jnp.abs(jnp.fft.rfft(labels.astype(logits.dtype), axis=-1))) ** 2)
 
 
-LOSSES = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge, "cosine": cosine,
-          "spectral_mse": spectral_mse}
+LOSSES: dict[str, Loss] = {"mse": mse, "mae": mae, "softmax_ce": softmax_ce, "bce": bce, "hinge": hinge,
+                           "cosine": cosine, "spectral_mse": spectral_mse}
 
 
-def register(name: str, loss, *, replace: bool = False):
+def register(name: str, loss: Loss, *, replace: bool = False) -> Loss:
     """Add ``loss(logits, labels) -> scalar`` to :data:`LOSSES` as ``name`` (for ``fj.sweep(loss=)``);
     a name already registered is refused unless ``replace=True``. Returns ``loss``."""
     return registry.add(LOSSES, name, loss, what="loss", replace=replace)
 
 
-def get(name: str):
+def get(name: str) -> Loss:
     """Loss by name; unknown names list the known ones."""
     return lookup(LOSSES, name, "loss")
 
 
-def accuracy(logits, labels):
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example correctness (batch,): sign for one logit (z > 0 <-> +1), argmax otherwise;
     token labels (batch, T): each sequence's fraction of scored positions (label >= 0) whose
     argmax is right, 0 for a sequence with none scored."""
@@ -156,7 +163,7 @@ def accuracy(logits, labels):
     return (logits.argmax(-1) == labels).astype(jnp.float32)
 
 
-def check_label_smoothing(alpha, n_out: int) -> float:
+def check_label_smoothing(alpha: float, n_out: int) -> float:
     """``alpha`` as a float in [0, 1); smoothing (alpha > 0) needs a multi-class output (n_out >= 2)."""
     checks.number_in("label_smoothing", alpha, 0, 1)
     if alpha and n_out < 2:
@@ -164,11 +171,11 @@ def check_label_smoothing(alpha, n_out: int) -> float:
     return float(alpha)
 
 
-def smoothed(loss_fn, alpha: float):
+def smoothed(loss_fn: Loss, alpha: float) -> Loss:
     """``loss_fn`` on smoothed one-hot targets ``(1 - alpha) onehot + alpha / C``
     (``optax.smooth_labels``); logits (batch, C >= 2), labels integer (batch,) or one-hot."""
 
-    def loss(logits, labels):
+    def loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
         if labels.ndim != logits.ndim:
             labels = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
         return loss_fn(logits, optax.smooth_labels(labels.astype(logits.dtype), alpha))

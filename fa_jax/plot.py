@@ -11,14 +11,17 @@ diagnostics ``alignment.png`` (angle to the BP gradient per layer), ``signal_ali
 counted in its legend (``bp (3 of 4 seeds; 1 diverged)``).
 """
 
+from __future__ import annotations
+
 import sys
+from collections.abc import Sequence
 
 from fa_jax.runs import cli
 from fa_jax.runs.plots import redraw
 
 
 @cli.guarded("fa_jax.plot")
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     p = cli.ArgParser(prog="python -m fa_jax.plot", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run directory (with metrics.jsonl)")
     args = p.parse_args(argv)

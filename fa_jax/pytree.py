@@ -7,12 +7,30 @@ hashed into ``jit`` caches) and gives it ``replace(**changes)``. These are the s
 ``flax.struct.dataclass``, built on jax alone so that ``import fa_jax`` does not load flax.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform, overload
 
 import jax
 
+_C = TypeVar("_C", bound=type)
 
-def dataclass(cls=None, **kwargs):
+
+def field(*, pytree_node: bool = True, **kwargs: Any) -> Any:
+    """A dataclass field; ``pytree_node=False`` makes it static metadata instead of a leaf."""
+    return dataclasses.field(metadata={"pytree_node": pytree_node}, **kwargs)
+
+
+@overload
+def dataclass(cls: _C, **kwargs: Any) -> _C: ...
+@overload
+def dataclass(cls: None = None, **kwargs: Any) -> Callable[[_C], _C]: ...
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def dataclass(cls: _C | None = None, **kwargs: Any) -> _C | Callable[[_C], _C]:
     """``@dataclass`` / ``@dataclass(kw_only=True)``: a frozen dataclass registered as a pytree."""
     if cls is None:
         return lambda c: dataclass(c, **kwargs)
@@ -24,8 +42,3 @@ def dataclass(cls=None, **kwargs):
     cls.replace = lambda self, **changes: dataclasses.replace(self, **changes)
     jax.tree_util.register_dataclass(cls, data_fields=data, meta_fields=meta)
     return cls
-
-
-def field(*, pytree_node: bool = True, **kwargs):
-    """A dataclass field; ``pytree_node=False`` makes it static metadata instead of a leaf."""
-    return dataclasses.field(metadata={"pytree_node": pytree_node}, **kwargs)

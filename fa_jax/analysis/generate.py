@@ -10,15 +10,22 @@ under ``jax.jit``, one program per model and ``n_new`` for greedy decoding and s
 alike (the temperature is an argument, not a constant).
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
 
 
 def _check(model, prompt, n_new, key, temperature) -> np.ndarray:
@@ -65,7 +72,8 @@ def _generate(model, params, prompt, key, temperature, *, n_new):
     return new
 
 
-def generate(model, params, prompt, n_new: int, *, key=None, temperature: float = 0.0) -> np.ndarray:
+def generate(model: Model, params: Any, prompt: ArrayLike, n_new: int, *, key: jax.Array | None = None,
+             temperature: float = 0.0) -> np.ndarray:
     """``n_new`` token ids that ``model`` writes after ``prompt`` (module doc).
 
     Args:

@@ -5,13 +5,21 @@ The backpropagated gradient contains products ``(W f')^L`` that vanish or explod
 depth L (Hochreiter 1991); these functions measure it layer by layer for any rule.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
 
 from fa_jax import losses as losses_lib
 
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
 
-def layer_grad_norms(model, params, x, y, *, loss: str = "mse", rule: str = "bp", feedback=None):
+
+def layer_grad_norms(model: Model, params: Any, x: jax.Array, y: jax.Array, *, loss: str = "mse", rule: str = "bp",
+                     feedback: Any = None) -> jax.Array:
     """(L,) Frobenius norms ``|dJ/dW_l|`` of the rule's update for each layer l = 1..L.
 
     Args:

@@ -5,18 +5,31 @@ first seed of every rule, before training (its initial params) and after (its fi
 ready for :func:`fa_jax.runs.plots.embedding` and storable as ``embedding.npz`` in a run directory.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
 import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import PURPOSE_INIT
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.training.sweep_result import SweepResult
+
+Maps = dict[tuple[str, str], np.ndarray]  # {(rule, "before"|"after"): (N, 2)}
+
 METHODS = ("pca", "tsne")
 
 
-def hidden_activations(model, params, x) -> list:
+def hidden_activations(model: contract.LayeredModel, params: Any, x: jax.Array) -> list[jax.Array]:
     """The hidden activations [h_1, ..., h_H] of ``model`` at ``params``; each (N, h_l).
 
     The forward pass is the same for every rule, so this is the BP forward pass.
@@ -35,7 +48,7 @@ def hidden_activations(model, params, x) -> list:
     return hs
 
 
-def embed_2d(acts, method: str = "pca", seed: int = 0) -> np.ndarray:
+def embed_2d(acts: jax.Array | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Map (N, d) activations to (N, 2): PCA (fast) or t-SNE (``sklearn.manifold.TSNE``)."""
     from sklearn.manifold import TSNE  # noqa: PLC0415  (loaded on first use)
     from sklearn.decomposition import PCA  # noqa: PLC0415  (loaded on first use)
@@ -52,13 +65,14 @@ def check_method(method: str) -> None:
     checks.choice("embedding method", method, METHODS)
 
 
-def check_layer(model, layer: int) -> None:
+def check_layer(model: contract.LayeredModel, layer: int) -> None:
     """``layer`` must be 1..H (the hidden layers of ``model``)."""
     n = len(contract.hidden_shapes(model, "the hidden representations"))
     checks.integer("embedding layer", layer, 1, n, what=f"an int in 1..{n} (hidden layers)")
 
 
-def representation_maps(model, results, task, layer: int = 1, method: str = "pca", max_points: int = 1000):
+def representation_maps(model: contract.LayeredModel, results: Mapping[str, SweepResult], task: Task, layer: int = 1,
+                        method: str = "pca", max_points: int = 1000) -> tuple[Maps, np.ndarray]:
     """{(rule, "before"|"after"): (N, 2)} for hidden ``layer`` (1-based) of seed ``results[r].seeds[0]``.
 
     "before" uses that seed's initial params (re-drawn from its key), "after" its final params.
@@ -87,7 +101,7 @@ def representation_maps(model, results, task, layer: int = 1, method: str = "pca
     return maps, np.asarray(task.y_test[:max_points])
 
 
-def save_maps(path, maps, labels, layer: int, method: str) -> None:
+def save_maps(path: str | PathLike[str], maps: Maps, labels: ArrayLike, layer: int, method: str) -> None:
     """Store maps as ``embedding.npz`` (keys ``rule/stage``, plus labels, layer, method).
 
     Args:
@@ -98,7 +112,7 @@ def save_maps(path, maps, labels, layer: int, method: str) -> None:
     np.savez(path, labels=labels, layer=layer, method=method, **{f"{r}/{s}": v for (r, s), v in maps.items()})
 
 
-def load_maps(path):
+def load_maps(path: str | PathLike[str]) -> tuple[Maps, np.ndarray, int, str]:
     """Inverse of :func:`save_maps`: ``(maps, labels, layer, method)``."""
     with np.load(path) as z:
         maps = {tuple(k.split("/")): z[k] for k in z.files if "/" in k}

@@ -19,12 +19,16 @@ or index at fault, before anything is compiled):
 :func:`check_task` is the cheap subset :func:`fa_jax.sweep` runs on every task it gets.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax import losses
@@ -32,7 +36,8 @@ from fa_jax.data.task import Task, sample_fixed
 from fa_jax.errors import InputError
 
 
-def from_arrays(x_train, y_train, x_test, y_test, *, n_out=None, name: str = "arrays", input_shape=None) -> Task:
+def from_arrays(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_test: ArrayLike, *,
+                n_out: int | None = None, name: str = "arrays", input_shape: Sequence[int] | None = None) -> Task:
     """A fixed-training-set :class:`Task` (mini-batches drawn with replacement) from user arrays.
 
     A ``batch_size`` larger than ``len(x_train)`` trains full-batch. What each array may be is
@@ -166,7 +171,8 @@ def _labels(name, y, n_out):
 _WARNED = set()
 
 
-def check_task(task, batch_size: int | None = None, loss: str | None = None, label_smoothing: float = 0.0) -> None:
+def check_task(task: Task, batch_size: int | None = None, loss: str | None = None,
+               label_smoothing: float = 0.0) -> None:
     """One-line ValueError for a task that would train on nothing or on garbage; cheap (a few
     reductions on the device, no training program is compiled).
 

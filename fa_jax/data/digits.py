@@ -4,6 +4,8 @@
 in :func:`fa_jax.data.images`, digit pairs in :mod:`fa_jax.data.image_parity`).
 """
 
+from __future__ import annotations
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -13,7 +15,8 @@ from fa_jax.data.task import Task
 LABELS = ("class", "parity")
 
 
-def split(split_seed: int = 0, test_fraction: float = 0.25):
+def split(split_seed: int = 0, test_fraction: float = 0.25
+          ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((x_train, y_train), (x_test, y_test))``: the 1797 digits as (N, 64) floats in 0..16 and
     int labels, split by a fixed permutation from ``split_seed`` (the first ``test_fraction`` is test)."""
     from sklearn.datasets import load_digits  # noqa: PLC0415  (loaded on first use)

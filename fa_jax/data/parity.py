@@ -9,6 +9,8 @@ on {-1, +1}^n and, with probability 1/2, uniform except that its k relevant coor
 equal one sign s drawn uniformly from {-1, +1} (so y = s^k). Labels are the same parity.
 """
 
+from __future__ import annotations
+
 import jax
 import jax.numpy as jnp
 
@@ -18,13 +20,13 @@ from fa_jax.data.task import Task, sample_fixed
 from fa_jax.errors import InputError
 
 
-def parity_batch(key, subset, n: int, batch_size: int):
+def parity_batch(key: jax.Array, subset: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """Fresh samples: x (batch, n) uniform in {-1, +1}, y (batch,) = prod of x[:, subset]."""
     x = jax.random.rademacher(key, (batch_size, n), dtype=jnp.float32)
     return x, jnp.prod(x[:, subset], axis=1)
 
 
-def mixture_batch(key, subset, n: int, batch_size: int):
+def mixture_batch(key: jax.Array, subset: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """Fresh samples from Daniely & Malach's mixture (module doc): x (batch, n), y (batch,)."""
     k_x, k_mix, k_sign = jax.random.split(key, 3)
     x = jax.random.rademacher(k_x, (batch_size, n), dtype=jnp.float32)
@@ -46,7 +48,7 @@ def _sample_fresh_mixture(task, key, batch_size):
     return mixture_batch(key, task.aux["subset"], task.n_in, batch_size)
 
 
-def check_parity_sizes(n, k, n_train=None, n_test=2048) -> None:
+def check_parity_sizes(n: int, k: int, n_train: int | None = None, n_test: int = 2048) -> None:
     """One-line errors for impossible parity sizes."""
     for name, v in (("n", n), ("k", k), ("n_test", n_test)):
         checks.positive_int(f"parity {name}", v, numpy=True)

@@ -11,9 +11,14 @@ statistics); ``scaler(x)`` applies it to any split, ``x`` of shape (n, d).
   X); with ``eps -> 0`` the whitened training data has identity covariance.
 """
 
+from __future__ import annotations
+
+import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fa_jax import checks, pytree
+from fa_jax.data.task import Task
 from fa_jax.registry import lookup
 from fa_jax.errors import InputError
 
@@ -27,7 +32,7 @@ class Scaler:
     matrix: jnp.ndarray | None = None
     name: str = pytree.field(pytree_node=False, default="identity")
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         x = x - self.shift
         if self.matrix is not None:
             return x @ self.matrix
@@ -60,7 +65,7 @@ def _zca(x, eps):
 SCALERS = {"identity": _identity, "minmax": _minmax, "zscore": _zscore, "zca": _zca}
 
 
-def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
+def fit_scaler(name: str, x_train: ArrayLike, eps: float = 1e-8) -> Scaler:
     """Fit scaler ``name`` on ``x_train`` (n, d), n >= 2; ``eps`` > 0 keeps the division finite."""
     make = lookup(SCALERS, name, "scaler")
     x_train = jnp.asarray(x_train)
@@ -70,7 +75,7 @@ def fit_scaler(name: str, x_train, eps: float = 1e-8) -> Scaler:
     return make(x_train, eps)
 
 
-def scale_task(task, name: str, eps: float = 1e-8):
+def scale_task(task: Task, name: str, eps: float = 1e-8) -> Task:
     """The task with both splits scaled by a scaler fitted on its training split only."""
     if task.x_train is None:
         raise InputError(f"task {task.name!r} has no fixed training split to fit a scaler on")

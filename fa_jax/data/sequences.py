@@ -15,6 +15,8 @@ a model maps (batch, T) ids to (batch, T, V) logits. Arrays stay on the device.
   "Grokking: Generalization Beyond Overfitting on Small Algorithmic Datasets").
 """
 
+from __future__ import annotations
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +34,8 @@ def _answer_last(answers, t: int):
     return jnp.full((answers.shape[0], t), -1, jnp.int32).at[:, -1].set(answers.astype(jnp.int32))
 
 
-def recall_batch(key, n_pairs: int, n_keys: int, n_values: int, batch_size: int):
+def recall_batch(key: jax.Array, n_pairs: int, n_keys: int, n_values: int, batch_size: int
+                 ) -> tuple[jax.Array, jax.Array]:
     """Fresh recall sequences (module doc): x (batch, 2 n_pairs + 1) int32 and y (batch, 2 n_pairs + 1)
     int32, the queried key's value at the last position, -1 elsewhere."""
     k_key, k_val, k_q = jax.random.split(key, 3)

@@ -17,10 +17,13 @@ Training samples are fresh on the device (:func:`sinusoid_batch`, pure in the ke
 set is drawn once from ``fold_in(key(test_seed), TEST_STREAM)``, a key no training step uses.
 """
 
+from __future__ import annotations
+
 import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax.data.task import Task
@@ -29,7 +32,8 @@ from fa_jax.errors import InputError
 TEST_STREAM = 0x5167  # folded into key(test_seed): the test set's own stream
 
 
-def sinusoid_batch(key, batch_size: int, t: int, n_components: int, max_freq, noise, shift):
+def sinusoid_batch(key: jax.Array, batch_size: int, t: int, n_components: int, max_freq: ArrayLike, noise: ArrayLike,
+                   shift: ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``batch_size`` fresh examples (module doc): ``(x, y, clean)``, each (batch_size, t) float32
     (``clean`` is x without its noise). ``max_freq``, ``noise`` and ``shift`` may be traced."""
     k_a, k_f, k_p, k_n = jax.random.split(key, 4)

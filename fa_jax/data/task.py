@@ -4,15 +4,18 @@ Labels follow ``fa_jax.losses``: binary tasks have ``n_out == 1`` and labels in 
 multi-class tasks have integer labels in [0, n_out).
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import pytree
 
 
-def sample_fixed(task: "Task", key, batch_size: int):
+def sample_fixed(task: Task, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """Mini-batch drawn with replacement from the resident training set.
 
     A ``batch_size`` of at least the training-set size returns the whole set (full-batch GD).
@@ -46,7 +49,7 @@ class Task:
     sampler: Callable = pytree.field(pytree_node=False, default=sample_fixed)
     input_shape: tuple | None = pytree.field(pytree_node=False, default=None)
 
-    def sample(self, key, batch_size: int):
+    def sample(self, key: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
         """One training batch ``(x (batch, n_in), y (batch,))``, a pure function of ``key``."""
         return self.sampler(self, key, batch_size)
 
@@ -56,5 +59,5 @@ class Task:
         return None if self.x_train is None else int(self.x_train.shape[0])
 
 
-def labels_dtype(n_out: int):
+def labels_dtype(n_out: int) -> DTypeLike:
     return jnp.float32 if n_out == 1 else jnp.int32

@@ -15,14 +15,18 @@ Labels are token labels (``fa_jax.losses``): y (n, context) int32 is x shifted b
 every position scored; :func:`bits_per_char` turns the softmax_ce loss into bits per character.
 """
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import math
 import sys
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax.data.task import Task
@@ -37,6 +41,8 @@ _IDS = np.full(128, OTHER, np.int32)  # code point (< 128) -> token id
 _IDS[10] = 0
 _IDS[32:127] = np.arange(1, 96)
 _CHARS = np.asarray(list(VOCAB))
+
+_Nats = TypeVar("_Nats", float, jax.Array, np.ndarray)
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,7 +68,7 @@ def encode(text: str) -> np.ndarray:
     return np.where(cp < 128, _IDS[np.minimum(cp, 127)], OTHER).astype(np.int32)
 
 
-def decode(ids) -> str:
+def decode(ids: ArrayLike) -> str:
     """The text of token ids (a 1-D int array or list in [0, 97)); :data:`OTHER` reads ``"\\u00bf"``."""
     a = np.asarray(ids)
     if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
@@ -74,13 +80,13 @@ def decode(ids) -> str:
     return "".join(_CHARS[a.astype(np.intp)].tolist())
 
 
-def bits_per_char(nats):
+def bits_per_char(nats: _Nats) -> _Nats:
     """A mean softmax cross-entropy in nats per token as bits per character (``nats / ln 2``);
     floats and arrays alike."""
     return nats / math.log(2)
 
 
-def windows(key, tokens, context: int, batch_size: int):
+def windows(key: jax.Array, tokens: jax.Array, context: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
     """Random windows of ``context + 1`` tokens from ``tokens`` (N,) int32, starts uniform in
     [0, N - context - 1]: x = w[:, :-1], y = w[:, 1:], both (batch, context) int32."""
     start = jax.random.randint(key, (batch_size, 1), 0, tokens.shape[0] - context)

@@ -5,6 +5,10 @@ Optional: ``pip install -e '.[data]'``. A dataset that is neither prepared under
 ``ValueError`` that names the embedded, offline alternative.
 """
 
+from __future__ import annotations
+
+from os import PathLike
+
 import numpy as np
 
 from fa_jax import checks
@@ -13,8 +17,8 @@ from fa_jax.errors import InputError
 KNOWN = ("mnist", "fashion_mnist", "cifar10")
 
 
-def load_arrays(name: str, split: str, *, data_dir=None, download: bool = True, fallback: str = "digits",
-                limit: int | None = None):
+def load_arrays(name: str, split: str, *, data_dir: str | PathLike[str] | None = None, download: bool = True,
+                fallback: str = "digits", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All examples of ``name[split]`` as numpy arrays.
 
     Args:

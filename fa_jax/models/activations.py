@@ -5,11 +5,14 @@ slope stored in its layer's params as ``"alpha"`` (a scalar, 0.25 at init, as Py
 ``nn.PReLU()``); every other activation has no parameters.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import registry
 from fa_jax.registry import lookup
@@ -24,14 +27,14 @@ class Activation:
     fn: Callable
     params: tuple[tuple[str, float], ...] = ()
 
-    def __call__(self, a, layer_params=None):
+    def __call__(self, a: jax.Array, layer_params: dict | None = None) -> jax.Array:
         return self.fn(a, layer_params)
 
-    def init_params(self, dtype=jnp.float32) -> dict:
+    def init_params(self, dtype: DTypeLike = jnp.float32) -> dict:
         return {k: jnp.asarray(v, dtype) for k, v in self.params}
 
 
-def lecun_tanh(a):
+def lecun_tanh(a: jax.Array) -> jax.Array:
     """LeCun's scaled tanh, 1.7159 tanh(2a/3) (LeCun et al., Efficient BackProp, 1998)."""
     return 1.7159 * jnp.tanh(2.0 * a / 3.0)
 

@@ -21,7 +21,10 @@ On other backends (GPU) the backward is JAX's own. Tested against ``jax.vjp`` of
 convolution in float64 (strides, dilations, both paddings, both kinds, under ``vmap``).
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +43,8 @@ def _op(kind, stride, padding, dilation, specs):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def conv(h, w, kind="conv", stride=(1, 1), padding="SAME", dilation=(1, 1)):
+def conv(h: jax.Array, w: jax.Array, kind: str = "conv", stride: Sequence[int] = (1, 1),
+         padding: str | Sequence[tuple[int, int]] = "SAME", dilation: Sequence[int] = (1, 1)) -> jax.Array:
     """h: (N, H, W, C), w: (kh, kw, C, F) -> (N, H', W', F); ``kind`` "conv" or "transpose"."""
     return _op(kind, stride, padding, dilation, DN)(h, w)
 

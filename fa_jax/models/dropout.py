@@ -27,10 +27,14 @@ DropConnect the layer's op (:class:`DropConnectOp`) runs with the dropped weight
 the FA family, the dropped feedback ``B * M / (1 - p)``, so FA with ``B = W`` stays BP.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax.rules import core as rules_core
@@ -41,19 +45,19 @@ UNIT_KINDS = ("bernoulli", "gaussian", "standout")
 _MIN_KEEP = 0.01  # standout's smallest keep probability (the 1/q scale stays bounded)
 
 
-def check_rate(p) -> float:
+def check_rate(p: float) -> float:
     """Dropout probability must be in [0, 1); one-line ValueError otherwise."""
     checks.number_in("dropout p", p, 0, 1)
     return float(p)
 
 
-def check_kind(kind) -> str:
+def check_kind(kind: str) -> str:
     """A name from :data:`KINDS` (or ``"none"``); one-line ValueError listing them otherwise."""
     checks.choice("dropout", kind, ("none",) + KINDS)
     return kind
 
 
-def resolve(dropout, p=None) -> tuple[str, float]:
+def resolve(dropout: str | float, p: float | None = None) -> tuple[str, float]:
     """``(kind, p)`` from a model builder's ``dropout=`` / ``p=`` options.
 
     ``dropout`` is a kind name (``"none"`` or one of :data:`KINDS`, rate ``p``, default 0.5) or a
@@ -73,7 +77,7 @@ def resolve(dropout, p=None) -> tuple[str, float]:
     return ("none", 0.0) if rate == 0 else (kind, rate)
 
 
-def check_alpha(alpha) -> float:
+def check_alpha(alpha: float) -> float:
     """Standout's alpha: a finite number (one-line ValueError otherwise)."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
         raise InputError(f"standout alpha must be a finite number, got {alpha!r}")
@@ -85,7 +89,8 @@ def _needs_key(key, p, train):
         raise InputError("dropout needs a key when train=True and p > 0")
 
 
-def dropout(key, h, p: float, train: bool = True, *, kind: str = "bernoulli", pre=None, alpha: float = 1.0):
+def dropout(key: jax.Array | None, h: jax.Array, p: float, train: bool = True, *, kind: str = "bernoulli",
+            pre: jax.Array | None = None, alpha: float = 1.0) -> jax.Array:
     """Unit dropout of ``h`` (any shape) of ``kind`` (:data:`UNIT_KINDS`) at rate ``p``; identity
     when not training or ``p == 0``.
 
@@ -118,7 +123,7 @@ def dropout(key, h, p: float, train: bool = True, *, kind: str = "bernoulli", pr
     return jnp.where(keep, h / q, jnp.zeros_like(h))
 
 
-def connect_scale(key, shape, p: float, dtype):
+def connect_scale(key: jax.Array, shape: Sequence[int], p: float, dtype: DTypeLike) -> jax.Array:
     """DropConnect's ``M / (1 - p)`` of ``shape``: ``M ~ Bernoulli(1 - p)`` from ``key``."""
     check_rate(p)
     keep = jax.random.bernoulli(key, 1.0 - p, tuple(shape))
@@ -135,7 +140,7 @@ class DropConnectOp:
     The bias is never dropped.
     """
 
-    def __init__(self, op, key, p: float):
+    def __init__(self, op: Callable[..., jax.Array], key: jax.Array, p: float):
         self.op, self.key, self.p = op, key, check_rate(p)
 
     def _dropped(self, w):
@@ -145,11 +150,11 @@ class DropConnectOp:
             op = rules_core.FALinear(None if op.B is None else op.B * s, op.backward)
         return op, w * s
 
-    def __call__(self, h, w, b):
+    def __call__(self, h: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
         op, w = self._dropped(w)
         return op(h, w, b)
 
-    def apply(self, fn, h, w, b):
+    def apply(self, fn: Callable[..., jax.Array], h: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
         if not isinstance(self.op, rules_core.LayerOp):
             raise InputError(f"this rule's layer op {self.op!r} has no conv form (apply(fn, h, w, b)); "
                              f"dropconnect on a conv layer needs one")
@@ -168,7 +173,7 @@ class Dropout:
     weighted = False
     stochastic = True
 
-    def __init__(self, p=0.5, kind: str = "bernoulli", alpha: float = 1.0):
+    def __init__(self, p: float = 0.5, kind: str = "bernoulli", alpha: float = 1.0):
         check_kind(kind)
         if kind == "none":
             raise InputError(f"a dropout layer needs a kind, one of {', '.join(KINDS)}; leave the layer out for none")
@@ -188,10 +193,10 @@ class Dropout:
         """True for DropConnect (the block's op is wrapped, the layer itself is the identity)."""
         return self.kind == "dropconnect"
 
-    def out_shape(self, in_shape):
+    def out_shape(self, in_shape: Sequence[int]) -> tuple[int, ...]:
         return tuple(in_shape)
 
-    def apply(self, key, h, train, pre=None):
+    def apply(self, key: jax.Array | None, h: jax.Array, train: bool, pre: jax.Array | None = None) -> jax.Array:
         """Unit dropout of ``h`` (identity for DropConnect, or when not training)."""
         if self.connects:
             return h

@@ -7,10 +7,13 @@ implementation delegate to ``jax.nn.initializers`` (the normal ones draw from a 
 normal rescaled to the stated variance).
 """
 
-from collections.abc import Callable
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import registry
 from fa_jax.registry import lookup
@@ -19,7 +22,7 @@ from fa_jax.errors import InputError
 Initializer = Callable[..., jax.Array]
 
 
-def fans(shape) -> tuple[int, int]:
+def fans(shape: Sequence[int]) -> tuple[int, int]:
     """(fan_in, fan_out) of a dense ``(in, out)`` or conv ``(..., in, out)`` kernel shape."""
     if len(shape) < 2:
         raise InputError(f"initializer needs a shape of rank >= 2, got {tuple(shape)}")
@@ -29,10 +32,10 @@ def fans(shape) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def _jnn(factory):
+def _jnn(factory: Callable[..., Callable[..., jax.Array]]) -> Initializer:
     init = factory(in_axis=-2, out_axis=-1)
 
-    def f(key, shape, dtype=jnp.float32):
+    def f(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         return init(key, shape, dtype)
 
     return f
@@ -57,7 +60,7 @@ def uniform(a: float = 1.0) -> Initializer:
     if not a > 0:
         raise InputError(f"uniform init needs a > 0, got {a!r}")
 
-    def f(key, shape, dtype=jnp.float32):
+    def f(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, minval=-a, maxval=a)
 
     return f
@@ -68,19 +71,19 @@ def normal(std: float = 1.0) -> Initializer:
     if not std > 0:
         raise InputError(f"normal init needs std > 0, got {std!r}")
 
-    def f(key, shape, dtype=jnp.float32):
+    def f(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
         return std * jax.random.normal(key, shape, dtype)
 
     return f
 
 
-def zeros(key, shape, dtype=jnp.float32):
+def zeros(key: jax.Array | None, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
     """All zeros (a symmetric, untrainable-by-BP start; useful in tests)."""
     del key
     return jnp.zeros(shape, dtype)
 
 
-def torch_default(key, shape, dtype=jnp.float32):
+def torch_default(key: jax.Array, shape: Sequence[int], dtype: DTypeLike = jnp.float32) -> jax.Array:
     """PyTorch ``nn.Linear``/``nn.Conv2d`` default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 
     (``kaiming_uniform_(a=sqrt(5))`` reduces to this bound); Var = 1 / (3 fan_in).
@@ -139,7 +142,7 @@ def bias_init(name: str) -> Initializer:
     base, _ = parse(name)
     if base == "torch_default":
 
-        def f(key, fan_in, fan_out, dtype=jnp.float32):
+        def f(key: jax.Array, fan_in: int, fan_out: int, dtype: DTypeLike = jnp.float32) -> jax.Array:
             bound = 1.0 / jnp.sqrt(fan_in)
             return jax.random.uniform(key, (fan_out,), dtype, minval=-bound, maxval=bound)
 

@@ -5,7 +5,11 @@
 :func:`parse_layer` turns a spec into a layer. Every parameter-free activation name is a layer too.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable
+from typing import Any
 
 from fa_jax import registry
 from fa_jax.models import activations
@@ -41,7 +45,7 @@ _STRING_KW = ("padding", "norm", "kind")
 _SPEC = re.compile(r"^\s*([a-z_]+)\s*(?:\((.*)\))?\s*$")
 
 
-def register_layer(name: str, make, *, replace: bool = False):
+def register_layer(name: str, make: Callable[..., Any], *, replace: bool = False) -> Callable[..., Any]:
     """Add a layer spec: ``make(*numbers, **numbers) -> layer`` (an object like those of
     :mod:`fa_jax.models.conv`) under ``name``, so ``"name(3, k=2)"`` parses to ``make(3, k=2)``;
     a name already registered is refused unless ``replace=True``. Returns ``make``."""
@@ -50,7 +54,7 @@ def register_layer(name: str, make, *, replace: bool = False):
     return registry.add(LAYERS, name, make, what="layer", replace=replace)
 
 
-def parse_layer(spec):
+def parse_layer(spec: Any) -> Any:
     """``"conv(32,5,stride=2,padding=VALID)"``, ``"batchnorm(momentum=0.99)"``, ``"groupnorm(4)"``,
     ``"residual_in(16,2,norm=group,groups=8)"`` -> a layer object; activation names give :class:`Act`.
 

@@ -21,25 +21,29 @@ signal ``e B_l`` arrives at the layer's output and flows through the activation 
 normalization's exact Jacobian to W_l and b_l. Scales and shifts are never weight-decayed.
 """
 
+from __future__ import annotations
+
 import math
 
+import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax.errors import InputError
 
 
-def init_norm(n: int, dtype=jnp.float32) -> dict:
+def init_norm(n: int, dtype: DTypeLike = jnp.float32) -> dict[str, jax.Array]:
     """Affine params of a normalization over n features: scale ones (n,), shift zeros (n,)."""
     return {"scale": jnp.ones((n,), dtype), "shift": jnp.zeros((n,), dtype)}
 
 
-def init_batch_stats(n: int, dtype=jnp.float32) -> dict:
+def init_batch_stats(n: int, dtype: DTypeLike = jnp.float32) -> dict[str, jax.Array]:
     """Running statistics of batch norm: mean zeros (n,), var ones (n,)."""
     return {"mean": jnp.zeros((n,), dtype), "var": jnp.ones((n,), dtype)}
 
 
-def layer_norm(a, params, eps: float = 1e-5):
+def layer_norm(a: jax.Array, params: dict[str, jax.Array], eps: float = 1e-5) -> jax.Array:
     """a: (..., n) -> (..., n), normalized over the last axis then scaled and shifted."""
     mu = a.mean(-1, keepdims=True)
     var = a.var(-1, keepdims=True)
@@ -50,14 +54,14 @@ def _divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
-def check_groups(groups, n: int, what: str = "channels") -> None:
+def check_groups(groups: int, n: int, what: str = "channels") -> None:
     """One-line ValueError unless ``groups`` is a positive int dividing ``n`` (the message lists n's divisors)."""
     checks.positive_int("groups", groups)
     if n % groups:
         raise InputError(f"groups={groups} does not divide {n} {what}; use a divisor of {n}: {_divisors(n)}")
 
 
-def group_norm(a, params, groups: int, eps: float = 1e-5):
+def group_norm(a: jax.Array, params: dict[str, jax.Array], groups: int, eps: float = 1e-5) -> jax.Array:
     """Group norm (Wu & He 2018): per example, over the spatial axes and each group of
     C/groups consecutive channels; then ``* scale + shift`` per channel.
 
@@ -91,7 +95,7 @@ def group_norm(a, params, groups: int, eps: float = 1e-5):
     return ((g - mu) / jnp.sqrt(var + eps)).reshape(shape) * params["scale"] + params["shift"]
 
 
-def instance_norm(a, params, eps: float = 1e-5):
+def instance_norm(a: jax.Array, params: dict[str, jax.Array], eps: float = 1e-5) -> jax.Array:
     """Instance norm (Ulyanov et al. 2016): :func:`group_norm` with one group per channel, i.e.
     per example and channel over H, W. a: (batch, H, W, C) (at least one spatial axis; a flat
     (batch, C) input has one value per channel, a one-line error). Returns out like a."""
@@ -102,7 +106,8 @@ def instance_norm(a, params, eps: float = 1e-5):
     return group_norm(a, params, shape[-1], eps)
 
 
-def batch_norm(a, params, stats, *, train: bool, momentum: float = 0.9, eps: float = 1e-5):
+def batch_norm(a: jax.Array, params: dict[str, jax.Array], stats: dict[str, jax.Array] | None, *, train: bool,
+               momentum: float = 0.9, eps: float = 1e-5) -> tuple[jax.Array, dict[str, jax.Array] | None]:
     """Batch norm per feature (last axis), over every other axis (batch, and H, W for images:
     per channel, as PyTorch's BatchNorm2d); the formulas are in the module docstring.
 

@@ -13,11 +13,15 @@ Regression uses the squared error and real targets; classification one-hot targe
 (least squares) or softmax cross-entropy (gradient).
 """
 
+from __future__ import annotations
+
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
@@ -63,7 +67,7 @@ def _kmeanspp(key, x, k):
 PLACEMENTS = {"uniform": _grid, "random": _random, "kmeans++": _kmeanspp}
 
 
-def place_centres(method: str, key, x, k: int):
+def place_centres(method: str, key: jax.Array, x: jax.Array | np.ndarray, k: int) -> jax.Array:
     """(k, d) centres from training inputs x (n, d): ``uniform`` grid over x's bounding box
     (k = m^d), ``random`` distinct training points, or ``kmeans++`` seeding (data points)."""
     place = lookup(PLACEMENTS, method, "centre placement")
@@ -71,14 +75,15 @@ def place_centres(method: str, key, x, k: int):
     return place(key, jnp.asarray(x), k)
 
 
-def default_width(centres) -> float:
+def default_width(centres: jax.Array) -> float:
     """Haykin's heuristic sigma = d_max / sqrt(2K), d_max the largest distance between centres."""
     k = centres.shape[0]
     dmax = jnp.sqrt(jnp.max(jnp.sum((centres[:, None] - centres[None]) ** 2, -1)))
     return float(dmax / math.sqrt(2 * k)) if k > 1 else 1.0
 
 
-def init_rbf(centres, n_out: int, sigma=None, dtype=jnp.float32) -> dict:
+def init_rbf(centres: jax.Array, n_out: int, sigma: float | None = None,
+             dtype: DTypeLike = jnp.float32) -> dict[str, jax.Array]:
     """params with the given centres (K, d), one shared width ``sigma`` (default
     :func:`default_width`), zero output weights (K, n_out) and bias (n_out,)."""
     sigma = default_width(centres) if sigma is None else sigma
@@ -88,25 +93,26 @@ def init_rbf(centres, n_out: int, sigma=None, dtype=jnp.float32) -> dict:
             "w": jnp.zeros((k, n_out), dtype), "b": jnp.zeros((n_out,), dtype)}
 
 
-def features(params, x):
+def features(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
     """phi(x): (n, K) Gaussian kernel activations of inputs x (n, d)."""
     d2 = jnp.sum((x[:, None, :] - params["mu"][None]) ** 2, -1)
     return jnp.exp(-d2 / (2 * jnp.exp(2 * params["log_sigma"])))
 
 
-def apply(params, x):
+def apply(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
     """Outputs (n, n_out) = phi(x) @ w + b."""
     return features(params, x) @ params["w"] + params["b"]
 
 
-def targets(y, n_out: int):
+def targets(y: jax.Array, n_out: int) -> jax.Array:
     """Regression targets (n,) -> (n, 1); integer class labels -> one-hot (n, n_out)."""
     if n_out > 1 and jnp.issubdtype(y.dtype, jnp.integer):
         return jax.nn.one_hot(y, n_out)
     return y.reshape(y.shape[0], -1).astype(jnp.float32 if y.dtype != jnp.float64 else y.dtype)
 
 
-def fit_output_lstsq(params, x, y, l2: float = 0.0) -> dict:
+def fit_output_lstsq(params: dict[str, jax.Array], x: jax.Array, y: jax.Array,
+                     l2: float = 0.0) -> dict[str, jax.Array]:
     """Phase 2 in closed form: ``w, b = argmin |phi w + b - t|^2 + l2 |w|^2`` (bias unpenalized).
 
     Centring phi and t removes b; ``w = (Phi_c^T Phi_c + l2 I)^+ Phi_c^T t_c`` (pseudo-inverse
@@ -127,8 +133,9 @@ def fit_output_lstsq(params, x, y, l2: float = 0.0) -> dict:
 PHASES = ("output", "all")
 
 
-def fit(params, x, y, *, phase: str = "output", loss: str = "mse", steps: int = 1000, optimizer: str = "adam",
-        lr: float = 1e-2, **tools):
+def fit(params: dict[str, jax.Array], x: jax.Array, y: jax.Array, *, phase: str = "output", loss: str = "mse",
+        steps: int = 1000, optimizer: str = "adam", lr: float = 1e-2,
+        **tools) -> tuple[dict[str, jax.Array], jax.Array]:
     """Full-batch gradient training (``lax.scan`` over ``steps``); returns ``(params, losses (steps,))``.
 
     Args:

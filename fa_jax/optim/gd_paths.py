@@ -6,6 +6,8 @@ draws a mini-batch of ``batch_size`` samples without replacement (the whole set 
 full-batch GD).
 """
 
+from __future__ import annotations
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,8 @@ from fa_jax import checks
 from fa_jax.optim import zoo as optim
 
 
-def linear_data(key, n: int = 30, w: float = 3.0, b: float = 2.0, noise: float = 0.1, x_range=(-1.0, 1.0)):
+def linear_data(key: jax.Array, n: int = 30, w: float = 3.0, b: float = 2.0, noise: float = 0.1,
+                x_range: tuple[float, float] = (-1.0, 1.0)) -> tuple[jax.Array, jax.Array]:
     """x (n,) uniform in ``x_range``; y (n,) = w x + b + U(-noise, noise).
 
     Args:
@@ -29,14 +32,15 @@ def linear_data(key, n: int = 30, w: float = 3.0, b: float = 2.0, noise: float =
     return x, w * x + b + jax.random.uniform(kn, (n,), minval=-noise, maxval=noise)
 
 
-def mse_wb(wb, x, y):
+def mse_wb(wb: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
     """J(w, b) = mean (w x + b - y)^2; ``wb`` (..., 2) broadcasts (for contour grids)."""
     pred = wb[..., 0:1] * x + wb[..., 1:2]
     return jnp.mean((pred - y) ** 2, axis=-1)
 
 
-def gd_path(x, y, key, *, optimizer: str = "sgd", lr: float = 0.1, batch_size: int | None = None,
-            steps: int = 100, start=(0.0, 0.0), **hyper):
+def gd_path(x: jax.Array, y: jax.Array, key: jax.Array, *, optimizer: str = "sgd", lr: float = 0.1,
+            batch_size: int | None = None, steps: int = 100, start: tuple[float, float] = (0.0, 0.0),
+            **hyper) -> tuple[np.ndarray, np.ndarray]:
     """Trajectory of one variant: ``(path (steps + 1, 2) of (w, b), loss (steps + 1,) on all data)``.
 
     Args:

@@ -8,11 +8,14 @@ out below (:data:`RANGES`) for the zoo's optimizers; other keys get the type che
 Every refusal is a one-line ``ValueError`` such as ``"adam: b1=1.5 must be in [0, 1)"``.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import inspect
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -96,7 +99,7 @@ def spec(param: inspect.Parameter, range_: Range | None = None) -> Spec:
     return Spec("any")
 
 
-def specs(name: str, make) -> tuple[dict, bool]:
+def specs(name: str, make: Callable[..., Any]) -> tuple[dict, bool]:
     """``({keyword: Spec}, takes **kwargs)`` of the factory ``make`` registered as ``name``."""
     try:
         params = inspect.signature(make).parameters
@@ -108,7 +111,7 @@ def specs(name: str, make) -> tuple[dict, bool]:
     return table, any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
-def plain(v):
+def plain(v: Any) -> Any:
     """``v`` as a Python scalar if it is a concrete 0-d value (numpy scalars, 0-d arrays); else ``v``."""
     if isinstance(v, (np.generic, np.ndarray, jax.Array)) and not isinstance(v, jax.core.Tracer) and np.ndim(v) == 0:
         return v.item()
@@ -140,7 +143,7 @@ def _value(name: str, key: str, s: Spec, v):
     return float(u) if s.kind == "number" else int(u)
 
 
-def check(name: str, make, hyper: dict, extra=()) -> dict:
+def check(name: str, make: Callable[..., Any], hyper: dict, extra: Sequence[str] = ()) -> dict:
     """``hyper`` checked for the factory ``make`` registered as ``name`` and made plain.
 
     Args:

@@ -5,14 +5,26 @@ the limited-memory BFGS approximation of the inverse Hessian built from the last
 search (strong Wolfe, ``optax.scale_by_zoom_linesearch``) picks the step length.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 import jax
 import optax
 
 from fa_jax import checks
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.models.contract import Model
 
-def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
+_P = TypeVar("_P")  # a params pytree
+
+
+def lbfgs_minimize(loss_fn: Callable[[_P], jax.Array], params: _P, *, steps: int = 100,
+                   memory_size: int = 10) -> tuple[_P, jax.Array]:
     """Minimize ``loss_fn(params) -> scalar`` from ``params``; returns ``(params, values (steps,))``.
 
     ``values[t]`` is the loss before step t. Deterministic full-batch objectives only (the
@@ -34,7 +46,8 @@ def lbfgs_minimize(loss_fn, params, *, steps: int = 100, memory_size: int = 10):
     return params, values
 
 
-def lbfgs_fit(model, params, task, *, loss=None, steps: int = 100, memory_size: int = 10):
+def lbfgs_fit(model: Model, params: _P, task: Task, *, loss: str | None = None, steps: int = 100,
+              memory_size: int = 10) -> tuple[_P, jax.Array]:
     """Full-batch L-BFGS of an ``fj.mlp`` on ``task``'s training split with true (BP) gradients.
 
     FA/DFA updates are not gradients of any loss, so a line search on them is undefined:

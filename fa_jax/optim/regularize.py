@@ -20,8 +20,12 @@ and conv kernels), never biases, normalization scales/shifts or PReLU slopes.
 (see :func:`regularized`); the same keys work in ``fj.sweep(optimizer_hyper=...)``.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +33,8 @@ import optax
 
 from fa_jax import checks
 from fa_jax.errors import InputError
+
+_P = TypeVar("_P")  # a params pytree
 
 TOOLS = ("clip_value", "clip_norm", "l1", "l2", "penalize_biases", "decoupled_decay", "max_norm")
 # reduce-on-plateau (optax.contrib.reduce_on_plateau) after the optimizer; fj.sweep passes value=loss
@@ -41,7 +47,7 @@ def _is_weight(path, leaf) -> bool:
     return name in ("w", "kernel") and jnp.ndim(leaf) >= 2  # "kernel": a wrapped Flax model's
 
 
-def weight_mask(params):
+def weight_mask(params: Any) -> Any:
     """Pytree of bools like ``params``: True for weight matrices/kernels (key ``"w"``, or a Flax ``"kernel"``, rank >= 2)."""
     return jax.tree_util.tree_map_with_path(_is_weight, params)
 
@@ -53,13 +59,13 @@ def _penalized_mask(params, biases: bool):
         lambda p, x: _is_weight(p, x) or getattr(p[-1], "key", None) in ("b", "bias"), params)
 
 
-def penalty(params, l1=0.0, l2=0.0, biases: bool = False):
+def penalty(params: Any, l1: float = 0.0, l2: float = 0.0, biases: bool = False) -> jax.Array | float:
     """Scalar ``l1 * sum|theta| + l2 / 2 * sum theta^2`` over weights (and biases if asked)."""
     leaves = [x for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(_penalized_mask(params, biases))) if m]
     return sum(l1 * jnp.abs(x).sum() + 0.5 * l2 * jnp.square(x).sum() for x in leaves)
 
 
-def add_penalty_grad(l1=0.0, l2=0.0, biases: bool = False) -> optax.GradientTransformation:
+def add_penalty_grad(l1: float = 0.0, l2: float = 0.0, biases: bool = False) -> optax.GradientTransformation:
     """Adds ``l1 sign(theta) + l2 theta`` to the gradient: the gradient of :func:`penalty`."""
     _nonneg("l1", l1)
     _nonneg("l2", l2)
@@ -74,13 +80,13 @@ def add_penalty_grad(l1=0.0, l2=0.0, biases: bool = False) -> optax.GradientTran
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def decoupled_decay(rate) -> optax.GradientTransformation:
+def decoupled_decay(rate: float | jax.Array) -> optax.GradientTransformation:
     """Update link ``u -= rate * theta`` on weights only (put it after the optimizer's scaling;
     with ``rate = lr * wd`` this is AdamW's decoupled weight decay, Loshchilov & Hutter 2019)."""
     return optax.add_decayed_weights(-rate, mask=weight_mask)
 
 
-def project_max_norm(params, c):
+def project_max_norm(params: _P, c: float) -> _P:
     """Each weight matrix's columns (a unit's incoming weights, axis 0) projected onto the
     L2 ball of radius ``c``; conv kernels are flattened over all but the last axis."""
 
@@ -94,7 +100,7 @@ def project_max_norm(params, c):
     return jax.tree_util.tree_map_with_path(lambda p, x: proj(p, x, _is_weight(p, x)), params)
 
 
-def max_norm(c) -> optax.GradientTransformation:
+def max_norm(c: float) -> optax.GradientTransformation:
     """Last link: turns ``u`` into ``project(theta + u) - theta`` so the new weights obey max-norm."""
     _positive("max_norm", c)
 
@@ -118,8 +124,10 @@ def _positive(name, v):
     checks.positive_number(name, v, what="a finite number > 0")
 
 
-def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False, decoupled_decay=0.0,
-                max_norm=None, plateau_patience=None, plateau_factor=0.1, plateau_accumulation=1) -> None:
+def check_tools(clip_value: float | None = None, clip_norm: float | None = None, l1: float = 0.0, l2: float = 0.0,
+                penalize_biases: bool = False, decoupled_decay: float = 0.0, max_norm: float | None = None,
+                plateau_patience: int | None = None, plateau_factor: float = 0.1,
+                plateau_accumulation: int | None = 1) -> None:
     """One-line ValueError for a bad regularizer or clipping setting (negative rates, non-positive bounds).
 
     Args:
@@ -141,9 +149,11 @@ def check_tools(clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases
     checks.boolean("penalize_biases", penalize_biases)
 
 
-def regularized(make, *, clip_value=None, clip_norm=None, l1=0.0, l2=0.0, penalize_biases=False,
-                decoupled_decay=0.0, max_norm=None, plateau_patience=None, plateau_factor=0.1,
-                plateau_accumulation=1):
+def regularized(make: Callable[..., optax.GradientTransformation], *, clip_value: float | None = None,
+                clip_norm: float | None = None, l1: float = 0.0, l2: float = 0.0, penalize_biases: bool = False,
+                decoupled_decay: float = 0.0, max_norm: float | None = None, plateau_patience: int | None = None,
+                plateau_factor: float = 0.1,
+                plateau_accumulation: int = 1) -> Callable[..., optax.GradientTransformation]:
     """Wrap an optax constructor ``make(learning_rate, **hyper)`` into a chain of links around it.
 
     ``clip_value -> clip_norm -> penalty grad -> make(lr) -> plateau -> -lr * decoupled_decay * W -> max_norm``

@@ -15,6 +15,11 @@ optax link (``optax.contrib.reduce_on_plateau``) that scales updates; chain it a
 optimizer and pass ``value=loss`` to its ``update``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from os import PathLike
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,13 +74,14 @@ SCHEDULES = {"constant": _constant, "step": _step, "exponential": _exponential,
              "warmup_cosine": _warmup_cosine, "sgdr": _sgdr, "one_cycle": _one_cycle}
 
 
-def register(name: str, make, *, replace: bool = False):
+def register(name: str, make: Callable[..., optax.Schedule], *,
+             replace: bool = False) -> Callable[..., optax.Schedule]:
     """Add ``make(lr, steps, **hyper) -> optax schedule`` to :data:`SCHEDULES` as ``name``; a name
     already registered is refused unless ``replace=True``. Returns ``make``."""
     return registry.add(SCHEDULES, name, make, what="schedule", replace=replace)
 
 
-def schedule(name: str, lr: float, steps: int, **hyper):
+def schedule(name: str, lr: float, steps: int, **hyper) -> optax.Schedule:
     """Schedule ``name`` peaking at (or starting from) ``lr`` over a run of ``steps`` steps.
 
     hyper: step (``every``, ``factor``), exponential (``decay_rate``: lr fraction left at the
@@ -91,7 +97,8 @@ def schedule(name: str, lr: float, steps: int, **hyper):
         raise InputError(f"schedule {name!r}: bad hyperparameter ({err})") from None
 
 
-def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=0.0, accumulation_size=1):
+def reduce_on_plateau(factor: float = 0.1, patience: int = 10, rtol: float = 1e-4, cooldown: int = 0,
+                      min_scale: float = 0.0, accumulation_size: int = 1) -> optax.GradientTransformation:
     """``optax.contrib.reduce_on_plateau``: multiply updates by ``factor`` after ``patience``
     updates without a relative improvement ``rtol`` of the loss passed as ``value=``.
 
@@ -113,7 +120,8 @@ def reduce_on_plateau(factor=0.1, patience=10, rtol=1e-4, cooldown=0, min_scale=
                                            accumulation_size=accumulation_size, min_scale=min_scale)
 
 
-def plot_schedule(schedules: dict, steps: int, path, title="learning-rate schedules"):
+def plot_schedule(schedules: Mapping[str, optax.Schedule], steps: int, path: str | PathLike[str],
+                  title: str = "learning-rate schedules") -> str | PathLike[str]:
     """Plot ``{label: schedule}`` over ``steps`` steps into ``path`` (PNG); returns ``path``."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
     t = np.arange(steps)

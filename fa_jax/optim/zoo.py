@@ -14,10 +14,13 @@ optax schedule ``step -> lr``. Defaults are optax's unless stated.
 - adam, adamw, nadam, adamax, amsgrad                      (optax's namesakes)
 """
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import optax
+from jax.typing import ArrayLike
 
 from fa_jax import checks, registry
 from fa_jax.optim import regularize
@@ -43,14 +46,15 @@ OPTIMIZERS = {
 }
 
 
-def register(name: str, make, *, replace: bool = False):
+def register(name: str, make: Callable[..., optax.GradientTransformation], *,
+             replace: bool = False) -> Callable[..., optax.GradientTransformation]:
     """Add an optax constructor ``make(learning_rate, **hyper) -> GradientTransformation`` to
     :data:`OPTIMIZERS` as ``name``; a name already registered is refused unless ``replace=True``.
     Returns ``make``."""
     return registry.add(OPTIMIZERS, name, make, what="optimizer", replace=replace)
 
 
-def check_learning_rate(learning_rate) -> None:
+def check_learning_rate(learning_rate: optax.ScalarOrSchedule) -> None:
     """Refuse non-positive or non-finite constant learning rates (schedules pass through)."""
     if callable(learning_rate):
         return
@@ -72,7 +76,7 @@ def _split(name: str, make, hyper: dict) -> tuple[dict, dict]:
     return check_hyper(name, make, kwargs, extra=regularize.TOOLS), tools
 
 
-def check_sweep_options(name: str, hyper) -> dict:
+def check_sweep_options(name: str, hyper: Mapping[str, object] | None) -> dict:
     """``fj.sweep(optimizer=name, optimizer_hyper=hyper)`` checked as :func:`optimizer` checks it.
 
     ``hyper`` must be None or a dict with str keys (not ``learning_rate``: the sweep's ``lr``)
@@ -100,7 +104,7 @@ def check_sweep_options(name: str, hyper) -> dict:
     return out
 
 
-def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransformation:
+def optimizer(name: str, learning_rate: optax.ScalarOrSchedule = 1e-3, **hyper) -> optax.GradientTransformation:
     """Optimizer ``name`` from the zoo, hyperparameters injected into its state.
 
     ``hyper`` goes to the optax constructor (e.g. ``b1=0.8`` for adam, ``momentum=0.5``), each
@@ -119,7 +123,8 @@ def optimizer(name: str, learning_rate=1e-3, **hyper) -> optax.GradientTransform
         raise InputError(f"optimizer {name!r}: bad hyperparameter ({err})") from None
 
 
-def set_learning_rate(opt_state, learning_rate):
+def set_learning_rate(opt_state: optax.InjectHyperparamsState,
+                      learning_rate: ArrayLike) -> optax.InjectHyperparamsState:
     """Return ``opt_state`` with its injected learning rate replaced (jit/vmap-friendly)."""
     hp = dict(opt_state.hyperparams)
     hp["learning_rate"] = learning_rate

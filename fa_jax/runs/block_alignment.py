@@ -6,17 +6,29 @@ BP's, :mod:`fa_jax.analysis.diagnostics`). The tables and the figure read a stud
 labelled ``task`` and ``model`` and its cells ``{"task", "model" (label), "arch", "rule"}``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, TypeVar
+
 import numpy as np
 
 from fa_jax.runs import plots, tables
 
+if TYPE_CHECKING:
+    from fa_jax.wrap.model import FlaxModel
 
-def blocks(model) -> list[str]:
+_P = TypeVar("_P", bound="str | PathLike[str]")  # the image path, returned as given
+
+
+def blocks(model: FlaxModel) -> list[str]:
     """The blocks of ``model``'s kernels, in order: each kernel path's first name (block_0, ..., unembed)."""
     return list(dict.fromkeys(p[0] for p in model.kernel_paths))
 
 
-def block_angles(angles, paths, names):
+def block_angles(angles: Sequence[float | None], paths: Sequence[tuple[str, ...]],
+                 names: Sequence[str]) -> list[float]:
     """Per block of ``names``: the mean angle over its kernels (None entries and NaN ignored; NaN if none)."""
     a = np.array([np.nan if v is None else v for v in angles], float)
     out = []
@@ -27,14 +39,14 @@ def block_angles(angles, paths, names):
     return out
 
 
-def with_blocks(rows, model) -> list[dict]:
+def with_blocks(rows: Sequence[dict], model: FlaxModel) -> list[dict]:
     """``rows`` (one model's metric rows) with ``block_alignment_deg``, the per-block mean angle."""
     paths, names = model.kernel_paths, blocks(model)
     return [dict(r, block_alignment_deg=None if r.get("grad_alignment_deg") is None
                  else block_angles(r["grad_alignment_deg"], paths, names)) for r in rows]
 
 
-def stats_table(rows, metric, columns, first=("rule",)) -> str:
+def stats_table(rows: Sequence[dict], metric: str, columns: Sequence[str], first: Sequence[str] = ("rule",)) -> str:
     """Markdown: the ``first`` labels | seeds | one column per entry of ``metric``, mean ± std over seeds
     at the last logged step (rows of each label group alike)."""
     lines = ["| " + " | ".join(first) + " | seeds | " + " | ".join(columns) + " |",
@@ -50,7 +62,8 @@ def stats_table(rows, metric, columns, first=("rule",)) -> str:
     return "\n".join(lines)
 
 
-def alignment_tables(metric_rows, cells, models) -> str:
+def alignment_tables(metric_rows: Sequence[dict], cells: Sequence[dict],
+                     models: Mapping[tuple[str, str], FlaxModel]) -> str:
     """Per task and model: the final angle between each block's update and BP's (mean over the block's
     kernels), then per model label the angle between the signal at each DFA point and BP's."""
     parts = []
@@ -74,7 +87,8 @@ def alignment_tables(metric_rows, cells, models) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def alignment_figure(metric_rows, cells, models, task, path):
+def alignment_figure(metric_rows: Sequence[dict], cells: Sequence[dict], models: Mapping[tuple[str, str], FlaxModel],
+                     task: str, path: _P) -> _P:
     """Bars: per model (a panel), the final per-block angle to BP's update of every rule but bp."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
 

@@ -8,12 +8,17 @@
 resumable), writes ``summary.json`` (with the one-line ``verdict``) last and prints the verdict.
 """
 
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study
 from fa_jax.errors import InputError
 
 
-def parser(prog: str, doc: str, quick: dict):
+def parser(prog: str, doc: str, quick: dict) -> cli.ArgParser:
     """An ``fa_jax.runs.cli.ArgParser`` with ``--out``, ``--quick`` (tiny sizes for the tests) and the run flags."""
     p = cli.ArgParser(prog=prog, description=doc.splitlines()[0])
     p.add_argument("--quick", action="store_true", help=f"tiny sizes for a smoke test: {quick}")
@@ -21,7 +26,9 @@ def parser(prog: str, doc: str, quick: dict):
     return p
 
 
-def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
+def run_lecture(prog: str, p: argparse.ArgumentParser, quick: dict, check: Callable[[argparse.Namespace], object],
+                body: Callable[[argparse.Namespace, Study], tuple[dict, str]],
+                argv: Sequence[str] | None = None) -> int:
     """Parse, validate (``check(args)`` raises ValueError), run ``body`` and write the run directory.
 
     A failure after the checks (a full disk, a sweep too large for memory) is one line too
@@ -53,7 +60,7 @@ def run_lecture(prog: str, p, quick: dict, check, body, argv=None) -> int:
         return 0
 
 
-def positive(args, *names):
+def positive(args: argparse.Namespace, *names: str) -> None:
     """One-line ValueError unless every ``args.<name>`` is > 0 and finite."""
     for n in names:
         v = getattr(args, n)

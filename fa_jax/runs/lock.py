@@ -8,6 +8,8 @@ host, is gone (no such pid, or a pid reused by a later process). A lock held on 
 cannot be checked from here: the message says to delete the file if that run is dead.
 """
 
+from __future__ import annotations
+
 import atexit
 import json
 import os
@@ -68,7 +70,7 @@ def _describe(owner: dict) -> str:
             f"{' '.join(map(str, owner.get('argv') or []))[:120]}")
 
 
-def acquire(out) -> Path:
+def acquire(out: str | os.PathLike[str]) -> Path:
     """Take ``out/run.lock`` for this process (again if it already holds it); one-line ValueError
     naming the other run when a live one holds it. A stale lock is replaced."""
     path = Path(out).absolute() / NAME
@@ -120,7 +122,7 @@ def _remove_stale(path: Path, owner: dict) -> None:
         pass
 
 
-def release(out) -> None:
+def release(out: str | os.PathLike[str]) -> None:
     """Remove ``out/run.lock`` if this process holds it (a no-op otherwise)."""
     path = Path(out).absolute() / NAME
     token = _held.pop(path, None)

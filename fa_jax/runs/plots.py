@@ -3,19 +3,30 @@ per-layer curves, 2-D maps of hidden layers, grouped bars, and the parity grid's
 and (n, k) heatmaps. matplotlib loads when the first figure is drawn; the backend is the
 user's (scripts that write PNGs headless choose ``Agg`` themselves)."""
 
+from __future__ import annotations
+
 import json
 import math
 import warnings
+from collections.abc import Mapping, Sequence
+from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fa_jax.analysis import representations
 from fa_jax.runs import rundir
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def save(fig, path, title=None):
+_P = TypeVar("_P", bound="str | PathLike[str]")  # the image path, returned as given
+
+
+def save(fig: Figure, path: _P, title: str | None = None) -> _P:
     """Give ``fig`` its title, lay it out, write it to ``path``, close it; returns ``path``.
     A failed write (a full disk) is an OSError naming ``path``."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
@@ -51,7 +62,7 @@ def _by(rows, key, metric):
     return out
 
 
-def seeds_label(name, seeds: int, diverged: int, count: bool = True) -> str:
+def seeds_label(name: object, seeds: int, diverged: int, count: bool = True) -> str:
     """A line's legend: ``bp (4 seeds)``, ``bp (3 of 4 seeds; 1 diverged)``, ``bp: all 4 seeds
     diverged``; with ``count=False`` just ``bp`` when none diverged."""
     if diverged == seeds:
@@ -82,7 +93,8 @@ def _curve(ax, name, curve, color, count=True) -> bool:
     return diverged > 0
 
 
-def curves(rows, path, metric="test_acc", ylabel="test accuracy", title=None, *, panel=None, line="rule"):
+def curves(rows: Sequence[dict], path: _P, metric: str = "test_acc", ylabel: str = "test accuracy",
+           title: str | None = None, *, panel: str | None = None, line: str = "rule") -> _P:
     """Learning curves: mean ± std band over seeds of ``metric`` vs step, one line per value of
     ``rows[i][line]``; one panel, or one panel per value of ``rows[i][panel]``.
 
@@ -141,8 +153,9 @@ def _n_layers(rows, metric):
     return max((len(r[metric]) for r in rows if r.get(metric) is not None), default=0)
 
 
-def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gradient (degrees)", title=None,
-                 log=False, hidden=False):
+def layer_curves(rows: Sequence[dict], path: _P, metric: str = "grad_alignment_deg",
+                 ylabel: str = "angle to BP gradient (degrees)", title: str | None = None, log: bool = False,
+                 hidden: bool = False) -> _P | None:
     """One panel per layer: mean ± std over seeds of the per-layer ``metric`` vs step, one line
     per rule (rules without the metric are skipped). Angles (``*_deg``) get a dashed line at 90°.
     Diverged seeds are left out and counted in the legend, as in :func:`curves`.
@@ -193,7 +206,8 @@ def layer_curves(rows, path, metric="grad_alignment_deg", ylabel="angle to BP gr
     return save(fig, path, title)
 
 
-def embedding(maps, labels, path, title=None):
+def embedding(maps: Mapping[tuple[str, str], np.ndarray], labels: ArrayLike, path: _P,
+              title: str | None = None) -> _P:
     """Scatter plots of 2-D maps of hidden activations, coloured by label.
 
     maps: {(rule, stage): (N, 2) coordinates}, e.g. stage ``"before"``/``"after"``; rules
@@ -219,7 +233,8 @@ def embedding(maps, labels, path, title=None):
     return save(fig, path, title)
 
 
-def grouped_bars(rows, path, group, hue, panels, title=None):
+def grouped_bars(rows: Sequence[dict], path: _P, group: str, hue: str, panels: Sequence[tuple[str, str, str]],
+                 title: str | None = None) -> _P:
     """Bar chart: bars grouped by ``rows[i][group]``, one colour per ``rows[i][hue]``.
 
     Args:
@@ -267,7 +282,7 @@ def _stats(vals):
         return np.nanmean(vals), np.nanstd(vals)
 
 
-def accuracy_vs_n(rows, path, method_key="method", title=None):
+def accuracy_vs_n(rows: Sequence[dict], path: _P, method_key: str = "method", title: str | None = None) -> _P:
     """Final test accuracy vs n: one line per method (mean ± std band over seeds), one panel
     per (k, width). rows: summary rows with method, n, k, width, test_accuracy."""
     import matplotlib.pyplot as plt  # noqa: PLC0415  (loaded on first use)
@@ -290,7 +305,7 @@ def accuracy_vs_n(rows, path, method_key="method", title=None):
     return save(fig, path, title)
 
 
-def heatmap(rows, path, method, method_key="method", title=None):
+def heatmap(rows: Sequence[dict], path: _P, method: str, method_key: str = "method", title: str | None = None) -> _P:
     """Mean final test accuracy of ``method`` over (n, k), one panel per width.
 
     Args:
@@ -341,7 +356,7 @@ FIGURES = {  # file name: (metric, y label, log scale, one value per hidden acti
 }
 
 
-def redraw(run_dir, title=None) -> list[Path]:
+def redraw(run_dir: str | PathLike[str], title: str | None = None) -> list[Path]:
     """Draw all figures the files in ``run_dir`` support; returns the paths written.
 
     title: figure title; default the ``task`` recorded in ``config.json``.

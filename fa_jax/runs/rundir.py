@@ -6,6 +6,8 @@ Layout every run writes: ``config.json`` (resolved config and the environment, s
 ``summary.json`` (written last, so a directory with a summary is complete).
 """
 
+from __future__ import annotations
+
 import importlib.metadata
 import json
 import os
@@ -15,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from fa_jax.errors import InputError
 
@@ -24,7 +27,7 @@ def default_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare(path) -> Path:
+def prepare(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` (and parents) and prove it is writable; one-line ValueError otherwise."""
     path = Path(path)
     try:
@@ -44,14 +47,14 @@ def prepare(path) -> Path:
     return path
 
 
-def write_json(path, obj) -> None:
+def write_json(path: str | os.PathLike[str], obj: object) -> None:
     """Write JSON atomically (temp file in the same folder, then rename). A failed write
     (disk full, read-only folder, a NaN in ``obj``) leaves neither ``path`` nor the temp file;
     an OSError then names ``path``."""
     _atomic(path, lambda f: (json.dump(obj, f, indent=2, allow_nan=False), f.write("\n")))
 
 
-def write_text(path, text: str) -> None:
+def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` atomically, like :func:`write_json`."""
     _atomic(path, lambda f: f.write(text))
 
@@ -80,7 +83,7 @@ def _umask() -> int:
     return mask
 
 
-def append_jsonl(path, rows) -> None:
+def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict]) -> None:
     """Append rows to a JSONL file, one JSON object per line, flushed to disk (an OSError names ``path``)."""
     try:
         with open(path, "a") as f:
@@ -91,14 +94,14 @@ def append_jsonl(path, rows) -> None:
         raise named(err, path) from None
 
 
-def named(err: OSError, path) -> OSError:
+def named(err: OSError, path: str | os.PathLike[str]) -> OSError:
     """``err`` naming ``path`` (a failed ``write()`` on an open file names none), same errno."""
     if err.filename is not None:
         return err
     return OSError(err.errno, err.strerror or str(err), str(path))
 
 
-def read_jsonl(path) -> list[dict]:
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict]:
     """The rows of a JSONL file; a torn last line (a write cut by a kill) is dropped with a warning."""
     with open(path) as f:
         lines = f.read().split("\n")
@@ -115,7 +118,7 @@ def read_jsonl(path) -> list[dict]:
     return rows
 
 
-def saved_checkpoints(out) -> list[Path]:
+def saved_checkpoints(out: str | os.PathLike[str]) -> list[Path]:
     """The sweep folders under ``out/checkpoints/`` that hold at least one complete checkpoint."""
     from fa_jax.training.checkpoint import latest_step  # noqa: PLC0415  (no orbax import)
 
@@ -123,7 +126,7 @@ def saved_checkpoints(out) -> list[Path]:
     return [d for d in sorted(root.iterdir()) if latest_step(d) is not None] if root.is_dir() else []
 
 
-def start(out, resume: bool = False) -> Path:
+def start(out: str | os.PathLike[str], resume: bool = False) -> Path:
     """Begin (or, with ``resume``, continue) a run in ``out``.
 
     A new run refuses a folder holding a finished run (``summary.json``) or one with saved
@@ -143,7 +146,8 @@ def start(out, resume: bool = False) -> Path:
     return out
 
 
-def checkpointing(out, name: str, every: int | None = None, enabled: bool = True, keep: int = 2) -> dict:
+def checkpointing(out: str | os.PathLike[str], name: str, every: int | None = None, enabled: bool = True,
+                  keep: int = 2) -> dict:
     """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
     every ``every`` steps (default: about once a minute) and at its end, keeping the newest ``keep``.
 
@@ -202,6 +206,6 @@ def environment() -> dict:
             "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "")}
 
 
-def write_config(out, config: dict) -> None:
+def write_config(out: str | os.PathLike[str], config: dict) -> None:
     """``config.json``: the resolved ``config`` plus ``environment`` (:func:`environment`)."""
     write_json(Path(out) / "config.json", {**config, "environment": environment()})

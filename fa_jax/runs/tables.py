@@ -6,12 +6,17 @@ labels, ``seed``, ``test_accuracy`` (None where the seed diverged), ``diverged``
 :func:`table` prints any choice of :data:`COLUMNS` beside the keys.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 SOLVED = 0.95  # a seed "solves" a cell when its final test accuracy reaches this
 
 
-def summarize(rows: list[dict], keys=("rule",), extra: dict | None = None) -> list[dict]:
+def summarize(rows: list[dict], keys: str | Sequence[str] = ("rule",),
+              extra: dict[str, Callable[[list[dict]], object]] | None = None) -> list[dict]:
     """Group rows by the label ``keys`` (a name or a sequence), in order of first appearance.
 
     Per group: ``seeds`` (all of them), ``diverged`` (count), ``mean_acc`` / ``std_acc`` / ``min_acc``
@@ -38,7 +43,7 @@ def summarize(rows: list[dict], keys=("rule",), extra: dict | None = None) -> li
     return out
 
 
-def best(summary: list[dict], keys) -> list[dict]:
+def best(summary: list[dict], keys: str | Sequence[str]) -> list[dict]:
     """Per group of the label ``keys`` (in order of first appearance), the summary row with the
     highest ``mean_acc`` (a row without one ranks lowest; the first of equals wins): e.g. each
     rule's best learning rate from ``summarize(rows, ("rule", "lr"))``."""
@@ -82,7 +87,8 @@ def _value(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def table(summary: list[dict], columns=("rule", *RULES_TABLE)) -> str:
+def table(summary: list[dict],
+          columns: Sequence[str | tuple[str, Callable[[dict], str]]] = ("rule", *RULES_TABLE)) -> str:
     """Markdown table of summary rows: a column per name in ``columns``, in order.
 
     A name in :data:`COLUMNS` is formatted as documented there; any other name is a label key

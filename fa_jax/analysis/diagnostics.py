@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
+from fa_jax.rules.rule import Family
 
 KEYS = ("grad_alignment_deg", "signal_alignment_deg", "weight_alignment_deg", "grad_norm", "weight_norm")
 
@@ -59,10 +60,10 @@ def weight_alignment(rule: str, params, feedback, model=None):
     r = rules_lib.get(rule)
     ws = contract.kernels(model, params)  # model None: [p["w"] for p in params]
     feedback = contract.unpack_feedback(model, r, feedback)
-    if r.family == "fa":
+    if r.family is Family.FA:
         used = rules_lib.used_matrices(r, ws, feedback)
         return jnp.stack([angle_deg(w, B) for w, B in zip(ws[1:], used[1:])])
-    if r.family == "dfa":
+    if r.family is Family.DFA:
         if any(w.ndim != 2 for w in ws) or any(B.ndim != 2 for B in feedback) or len(feedback) != len(ws) - 1:
             return None  # the product of forward weights: dense chains and dense feedback only
         out, prod = [], ws[-1]
@@ -99,14 +100,14 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     extra = {"targets": y} if r.needs_targets else {}
     if getattr(model, "probes", False):  # the model adds the probes itself (a wrapped Flax model)
         def objective(params, eps):
-            return loss_fn(model.apply(params, x, rule=r.name, feedback=feedback, probes=eps, **extra), y)
+            return loss_fn(model.apply(params, x, rule=r, feedback=feedback, probes=eps, **extra), y)
     else:
         layers = contract.layers(model, "the diagnostics")
 
         def objective(params, eps):
             wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
             wrapped += layers[len(eps):]
-            return loss_fn(r.wire(wrapped, params, x, feedback, **extra), y)
+            return loss_fn(r.apply_layers(wrapped, params, x, feedback, y), y)
 
     in_shape = contract.input_shape(model)
     batch = x.shape[: x.ndim - len(in_shape)] + contract.token_axes(model)

@@ -268,11 +268,10 @@ class CNN:
             n = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
             raise InputError(f"params has {n} blocks, model {self.name!r} has {len(self.blocks)}")
         check_feedback(self, r, feedback)
-        extra = {"targets": targets} if r.needs_targets else {}
         if not self.stateful:
             if stats is not None:
                 raise InputError(f"model {self.name!r} has no batch norm; stats= is for batch-norm models only")
-            return r.wire(self._wired(train, key), params, x, feedback, **extra)
+            return r.apply_layers(self._wired(train, key), params, x, feedback, targets)
         if stats is None:
             raise InputError(f"model {self.name!r} has batch norm: pass stats= (make them with model.init_stats())")
         self.check_stats(stats)
@@ -283,7 +282,7 @@ class CNN:
             h, new[i] = _block_apply(self.blocks[i], p, h, op, stats[i], train, k)
             return h
 
-        y = r.wire([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback, **extra)
+        y = r.apply_layers([functools.partial(block, i) for i in range(len(self.blocks))], params, x, feedback, targets)
         return y, new
 
 

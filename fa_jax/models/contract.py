@@ -22,7 +22,7 @@ Optional, each with the default its function below gives:
   ``(logits, new_stats)`` (batch norm); then ``init_stats() -> stats`` is required too.
   Default False (:func:`is_stateful`);
 - ``layers``: one ``layer(p, h, op) -> h'`` per weighted layer, wired by the rules of
-  :mod:`fa_jax.rules.core` (``apply`` passes them to ``rule.wire``), with ``params`` a list of
+  :mod:`fa_jax.rules.core` (``apply`` passes them to ``rule.apply_layers``), with ``params`` a list of
   one entry per layer; needed by the diagnostics and the representation maps (:func:`layers`);
 - ``weight_shapes``: one kernel shape per layer, ``(fan_in, fan_out)`` or ``(kh, kw, c_in,
   c_out)``; FA-family feedback is shaped like them (:func:`weight_shapes`);

@@ -91,8 +91,7 @@ class MLP:
         if len(params) != len(self.weight_shapes):
             raise InputError(f"params has {len(params)} layers, model has {len(self.weight_shapes)}")
         check_feedback(self, r, feedback)
-        extra = {"targets": targets} if r.needs_targets else {}
-        return r.wire(self.layers, params, x, feedback, **extra)
+        return r.apply_layers(self.layers, params, x, feedback, targets)
 
 
 def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:

@@ -122,8 +122,7 @@ class NormMLP(MLP):
             raise InputError("dropout needs key= when train=True")
         check_feedback(self, r, feedback)
         new_stats = []
-        extra = {"targets": targets} if r.needs_targets else {}
-        y = r.wire(self._layers(train, key, stats, new_stats), params, x, feedback, **extra)
+        y = r.apply_layers(self._layers(train, key, stats, new_stats), params, x, feedback, targets)
         return (y, new_stats) if self.norm == "batch" else y
 
 

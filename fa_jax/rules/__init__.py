@@ -1,7 +1,10 @@
-"""Learning rules as wirings of the forward pass: ``jax.grad`` through ``model.apply(rule=...)`` is the update.
+"""Learning rules: ``jax.grad`` of what the rule says is its update (a wiring of the forward pass, or its objective).
 
-- :mod:`fa_jax.rules.core`: bp, fa, dfa, the layer ops (``linear``, ``FALinear``; ``fa_family`` for FA-family
-  rules), the ``custom_vjp`` ops (``fa_linear``, ``fa_apply``, ``dfa_output``) and the registry;
+- :mod:`fa_jax.rules.rule`: the one interface, :class:`Rule` (every hook typed, with its default), its
+  :class:`Family`, the :class:`Batch` and :class:`Aux` an objective sees and returns, :func:`surrogate`;
+- :mod:`fa_jax.rules.ops`: the layer ops (``linear``, ``FALinear``) and the ``custom_vjp`` ops (``fa_linear``,
+  ``fa_apply``, ``fa_layer``, ``dfa_output``);
+- :mod:`fa_jax.rules.core`: bp, fa, dfa, ``fa_rule`` for FA-family rules, and the registry (names and specs);
 - :mod:`fa_jax.rules.sign_symmetry`: FA with sign-concordant feedback (usf, frsf, brsf);
 - :mod:`fa_jax.rules.kolen_pollack` (kp) and :mod:`fa_jax.rules.mirror` (wm): FA with evolving feedback;
 - :mod:`fa_jax.rules.direct`: DFA-family rules with other sources (drtp: the target; sdfa: sign(e));
@@ -13,11 +16,12 @@
 """
 
 from fa_jax.rules import conv_feedback, direct, kolen_pollack, lazy, mirror, pepita, sign_symmetry  # register rules
-from fa_jax.rules.core import (FACTORIES, RULES, FALinear, LayerOp, Linear, Rule, bp, check_model, dfa, dfa_output, fa,
+from fa_jax.rules.core import (FACTORIES, RULES, FALinear, LayerOp, Linear, bp, check_model, dfa, dfa_output, direct_signals, fa,
                                 fa_apply, fa_family, fa_linear, fa_rule, get, linear, parse_spec, register,
                                 register_factory, used_matrices)
+from fa_jax.rules.rule import Aux, Batch, Family, Rule, surrogate
 
-__all__ = ["FACTORIES", "FALinear", "LayerOp", "Linear", "RULES", "Rule", "bp", "check_model", "conv_feedback",
-           "dfa", "dfa_output", "direct", "fa", "fa_apply", "fa_family", "fa_linear", "fa_rule", "get",
-           "kolen_pollack", "lazy", "linear", "mirror", "parse_spec", "pepita", "register", "register_factory",
-           "sign_symmetry", "used_matrices"]
+__all__ = ["FACTORIES", "FALinear", "Aux", "Batch", "Family", "LayerOp", "Linear", "RULES", "Rule", "bp",
+           "check_model", "conv_feedback", "dfa", "dfa_output", "direct", "direct_signals", "fa", "fa_apply", "fa_family", "fa_linear",
+           "fa_rule", "get", "kolen_pollack", "lazy", "linear", "mirror", "parse_spec", "pepita", "register",
+           "register_factory", "sign_symmetry", "surrogate", "used_matrices"]

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax.rules import conv_feedback
-from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_chain, direct_signals,
+from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_signals,
                                register_factory)
 
 
@@ -89,13 +89,6 @@ def _direct_node(source):
     return node
 
 
-def _direct_wire(node):
-    def wire(layers, params, x, feedback, targets=None):
-        hs, y = direct_chain(layers, params, x)
-        return node(y, hs, feedback, targets)
-    return wire
-
-
 def _check_targets_model(model):
     try:
         takes = "targets" in inspect.signature(model.apply).parameters
@@ -107,10 +100,10 @@ def _check_targets_model(model):
 
 
 DIRECT = {
-    "sdfa": Rule("sdfa", _direct_wire(_direct_node(_sign_source)), _dfa_shapes,
+    "sdfa": Rule("sdfa", None, _dfa_shapes,
                  "sign-DFA: hidden h_l receives sign(e) @ B_l, B_l of shape (n_out, h_l)", family="dfa",
                  output=_direct_node(_sign_source)),
-    "drtp": Rule("drtp", _direct_wire(_direct_node(_target_source)), _dfa_shapes,
+    "drtp": Rule("drtp", None, _dfa_shapes,
                  "direct random target projection: hidden h_l receives y_star @ B_l (Frenkel et al. 2021)",
                  family="dfa", needs_targets=True, check_model=_check_targets_model,
                  output=_direct_node(_target_source)),

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.models import init as inits
-from fa_jax.rules.core import RULES, Rule, linear, register
+from fa_jax.rules.core import RULES, Family, Rule, linear, register
 from fa_jax.errors import InputError
 
 
@@ -104,7 +104,7 @@ def _freeze_first(params):
 
 def _lazy_rule(name, wire, draw, trainable, doc):
     return Rule(name, wire, None, doc, init=_with_check(name, draw), trainable=trainable,
-                check_model=_check_depth_two(name))
+                check_model=_check_depth_two(name), family=Family.LAZY)
 
 
 LAZY = {

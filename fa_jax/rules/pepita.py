@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.rules.core import Rule, linear, register_factory
+from fa_jax.rules.core import Family, Rule, linear, register_factory
 from fa_jax.errors import InputError
 
 LAST = ("modulated", "standard")
@@ -136,8 +136,13 @@ def _wire(last, output):
         modulated, consts = jax.closure_convert(functools.partial(_forward, layers), params, x)
         return pepita_output(modulated, last, output, hs[-1], hs[:-1], params, x, feedback[0], consts)
 
-    wire.options = (last, output)  # read by a wrapped Flax model's pepita (fa_jax.wrap.pepita)
     return wire
+
+
+def _wire_model(model, params, x, feedback, *, rule, train=False, key=None, probes=None):
+    from fa_jax.wrap import pepita as wrapped  # flax loads with fj.from_flax only
+
+    return wrapped.apply(model, rule, params, x, feedback[0], train=train, key=key, probes=probes)
 
 
 def _shapes(model):
@@ -149,7 +154,9 @@ def _check_model(model):
     from fa_jax.wrap.model import FlaxModel  # no flax import: the adapters load with from_flax
 
     if isinstance(model, FlaxModel):
-        return model.check_rule(pepita())
+        from fa_jax.wrap import pepita as wrapped
+
+        return wrapped.check(model, "pepita")
     if not isinstance(model, MLP) or getattr(model, "norm", "none") == "batch":
         what = "batch norm" if isinstance(model, MLP) else type(model).__name__
         raise InputError(f"rule 'pepita' runs on fj.mlp, fj.norm_mlp without batch norm and wrapped Flax "
@@ -176,7 +183,7 @@ def pepita(f_scale: float = 0.05, last: str = "modulated", output: str = "auto")
     return Rule("pepita", _wire(last, OUTPUTS[output]), _shapes,
                 f"PEPITA: a second forward pass on x + e @ F, F ~ {f_scale:g} * U(+-sqrt(6/n_in)) "
                 f"(Dellaferrera & Kreiman 2022)", init=_init(float(f_scale)), check_model=_check_model,
-                family="forward")
+                family=Family.FORWARD, wire_model=_wire_model)
 
 
 register_factory("pepita", pepita)

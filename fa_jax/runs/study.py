@@ -2,6 +2,7 @@
 
 Every study and lecture experiment runs through it::
 
+    Study.plan(cells, seeds=8, steps=2000)                       # every cell checked, nothing written yet
     study = Study.start(out, config, resume=False)               # config.json first
     for labels, model, task in cells:                            # e.g. {"model": "resnet20", "rule": "fa"}
         study.sweep(labels, model, task, rule=labels["rule"], seeds=8, steps=2000)
@@ -32,6 +33,7 @@ from fa_jax.runs.plots import redraw
 from fa_jax.runs.tables import SOLVED
 from fa_jax.training import sharding
 from fa_jax.training.sweep import sweep as fj_sweep
+from fa_jax.training.sweep_config import SweepConfig
 from fa_jax.errors import InputError
 
 
@@ -127,6 +129,21 @@ class Study:
     label_keys: list = dataclasses.field(default_factory=list)
     clock: dict = dataclasses.field(default_factory=lambda: {"opened": time.perf_counter(), "sweeps_s": 0.0,
                                                              "finish_s": 0.0})
+
+    @staticmethod
+    def plan(cells, **common) -> list:
+        """Check every cell of a study before its run directory opens: :meth:`fa_jax.SweepConfig.build`
+        for each cell, a dict of :func:`fa_jax.sweep` arguments (``model``, ``task``, ``rule``, ...)
+        completing ``common`` (the memory estimate included). Compiles nothing, writes nothing; the
+        first bad cell is a one-line InputError. Returns the cells' configs, in order."""
+        configs = []
+        for cell in cells:
+            kw = {**common, **cell}
+            model, task = kw.pop("model"), kw.pop("task")
+            for k in ("progress", "desc", "name"):
+                kw.pop(k, None)
+            configs.append(SweepConfig.build(model, task, **kw))
+        return configs
 
     @classmethod
     def start(cls, out, config: dict, *, resume: bool = False, checkpoint_every: int | None = None,
@@ -342,6 +359,7 @@ def compare_rules(study: Study, model, task, rules, *, title=None, embed_layer=N
     if embed_layer is not None:
         representations.check_layer(model, embed_layer)
         representations.check_method(embed_method)
+    Study.plan(({"model": model, "task": task, "rule": rule} for rule in rules), **sweep_kw)
     for rule in rules:
         study.sweep({"rule": rule}, model, task, rule=rule, desc=f"{rule:>4}", **sweep_kw)
 

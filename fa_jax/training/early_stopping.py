@@ -17,7 +17,8 @@ import jax.numpy as jnp
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
-from fa_jax.training.state import apply_model, freeze_diverged
+from fa_jax.rules import core as rules_lib
+from fa_jax.training.state import freeze_diverged
 from fa_jax.errors import InputError
 
 
@@ -83,14 +84,16 @@ def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
             "stopped_at": jnp.where(stop, step, early["stopped_at"])}
 
 
-def make_validate(model, rule: str, loss_fn, patience: int):
+def make_validate(model, rule, loss_fn, patience: int):
     """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``.
 
     A diverged seed's tracking state stays as it was (its best params, ``stale``, ``stopped_at``)."""
 
+    r = rules_lib.get(rule)
+
     def validate(state, task):
         x, y = task.aux["x_val"], task.aux["y_val"]
-        logits, _ = apply_model(model, state, state.params, x, rule=rule)
+        logits = r.infer(model, state.params, x, state.feedback, state.model_state)
         val_loss, val_acc = loss_fn(logits, y), losses_lib.accuracy(logits, y).mean()
         early = update_early(state.early, state.params, state.step, val_loss, patience)
         return freeze_diverged(state.replace(early=early), state), {"val_loss": val_loss, "val_acc": val_acc}

@@ -46,7 +46,7 @@ def init_params(seed_key, model):
     return model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
 
 
-def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate=None, params=None) -> TrainState:
+def init_state(seed_key, model, rule, tx, feedback_opts=None, learning_rate=None, params=None) -> TrainState:
     """A fresh TrainState for one seed.
 
     Params, feedback and the training key are ``fold_in(seed_key, PURPOSE_*)`` (module doc).
@@ -54,8 +54,8 @@ def init_state(seed_key, model, rule: str, tx, feedback_opts=None, learning_rate
     Args:
         seed_key: ``jax.random.key(seed)``.
         model: anything with the model contract (:mod:`fa_jax.models.contract`).
-        rule: a name from ``fj.RULES``; a rule with frozen layers (``trainable``) keeps only its
-            trainable params.
+        rule: a :class:`fa_jax.Rule` (or a name from ``fj.RULES``); a rule with frozen layers
+            (``trainable``) keeps only its trainable params.
         tx: the optax optimizer, e.g. from :func:`fa_jax.optimizer` (hyperparameters injected).
         feedback_opts: options for :func:`fa_jax.init_feedback` (default None: its defaults).
         learning_rate: this seed's learning rate, set in ``tx``'s injected state (default None:
@@ -91,7 +91,7 @@ def freeze_diverged(new: TrainState, old: TrainState) -> TrainState:
                        early=keep(new.early, old.early))
 
 
-def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
+def apply_model(model, state: TrainState, params, x, *, rule, **kw):
     """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
     stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics).
 
@@ -100,7 +100,7 @@ def apply_model(model, state: TrainState, params, x, *, rule: str, **kw):
         state: its TrainState; ``state.feedback`` is passed as ``feedback=``.
         params: the params to apply (``state.params`` or a candidate inside ``jax.grad``).
         x: the inputs, a batch.
-        rule: a name from ``fj.RULES``.
+        rule: a :class:`fa_jax.Rule` or a name from ``fj.RULES``.
         **kw: to ``model.apply`` (``train``, ``key``).
 
     Returns:

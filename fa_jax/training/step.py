@@ -1,39 +1,50 @@
 """The pure training step, the evaluation and the scanned chunk of steps a sweep compiles.
 
-``step(state, task) -> (state, (loss, batch_accuracy))`` samples a batch, takes ``jax.grad``
-through ``model.apply(params, x, rule=...)`` (which *is* the rule's update) and applies the
-optimizer; ``make_run_chunk`` scans it ``eval_every`` times per evaluation.
+``step(state, task) -> (state, (loss, batch_accuracy, rule_metrics))`` samples a batch, takes
+``jax.value_and_grad`` of the rule's objective (:meth:`fa_jax.Rule.train_objective`, which *is* the
+rule's update) and applies the optimizer; ``make_run_chunk`` scans it ``eval_every`` times per evaluation.
 """
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from fa_jax import losses as losses_lib
-from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
-from fa_jax.training.state import TrainState, apply_model, freeze_diverged
+from fa_jax.errors import InputError
+from fa_jax.rules.rule import Batch
+from fa_jax.training import sweep_result
+from fa_jax.training.state import TrainState, freeze_diverged
 
 
-def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
-    """``step(state, task) -> (state, (loss, batch_accuracy))``: sample, grad through the rule, update.
+def make_train_step(model, rule, loss_fn, tx, batch_size: int, shard=None) -> Callable:
+    """``step(state, task) -> (state, (loss, batch_accuracy, rule_metrics))``: sample, grad of the
+    rule's objective, update.
 
-    The optimizer's ``update`` gets the batch loss as ``value=`` (used by reduce-on-plateau).
+    The update is ``jax.value_and_grad`` of :meth:`fa_jax.Rule.train_objective` (the rule's
+    ``objective``, or the loss through ``model.apply(params, x, rule=rule)``) and nothing else: the
+    step never asks which rule runs. Its value is the logged training loss; its :class:`fa_jax.rules.Aux`
+    gives the logits (mini-batch accuracy), a stateful model's new statistics and the rule's own
+    metrics ({name: scalar}, averaged and logged like the loss). The optimizer's ``update`` gets the
+    batch loss as ``value=`` (used by reduce-on-plateau).
+
     A non-finite loss sets ``diverged_at`` to the step (once) and freezes the seed: from that
     step on its params, opt_state, feedback and model_state (batch-norm statistics) stay what
     they were before it (a per-seed select, so under ``vmap`` the other seeds train on bit for
     bit as before). ``step`` and ``key`` still advance (``step`` counts the steps run, the same
     for every seed); the losses a frozen seed reports are those of its frozen params.
 
-    A rule with an ``update_feedback`` hook (:class:`fa_jax.Rule`; kp, wm, brsf) computes the new
-    params and feedback from the old params, feedback and the optimizer's updates, with the
-    key ``fold_in(k_batch, 2)`` (the batch stream is unchanged); rules that need targets
-    (drtp) get ``targets=y`` in ``model.apply``.
+    The objective's key is ``fold_in(k_batch, 1)`` (dropout masks, a rule's own draws); a rule with an
+    ``update_feedback`` hook (kp, wm, brsf) computes the new params and feedback from the old
+    params, feedback and the optimizer's updates with the key ``fold_in(k_batch, 2)`` (the batch
+    stream is unchanged).
 
     Args:
         model: anything with the model contract; stochastic models get ``train=True`` and a key,
             stateful ones ``train=True`` and their running statistics.
-        rule: a name from ``fj.RULES``.
+        rule: a :class:`fa_jax.Rule` (or a name or spec from ``fj.RULES``, resolved here).
         loss_fn: the training loss, ``loss(logits, labels) -> scalar``.
         tx: the optax optimizer.
         batch_size: examples per step, drawn by ``task.sample(key, batch_size)``.
@@ -47,21 +58,16 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
     def step(state: TrainState, task):
         key, k_batch = jax.random.split(state.key)
         x, y = task.sample(k_batch, batch_size)
-        x, y = shard(x), shard(y)
-
-        # stochastic models (dropout) get train=True and their own key; k_batch's stream is unchanged
-        extra = {"train": True, "key": jax.random.fold_in(k_batch, 1)} if contract.is_stochastic(model) else {}
-
-        if state.model_state is not None:
-            extra = {**extra, "train": True}
-        if r.needs_targets:  # drtp: the hidden layers' signal is built from the labels
-            extra = {**extra, "targets": y}
+        batch = Batch(shard(x), shard(y), loss_fn, state.model_state)
 
         def objective(params):
-            logits, model_state = apply_model(model, state, params, x, rule=rule, **extra)
-            return loss_fn(logits, y), (logits, model_state)
+            return r.train_objective(model, params, batch, state.feedback, jax.random.fold_in(k_batch, 1))
 
-        (loss, (logits, model_state)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        for name in aux.metrics:
+            if name in sweep_result.STANDARD:
+                raise InputError(f"rule {r.name!r} reports a metric named {name!r}, which the sweep records "
+                                 f"itself; rename it (taken: {', '.join(sweep_result.STANDARD)})")
         updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
         if r.update_feedback is None:
             params, feedback = optax.apply_updates(state.params, updates), state.feedback
@@ -71,19 +77,21 @@ def make_train_step(model, rule: str, loss_fn, tx, batch_size: int, shard=None):
         diverged_at = jnp.where(bad, state.step, state.diverged_at)
         new = state.replace(params=params, opt_state=opt_state, feedback=feedback, key=key, step=state.step + 1,
                             diverged_at=diverged_at)
-        if model_state is not None:
-            new = new.replace(model_state=model_state)
+        if aux.stats is not None:
+            new = new.replace(model_state=aux.stats)
         new = freeze_diverged(new, state)
-        return new, (loss, losses_lib.accuracy(logits, y).mean())
+        return new, (loss, losses_lib.accuracy(aux.logits, batch.y).mean(), dict(aux.metrics))
 
     return step
 
 
-def make_evaluate(model, rule: str, loss_fn):
-    """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set."""
+def make_evaluate(model, rule, loss_fn) -> Callable:
+    """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set, from the rule's
+    prediction (:meth:`fa_jax.Rule.infer`: its ``predict``, or the forward pass in eval mode)."""
+    r = rules_lib.get(rule)
 
     def evaluate(state, task):
-        logits, _ = apply_model(model, state, state.params, task.x_test, rule=rule)
+        logits = r.infer(model, state.params, task.x_test, state.feedback, state.model_state)
         return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
 
     return evaluate
@@ -94,7 +102,7 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
     loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
 
     Args:
-        step: ``step(state, task) -> (state, (loss, batch_accuracy))`` (:func:`make_train_step`).
+        step: ``step(state, task) -> (state, (loss, batch_accuracy, rule_metrics))`` (:func:`make_train_step`).
         evaluate: ``evaluate(state, task) -> (test_loss, test_accuracy)`` (:func:`make_evaluate`).
         eval_every: steps per evaluation.
         evals_per_chunk: evaluations per call of the chunk.
@@ -105,21 +113,24 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
 
     Returns:
         ``run_chunk(state, task) -> (state, metrics)``, metrics a dict of arrays with a leading
-        axis of ``evals_per_chunk`` (``loss``, ``train_acc``, ``test_loss``, ``test_acc``, ...).
+        axis of ``evals_per_chunk`` (``loss``, ``train_acc``, ``test_loss``, ``test_acc``, the rule's
+        own metrics averaged over the interval, ...).
     """
 
     def run_chunk(state, task):
         def interval(state, _):
             def body(carry, _):
                 s, tot_loss, tot_acc = carry
-                s, (loss, acc) = step(s, task)
-                return (s, tot_loss + loss, tot_acc + acc), None
+                s, (loss, acc, rule_metrics) = step(s, task)
+                return (s, tot_loss + loss, tot_acc + acc), rule_metrics
 
             zero = jnp.zeros((), jnp.float32)
-            (state, tot_loss, tot_acc), _ = jax.lax.scan(body, (state, zero, zero), None, length=eval_every)
+            (state, tot_loss, tot_acc), rule_metrics = jax.lax.scan(body, (state, zero, zero), None,
+                                                                    length=eval_every)
             test_loss, test_acc = evaluate(state, task)
             metrics = {"loss": tot_loss / eval_every, "train_acc": tot_acc / eval_every,
                        "test_loss": test_loss, "test_acc": test_acc}
+            metrics.update({k: v.mean(axis=0) for k, v in rule_metrics.items()})  # the rule's own, per step
             if diagnose is not None:
                 metrics.update(diagnose(state, task))
             if validate is not None:

@@ -23,7 +23,9 @@ class SweepResult:
     sweep continued from (0 for a fresh run). ``compile_s`` and ``run_s`` include the seconds the
     checkpointed part took (saved with the checkpoint), so a resumed run reports its whole cost.
     ``init_compile_s``: the seconds compiling the parameter and feedback draws took (apart
-    from ``compile_s``, the training program's; ~0 when it was compiled before).
+    from ``compile_s``, the training program's; ~0 when it was compiled before). rule_metrics: the
+    rule's own measures ({name: (S, E)}, each averaged over the steps before an evaluation; an
+    objective's ``Aux.metrics``, e.g. a final energy), or None for a rule without them.
 
     A seed whose loss became non-finite is frozen from its step ``diverged_at`` on
     (:func:`fa_jax.training.step.make_train_step`). The metric arrays keep what was measured:
@@ -50,6 +52,7 @@ class SweepResult:
     stopped_at: np.ndarray | None = None
     resumed_from: int = 0
     init_compile_s: float = 0.0
+    rule_metrics: dict | None = None
 
     @property
     def best_params(self):
@@ -94,7 +97,7 @@ class SweepResult:
 
     def metric_rows(self) -> list[dict]:
         """One row per (seed, logged step): rule, seed, step, diverged, loss, train_acc, test_acc,
-        test_loss; with diagnostics also every key of :data:`fa_jax.analysis.diagnostics.KEYS` (a
+        test_loss; the rule's own metrics (:attr:`rule_metrics`); with diagnostics also every key of :data:`fa_jax.analysis.diagnostics.KEYS` (a
         list per layer, ``None`` where the rule has no such metric, e.g. BP's weight alignment).
 
         ``diverged`` is :attr:`diverged_mask`: on those rows every metric is ``None``; elsewhere a
@@ -106,6 +109,7 @@ class SweepResult:
             for j, st in enumerate(self.eval_steps):
                 div = bool(mask[i, j])
                 vals = {k: _finite(getattr(self, k)[i, j], div) for k in ("loss", "train_acc", "test_acc", "test_loss")}
+                vals.update({k: _finite(v[i, j], div) for k, v in (self.rule_metrics or {}).items()})
                 if self.diagnostics is not None:
                     for k in diagnostics_lib.KEYS:
                         d = self.diagnostics.get(k)
@@ -118,6 +122,15 @@ def _finite(v, diverged=False) -> float | None:
     """``float(v)``, or None where it is not finite or the seed had diverged."""
     v = float(v)
     return None if diverged or not math.isfinite(v) else v
+
+
+STANDARD = ("loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", *diagnostics_lib.KEYS)
+
+
+def rule_metric_fields(metrics) -> dict:
+    """``{"rule_metrics": {name: (S, E)}}`` for the metrics a rule's objective added, ``{}`` without any."""
+    own = {k: v for k, v in metrics.items() if k not in STANDARD}
+    return {"rule_metrics": own} if own else {}
 
 
 def early_stopping_fields(metrics, state) -> dict:

@@ -13,7 +13,11 @@ Feedback (``fj.init_feedback(key, model, rule)``):
   (or a shared conv kernel, ``dfa(conv=shared)``); ``model.points`` lists the names and shapes.
   A point's name is the path of the layer whose input it is (``"Dense_1"``: the input of Dense_1,
   the output of the layer before it after its activation) or of a :class:`fa_jax.DFAPoint`;
-- pepita (family ``"forward"``, :mod:`fa_jax.wrap.pepita`): the list ``[F]``, F (n_out, n_in), as for fj.mlp.
+- other rules with feedback (``Rule.feedback_at == "list"``; pepita, :mod:`fa_jax.wrap.pepita`): the
+  list the rule draws, e.g. ``[F]``, F (n_out, n_in), as for fj.mlp.
+
+Which of these a rule's feedback is, and what each weighted layer and point does, the rule says
+(:class:`fa_jax.Rule`: ``feedback_at``, ``op``, ``point``, ``output``); no rule is named here.
 
 Everything is found by tracing the model once (shapes only) when it is wrapped: the weighted
 layers in call order, the points, the state collections; a layer with params that fa_jax
@@ -118,10 +122,10 @@ class FlaxModel:
     # -- feedback in the params' structure
     def feedback_tree(self, rule, matrices):
         """The list ``init_feedback`` draws, as this model's feedback (module doc)."""
-        r = rules_lib.get(rule) if isinstance(rule, str) else rule
-        if r.family == "dfa":
+        r = rules_lib.get(rule)
+        if r.feedback_at == "points":
             return dict(zip(self.point_names, matrices))
-        if r.family == "forward":  # pepita: the list [F], as for fj.mlp
+        if r.feedback_at == "list":  # e.g. pepita's [F], as for fj.mlp
             return list(matrices)
         tree = {}
         for path, B in zip(self.kernel_paths, matrices):
@@ -134,16 +138,16 @@ class FlaxModel:
     def feedback_list(self, rule, feedback):
         """The feedback's matrices in ``feedback_shapes`` order; a one-line ValueError naming the
         first entry that is missing or extra."""
-        r = rules_lib.get(rule) if isinstance(rule, str) else rule
+        r = rules_lib.get(rule)
         if isinstance(feedback, (list, tuple)):
             return list(feedback)
-        if r.family == "forward":
+        if r.feedback_at == "list":
             raise InputError(f"rule {r.name!r}: feedback is the list [F] (fj.init_feedback), got "
                              f"{type(feedback).__name__}")
         if not hasattr(feedback, "keys"):
             raise InputError(f"rule {r.name!r}: feedback for a wrapped Flax model is a dict (fj.init_feedback), "
                              f"got {type(feedback).__name__}")
-        if r.family == "dfa":
+        if r.feedback_at == "points":
             names = self.point_names
             extra = sorted(set(feedback) - set(names))
             for n in names:
@@ -170,20 +174,17 @@ class FlaxModel:
         return out
 
     def check_rule(self, rule) -> None:
-        """One-line ValueError unless ``rule`` runs on a wrapped model: bp, the FA and DFA families, and
-        pepita on a chain of weighted layers (:func:`fa_jax.wrap.pepita.check`)."""
-        if rule.family == "dfa" and rule.needs_targets and self.output_at is not None:
+        """One-line InputError unless ``rule`` runs on a wrapped model: a rule whose wiring its op, point
+        and output node describe (``Rule.layerwise``: bp, the FA and DFA families, objective rules), or
+        one that wires models without layers itself (``Rule.wire_model``: pepita)."""
+        if rule.output is not None and rule.needs_targets and self.output_at is not None:
             raise InputError(f"rule {rule.name!r} sends the target, not an error, to the DFA points: it does not "
                              f"take the error at the DFAOutput marker {self.output_at[0]}; wrap the model without it")
-        if rule.name == "bp" or rule.family in ("fa", "dfa"):
+        if rule.layerwise or rule.wire_model is not None:
             return
-        if rule.family == "forward" and rule.name.split("(")[0] == "pepita":
-            from fa_jax.wrap import pepita
-
-            return pepita.check(self, rule)
-        raise InputError(f"rule {rule.name!r} does not run on a wrapped Flax model: it wires fa_jax's own "
-                         f"fj.mlp (rerunning or freezing its layers); use bp, pepita or a rule of the FA or DFA "
-                         f"family (Rule.family 'fa' or 'dfa'; fj.rules.fa_rule builds one)")
+        raise InputError(f"rule {rule.name!r} does not run on a wrapped Flax model: its own wire(layers, ...) needs "
+                         f"fa_jax's layered models (fj.mlp, fj.cnn); use bp, pepita, a rule of the FA or DFA family "
+                         f"(fj.rules.fa_rule builds one) or a rule defined by an objective")
 
     # -- init and apply
     @functools.partial(jax.jit, static_argnums=0)
@@ -205,7 +206,7 @@ class FlaxModel:
         Args:
             params: the Flax params (from :meth:`init` or the module's own init).
             x: (batch, *input_shape) inputs.
-            rule: a name or spec from ``fj.RULES`` (default ``"bp"``): bp, FA or DFA family, pepita.
+            rule: a :class:`fa_jax.Rule`, or a name or spec from ``fj.RULES`` (default ``"bp"``).
             feedback: the rule's feedback (:func:`fa_jax.init_feedback`; module doc); None for BP.
             train: passed to the module's train flag (dropout on, batch statistics).
             key: dropout's key (``rngs={"dropout": key}``), used with ``train=True``.
@@ -217,7 +218,7 @@ class FlaxModel:
             The logits; ``(logits, new_stats)`` for a stateful model.
         """
         r = rules_lib.get(rule)
-        self.check_rule(r)
+        rules_lib.check_model(r, self)
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) < len(self.input_shape) + 1 or shape[len(shape) - len(self.input_shape):] != self.input_shape:
             raise InputError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
@@ -228,16 +229,14 @@ class FlaxModel:
             raise InputError("this model has no state collections; stats= is for models with batch norm")
         check_feedback(self, r, feedback)
         fbs = None if feedback is None else self.feedback_list(r, feedback)
-        if r.family == "forward":  # pepita: two passes (fa_jax.wrap.pepita)
-            from fa_jax.wrap import pepita
-
-            return pepita.apply(self, r, params, x, fbs[0], train=train, key=key if train else None, probes=probes)
-        matrices = dict(zip(self.kernel_paths, fbs)) if r.family == "fa" and fbs is not None else {}
+        if not r.layerwise:  # the rule wires the model itself (pepita: two passes, fa_jax.wrap.pepita)
+            return r.wire_model(self, params, x, fbs, rule=r, train=train, key=key if train else None, probes=probes)
+        matrices = dict(zip(self.kernel_paths, fbs)) if r.feedback_at == "weights" and fbs is not None else {}
         wiring = Wiring(r, matrices, markers=self.markers, x=x, probes=probes)
-        if r.family == "dfa" and self.output_at is not None:
+        if r.output is not None and self.output_at is not None:
             wiring.output_node = lambda h, hs: r.output(h, hs, fbs, targets)
         y, new = self.adapter.run(params, stats, x, train=train, key=key if train else None, wiring=wiring)
-        if r.family == "dfa":
+        if r.output is not None:
             names = [n for n, _ in wiring.points]
             if names != self.point_names:
                 raise InputError(f"this pass met DFA points {names}, the model was wrapped with {self.point_names}")

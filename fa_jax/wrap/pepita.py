@@ -30,9 +30,9 @@ from fa_jax.wrap.wiring import Wiring, path_name
 from fa_jax.errors import InputError
 
 
-def check(model, rule) -> None:
-    """One-line ValueError unless ``rule`` (pepita) runs on the wrapped ``model`` (module doc)."""
-    head = f"rule {rule.name!r} on a wrapped Flax model"
+def check(model, name: str) -> None:
+    """One-line InputError unless the rule ``name`` (pepita) runs on the wrapped ``model`` (module doc)."""
+    head = f"rule {name!r} on a wrapped Flax model"
     if model.stateful:
         raise InputError(f"{head}: the model has state collections (batch norm), which PEPITA's two passes "
                          f"would both update; use a model without batch norm")
@@ -99,7 +99,7 @@ def _put(tree, path, value):
 
 def apply(model, rule, params, x, F, *, train=False, key=None, probes=None):
     """The logits of ``model`` on ``x``; ``jax.grad`` through them is PEPITA's update (module doc)."""
-    last, output = rule.wire.options
+    last, output = rule.option("last"), pp.OUTPUTS[rule.option("output")]
     sg = jax.lax.stop_gradient
     xs = sg(x)
     wiring = Wiring(rule, x=xs, probes=probes)

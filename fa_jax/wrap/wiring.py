@@ -3,19 +3,19 @@
 The adapters (:mod:`fa_jax.wrap.linen`, :mod:`fa_jax.wrap.nnx`) run the user's module
 unchanged and hand every call of a weighted layer (``Dense``, ``Conv``, ... : a map affine in
 its input, linear in its ``kernel`` param) and of a :class:`fa_jax.DFAPoint` marker to the
-:class:`Wiring` of the pass, which decides what the call returns:
+:class:`Wiring` of the pass, which asks the rule (:class:`fa_jax.Rule`) what the call returns,
+through the interface fa_jax's own layers use (no rule is named here):
 
-- **FA family** (``rule.family == "fa"``): the layer's forward as usual, but its input receives
-  ``vjp_h fn(., kernel=B_used)`` instead of ``vjp_h fn(., kernel=W)`` (:func:`fa_layer`); for a
-  dense layer that is ``delta @ B.T``. Its params get their true gradients.
-- **DFA family** (``"dfa"``): every *point* records its activation ``h`` (alive in the graph
-  above it) and passes ``stop_gradient(h)`` on to the layers that read it; after the
-  forward, the rule's output node sends ``source @ B_p`` to each recorded ``h``. Between
-  points, gradients flow by ordinary BP (as in TinyDFA).
-- **forward** (``"forward"``: pepita, :mod:`fa_jax.wrap.pepita`): the plain call; every point
-  records its activation and passes ``stop_gradient(h)`` on (the points' cotangents are
-  PEPITA's, none crosses a layer); ``record=True`` also keeps each weighted call's input and ``fn``.
-- anything else (BP): the plain call.
+- a weighted layer runs ``rule.op(B).layer(fn, h, p, plain)`` with ``B`` the layer's feedback (FA
+  family: the plain forward, but the input receives ``vjp_h fn(., kernel=B_used)`` instead of
+  ``vjp_h fn(., kernel=W)``, :func:`fa_jax.rules.ops.fa_layer`, for a dense layer ``delta @ B.T``;
+  BP's op: the plain call);
+- every *point* records its activation ``h`` (alive in the graph above it) and passes
+  ``rule.point(h)`` on to the layers that read it: ``stop_gradient(h)`` where the rule cuts the
+  graph there (DFA family: after the forward, the rule's output node sends ``source @ B_p`` to each
+  recorded ``h``, and between points gradients flow by ordinary BP, as in TinyDFA; forward-only
+  rules, pepita: the points' cotangents are its own, :mod:`fa_jax.wrap.pepita`), else ``h``;
+- ``record=True`` also keeps each weighted call's input and ``fn``.
 
 Points: the ``DFAPoint`` markers when the model has any; otherwise the input of every
 weighted-layer call but the first (and none that is the model's input itself), i.e. each weighted layer's
@@ -31,7 +31,7 @@ Recurrent cells (``flax.linen`` ``RNNCellBase``: ``GRUCell``, ``SimpleCell``, ``
 scanned over time by ``nn.RNN``): their weighted layers are wired like any other (FA: ``delta @ B.T``
 to the step's input and to the previous hidden state, so FA's signal runs back through time), but
 no point is made inside a cell (its arrays live inside the scan); the RNN's output sequence, read
-by the next weighted layer, is a point with one entry per step. Under a DFA-family rule the cell's
+by the next weighted layer, is a point with one entry per step. Under a rule that cuts its points the cell's
 carry enters through ``stop_gradient``: each step's hidden state receives only its own
 ``e_t @ B``, with no signal through time, and the cell's weights learn from ``dh_t/dW`` at a fixed
 previous state.
@@ -42,33 +42,11 @@ the unembedding, train by BP), ``B`` of shape ``(prod(h's feature shape), prod(p
 """
 
 import contextlib
-import functools
 
 import jax
 
-from fa_jax.rules.core import FALinear
 from fa_jax.errors import InputError
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def fa_layer(fn, h, p, B):
-    """``fn(h, p)`` (a layer, affine in ``h``, linear in ``p["kernel"]``) whose backward sends
-    ``vjp_h fn(., {**p, "kernel": B})`` to ``h`` (FA), true gradients to ``p`` and zeros to ``B``."""
-    return fn(h, p)
-
-
-def _fa_layer_fwd(fn, h, p, B):
-    return fn(h, p), (h, p, B)
-
-
-def _fa_layer_bwd(fn, res, g):
-    h, p, B = res
-    dh = jax.vjp(lambda h_: fn(h_, {**p, "kernel": B}), h)[1](g)[0]
-    dp = jax.vjp(lambda p_: fn(h, p_), p)[1](g)[0]
-    return dh, dp, jax.numpy.zeros_like(B)
-
-
-fa_layer.defvjp(_fa_layer_fwd, _fa_layer_bwd)
+from fa_jax.rules.ops import linear
 
 
 def path_name(path) -> str:
@@ -81,7 +59,7 @@ class Wiring:
 
     Args:
         rule: a :class:`fa_jax.Rule`, or None.
-        matrices: FA family: ``{kernel path: B}`` (None entries for rules without feedback).
+        matrices: ``{kernel path: B}``, each weighted layer's feedback (FA family; absent: None).
         markers: True when the model's points are its ``DFAPoint`` markers.
         x: the model's input (never a default point).
         probes: None, or one array per point, added to it.
@@ -90,9 +68,6 @@ class Wiring:
 
     def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None, record=False):
         self.rule = rule
-        self.family = None if rule is None else rule.family
-        # backward(w, B) -> the matrix used: the rule's, or that of its fa_family wiring
-        self.backward = None if rule is None else (rule.backward or getattr(rule.wire, "backward", None))
         self.matrices = matrices or {}
         self.markers = markers
         self.x = x
@@ -139,7 +114,7 @@ class Wiring:
                 raise InputError(f"the model has more DFA points than the {len(self.probes)} probes given")
             live = h + self.probes[i].astype(h.dtype)
         self.points.append((name, live))
-        out = jax.lax.stop_gradient(live) if self.family in ("dfa", "forward") else live
+        out = live if self.rule is None else self.rule.point(live)
         self._seen[id(h)] = (h, out)  # h kept alive: its id is not reused within the pass
         return out
 
@@ -150,8 +125,9 @@ class Wiring:
 
     def cell(self, path, call, carry, *rest):
         """A recurrent cell's step ``call(carry, *rest)`` (module doc): no points inside it; under the
-        DFA family (and pepita) its carry enters through ``stop_gradient`` (no signal through time)."""
-        if self.family in ("dfa", "forward"):
+        rule that cuts its points (DFA family, pepita) its carry enters through ``stop_gradient`` (no
+        signal through time)."""
+        if self.rule is not None and self.rule.cuts_points:
             carry = jax.tree.map(jax.lax.stop_gradient, carry)
         self._cells.append(path_name(path))
         try:
@@ -193,11 +169,8 @@ class Wiring:
             k = self._repeats.get(name, 0)
             self._repeats[name] = k + 1
             h = self._point(name + (f"@{k}" if k else ""), h)
-        if self.family == "fa":
-            B = self.matrices.get(path)
-            out = fa_layer(fn, h, dict(p), FALinear(B, self.backward).matrix(p["kernel"]))
-        else:
-            out = plain(h)
+        op = linear if self.rule is None else self.rule.op(self.matrices.get(path))
+        out = op.layer(fn, h, p, plain)
         if self.record:
             self.inputs.append((path, fn, h, p, out))
         if self.rule is None and not (self._cells and any(c[0] == path for c in self.calls)):  # a scan traces twice

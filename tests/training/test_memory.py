@@ -10,6 +10,7 @@ from error_check import one_line_error
 import fa_jax as fj
 from fa_jax.training import memory
 from fa_jax.training import sweep as train
+from fa_jax.training.sweep_config import Program
 
 
 def _params(sizes):
@@ -49,7 +50,8 @@ def test_estimate_within_2x_of_xla(model, rule, seeds, batch):
     temporaries): within a factor 2 either way."""
     task = fj.data.images("digits") if getattr(model, "input_shape", None) else fj.data.parity(30, 3)
     est = memory.estimate(model, task, rule=rule, seeds=seeds, batch_size=batch)
-    init, chunk = train._programs(model, rule, task.default_loss, "adam", None, (), (), batch, 10, 1)
+    program = Program(fj.rules.get(rule), task.default_loss, "adam", None, (), (), batch, 10, 1, False, None, 0.0)
+    init, chunk = train._programs(model, program)
     keys = jax.vmap(jax.random.key)(jnp.arange(seeds, dtype=jnp.uint32))
     state = jax.eval_shape(init, keys, jax.eval_shape(train._param_program(model), keys), jnp.full((seeds,), 1e-3))
     ma = chunk.lower(state, task).compile().memory_analysis()

@@ -43,11 +43,13 @@ CODE = textwrap.dedent("""
     np.testing.assert_allclose(dp.test_acc, alone.test_acc, rtol=1e-5, atol=1e-6)
     from fa_jax.training import sharding
     from fa_jax.training import sweep as train  # the compiled step really splits the batch: gradients are all-reduced
+    from fa_jax.training.sweep_config import Program
     mesh = sharding.sweep_mesh(2, jax.devices(), 4)
     keys = jax.vmap(jax.random.key)(np.arange(2, dtype=np.uint32))
     counts = []
     for m in (mesh, None):
-        init, chunk = train._programs(deep, "dfa", "bce", "adam", None, (), (), 16, 20, 1, False, None, 0.0, m)
+        program = Program(fj.rules.get("dfa"), "bce", "adam", None, (), (), 16, 20, 1, False, None, 0.0)
+        init, chunk = train._programs(deep, program, m)
         params = train._param_program(deep)(keys)
         st, tk = sharding.place(init(keys, params, np.full(2, 1e-3, np.float32)), task, mesh)
         counts.append(chunk.lower(st, tk).compile().as_text().count("all-reduce"))

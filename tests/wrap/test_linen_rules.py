@@ -179,7 +179,7 @@ def _step(model, rule, params, fb, task, steps=2):
                        step=jnp.zeros((), jnp.int32), diverged_at=jnp.full((), -1, jnp.int32))
     step = fj.make_train_step(model, rule, fj.losses.softmax_ce, tx, 4)  # eager: compiles nothing whole
     for _ in range(steps):
-        state, (loss, _) = step(state, task)
+        state, (loss, _, _) = step(state, task)
         assert np.isfinite(loss)
     return state
 

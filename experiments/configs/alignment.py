@@ -6,23 +6,25 @@ layer, weight alignment) and the parity angles; docs/alignment.md.
 Same run as `python experiments/alignment.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "tasks": ["digits", "parity"],
-        "rules": ["bp", "fa", "dfa"],
-        "depth": 3,
-        "width": 128,
-        "activation": "tanh",
-        "seeds": 4,
-        "steps": 2000,
-        "batch_size": 64,
-        "lr": 0.001,
-        "optimizer": "adam",
-        "eval_every": 100,
-        "parity_n": 16,
-        "parity_k": 3,
-        "feedback_scheme": None,
-        "embed_layer": None,
-        "embed_method": "tsne",
-    }
+    config = ml_collections.ConfigDict()
+    config.tasks = ["digits", "parity"]
+    config.rules = ["bp", "fa", "dfa"]
+    config.depth = 3
+    config.width = 128
+    config.activation = "tanh"
+    config.seeds = 4
+    config.steps = 2000
+    config.batch_size = 64
+    config.lr = 0.001
+    config.optimizer = "adam"
+    config.eval_every = 100
+    config.parity_n = 16
+    config.parity_k = 3
+    config.feedback_scheme = None
+    config.embed_layer = None
+    config.embed_method = "tsne"
+    return config

@@ -6,21 +6,23 @@ feedback scheme on digits and parity; docs/alignment.md, section "Feedback schem
 Same run as `python experiments/feedback_schemes.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "tasks": ["digits", "parity"],
-        "rules": ["fa", "dfa"],
-        "schemes": ["default", "nokland_dfa", "nokland_fa", "xavier", "akrout", "tinydfa"],
-        "depth": 2,
-        "width": 128,
-        "activation": "tanh",
-        "seeds": 4,
-        "steps": 1000,
-        "batch_size": 64,
-        "lr": 0.001,
-        "optimizer": "adam",
-        "eval_every": 100,
-        "parity_n": 16,
-        "parity_k": 3,
-    }
+    config = ml_collections.ConfigDict()
+    config.tasks = ["digits", "parity"]
+    config.rules = ["fa", "dfa"]
+    config.schemes = ["default", "nokland_dfa", "nokland_fa", "xavier", "akrout", "tinydfa"]
+    config.depth = 2
+    config.width = 128
+    config.activation = "tanh"
+    config.seeds = 4
+    config.steps = 1000
+    config.batch_size = 64
+    config.lr = 0.001
+    config.optimizer = "adam"
+    config.eval_every = 100
+    config.parity_n = 16
+    config.parity_k = 3
+    return config

@@ -8,27 +8,29 @@ Same run as `python experiments/flax_models.py` (every option spelled out). Size
 a CPU: 4.9 minutes measured on 2 shared cores (10 sweeps; compile and init programs ~half).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "dataset": "digits",
-        "models": ["mnist_cnn", "resnet"],
-        "model": None,
-        "rules": ["bp", "fa", "dfa", "kp", "usf"],
-        "seeds": 3,
-        "steps": 600,
-        "batch_size": 32,
-        "eval_every": 50,
-        "optimizer": "adam",
-        "lr": 0.001,
-        "width": 0.5,
-        "resnet_width": 8,
-        "resnet_stages": [1, 1, 1],
-        "limit": None,
-        "test_limit": None,
-        "data_dir": None,
-        "feedback_scale": 1.0,
-        "feedback_dist": "uniform",
-        "feedback_scaling": "fan_in",
-        "diagnostics": False,
-    }
+    config = ml_collections.ConfigDict()
+    config.dataset = "digits"
+    config.models = ["mnist_cnn", "resnet"]
+    config.model = None
+    config.rules = ["bp", "fa", "dfa", "kp", "usf"]
+    config.seeds = 3
+    config.steps = 600
+    config.batch_size = 32
+    config.eval_every = 50
+    config.optimizer = "adam"
+    config.lr = 0.001
+    config.width = 0.5
+    config.resnet_width = 8
+    config.resnet_stages = [1, 1, 1]
+    config.limit = None
+    config.test_limit = None
+    config.data_dir = None
+    config.feedback_scale = 1.0
+    config.feedback_dist = "uniform"
+    config.feedback_scaling = "fan_in"
+    config.diagnostics = False
+    return config

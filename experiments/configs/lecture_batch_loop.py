@@ -6,11 +6,13 @@ loop timing); docs/lectures.md, section "Batch vs loop".
 Same run as `python experiments/lectures/batch_loop.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "batch": 256,
-        "width": 256,
-        "repeats": 5,
-        "rule": "bp",
-    }
+    config = ml_collections.ConfigDict()
+    config.batch = 256
+    config.width = 256
+    config.repeats = 5
+    config.rule = "bp"
+    return config

@@ -7,18 +7,20 @@ norm layers".
 Same run as `python experiments/lectures/dropout_norms.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "rules": ["bp", "dfa"],
-        "dropouts": ["none", "bernoulli", "gaussian", "dropconnect", "standout"],
-        "norms": ["batch", "layer", "instance", "group"],
-        "seeds": 4,
-        "steps": 2000,
-        "lr": 0.001,
-        "n_train": 500,
-        "width": 256,
-        "cnn_width": 0.5,
-        "p": 0.5,
-        "groups": 8,
-    }
+    config = ml_collections.ConfigDict()
+    config.rules = ["bp", "dfa"]
+    config.dropouts = ["none", "bernoulli", "gaussian", "dropconnect", "standout"]
+    config.norms = ["batch", "layer", "instance", "group"]
+    config.seeds = 4
+    config.steps = 2000
+    config.lr = 0.001
+    config.n_train = 500
+    config.width = 256
+    config.cnn_width = 0.5
+    config.p = 0.5
+    config.groups = 8
+    return config

@@ -6,10 +6,12 @@ GD variant); docs/lectures.md, section "GD variants on linear regression".
 Same run as `python experiments/lectures/gd_variants.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "steps": 100,
-        "target": 0.01,
-        "start": [-1.0, -1.0],
-    }
+    config = ml_collections.ConfigDict()
+    config.steps = 100
+    config.target = 0.01
+    config.start = [-1.0, -1.0]
+    return config

@@ -6,11 +6,13 @@ nets, clipping); docs/lectures.md, section "Vanishing and exploding gradients".
 Same run as `python experiments/lectures/gradients.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "depth": 50,
-        "seeds": 16,
-        "steps": 200,
-        "clip_norm": 1.0,
-    }
+    config = ml_collections.ConfigDict()
+    config.depth = 50
+    config.seeds = 16
+    config.steps = 200
+    config.clip_norm = 1.0
+    return config

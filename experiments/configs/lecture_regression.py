@@ -9,14 +9,16 @@ California housing (the script's default) is not cached here, so the published n
 are from diabetes.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "dataset": "diabetes",
-        "rules": ["bp", "dfa"],
-        "seeds": 8,
-        "steps": 3000,
-        "width": 64,
-        "lr": 0.001,
-        "l2": 0.0,
-    }
+    config = ml_collections.ConfigDict()
+    config.dataset = "diabetes"
+    config.rules = ["bp", "dfa"]
+    config.seeds = 8
+    config.steps = 3000
+    config.width = 64
+    config.lr = 0.001
+    config.l2 = 0.0
+    return config

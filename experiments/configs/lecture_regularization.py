@@ -6,16 +6,18 @@ dropout and decay on digits); docs/lectures.md, section "Regularization".
 Same run as `python experiments/lectures/regularization.py` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "sigma": 0.1,
-        "rbf_steps": 5000,
-        "rule": "bp",
-        "seeds": 4,
-        "steps": 2000,
-        "n_train": 300,
-        "width": 256,
-        "dropout": 0.5,
-        "decay": 0.1,
-    }
+    config = ml_collections.ConfigDict()
+    config.sigma = 0.1
+    config.rbf_steps = 5000
+    config.rule = "bp"
+    config.seeds = 4
+    config.steps = 2000
+    config.n_train = 300
+    config.width = 256
+    config.dropout = 0.5
+    config.decay = 0.1
+    return config

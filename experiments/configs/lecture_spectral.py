@@ -9,17 +9,19 @@ Same run as `python experiments/lectures/spectral.py` (every option spelled out)
 
 import math
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "rules": ["bp", "fa", "dfa"],
-        "seeds": 4,
-        "steps": 2000,
-        "width": 256,
-        "lr": 0.001,
-        "t": 64,
-        "components": 3,
-        "max_freq": 8,
-        "noise": 0.5,
-        "shift": math.pi / 2,
-    }
+    config = ml_collections.ConfigDict()
+    config.rules = ["bp", "fa", "dfa"]
+    config.seeds = 4
+    config.steps = 2000
+    config.width = 256
+    config.lr = 0.001
+    config.t = 64
+    config.components = 3
+    config.max_freq = 8
+    config.noise = 0.5
+    config.shift = math.pi / 2
+    return config

@@ -6,12 +6,14 @@ init, 20 seeds); docs/lectures.md, section "XOR and initialization".
 Same run as `python experiments/lectures/xor.py --rules bp,fa,dfa` (every option spelled out).
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "seeds": 20,
-        "steps": 1000,
-        "lr": 0.1,
-        "momentum": 0.99,
-        "rules": ["bp", "fa", "dfa"],
-    }
+    config = ml_collections.ConfigDict()
+    config.seeds = 20
+    config.steps = 1000
+    config.lr = 0.1
+    config.momentum = 0.99
+    config.rules = ["bp", "fa", "dfa"]
+    return config

@@ -8,17 +8,19 @@ The values are the script's DEFAULT settings (its flags have no defaults of thei
 so this file beats --quick: drop a key to let --quick set it.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "datasets": ["parity", "digits-parity"],
-        "rules": ["bp", "dfa"],
-        "optimizers": ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam"],
-        "lr_factors": [1 / 3, 1.0, 3.0],
-        "seeds": 2,
-        "steps": 2000,
-        "batch_size": 64,
-        "width": 128,
-        "depth": 1,
-        "eval_every": 100,
-    }
+    config = ml_collections.ConfigDict()
+    config.datasets = ["parity", "digits-parity"]
+    config.rules = ["bp", "dfa"]
+    config.optimizers = ["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "nadam"]
+    config.lr_factors = [1 / 3, 1.0, 3.0]
+    config.seeds = 2
+    config.steps = 2000
+    config.batch_size = 64
+    config.width = 128
+    config.depth = 1
+    config.eval_every = 100
+    return config

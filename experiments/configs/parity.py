@@ -4,29 +4,41 @@ parity, 8 seeds; docs/main_job.md.
     python experiments/parity.py --config experiments/configs/parity.py
 
 Same run as `python experiments/parity.py` (every option spelled out).
+
+    python experiments/parity.py --config experiments/configs/parity.py:quick
+
+The smoke test: get_config("quick") (ml_collections' FILE:ARG convention) sets only `quick`,
+the same run as `python experiments/parity.py --quick`.
 """
 
+import ml_collections
 
-def get_config():
-    return {
-        "n": 30,
-        "k": 3,
-        "rules": ["bp", "fa", "dfa"],
-        "seeds": 8,
-        "steps": 1500,
-        "batch_size": 64,
-        "width": 256,
-        "depth": 2,
-        "activation": "relu",
-        "init": "he_uniform",
-        "optimizer": "adam",
-        "lr": 0.001,
-        "loss": "bce",
-        "feedback_scale": 1.0,
-        "feedback_dist": "uniform",
-        "feedback_scaling": "fan_in",
-        "n_train": None,
-        "data_seed": 0,
-        "eval_every": 100,
-        "diagnostics": False,
-    }
+
+def get_config(variant=""):
+    config = ml_collections.ConfigDict()
+    if variant == "quick":
+        config.quick = True
+        return config
+    if variant:
+        raise ValueError(f"unknown variant {variant!r}; known: quick")
+    config.n = 30
+    config.k = 3
+    config.rules = ["bp", "fa", "dfa"]
+    config.seeds = 8
+    config.steps = 1500
+    config.batch_size = 64
+    config.width = 256
+    config.depth = 2
+    config.activation = "relu"
+    config.init = "he_uniform"
+    config.optimizer = "adam"
+    config.lr = 0.001
+    config.loss = "bce"
+    config.feedback_scale = 1.0
+    config.feedback_dist = "uniform"
+    config.feedback_scaling = "fan_in"
+    config.n_train = None
+    config.data_seed = 0
+    config.eval_every = 100
+    config.diagnostics = False
+    return config

@@ -8,26 +8,28 @@ The values are the script's DEFAULT settings (its flags have no defaults of thei
 so this file beats --quick/--full/--preset: drop a key to let a preset set it.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "dataset": "parity",
-        "distribution": "uniform",
-        "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu", "rf_linear"],
-        "n": [10, 20, 30],
-        "k": [2, 3],
-        "width": [128],
-        "seeds": 4,
-        "steps": 8000,
-        "epochs": None,
-        "batch_size": 64,
-        "optimizer": "adam",
-        "lr": 0.001,
-        "loss": None,
-        "init": "he_uniform",
-        "eval_every": 250,
-        "preset": "default",
-        "data_seed": 0,
-        "data_dir": None,
-        "offline": False,
-    }
+    config = ml_collections.ConfigDict()
+    config.dataset = "parity"
+    config.distribution = "uniform"
+    config.methods = ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu", "rf_linear"]
+    config.n = [10, 20, 30]
+    config.k = [2, 3]
+    config.width = [128]
+    config.seeds = 4
+    config.steps = 8000
+    config.epochs = None
+    config.batch_size = 64
+    config.optimizer = "adam"
+    config.lr = 0.001
+    config.loss = None
+    config.init = "he_uniform"
+    config.eval_every = 250
+    config.preset = "default"
+    config.data_seed = 0
+    config.data_dir = None
+    config.offline = False
+    return config

@@ -9,11 +9,13 @@ The other settings (k = n = 3 images, width 512, batch 128, hinge loss, Adadelta
 Glorot init, 2 seeds, methods bp, dfa, ntk, rf_gaussian, rf_relu) come from the `paper` preset.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "preset": "paper",
-        "dataset": "digits-parity",
-        "epochs": 200,
-        "lr": 1.0,
-    }
+    config = ml_collections.ConfigDict()
+    config.preset = "paper"
+    config.dataset = "digits-parity"
+    config.epochs = 200
+    config.lr = 1.0
+    return config

@@ -8,17 +8,19 @@ The values are the script's DEFAULT settings (its flags have no defaults of thei
 so this file beats --quick: drop a key to let --quick set it.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "tasks": ["parity", "digits-mlp", "digits-lecture_cnn", "digits-allconv", "mnist5k-lecture_cnn"],
-        "rules": ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"],
-        "lrs": [3e-4, 1e-3, 3e-3],
-        "seeds": 4,
-        "steps": None,
-        "eval_every": None,
-        "batch_size": 32,
-        "optimizer": "adam",
-        "scale": 1.0,
-        "diagnostics": True,
-    }
+    config = ml_collections.ConfigDict()
+    config.tasks = ["parity", "digits-mlp", "digits-lecture_cnn", "digits-allconv", "mnist5k-lecture_cnn"]
+    config.rules = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"]
+    config.lrs = [3e-4, 1e-3, 3e-3]
+    config.seeds = 4
+    config.steps = None
+    config.eval_every = None
+    config.batch_size = 32
+    config.optimizer = "adam"
+    config.scale = 1.0
+    config.diagnostics = True
+    return config

@@ -11,34 +11,36 @@ Same run as `python experiments/sequence_rules.py` (every option spelled out): 3
 (24 min) measured on 2 shared CPU cores.
 """
 
+import ml_collections
+
 
 def get_config():
-    return {
-        "tasks": ["lm", "recall", "modadd"],
-        "models": ["transformer", "gru"],
-        "rules": ["bp", "fa", "dfa", "kp", "usf"],
-        "points": ["macro", "micro"],
-        "error_at": "logits",
-        "seeds": 3,
-        "steps": None,
-        "batch_size": None,
-        "eval_every": 100,
-        "optimizer": "adamw",
-        "lr": 0.001,
-        "weight_decay": None,
-        "d_model": 64,
-        "n_heads": 4,
-        "n_blocks": 2,
-        "d_hidden": 128,
-        "context": 64,
-        "recall_pairs": 4,
-        "recall_keys": 8,
-        "recall_values": 8,
-        "modulus": 31,
-        "train_fraction": 0.5,
-        "feedback_scale": 1.0,
-        "feedback_dist": "uniform",
-        "feedback_scaling": "fan_in",
-        "diagnostics": True,
-        "samples": 200,
-    }
+    config = ml_collections.ConfigDict()
+    config.tasks = ["lm", "recall", "modadd"]
+    config.models = ["transformer", "gru"]
+    config.rules = ["bp", "fa", "dfa", "kp", "usf"]
+    config.points = ["macro", "micro"]
+    config.error_at = "logits"
+    config.seeds = 3
+    config.steps = None
+    config.batch_size = None
+    config.eval_every = 100
+    config.optimizer = "adamw"
+    config.lr = 0.001
+    config.weight_decay = None
+    config.d_model = 64
+    config.n_heads = 4
+    config.n_blocks = 2
+    config.d_hidden = 128
+    config.context = 64
+    config.recall_pairs = 4
+    config.recall_keys = 8
+    config.recall_values = 8
+    config.modulus = 31
+    config.train_fraction = 0.5
+    config.feedback_scale = 1.0
+    config.feedback_dist = "uniform"
+    config.feedback_scaling = "fan_in"
+    config.diagnostics = True
+    config.samples = 200
+    return config

@@ -226,3 +226,54 @@ def test_end_to_end_config_run_records_the_resolved_values(tmp_path, capsys):
     # --config.KEY values and the file's (n=30, equal to the default) beat --quick
     assert (cfg["seeds"], cfg["rules"], cfg["steps"], cfg["eval_every"], cfg["n"]) == (2, ["bp"], 100, 50, 30)
     assert len(json.loads((out / "summary.json").read_text())["results"]) == 2
+
+
+def test_a_configdict_file_takes_an_arg_after_a_colon(tmp_path, capsys):
+    """ml_collections.config_flags' FILE:ARG: get_config(ARG); the spec as given is recorded."""
+    cfg = write(tmp_path, "import ml_collections\n\ndef get_config(arg='small'):\n"
+                          "    config = ml_collections.ConfigDict()\n    config.seeds = {'small': 3, 'big': 5}[arg]\n"
+                          "    config.rules = 'bp,dfa'\n    return config\n")
+    parser = script("experiments/parity.py").parser
+    args = parser().parse_args(["--config", cfg])
+    assert (args.seeds, args.rules, args.config) == (3, ["bp", "dfa"], cfg)
+    args = parser().parse_args(["--config", f"{cfg}:big"])
+    assert (args.seeds, args.config) == (5, f"{cfg}:big") and cli.given(args) == {"seeds", "rules"}
+    err = one_line_exit(capsys, parser().parse_args, ["--config", f"{cfg}:huge"])
+    assert "cfg.py:5: config file raised KeyError: 'huge'" in err
+    assert "does not exist" in one_line_exit(capsys, parser().parse_args, ["--config", f"{tmp_path}/nope.py:big"])
+
+
+def test_the_shipped_parity_config_quick_variant_is_quick():
+    mod = script("experiments/parity.py")
+    got = mod.parser().parse_args(["--config", str(CONFIGS / "parity.py:quick")])
+    want = mod.parser().parse_args(["--quick"])
+    assert cli.given(got) == {"quick"}
+    for args in (got, want):
+        cli.apply_defaults(args, mod.QUICK)
+    got.config = None
+    assert vars(got) == vars(want)
+
+
+@pytest.mark.parametrize("name,argv,want", [
+    ("parity", ["--config.seeds=0x10"], {"seeds": 16}),  # absl's integer parser, through config_flags
+    ("parity", ["--config.diagnostics", "false", "--config.n_train=64"], {"diagnostics": False, "n_train": 64}),
+    ("parity", ["--config.rules", "dfa"], {"rules": ["dfa"]}),
+    ("parity_study", ["--config.width=128", "--config.n=10,20", "--config.dataset=digits-parity"],
+     {"width": [128], "n": [10, 20], "dataset": "digits-parity"}),
+    ("lectures/gd_variants", ["--config.start=0.5,-2"], {"start": [0.5, -2.0]}),
+])
+def test_overrides_are_parsed_by_the_fields_type(name, argv, want):
+    args = script(f"experiments/{name}.py").parser().parse_args(argv)
+    assert {k: getattr(args, k) for k in want} == want and cli.given(args) == set(want)
+
+
+@pytest.mark.parametrize("argv,parts", [
+    (["--config.diagnostics=maybe"], ["diagnostics='maybe' in --config.diagnostics: expected bool"]),
+    (["--config.lr=fast"], ["lr='fast' in --config.lr: expected float"]),
+    (["--config.width="], ["width='' in --config.width: expected int"]),
+    (["--config.rules[0]=fa"], ["unknown key 'rules[0]'"]),
+])
+def test_bad_override_values_name_the_expected_type(capsys, argv, parts):
+    err = one_line_exit(capsys, script("experiments/parity.py").parser().parse_args, argv)
+    for part in parts:
+        assert part in err, (part, err)

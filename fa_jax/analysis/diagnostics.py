@@ -22,17 +22,30 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
 - ``grad_norm`` (L,): ``|dW_l^rule|_F``; ``weight_norm`` (L,): ``|W_l|_F``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.rule import Family
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.losses import Loss
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
+    from fa_jax.training.state import TrainState
+    from fa_jax.training.step import Diagnose
+
 KEYS = ("grad_alignment_deg", "signal_alignment_deg", "weight_alignment_deg", "grad_norm", "weight_norm")
 
 
-def angle_deg(a, b, axis=None):
+def angle_deg(a: ArrayLike, b: ArrayLike, axis: int | None = None) -> jax.Array:
     """Angle in degrees between a and b, flattened (``axis=None``) or along ``axis``.
 
     a, b: arrays of one shape. Returns a scalar (or a over the remaining axes). A zero
@@ -48,7 +61,7 @@ def angle_deg(a, b, axis=None):
     return jnp.degrees(jnp.arccos(jnp.clip(cos, -1.0, 1.0)))
 
 
-def weight_alignment(rule: str, params, feedback, model=None):
+def weight_alignment(rule: str | Rule, params: Any, feedback: Any, model: Model | None = None) -> jax.Array | None:
     """(H,) angles between feedback and the forward weights it stands for (module doc), or None.
 
     params: the model's params (one dict per layer with ``"w"`` (fan_in, fan_out) for fa_jax's own
@@ -76,7 +89,8 @@ def weight_alignment(rule: str, params, feedback, model=None):
     return None
 
 
-def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
+def rule_gradients(model: Model, rule: str | Rule, loss_fn: Loss, params: Any, feedback: Any, x: jax.Array,
+                   y: jax.Array) -> tuple[Any, list[jax.Array]]:
     """Gradients of the loss under ``rule`` w.r.t. params and every hidden activation.
 
     Zero perturbations ``eps_l`` (batch, h_l) are added to each hidden activation; their
@@ -99,12 +113,12 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     r = rules_lib.get(rule)
     extra = {"targets": y} if r.needs_targets else {}
     if getattr(model, "probes", False):  # the model adds the probes itself (a wrapped Flax model)
-        def objective(params, eps):
+        def objective(params: Any, eps: list[jax.Array]) -> jax.Array:
             return loss_fn(model.apply(params, x, rule=r, feedback=feedback, probes=eps, **extra), y)
     else:
         layers = contract.layers(model, "the diagnostics")
 
-        def objective(params, eps):
+        def objective(params: Any, eps: list[jax.Array]) -> jax.Array:
             wrapped = [(lambda p, h, lin, layer=layer, e=e: layer(p, h, lin) + e) for layer, e in zip(layers, eps)]
             wrapped += layers[len(eps):]
             return loss_fn(r.apply_layers(wrapped, params, x, feedback, y), y)
@@ -116,7 +130,8 @@ def rule_gradients(model, rule: str, loss_fn, params, feedback, x, y):
     return jax.grad(objective, argnums=(0, 1))(params, eps)
 
 
-def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
+def diagnose(model: Model, rule: str | Rule, loss_fn: Loss, params: Any, feedback: Any, x: jax.Array,
+             y: jax.Array) -> dict[str, jax.Array]:
     """All metrics of the module doc at ``params`` on the batch ``(x, y)``; a dict of arrays.
 
     Two gradient evaluations: the rule's and BP's (``rule="bp"``) on the same batch.
@@ -147,7 +162,7 @@ def diagnose(model, rule: str, loss_fn, params, feedback, x, y) -> dict:
     return out
 
 
-def make_diagnose(model, rule: str, loss_fn, batch_size: int, purpose: int = 3):
+def make_diagnose(model: Model, rule: str | Rule, loss_fn: Loss, batch_size: int, purpose: int = 3) -> Diagnose:
     """``diag(state, task) -> dict`` on one extra training batch, for the training scan.
 
     The batch key is ``fold_in(state.key, purpose)``: the training key stream (and so the
@@ -163,7 +178,7 @@ def make_diagnose(model, rule: str, loss_fn, batch_size: int, purpose: int = 3):
         ``diag(state, task)``: :func:`diagnose` at ``state.params`` and ``state.feedback``.
     """
 
-    def diag(state, task):
+    def diag(state: TrainState, task: Task) -> dict[str, jax.Array]:
         x, y = task.sample(jax.random.fold_in(state.key, purpose), batch_size)
         return diagnose(model, rule, loss_fn, state.params, state.feedback, x, y)
 

@@ -26,11 +26,16 @@ Inputs are NHWC ``(batch, H, W, C)``; outputs are logits ``(batch, n_out)``.
 Named models (:data:`MODELS`): ``lecture_cnn``, ``allconv``, ``resnet20``, ``mlp``.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks, pytree, registry
 from fa_jax.models import conv as C
@@ -43,6 +48,9 @@ from fa_jax.registry import lookup
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Layer, Rule
 
 __all__ = ["CNN", "LAYERS", "MODELS", "allconv", "get", "image_mlp", "lecture_cnn", "n_params", "parse_layer",
            "register_layer", "register_model", "resnet", "sequential"]
@@ -141,12 +149,12 @@ class CNN:
         return self._shapes[-1][2][0]
 
     @property
-    def weight_shapes(self):
+    def weight_shapes(self) -> list[tuple[int, ...]]:
         """One kernel shape per block: ``(kh, kw, c_in, c_out)`` or ``(fan_in, fan_out)`` — FA's B shapes."""
         return [w for _, w, _ in self._shapes]
 
     @property
-    def hidden_shapes(self):
+    def hidden_shapes(self) -> list[tuple[int, ...]]:
         """Feature shape of each hidden block's output (without the batch axis) — DFA's targets."""
         return [o for _, _, o in self._shapes[:-1]]
 
@@ -194,13 +202,13 @@ class CNN:
         """Per block: the channel count C of its batch norm (running statistics), or None."""
         return self._sizes_of(_stateful)
 
-    def init_stats(self, dtype=jnp.float32) -> list[dict]:
+    def init_stats(self, dtype: DTypeLike = jnp.float32) -> list[dict[str, jax.Array]]:
         """Running statistics, one dict per block: ``{"mean": (C,) zeros, "var": (C,) ones}`` for a
         block with batch norm, ``{}`` otherwise (layer, instance and group norm keep none)."""
         return [{} if c is None else norm_lib.init_batch_stats(c, dtype) for c in self._bn_sizes]
 
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         """One ``layer(p, h, op) -> h'`` per block (batch norm, if any, uses the batch's statistics;
         dropout is off)."""
         return self._wired(True, None)
@@ -211,7 +219,7 @@ class CNN:
         return [lambda p, h, op, b=b, k=k: _block_apply(b, p, h, op, None, train, k)[0]
                 for b, k in zip(self.blocks, keys)]
 
-    def check_stats(self, stats) -> None:
+    def check_stats(self, stats: Sequence[dict[str, jax.Array]]) -> None:
         """One-line ValueError unless ``stats`` has this model's structure (``init_stats()``)."""
         want = [{} if c is None else {"mean": (c,), "var": (c,)} for c in self._bn_sizes]
         got = jax.tree.map(jnp.shape, list(stats)) if isinstance(stats, (list, tuple)) else stats
@@ -219,12 +227,12 @@ class CNN:
             raise InputError(f"stats do not match model {self.name!r}: make them with model.init_stats() "
                              f"(one dict per block, {sum(c is not None for c in self._bn_sizes)} with batch norm)")
 
-    def init(self, key, dtype=jnp.float32) -> list[dict]:
+    def init(self, key: jax.Array, dtype: DTypeLike = jnp.float32) -> list[dict[str, jax.Array]]:
         """Draw params; key is split once per block. One compiled program (eager init of
         many kernels would compile every random op separately)."""
         return _init(self, key, jnp.dtype(dtype))
 
-    def check_input(self, x) -> None:
+    def check_input(self, x: jax.Array) -> None:
         """One-line ValueError unless x is ``(batch, H, W, C)`` for this model (NHWC)."""
         shape = tuple(getattr(x, "shape", ()))
         want = tuple(self.input_shape)
@@ -238,7 +246,10 @@ class CNN:
         raise InputError(f"input has shape {shape}, model {self.name!r} expects NHWC (batch, {want[0]}, "
                          f"{want[1]}, {want[2]}){hint}")
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None):
+    def apply(self, params: Sequence[dict[str, jax.Array]], x: jax.Array, *, rule: str | Rule = "bp",
+              feedback: Any = None, train: bool = False, key: jax.Array | None = None,
+              stats: Sequence[dict[str, jax.Array]] | None = None,
+              targets: jax.Array | None = None) -> jax.Array | tuple[jax.Array, list[dict[str, jax.Array]]]:
         """Logits (batch, n_out) for NHWC images x (batch, H, W, C); ``jax.grad`` through it is ``rule``.
 
         Args:
@@ -298,7 +309,8 @@ def _init(model, key, dtype):
     return params
 
 
-def sequential(input_shape, layers, *, init: str = "he_uniform", name: str = "cnn") -> CNN:
+def sequential(input_shape: Sequence[int], layers: Sequence[Any], *, init: str = "he_uniform",
+               name: str = "cnn") -> CNN:
     """Build a :class:`CNN` from layer specs (names like ``"conv(32,5)"`` or :mod:`fa_jax.models.conv` objects).
 
     input_shape: (H, W, C). Shapes are inferred and checked here, before anything compiles.
@@ -347,8 +359,9 @@ def _dropout_layers(dropout, p, alpha) -> list:
     return [] if kind == "none" else [D.Dropout(rate, kind, alpha)]
 
 
-def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0, init="he_uniform",
-                dropout="none", p=None, standout_alpha=1.0) -> CNN:
+def lecture_cnn(input_shape: Sequence[int] = (28, 28, 1), n_out: int = 10, *, padding: str = "SAME",
+                width: float = 1.0, init: str = "he_uniform", dropout: str | float = "none", p: float | None = None,
+                standout_alpha: float = 1.0) -> CNN:
     """The lectures' net: conv 32 k5 -> maxpool 3 -> relu -> conv 64 k5 -> maxpool 2 -> relu -> fc 200
     -> relu (-> dropout) -> fc n_out.
 
@@ -373,7 +386,8 @@ def lecture_cnn(input_shape=(28, 28, 1), n_out=10, *, padding="SAME", width=1.0,
                       name="lecture_cnn")
 
 
-def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") -> CNN:
+def allconv(input_shape: Sequence[int] = (32, 32, 3), n_out: int = 10, *, width: float = 1.0,
+            init: str = "he_uniform") -> CNN:
     """A small all-convolutional net (Springenberg et al. 2015 style, pooling by strided convs):
     conv 32 k3 -> conv 32 k3 s2 -> conv 64 k3 -> conv 64 k3 s2 -> conv n_out k1 -> global avg pool."""
     c1, c2 = (_scaled(c, width) for c in (32, 64))
@@ -382,8 +396,8 @@ def allconv(input_shape=(32, 32, 3), n_out=10, *, width=1.0, init="he_uniform") 
                                     f"conv({n_out},1)", "global_avgpool"], init=init, name="allconv")
 
 
-def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch", groups=8,
-           init="he_uniform") -> CNN:
+def resnet(input_shape: Sequence[int] = (32, 32, 3), n_out: int = 10, *, depth: int = 20, width: int = 16,
+           norm: str = "batch", groups: int = 8, init: str = "he_uniform") -> CNN:
     """ResNet-``depth`` for CIFAR (He et al. 2016, 6n+2 layers, n = (depth-2)/6).
 
     Conv 3x3 ``width`` (-> norm) -> relu, three stages of n basic blocks at width, 2 width
@@ -423,8 +437,9 @@ def resnet(input_shape=(32, 32, 3), n_out=10, *, depth=20, width=16, norm="batch
     return sequential(input_shape, layers, init=init, name=f"resnet{depth}")
 
 
-def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_uniform", dropout="none", p=None,
-              standout_alpha=1.0) -> CNN:
+def image_mlp(input_shape: Sequence[int] = (28, 28, 1), n_out: int = 10, *, hidden: Sequence[int] = (256, 256),
+              init: str = "he_uniform", dropout: str | float = "none", p: float | None = None,
+              standout_alpha: float = 1.0) -> CNN:
     """The dense control on images: flatten -> (dense, relu (, dropout)) per hidden width -> dense n_out.
 
     ``dropout``, ``p``, ``standout_alpha``: as :func:`lecture_cnn`'s, in every hidden layer."""
@@ -438,17 +453,17 @@ def image_mlp(input_shape=(28, 28, 1), n_out=10, *, hidden=(256, 256), init="he_
 MODELS = {"lecture_cnn": lecture_cnn, "allconv": allconv, "resnet20": resnet, "mlp": image_mlp}
 
 
-def register_model(name: str, build, *, replace: bool = False):
+def register_model(name: str, build: Callable[..., CNN], *, replace: bool = False) -> Callable[..., CNN]:
     """Add ``build(input_shape, n_out, **kw) -> CNN`` to :data:`MODELS` as ``name`` (for :func:`get`);
     a name already registered is refused unless ``replace=True``. Returns ``build``."""
     return registry.add(MODELS, name, build, what="model", replace=replace)
 
 
-def get(name: str, input_shape, n_out, **kw) -> CNN:
+def get(name: str, input_shape: Sequence[int], n_out: int, **kw: Any) -> CNN:
     """A named model (:data:`MODELS`) for images of ``input_shape`` and ``n_out`` classes."""
     return lookup(MODELS, name, "model")(tuple(input_shape), n_out, **kw)
 
 
-def n_params(params) -> int:
+def n_params(params: Any) -> int:
     """Number of trainable scalars in a params pytree."""
     return sum(int(math.prod(x.shape)) for x in jax.tree.leaves(params))

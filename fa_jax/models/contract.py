@@ -49,13 +49,19 @@ Optional, each with the default its function below gives:
 :func:`check_model` names, in one line, what a model lacks; ``fj.sweep`` calls it first.
 """
 
+from __future__ import annotations
+
 import math
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import jax
 
 from fa_jax import checks
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Layer, Rule
 
 
 @runtime_checkable
@@ -65,10 +71,10 @@ class Model(Protocol):
     n_in: int
     n_out: int
 
-    def init(self, key) -> Any:
+    def init(self, key: jax.Array) -> Any:
         """params pytree from a ``jax.random`` key."""
 
-    def apply(self, params, x, *, rule: str = "bp", feedback=None, **kw) -> Any:
+    def apply(self, params: Any, x: jax.Array, *, rule: str | Rule = "bp", feedback: Any = None, **kw: Any) -> Any:
         """logits (batch, n_out), or ``(logits, new_stats)`` for a stateful model."""
 
 
@@ -76,9 +82,9 @@ class Model(Protocol):
 class LayeredModel(Model, Protocol):
     """A model the rules wire layer by layer: FA/DFA feedback shapes, diagnostics, representations."""
 
-    layers: list
-    weight_shapes: list
-    hidden_shapes: list
+    layers: Sequence[Layer]
+    weight_shapes: Sequence[tuple[int, ...]]
+    hidden_shapes: Sequence[tuple[int, ...]]
 
 
 @runtime_checkable
@@ -116,74 +122,74 @@ def _member(model, name: str, why: str):
     return value
 
 
-def is_stateful(model) -> bool:
+def is_stateful(model: Model) -> bool:
     """``model.stateful``; False when absent."""
     return bool(_optional(model, "stateful", False))
 
 
-def is_stochastic(model) -> bool:
+def is_stochastic(model: Model) -> bool:
     """``model.stochastic``; False when absent."""
     return bool(_optional(model, "stochastic", False))
 
 
-def source_size(model) -> int:
+def source_size(model: Model) -> int:
     """``model.source_size`` (the DFA family's error size); ``n_out`` when absent."""
     return int(_optional(model, "source_size", None) or model.n_out)
 
 
-def token_axes(model) -> tuple:
+def token_axes(model: Model) -> tuple[int, ...]:
     """``model.token_axes`` (the output's axes between batch and ``n_out``); ``()`` when absent."""
     return tuple(_optional(model, "token_axes", None) or ())
 
 
-def input_shape(model) -> tuple:
+def input_shape(model: Model) -> tuple[int, ...]:
     """``model.input_shape`` (one example's shape); ``(n_in,)`` when absent."""
     shape = _optional(model, "input_shape", None)
     return tuple(shape) if shape else (model.n_in,)
 
 
-def layers(model, why: str = "this rule") -> list:
+def layers(model: Model, why: str = "this rule") -> list[Layer]:
     """``model.layers`` (one ``layer(p, h, op) -> h'`` each); a one-line ValueError when absent."""
     return list(_member(model, "layers", why))
 
 
-def weight_shapes(model, why: str = "FA-family feedback") -> list[tuple]:
+def weight_shapes(model: Model, why: str = "FA-family feedback") -> list[tuple[int, ...]]:
     """``model.weight_shapes``, one kernel shape per layer; a one-line ValueError when absent."""
     return [tuple(s) for s in _member(model, "weight_shapes", why)]
 
 
-def hidden_shapes(model, why: str = "DFA-family feedback") -> list[tuple]:
+def hidden_shapes(model: Model, why: str = "DFA-family feedback") -> list[tuple[int, ...]]:
     """``model.hidden_shapes``, one feature shape per hidden layer; a one-line ValueError when absent."""
     return [tuple(s) for s in _member(model, "hidden_shapes", why)]
 
 
-def init_name(model, why: str = "this feedback scheme") -> str:
+def init_name(model: Model, why: str = "this feedback scheme") -> str:
     """``model.init_name``, the weight initializer's name; a one-line ValueError when absent."""
     return _member(model, "init_name", why)
 
 
-def kernels(model, tree) -> list:
+def kernels(model: Model | None, tree: Any) -> list[Any]:
     """The kernel of every weighted layer of the params-shaped ``tree`` (params, gradients), in
     ``weight_shapes`` order: ``model.kernels(tree)`` when present, else ``[p["w"] for p in tree]``."""
     own = _optional(model, "kernels", None)
     return list(own(tree)) if own is not None else [p["w"] for p in tree]
 
 
-def pack_feedback(model, rule, matrices):
+def pack_feedback(model: Model, rule: Rule, matrices: list[jax.Array] | None) -> Any:
     """The feedback ``rule`` passes to ``model.apply`` from the list of matrices drawn for its
     ``feedback_shapes``: ``model.feedback_tree(rule, matrices)`` when present, else the list."""
     own = _optional(model, "feedback_tree", None)
     return own(rule, matrices) if own is not None and matrices is not None else matrices
 
 
-def unpack_feedback(model, rule, feedback):
+def unpack_feedback(model: Model | None, rule: Rule, feedback: Any) -> Any:
     """The inverse of :func:`pack_feedback`: a list in ``feedback_shapes`` order (one-line
     ValueError, from the model, for a structure it does not recognise)."""
     own = _optional(model, "feedback_list", None)
     return own(rule, feedback) if own is not None and feedback is not None else feedback
 
 
-def units(model) -> list[int]:
+def units(model: Model) -> list[int]:
     """Activations per example, one entry per layer: ``model.units`` when present, else the
     hidden sizes and ``n_out`` (only ``n_out`` for a model without ``hidden_shapes``)."""
     own = _optional(model, "units", None)
@@ -193,13 +199,13 @@ def units(model) -> list[int]:
     return [math.prod(h) for h in hidden] + [model.n_out]
 
 
-def n_layers(model) -> int:
+def n_layers(model: Model) -> int:
     """Weighted layers: ``len(weight_shapes)`` when present, else ``len(units(model))``."""
     shapes = _optional(model, "weight_shapes", None)
     return len(shapes) if shapes is not None else len(units(model))
 
 
-def dense_sizes(model) -> list[int] | None:
+def dense_sizes(model: Model) -> list[int] | None:
     """``[n_in, h_1, ..., n_out]`` of a chain of dense layers on flat inputs (an MLP), else None."""
     shapes = _optional(model, "weight_shapes", None)
     if not shapes or input_shape(model) != (model.n_in,) or any(len(s) != 2 for s in shapes):
@@ -209,13 +215,13 @@ def dense_sizes(model) -> list[int] | None:
     return [shapes[0][0]] + [s[1] for s in shapes]
 
 
-def n_params(model) -> int:
+def n_params(model: Model) -> int:
     """Trainable scalars of ``model`` (from its init's shapes; nothing is computed)."""
     shapes = jax.eval_shape(model.init, jax.random.key(0))
     return sum(int(math.prod(x.shape)) for x in jax.tree.leaves(shapes))
 
 
-def check_model(model) -> None:
+def check_model(model: object) -> None:
     """One-line ValueError naming what ``model`` lacks of the contract (module doc)."""
     missing = [desc for name, desc in REQUIRED.items() if not hasattr(model, name)]
     if missing:

@@ -6,10 +6,15 @@ params: a list with one dict per layer, ``{"w": (fan_in, fan_out), "b": (fan_out
 (no output nonlinearity: the loss applies sigmoid / softmax).
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks, pytree
 from fa_jax.models import activations
@@ -17,6 +22,9 @@ from fa_jax.models import init as inits
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Layer, Rule
 
 
 def _layer(act, p, h, linear):
@@ -49,14 +57,14 @@ class MLP:
         return [(h,) for h in self.sizes[1:-1]]
 
     @property
-    def layers(self):
+    def layers(self) -> list[Layer]:
         """``layer(p, h, linear) -> h'`` for each layer; the last one is linear (logits)."""
         act = activations.get(self.activation)
         ident = activations.get("identity")
         n = len(self.sizes) - 1
         return [functools.partial(_layer, act if i < n - 1 else ident) for i in range(n)]
 
-    def init(self, key, dtype=jnp.float32) -> list[dict]:
+    def init(self, key: jax.Array, dtype: DTypeLike = jnp.float32) -> list[dict[str, jax.Array]]:
         """Draw params. key: a ``jax.random`` key, split once per layer (weights, bias)."""
         w_init = inits.get(self.init_name)
         b_init = inits.bias_init(self.init_name)
@@ -71,7 +79,9 @@ class MLP:
             params.append(p)
         return params
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, targets=None):
+    def apply(self, params: Sequence[dict[str, jax.Array]], x: jax.Array, *, rule: str | Rule = "bp",
+              feedback: Any = None, train: bool = False, key: jax.Array | None = None,
+              targets: jax.Array | None = None) -> jax.Array:
         """Logits (..., n_out) for inputs x (..., n_in); ``jax.grad`` through it is ``rule``.
 
         Args:
@@ -94,7 +104,7 @@ class MLP:
         return r.apply_layers(self.layers, params, x, feedback, targets)
 
 
-def mlp(sizes, activation: str = "relu", init: str = "he_uniform") -> MLP:
+def mlp(sizes: Sequence[int], activation: str = "relu", init: str = "he_uniform") -> MLP:
     """Build an MLP. sizes: [n_in, h_1, ..., h_L, n_out], all positive ints."""
     sizes = tuple(sizes)
     if len(sizes) < 2:

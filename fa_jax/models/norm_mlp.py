@@ -18,8 +18,14 @@ model's running statistics in ``TrainState.model_state`` (train mode in the step
 with the running statistics at every evaluation).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks, pytree
 from fa_jax.models import activations
@@ -29,6 +35,9 @@ from fa_jax.models.mlp import MLP, mlp
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Rule
 
 NORMS = ("none", "layer", "group", "batch")
 
@@ -55,14 +64,14 @@ class NormMLP(MLP):
         """True with batch norm: ``fj.sweep`` keeps ``init_stats()`` in ``TrainState.model_state``."""
         return self.norm == "batch"
 
-    def init(self, key, dtype=jnp.float32) -> list[dict]:
+    def init(self, key: jax.Array, dtype: DTypeLike = jnp.float32) -> list[dict[str, jax.Array]]:
         params = super().init(key, dtype)
         if self.norm != "none":
             for p, n in zip(params[:-1], self.sizes[1:-1]):
                 p.update(norm_lib.init_norm(n, dtype))
         return params
 
-    def init_stats(self, dtype=jnp.float32) -> list[dict]:
+    def init_stats(self, dtype: DTypeLike = jnp.float32) -> list[dict[str, jax.Array]]:
         """Batch-norm running statistics, one ``{"mean", "var"}`` per hidden layer."""
         return [norm_lib.init_batch_stats(n, dtype) for n in self.sizes[1:-1]]
 
@@ -95,7 +104,10 @@ class NormMLP(MLP):
 
         return [(lambda p, h, linear, i=i: hidden(i, p, h, linear)) for i in range(n - 1)] + [out]
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None):
+    def apply(self, params: Sequence[dict[str, jax.Array]], x: jax.Array, *, rule: str | Rule = "bp",
+              feedback: Any = None, train: bool = False, key: jax.Array | None = None,
+              stats: Sequence[dict[str, jax.Array]] | None = None,
+              targets: jax.Array | None = None) -> jax.Array | tuple[jax.Array, list[dict[str, jax.Array]]]:
         """Logits (batch, n_out) (and new batch-norm stats when ``norm="batch"``).
 
         Args:
@@ -126,9 +138,9 @@ class NormMLP(MLP):
         return (y, new_stats) if self.norm == "batch" else y
 
 
-def norm_mlp(sizes, activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
-             dropout="none", p=None, momentum: float = 0.9, standout_alpha: float = 1.0,
-             groups: int = 8) -> NormMLP:
+def norm_mlp(sizes: Sequence[int], activation: str = "relu", init: str = "he_uniform", *, norm: str = "none",
+             dropout: str | float = "none", p: float | None = None, momentum: float = 0.9,
+             standout_alpha: float = 1.0, groups: int = 8) -> NormMLP:
     """Build a :class:`NormMLP`; a bad ``norm``, dropout kind, rate outside [0, 1), momentum or groups
     is a one-line error.
 

@@ -34,9 +34,13 @@ dense DFA's ``1/sqrt(n_out)`` draw; biotorch's ``xavier_uniform_`` on (n_out, C,
 ``dist="uniform", scaling="fan_avg"`` (``m = k^2 (n_out + C) / 2``).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -45,17 +49,21 @@ from fa_jax import checks
 from fa_jax.models import contract
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
+
 CONV = ("dense", "shared")
 
 
-def shared_shapes(model, k: int) -> list[tuple]:
+def shared_shapes(model: Model, k: int) -> list[tuple[int, ...]]:
     """One feedback shape per hidden activation: (k, k, n_out, C) for (H, W, C), (n_out, h) for flat ones."""
     n = model.n_out
     return [(k, k, n, s[-1]) if len(s) == 3 else (n, math.prod(s))
             for s in contract.hidden_shapes(model, "DFA-family feedback")]
 
 
-def conv_signal(source, K, h):
+def conv_signal(source: jax.Array, K: jax.Array, h: jax.Array) -> jax.Array:
     """``conv(tile(source), K)`` shaped like ``h`` (module doc).
 
     source: (..., n_out); K: (k, k, n_out, C); h: (..., H, W, C) (only its shape and dtype are read).
@@ -68,7 +76,7 @@ def conv_signal(source, K, h):
     return out.reshape(batch + out.shape[1:]).astype(h.dtype)
 
 
-def with_conv(rule, conv: str = "dense", k: int | None = None):
+def with_conv(rule: Rule, conv: str = "dense", k: int | None = None) -> Rule:
     """The DFA-family ``rule`` with conv feedback ``conv`` (module doc); ``"dense"`` is ``rule`` itself.
 
     One-line ValueErrors for an unknown ``conv``, a ``k`` that is not an odd positive int, or a
@@ -86,10 +94,10 @@ def with_conv(rule, conv: str = "dense", k: int | None = None):
                                doc=f"{rule.doc}; conv blocks: shared {k}x{k} kernels (n_out -> C), SAME")
 
 
-def factory(rule):
+def factory(rule: Rule) -> Callable[..., Rule]:
     """``factory(conv="dense", k=None) -> Rule``: the spec options of a DFA-family rule (``register_factory``)."""
 
-    def make(conv: str = "dense", k: int | None = None):
+    def make(conv: str = "dense", k: int | None = None) -> Rule:
         return with_conv(rule, conv, k)
 
     make.__doc__ = f"rule {rule.name!r} with conv feedback ``conv`` (dense, shared) and kernel size ``k`` (odd)."

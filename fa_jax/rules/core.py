@@ -29,13 +29,16 @@ resolved options (the factory's defaults filled in) are the rule's declared ``op
 :func:`get` resolves a spec once; everything after it passes the :class:`Rule` object on.
 """
 
+from __future__ import annotations
+
 import ast
 import dataclasses
 import functools
 import inspect
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 
@@ -47,9 +50,14 @@ from fa_jax.rules.ops import (FALinear, LayerOp, Linear, direct_signals, dfa_out
                               fa_linear, linear)
 from fa_jax.rules.rule import Aux, Batch, Family, Rule, family_wiring, surrogate  # noqa: F401
 
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.ops import Backward
+    from fa_jax.rules.rule import Layer, Wire
+
 
 @family_wiring(Family.BP)
-def bp(layers, params, x, feedback):
+def bp(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
     """Backpropagation: the plain chain, every layer with BP's op."""
     del feedback
     h = x
@@ -58,12 +66,12 @@ def bp(layers, params, x, feedback):
     return h
 
 
-def fa_family(backward: Callable | None = None):
+def fa_family(backward: Backward | None = None) -> Wire:
     """The wiring of an FA-family rule: layer l runs with ``FALinear(feedback[l], backward)``
     (module doc). ``backward=None`` is FA itself; with no feedback, every B passed is None.
     (A rule built by :func:`fa_rule` needs no wire: its family's wiring is this one.)"""
 
-    def wire(layers, params, x, feedback):
+    def wire(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
         fbs = [None] * len(params) if feedback is None else feedback
         h = x
         for layer, p, B in zip(layers, params, fbs):
@@ -74,12 +82,12 @@ def fa_family(backward: Callable | None = None):
 
 
 @family_wiring(Family.FA)
-def fa(layers, params, x, feedback):
+def fa(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
     """Feedback alignment: every layer's op is ``FALinear(B_l)``."""
     return fa_family()(layers, params, x, feedback)
 
 
-def direct_chain(layers, params, x):
+def direct_chain(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
     """``(hs, y)``: the DFA family's forward pass, every layer fed its input through ``stop_gradient``
     (so no gradient flows between layers); hs: the hidden activations, y: the output."""
     hs, h = [], x
@@ -89,14 +97,15 @@ def direct_chain(layers, params, x):
     return hs, layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
 
 
-def dfa_node(y, hs, feedback, targets=None):
+def dfa_node(y: jax.Array, hs: Sequence[jax.Array], feedback: Sequence[jax.Array],
+             targets: jax.Array | None = None) -> jax.Array:
     """DFA's output node: :func:`dfa_output` (``targets`` unused)."""
     del targets
     return dfa_output(y, hs, list(feedback))
 
 
 @family_wiring(Family.DFA)
-def dfa(layers, params, x, feedback):
+def dfa(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Sequence[jax.Array]) -> jax.Array:
     """Direct feedback alignment: :func:`direct_chain` and :func:`dfa_node` on top."""
     hs, y = direct_chain(layers, params, x)
     return dfa_node(y, hs, feedback)
@@ -111,14 +120,14 @@ def _dfa_shapes(model):
     return [(n, math.prod(s)) for s in contract.hidden_shapes(model, "DFA-family feedback")]
 
 
-def fa_rule(name: str, backward: Callable | None, doc: str, *, feedback: bool = True, **kw) -> Rule:
+def fa_rule(name: str, backward: Backward | None, doc: str, *, feedback: bool = True, **kw: Any) -> Rule:
     """An FA-family :class:`Rule`: every weighted layer runs ``FALinear(B_l, backward)``, one ``B``
     shaped like each ``W_l`` (``feedback=False``: none, ``backward(w, None)`` derives it); ``kw``
     other hooks."""
     return Rule(name, None, _fa_shapes if feedback else None, doc, family=Family.FA, backward=backward, **kw)
 
 
-def used_matrices(rule: Rule, kernels: list, feedback: list | None) -> list:
+def used_matrices(rule: Rule, kernels: Sequence[jax.Array], feedback: Sequence[jax.Array] | None) -> list[jax.Array]:
     """The backward matrix each layer of an FA-family ``rule`` uses (``FALinear.matrix``), given the
     layers' kernels and their feedback (lists in layer order; feedback None for usf)."""
     fbs = [None] * len(kernels) if feedback is None else feedback
@@ -144,7 +153,7 @@ def _option_value(text: str):
         return text  # a bare word: a string option
 
 
-def parse_spec(spec: str) -> tuple[str, dict]:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"kp(lam=0.99)"`` -> ``("kp", {"lam": 0.99})``; a plain name -> ``(name, {})``."""
     m = _SPEC.match(spec) if isinstance(spec, str) else None
     if m is None:
@@ -180,7 +189,7 @@ def _from_spec(spec: str) -> Rule:
     return _build(FACTORIES[base], spec, opts)
 
 
-def get(name) -> Rule:
+def get(name: str | Rule) -> Rule:
     """The :class:`Rule` for a name or spec (``"kp(lam=0.99)"``, module doc), resolved once (specs are
     cached); a :class:`Rule` is returned as it is. Unknown names list the known ones."""
     if isinstance(name, Rule):
@@ -192,7 +201,7 @@ def get(name) -> Rule:
     return lookup(RULES, name, "rule")
 
 
-def register_factory(name: str, factory: Callable, *, replace: bool = False) -> Callable:
+def register_factory(name: str, factory: Callable[..., Rule], *, replace: bool = False) -> Callable[..., Rule]:
     """``factory(**options) -> Rule`` for specs ``"name(k=v; ...)"``; registers ``factory()`` (the
     defaults) as ``name`` in :data:`RULES` too. Bad options are the factory's one-line errors."""
     registry.add(FACTORIES, name, factory, what="rule factory", replace=replace)
@@ -209,7 +218,7 @@ def register(rule: Rule, *, replace: bool = False) -> Rule:
     return registry.add(RULES, rule.name, rule, what="rule", replace=replace)
 
 
-def check_model(rule, model) -> None:
+def check_model(rule: str | Rule, model: Model) -> None:
     """One-line InputError if ``rule`` (a name or :class:`Rule`) cannot run on ``model``: the model's
     own check, the rule's, and the model members its feedback shapes read (:mod:`fa_jax.models.contract`)."""
     r = get(rule)

@@ -26,12 +26,16 @@ Options (specs, :func:`fa_jax.rules.core.register_factory`): ``dfa``, ``sdfa`` a
 weight-shared conv feedback for (H, W, C) activations, :mod:`fa_jax.rules.conv_feedback`.
 """
 
+from __future__ import annotations
+
 from fa_jax.errors import InputError
 import functools
 import inspect
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fa_jax.rules import conv_feedback
 from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_signals,
@@ -39,7 +43,8 @@ from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_signa
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def direct_output(source, y, hs, Bs, t):
+def direct_output(source: Callable[[jax.Array, jax.Array | None], jax.Array], y: jax.Array,
+                  hs: Sequence[jax.Array], Bs: Sequence[jax.Array], t: jax.Array | None) -> jax.Array:
     """Identity on ``y`` whose backward sends ``source(e, t) @ B_l`` to each ``hs[l]`` and ``e`` to ``y``.
 
     source: ``(e, t) -> (..., n_out)``; y: (..., n_out); hs[l]: (..., h_l); Bs[l]: (n_out, h_l);
@@ -72,7 +77,7 @@ def _target_source(e, t):
     return t
 
 
-def encode_targets(targets, y):
+def encode_targets(targets: ArrayLike, y: jax.Array) -> jax.Array:
     """The drtp target for outputs ``y`` (..., n_out): one-hot of int labels, the ±1 label for n_out = 1."""
     targets = jax.lax.stop_gradient(jnp.asarray(targets))
     if targets.shape == y.shape:

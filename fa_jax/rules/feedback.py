@@ -23,10 +23,15 @@ Named presets (``scheme=``, :data:`SCHEMES`; replace ``dist``/``scaling``, ``sca
 multiplies) reproduce how other codebases draw feedback; see :mod:`fa_jax.rules.feedback_schemes`.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax.models import contract
@@ -35,6 +40,10 @@ from fa_jax.rules.feedback_schemes import SCHEMES
 from fa_jax.models.init import fans
 from fa_jax.registry import lookup
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
 
 DISTS = ("uniform", "normal")
 # fans(): (rows, cols) for a matrix; for a conv kernel (kh, kw, c_in, c_out) the receptive
@@ -48,12 +57,13 @@ SCALINGS = {
 }
 
 
-def feedback_std(shape, n_out, scaling="fan_in", scale=1.0) -> float:
+def feedback_std(shape: Sequence[int], n_out: int, scaling: str = "fan_in", scale: float = 1.0) -> float:
     """Standard deviation of the entries of a feedback matrix of ``shape`` (see module doc)."""
     return scale / math.sqrt(lookup(SCALINGS, scaling, "feedback scaling")(shape, n_out))
 
 
-def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=None) -> None:
+def check_feedback_options(dist: str = "uniform", scaling: str = "fan_in", scale: float = 1.0,
+                           scheme: str | None = None) -> None:
     """Validate the feedback options without drawing anything."""
     if scheme is not None:
         lookup(SCHEMES, scheme, "feedback scheme")
@@ -65,8 +75,9 @@ def check_feedback_options(dist="uniform", scaling="fan_in", scale=1.0, scheme=N
     checks.positive_number("feedback scale", scale)
 
 
-def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1.0, dtype=jnp.float32,
-                  scheme=None, params=None):
+def init_feedback(key: jax.Array, model: Model, rule: str | Rule, *, dist: str = "uniform", scaling: str = "fan_in",
+                  scale: float = 1.0, dtype: DTypeLike = jnp.float32, scheme: str | None = None,
+                  params: Any = None) -> Any:
     """Draw the feedback ``rule`` needs for ``model``; ``None`` for rules without feedback.
 
     Rules with an ``init`` hook (the lazy baselines, :mod:`fa_jax.rules.lazy`) draw their frozen
@@ -114,7 +125,7 @@ def init_feedback(key, model, rule, *, dist="uniform", scaling="fan_in", scale=1
     return contract.pack_feedback(model, r, out)
 
 
-def check_feedback(model, rule, feedback) -> None:
+def check_feedback(model: Model, rule: str | Rule, feedback: Any) -> None:
     """Raise a one-line ValueError unless ``feedback`` has the structure and shapes ``rule`` needs."""
     r = rules_lib.get(rule) if isinstance(rule, str) else rule
     if r.feedback_shapes is None:

@@ -16,20 +16,32 @@ layer input ``fan_in`` for FA (rows).
   slice ``M[:rows, :cols] / sqrt(max width)`` (lightonai's TinyDFA; its FA analogue here).
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import jax
+from jax.typing import DTypeLike
 
 from fa_jax import registry
 from fa_jax.models import contract
 from fa_jax.models import init as inits
+
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
+
+Shape = tuple[int, ...]
+# scheme(key, model, rule name, feedback shapes, dtype) -> one B per shape
+Scheme = Callable[[jax.Array, "Model", str, Sequence[Shape], DTypeLike], list[jax.Array]]
 
 
 def _width(rule, shape):
     return shape[1] if rule == "dfa" else shape[0]
 
 
-def nokland_dfa(key, model, rule, shapes, dtype):
+def nokland_dfa(key: jax.Array, model: Model, rule: str, shapes: Sequence[Shape], dtype: DTypeLike) -> list[jax.Array]:
     """U(-1/sqrt(width), 1/sqrt(width)) per matrix (Nøkland's DFA code, github.com/anokland/dfa-torch).
 
     Args:
@@ -51,7 +63,7 @@ def nokland_dfa(key, model, rule, shapes, dtype):
     return out
 
 
-def nokland_fa(key, model, rule, shapes, dtype):
+def nokland_fa(key: jax.Array, model: Model, rule: str, shapes: Sequence[Shape], dtype: DTypeLike) -> list[jax.Array]:
     """An independent draw of the model's forward initializer (Nøkland's FA code).
 
     DFA matrices are drawn as a forward layer (h_l -> n_out) and transposed.
@@ -67,7 +79,7 @@ def nokland_fa(key, model, rule, shapes, dtype):
     return [w_init(k, s, dtype) for k, s in zip(keys, shapes)]
 
 
-def xavier(key, model, rule, shapes, dtype):
+def xavier(key: jax.Array, model: Model, rule: str, shapes: Sequence[Shape], dtype: DTypeLike) -> list[jax.Array]:
     """U(-a, a), a = sqrt(6 / (rows + cols)) per matrix (biotorch's default).
 
     Args:
@@ -81,7 +93,7 @@ def xavier(key, model, rule, shapes, dtype):
     return out
 
 
-def akrout(key, model, rule, shapes, dtype):
+def akrout(key: jax.Array, model: Model, rule: str, shapes: Sequence[Shape], dtype: DTypeLike) -> list[jax.Array]:
     """N(0, 1 / (rows + cols)) per matrix (Akrout et al. 2019).
 
     Args:
@@ -91,7 +103,7 @@ def akrout(key, model, rule, shapes, dtype):
     return [jax.random.normal(k, s, dtype) * math.sqrt(1.0 / (s[0] + s[1])) for k, s in zip(keys, shapes)]
 
 
-def tinydfa(key, model, rule, shapes, dtype):
+def tinydfa(key: jax.Array, model: Model, rule: str, shapes: Sequence[Shape], dtype: DTypeLike) -> list[jax.Array]:
     """Slices ``M[:rows, :cols] / sqrt(max width)`` of one shared M ~ U[-1, 1) (lightonai's TinyDFA).
 
     M has shape (max rows, max cols) over ``shapes``; for FA (this library's analogue) the width is a shape's rows.
@@ -106,11 +118,11 @@ def tinydfa(key, model, rule, shapes, dtype):
     return [m[: s[0], : s[1]] / div for s in shapes]
 
 
-SCHEMES = {"nokland_dfa": nokland_dfa, "nokland_fa": nokland_fa, "xavier": xavier, "akrout": akrout,
-           "tinydfa": tinydfa}
+SCHEMES: dict[str, Scheme] = {"nokland_dfa": nokland_dfa, "nokland_fa": nokland_fa, "xavier": xavier,
+                              "akrout": akrout, "tinydfa": tinydfa}
 
 
-def register(name: str, scheme, *, replace: bool = False):
+def register(name: str, scheme: Scheme, *, replace: bool = False) -> Scheme:
     """Add ``scheme(key, model, rule, shapes, dtype) -> [B, ...]`` to :data:`SCHEMES` as ``name``
     (for ``init_feedback(..., scheme=name)``); a name already registered is refused unless
     ``replace=True``. Returns ``scheme``."""

@@ -7,10 +7,14 @@ aligned with the params list (``B_l`` stands for ``params[l]["w"]``); for a wrap
 and write kernels through these two functions, so they work on both.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from fa_jax.errors import InputError
 
 
-def kernels_like(tree, feedback):
+def kernels_like(tree: Any, feedback: Any) -> Any:
     """The leaves of ``tree`` (params, updates or gradients) that ``feedback``'s leaves stand for,
     in ``feedback``'s structure: ``[t["w"] for t in tree]`` for a list, the same paths for a dict."""
     if isinstance(feedback, (list, tuple)):
@@ -24,7 +28,7 @@ def kernels_like(tree, feedback):
     return tree
 
 
-def with_kernels(tree, feedback, kernels):
+def with_kernels(tree: Any, feedback: Any, kernels: Any) -> Any:
     """``tree`` with the leaves :func:`kernels_like` selects replaced by ``kernels`` (same structure)."""
     if isinstance(feedback, (list, tuple)):
         return [{**t, "w": k} for t, k in zip(tree, kernels)]

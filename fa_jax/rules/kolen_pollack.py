@@ -19,6 +19,10 @@ KP keeps ``B - W`` constant; their ImageNet runs, weight decay 1e-4 at lr 0.1, a
 initial weights).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -29,13 +33,16 @@ from fa_jax.rules.core import fa_rule, register_factory
 from fa_jax.rules.kernels import kernels_like, with_kernels
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Rule, UpdateFeedback
+
 B0 = ("random", "w")
 
 
-def kp_update(lam):
+def kp_update(lam: float) -> UpdateFeedback:
     """The hook: ``W <- lam W + u``, ``B <- lam B + u`` per layer (module doc)."""
 
-    def update(params, feedback, updates, key):
+    def update(params: Any, feedback: Any, updates: Any, key: jax.Array) -> tuple[Any, Any]:
         del key
         w, u = kernels_like(params, feedback), kernels_like(updates, feedback)
         new_w = jax.tree.map(lambda a, b: lam * a + b, w, u)
@@ -53,7 +60,7 @@ def _copy_weights(key, model, params, dtype):
     return [jnp.asarray(w, dtype) for w in contract.kernels(model, params)]
 
 
-def kp(lam: float = 0.999, b0: str = "random"):
+def kp(lam: float = 0.999, b0: str = "random") -> Rule:
     """The Kolen-Pollack :class:`fa_jax.Rule` with decay ``lam`` in (0, 1] and ``B_0`` from ``b0`` (module doc)."""
     checks.number_in("kp: lam", lam, 0, 1, lo_open=True, hi_open=False)
     checks.choice("kp option b0", b0, B0)

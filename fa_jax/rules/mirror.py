@@ -21,6 +21,10 @@ size (128), ``eta = 0.01`` on a *sum* over that batch and uniform noise of ampli
 positive int.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import jax
 import optax
 
@@ -28,18 +32,21 @@ from fa_jax import checks
 from fa_jax.rules.core import fa_rule, register_factory
 from fa_jax.rules.kernels import kernels_like
 
+if TYPE_CHECKING:
+    from fa_jax.rules.rule import Rule, UpdateFeedback
 
-def mirror_step(key, B, w, eta, d, sigma, n):
+
+def mirror_step(key: jax.Array, B: jax.Array, w: jax.Array, eta: float, d: float, sigma: float, n: int) -> jax.Array:
     """One mirror update of ``B`` (shaped like ``w``) on a fresh noise batch (module doc)."""
     w2 = w.reshape(-1, w.shape[-1])
     xi = sigma * jax.random.normal(key, (n, w2.shape[0]), w.dtype)
     return ((1 - d) * B.reshape(w2.shape) + eta * (xi.T @ (xi @ w2)) / n).reshape(B.shape)
 
 
-def wm_update(eta, d, sigma, n):
+def wm_update(eta: float, d: float, sigma: float, n: int) -> UpdateFeedback:
     """The hook: ``optax.apply_updates``, then :func:`mirror_step` per layer with its own key."""
 
-    def update(params, feedback, updates, key):
+    def update(params: Any, feedback: Any, updates: Any, key: jax.Array) -> tuple[Any, Any]:
         new = optax.apply_updates(params, updates)
         fbs, tree = jax.tree.flatten(feedback)
         keys = jax.random.split(key, len(fbs))
@@ -49,7 +56,7 @@ def wm_update(eta, d, sigma, n):
     return update
 
 
-def wm(eta: float = 0.05, d: float = 0.05, sigma: float = 1.0, n: int = 64):
+def wm(eta: float = 0.05, d: float = 0.05, sigma: float = 1.0, n: int = 64) -> Rule:
     """The weight-mirror :class:`fa_jax.Rule` (module doc); bad options are one-line errors."""
     checks.positive_number("wm: eta", eta)
     checks.number_in("wm: d", d, 0, 1)

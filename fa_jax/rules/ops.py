@@ -10,15 +10,21 @@ sends ``e @ B_l`` to every hidden activation ``h_l`` (Nøkland 2016, eq. 3) in o
 Conventions: ``W`` of shape (fan_in, fan_out), ``h' = h W + b``, ``e = dL/dy``.
 """
 
+from __future__ import annotations
+
 import functools
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 
 from fa_jax.errors import InputError
 from fa_jax.rules.conv_feedback import conv_signal
+
+Map = Callable[[jax.Array, jax.Array], jax.Array]  # fn(h, w): a map linear in w (a conv, a transposed conv)
+LayerFn = Callable[[jax.Array, Any], jax.Array]  # fn(h, p): a wrapped Flax layer's functional forward
+Backward = Callable[[jax.Array, Any], jax.Array]  # backward(w, B) -> B_used (B: the fixed feedback or None)
 
 
 @runtime_checkable
@@ -30,10 +36,10 @@ class LayerOp(Protocol):
     (affine in ``h``, linear in ``p["kernel"]``), ``plain(h)`` the layer's own call (the same map).
     """
 
-    def __call__(self, h, w, b):
+    def __call__(self, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         """Dense: ``h @ w + b``.  h: (..., fan_in), w: (fan_in, fan_out), b: (fan_out,)."""
 
-    def apply(self, fn, h, w, b):
+    def apply(self, fn: Map, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         """Any map linear in w (``fn(h, w)``: a conv, a transposed conv), plus the bias b (features,)."""
 
 
@@ -41,16 +47,16 @@ class LayerOp(Protocol):
 class Linear:
     """BP's op (:data:`linear`): the plain maps, ``h @ w + b`` and ``fn(h, w) + b``."""
 
-    def __call__(self, h, w, b):
+    def __call__(self, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         return h @ w + b
 
-    def apply(self, fn, h, w, b):
+    def apply(self, fn: Map, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         return fn(h, w) + b
 
-    def layer(self, fn, h, p, plain):
+    def layer(self, fn: LayerFn, h: jax.Array, p: Any, plain: Callable[[jax.Array], jax.Array]) -> jax.Array:
         return plain(h)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "fa_jax.rules.linear"
 
 
@@ -58,7 +64,7 @@ linear = Linear()  # the op of bp and dfa (and of the lazy baselines' layers)
 
 
 @jax.custom_vjp
-def fa_linear(h, w, b, B):
+def fa_linear(h: jax.Array, w: jax.Array, b: jax.Array, B: jax.Array) -> jax.Array:
     """h @ w + b whose backward sends ``g @ B.T`` to ``h`` (FA); w and b get their true gradients.
 
     h: (..., fan_in), w and B: (fan_in, fan_out), b: (fan_out,). B receives a zero cotangent.
@@ -81,7 +87,7 @@ fa_linear.defvjp(_fa_fwd, _fa_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def fa_apply(fn, h, w, B):
+def fa_apply(fn: Map, h: jax.Array, w: jax.Array, B: jax.Array) -> jax.Array:
     """``fn(h, w)`` (bilinear: a conv or transposed conv) whose backward sends ``vjp_h fn(., B)``
     to ``h`` (FA), the true gradient to ``w`` and a zero cotangent to ``B`` (shaped like ``w``)."""
     return fn(h, w)
@@ -110,11 +116,11 @@ class FALinear:
     weight (no gradient flows through it); without it the matrix is ``B`` itself (FA).
     """
 
-    def __init__(self, B, backward: Callable | None = None):
+    def __init__(self, B: jax.Array | None, backward: Backward | None = None):
         self.B = B
         self.backward = backward
 
-    def matrix(self, w):
+    def matrix(self, w: jax.Array) -> jax.Array:
         """The backward matrix of a layer with weight ``w`` (same shape as ``w``)."""
         if self.backward is None:
             if self.B is None:
@@ -122,18 +128,18 @@ class FALinear:
             return self.B
         return jax.lax.stop_gradient(self.backward(w, self.B))
 
-    def __call__(self, h, w, b):
+    def __call__(self, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         return fa_linear(h, w, b, self.matrix(w))
 
-    def apply(self, fn, h, w, b):
+    def apply(self, fn: Map, h: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
         return fa_apply(fn, h, w, self.matrix(w)) + b
 
-    def layer(self, fn, h, p, plain):
+    def layer(self, fn: LayerFn, h: jax.Array, p: Any, plain: Callable[[jax.Array], jax.Array]) -> jax.Array:
         return fa_layer(fn, h, dict(p), self.matrix(p["kernel"]))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def fa_layer(fn, h, p, B):
+def fa_layer(fn: LayerFn, h: jax.Array, p: Any, B: jax.Array) -> jax.Array:
     """``fn(h, p)`` (a layer, affine in ``h``, linear in ``p["kernel"]``) whose backward sends
     ``vjp_h fn(., {**p, "kernel": B})`` to ``h`` (FA), true gradients to ``p`` and zeros to ``B``."""
     return fn(h, p)
@@ -154,7 +160,7 @@ fa_layer.defvjp(_fa_layer_fwd, _fa_layer_bwd)
 
 
 @jax.custom_vjp
-def dfa_output(y, hs, Bs):
+def dfa_output(y: jax.Array, hs: Sequence[jax.Array], Bs: Sequence[jax.Array]) -> jax.Array:
     """Identity on ``y`` whose backward sends ``e @ B_l`` to each hidden activation ``hs[l]``.
 
     y: (..., n_out); hs[l]: (..., *feature_shape_l); Bs[l]: (n_out, prod(feature_shape_l)) (or a
@@ -167,7 +173,7 @@ def _dfa_fwd(y, hs, Bs):
     return y, (hs, Bs)
 
 
-def direct_signals(source, hs, Bs):
+def direct_signals(source: jax.Array, hs: Sequence[jax.Array], Bs: Sequence[jax.Array]) -> list[jax.Array]:
     """``source @ B_l`` for each hidden activation ``hs[l]``, as one matmul with ``[B_1 | ... | B_L]``.
 
     source: (..., n_out) (DFA: the error e); Bs[l]: (n_out, prod(feature_shape_l)), or a shared

@@ -38,7 +38,19 @@ pass, a second pass on ``X_mod = X + e F`` (F: (n_out, n_in)) gives ``h_l^mod`` 
     dW_out = (h_L^mod)^T e_mod / N,  the biases the sums of the same deltas (:func:`pepita_updates`).
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    import jax
+
+Params = Sequence[Mapping[str, ArrayLike]]  # one {"w": (fan_in, fan_out), "b": (fan_out,)} per layer
+Grads = list[dict[str, np.ndarray]]  # the same structure, float64
 
 _ACT = {
     "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(a.dtype)),
@@ -52,7 +64,8 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def forward(params, x, activation="relu"):
+def forward(params: Params, x: np.ndarray | jax.Array,
+            activation: str = "relu") -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """Pre-activations [a_1..a_L], activations [h_0=X, h_1..h_L] and logits z (N, n_out)."""
     f, _ = _ACT[activation]
     hs, as_ = [np.asarray(x, np.float64)], []
@@ -63,7 +76,7 @@ def forward(params, x, activation="relu"):
     return as_, hs, z
 
 
-def bce_loss(params, x, y01, activation="relu"):
+def bce_loss(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, activation: str = "relu") -> float:
     """Mean binary cross-entropy, y01: (N,) targets in {0, 1}."""
     _, _, z = forward(params, x, activation)
     p = _sigmoid(z[:, 0])
@@ -86,12 +99,13 @@ def _grads(params, x, y01, activation, signal):
     return grads
 
 
-def bp_grads(params, x, y01, activation="relu"):
+def bp_grads(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, activation: str = "relu") -> Grads:
     """BP gradients [{"w": dW_l, "b": db_l}] by the chain rule written out by hand."""
     return _grads(params, x, y01, activation, lambda l, e, d, p: d @ p[l + 1]["w"].T)
 
 
-def dfa_grads(params, x, y01, feedback, activation="relu"):
+def dfa_grads(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, feedback: Sequence[ArrayLike],
+              activation: str = "relu") -> Grads:
     """DFA gradients [{"w": dW_l, "b": db_l}] by the formulas of the module doc, in float64.
 
     Args:
@@ -105,7 +119,8 @@ def dfa_grads(params, x, y01, feedback, activation="relu"):
     return _grads(params, x, y01, activation, lambda l, e, d, p: e @ fb[l])
 
 
-def fa_grads(params, x, y01, backward, activation="relu"):
+def fa_grads(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, backward: Sequence[ArrayLike],
+             activation: str = "relu") -> Grads:
     """FA-family gradients: ``delta_l = (delta_{l+1} B_{l+1}^T) * f'(a_l)`` (module doc).
 
     backward: one matrix per layer shaped like its ``W`` (backward[0] is never used).
@@ -114,24 +129,26 @@ def fa_grads(params, x, y01, backward, activation="relu"):
     return _grads(params, x, y01, activation, lambda l, e, d, p: d @ bs[l + 1].T)
 
 
-def usf_matrices(params):
+def usf_matrices(params: Params) -> list[np.ndarray]:
     """uSF's ``B_l = sign(W_l) / sqrt(fan_in_l)`` for each layer (Liao et al. 2016)."""
     return [np.sign(np.asarray(p["w"], np.float64)) / np.sqrt(np.shape(p["w"])[0]) for p in params]
 
 
-def rsf_matrices(params, magnitudes):
+def rsf_matrices(params: Params, magnitudes: Sequence[ArrayLike]) -> list[np.ndarray]:
     """frSF / brSF's ``B_l = |M_l| * sign(W_l)`` for each layer (Moskovitz et al. 2018)."""
     return [np.abs(np.asarray(M, np.float64)) * np.sign(np.asarray(p["w"], np.float64))
             for p, M in zip(params, magnitudes)]
 
 
-def sdfa_grads(params, x, y01, feedback, activation="relu"):
+def sdfa_grads(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, feedback: Sequence[ArrayLike],
+               activation: str = "relu") -> Grads:
     """sign-DFA: ``delta_l = (sign(e) B_l) * f'(a_l)``; the output layer as BP (``h_L^T e``)."""
     fb = [np.asarray(B, np.float64) for B in feedback]
     return _grads(params, x, y01, activation, lambda l, e, d, p: np.sign(e) @ fb[l])
 
 
-def drtp_grads(params, x, y01, feedback, activation="relu"):
+def drtp_grads(params: Params, x: np.ndarray | jax.Array, y01: ArrayLike, feedback: Sequence[ArrayLike],
+               activation: str = "relu") -> Grads:
     """DRTP for a binary output: ``delta_l = (y_star B_l) * f'(a_l)``, ``y_star = 2 y - 1`` the ±1 label."""
     fb = [np.asarray(B, np.float64) for B in feedback]
     t = (2.0 * np.asarray(y01, np.float64) - 1.0).reshape(-1, 1)
@@ -143,7 +160,8 @@ def _softmax(z):
     return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
 
 
-def pepita_updates(params, x, targets, F, activation="relu", last="modulated"):
+def pepita_updates(params: Params, x: np.ndarray | jax.Array, targets: ArrayLike, F: ArrayLike,
+                   activation: str = "relu", last: str = "modulated") -> Grads:
     """PEPITA's updates [{"w": dW_l, "b": db_l}] by the formulas of the module doc, in float64.
 
     Args:

@@ -47,10 +47,12 @@ wiring is its family's (:attr:`Rule.layerwise`) runs there unchanged, and an obj
 wherever its objective's own ``model.apply`` calls do.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,8 +61,11 @@ from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.rules.ops import FALinear, LayerOp, linear
 
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
 
 Wire = Callable[..., Any]
+Layer = Callable[[Any, jax.Array, LayerOp], jax.Array]  # layer(p, h, op) -> h', a layered model's layers[l]
 
 
 class Family(str, enum.Enum):
@@ -125,9 +130,11 @@ class Aux(NamedTuple):
 
 Objective = Callable[[Any, Any, Batch, Any, jax.Array], tuple[jax.Array, Aux]]
 Predict = Callable[[Any, Any, Any, Any], Any]
+# update_feedback(params, feedback, updates, key) -> (params, feedback): evolving feedback (kp, wm, brsf)
+UpdateFeedback = Callable[[Any, Any, Any, jax.Array], tuple[Any, Any]]
 
 
-def surrogate(loss: jax.Array, updates, params) -> jax.Array:
+def surrogate(loss: jax.Array, updates: Any, params: Any) -> jax.Array:
     """A scalar equal to ``loss`` whose gradient w.r.t. ``params`` is ``updates`` exactly.
 
     ``stop_gradient(loss) + v - stop_gradient(v)`` with ``v = sum vdot(stop_gradient(g), p)`` over
@@ -195,7 +202,7 @@ class Rule:
     options: tuple = ()
     wire_model: Callable | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InputError(f"Rule name must be a non-empty string, got {self.name!r}")
         family = Family.BP if self.family is None else self.family
@@ -215,29 +222,29 @@ class Rule:
         if self.family is Family.DFA and self.wire is None and self.output is None:
             raise InputError(f"Rule {self.name!r}: a DFA-family rule without its own wire needs an output node")
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, str):
             return self.name == other
         if not isinstance(other, Rule):
             return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.name)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options)
         return f"Rule({self.name!r}, family={self.family.value}{', options: ' + opts if opts else ''})"
 
     # -- what each weighted layer, hidden point and output does (built-in layers and wrapped models alike)
-    def op(self, B=None) -> LayerOp:
+    def op(self, B: jax.Array | None = None) -> LayerOp:
         """The op of a weighted layer whose fixed feedback is ``B`` (None where the rule has none)."""
         return FALinear(B, self.backward) if self.family is Family.FA else linear
 
-    def point(self, h):
+    def point(self, h: jax.Array) -> jax.Array:
         """What a hidden point ``h`` passes on: ``stop_gradient(h)`` where the family cuts the graph
         there (DFA: the signal comes from the output node; forward-only rules), else ``h``."""
         return jax.lax.stop_gradient(h) if self.family in _CUT else h
@@ -260,7 +267,7 @@ class Rule:
         FA family), ``"points"`` (one per hidden point; DFA family) or ``"list"`` (a plain list)."""
         return {Family.FA: "weights", Family.DFA: "points"}.get(self.family, "list")
 
-    def option(self, name: str):
+    def option(self, name: str) -> Any:
         """The value of option ``name`` (KeyError naming the declared ones)."""
         for k, v in self.options:
             if k == name:
@@ -268,7 +275,8 @@ class Rule:
         raise KeyError(f"rule {self.name!r} has no option {name!r}; its options: {[k for k, _ in self.options]}")
 
     # -- the forward pass and the update
-    def apply_layers(self, layers, params, x, feedback, targets=None):
+    def apply_layers(self, layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any,
+                     targets: jax.Array | None = None) -> jax.Array:
         """The rule's forward over a layered model's ``layers``: ``wire`` or the family's wiring (BP:
         the plain chain; FA: every layer with ``op(B_l)``; DFA: every layer's input cut, the output
         node on top; :meth:`point` is applied to every layer's input). ``targets`` reach ``wire`` / ``output`` of rules that need them."""
@@ -284,7 +292,8 @@ class Rule:
             return self.output(h, hs[:-1], feedback, targets)
         return h
 
-    def train_objective(self, model, params, batch: Batch, feedback, key) -> tuple[jax.Array, Aux]:
+    def train_objective(self, model: Model, params: Any, batch: Batch, feedback: Any,
+                        key: jax.Array) -> tuple[jax.Array, Aux]:
         """``(value, Aux)`` whose ``jax.grad`` w.r.t. ``params`` is this rule's update: ``objective``,
         or by default the training loss through ``model.apply(params, x, rule=self)`` (train mode; a
         stochastic model gets ``key``, a stateful one ``batch.stats``, drtp-like rules the targets)."""
@@ -299,7 +308,7 @@ class Rule:
         logits, stats = out if batch.stats is not None else (out, None)
         return batch.loss(logits, batch.y), Aux(logits, stats)
 
-    def infer(self, model, params, x, feedback, stats=None):
+    def infer(self, model: Model, params: Any, x: jax.Array, feedback: Any, stats: Any = None) -> jax.Array:
         """The rule's prediction (logits) on ``x`` in eval mode: ``predict``, or ``model.apply``
         (with the running statistics ``stats`` of a stateful model)."""
         if self.predict is not None:

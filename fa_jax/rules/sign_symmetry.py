@@ -19,7 +19,10 @@ With ``M = |W|`` (frsf) or weights that are all ``±s_l`` (usf) these rules are 
 kernels work the same way (``fa_family`` hands the matrix to conv layers too).
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,18 +32,18 @@ from fa_jax.models.init import fans
 from fa_jax.rules.core import RULES, fa_rule, register
 
 
-def usf_backward(w, B):
+def usf_backward(w: jax.Array, B: jax.Array | None) -> jax.Array:
     """``s * sign(w)``, s = 1 / sqrt(fan_in) of ``w``'s shape (module doc); ``B`` is unused (None)."""
     del B
     return jnp.sign(w) / math.sqrt(fans(w.shape)[0])
 
 
-def rsf_backward(w, M):
+def rsf_backward(w: jax.Array, M: jax.Array) -> jax.Array:
     """``|M| * sign(w)``: the magnitudes of ``M``, the signs of ``w`` (both shaped like ``w``)."""
     return jnp.abs(M) * jnp.sign(w)
 
 
-def redraw_magnitudes(key, feedback):
+def redraw_magnitudes(key: jax.Array, feedback: Any) -> Any:
     """Fresh ``M_l ~ U(-a, a)``, ``a = sqrt(3 / fan_in_l)``, one per matrix of ``feedback`` (brsf), in its structure."""
     ms, tree = jax.tree.flatten(feedback)
     keys = jax.random.split(key, len(ms))

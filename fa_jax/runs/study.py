@@ -17,12 +17,16 @@ process trains its share of every cell's seeds and writes ``metrics.p<i>.jsonl``
 merges them before the hook runs.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import itertools
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -36,6 +40,13 @@ from fa_jax.training.sweep import sweep as fj_sweep
 from fa_jax.training.sweep_config import SweepConfig
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    import argparse
+
+    from fa_jax.data.task import Task
+    from fa_jax.models.contract import LayeredModel, Model
+    from fa_jax.training.sweep_result import SweepResult
+
 
 def process_seconds() -> float | None:
     """Seconds since this process started (Linux ``/proc``), or None where that cannot be read."""
@@ -48,7 +59,7 @@ def process_seconds() -> float | None:
         return None
 
 
-def product(**axes) -> list[dict]:
+def product(**axes: Iterable[Any]) -> list[dict]:
     """All combinations of the given axes, in order: ``product(n=[10, 20], k=[3])``."""
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*(axes[a] for a in names))]
@@ -59,7 +70,8 @@ def cell_name(cell: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in cell.items())
 
 
-def steps_to_threshold(eval_steps, acc, threshold: float = SOLVED) -> list:
+def steps_to_threshold(eval_steps: Sequence[int] | np.ndarray, acc: np.ndarray,
+                       threshold: float = SOLVED) -> list[int | None]:
     """Per seed, the first logged step whose accuracy reaches ``threshold``, or None.
 
     eval_steps: (E,); acc: (S, E), NaN-safe (a NaN never reaches the threshold).
@@ -73,7 +85,7 @@ def steps_to_threshold(eval_steps, acc, threshold: float = SOLVED) -> list:
 RESUMABLE = ("out", "resume", "config", "no_progress", "checkpoint_every", "keep_checkpoints", "environment")
 
 
-def check_resumable(out, config: dict) -> None:
+def check_resumable(out: str | os.PathLike[str], config: dict) -> None:
     """One-line ValueError if ``out`` holds no run to resume, or its ``config.json`` records other
     settings than ``config`` (keys in both, except :data:`RESUMABLE`); reads, never writes."""
     path = Path(out) / "config.json"
@@ -131,7 +143,7 @@ class Study:
                                                              "finish_s": 0.0})
 
     @staticmethod
-    def plan(cells, **common) -> list:
+    def plan(cells: Iterable[dict[str, Any]], **common: Any) -> list[SweepConfig]:
         """Check every cell of a study before its run directory opens: :meth:`fa_jax.SweepConfig.build`
         for each cell, a dict of :func:`fa_jax.sweep` arguments (``model``, ``task``, ``rule``, ...)
         completing ``common`` (the memory estimate included). Compiles nothing, writes nothing; the
@@ -146,8 +158,8 @@ class Study:
         return configs
 
     @classmethod
-    def start(cls, out, config: dict, *, resume: bool = False, checkpoint_every: int | None = None,
-              keep_checkpoints: int = 2, progress: bool = True) -> "Study":
+    def start(cls, out: str | os.PathLike[str], config: dict, *, resume: bool = False,
+              checkpoint_every: int | None = None, keep_checkpoints: int = 2, progress: bool = True) -> Study:
         """Begin (or, with ``resume``, continue) a study in the folder ``out``.
 
         Every check runs before anything in ``out`` changes. Refuses (one-line ValueError) an
@@ -186,7 +198,8 @@ class Study:
         return study
 
     @classmethod
-    def from_args(cls, args, job: str, config: dict | None = None, *, eval_every: int | None = None) -> "Study":
+    def from_args(cls, args: argparse.Namespace, job: str, config: dict | None = None, *,
+                  eval_every: int | None = None) -> Study:
         """:meth:`start` from a script's parsed flags (``--out``, ``--resume``, ``--checkpoint-every``,
         ``--keep-checkpoints``, ``--no-progress``: :func:`fa_jax.runs.cli.add_run_flags`); the
         default folder is ``runs/<job>-<time>``. config: what ``config.json`` records (default:
@@ -212,7 +225,8 @@ class Study:
         p = self.metrics_path
         return p.with_name(f".{p.name}.resumed") if self.resume else p
 
-    def sweep(self, labels: dict, model, task, *, name: str | None = None, seed_labels=None, **sweep_kw):
+    def sweep(self, labels: dict, model: Model, task: Task, *, name: str | None = None,
+              seed_labels: Callable[[int], dict] | None = None, **sweep_kw: Any) -> SweepResult:
         """Run one cell: :func:`fa_jax.sweep` ``(model, task, **sweep_kw)``, checkpointed in
         ``checkpoints/<name>`` and resumed from there; returns its SweepResult.
 
@@ -260,7 +274,7 @@ class Study:
         self.results[name] = res
         return res
 
-    def embed(self, model, task, layer: int, method: str = "pca") -> Path:
+    def embed(self, model: LayeredModel, task: Task, layer: int, method: str = "pca") -> Path:
         """``embedding.npz``: 2-D maps (``"pca"`` or ``"tsne"``) of hidden layer ``layer`` (1-based) on
         the test inputs, before and after training, for the first seed of every sweep so far
         (:func:`fa_jax.analysis.representations.representation_maps`); drawn by ``redraw``."""
@@ -311,7 +325,7 @@ class Study:
                 f"{sweeps:.1f} in {len(self.results)} sweeps ({inner}) + {between:.1f} between sweeps + "
                 f"{fin:.1f} figures and tables + {now - done:.1f} since")
 
-    def finish(self, write=None) -> dict | None:
+    def finish(self, write: Callable[[Study], dict] | None = None) -> dict | None:
         """End the study: ``write(study) -> dict`` draws figures and tables into ``out`` and returns
         the summary's fields; ``summary.json`` (``results``: the rows, ``timing``, those fields) is
         written last. Returns the summary on process 0, None on the others (process 0 reports)."""
@@ -338,8 +352,9 @@ class Study:
         return summary
 
 
-def compare_rules(study: Study, model, task, rules, *, title=None, embed_layer=None, embed_method="pca",
-                  **sweep_kw):
+def compare_rules(study: Study, model: Model, task: Task, rules: Sequence[str], *, title: str | None = None,
+                  embed_layer: int | None = None, embed_method: str = "pca",
+                  **sweep_kw: Any) -> tuple[dict[str, SweepResult], list[dict], str]:
     """The main job's study: every rule of ``rules`` trained on ``task`` (one vmapped sweep each) into
     the open ``study`` (:meth:`Study.start`), which it finishes.
 
@@ -359,11 +374,10 @@ def compare_rules(study: Study, model, task, rules, *, title=None, embed_layer=N
     if embed_layer is not None:
         representations.check_layer(model, embed_layer)
         representations.check_method(embed_method)
-    Study.plan(({"model": model, "task": task, "rule": rule} for rule in rules), **sweep_kw)
     for rule in rules:
         study.sweep({"rule": rule}, model, task, rule=rule, desc=f"{rule:>4}", **sweep_kw)
 
-    def write(s):
+    def write(s: Study) -> dict:
         if embed_layer is not None:
             s.embed(model, task, embed_layer, embed_method)
         redraw(s.out, title=title or task.name)
@@ -373,7 +387,8 @@ def compare_rules(study: Study, model, task, rules, *, title=None, embed_layer=N
     return study.results, study.rows, "" if summary is None else tables.table(summary["by_rule"])
 
 
-def merge_shards(out, n_proc: int, keys=("rule",)):
+def merge_shards(out: str | os.PathLike[str], n_proc: int,
+                 keys: Sequence[str] = ("rule",)) -> tuple[list[dict], list[dict]]:
     """Merge per-process ``metrics.p{i}.jsonl`` / ``summary_rows.p{i}.json`` into ``metrics.jsonl``.
 
     Returns ``(summary_rows, metric_rows)`` sorted by the cells' order of appearance (a cell: its

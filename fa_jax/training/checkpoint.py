@@ -11,18 +11,24 @@ and the previous one is used. Restoring into the same shapes, device and precisi
 the same bits, so a resumed sweep equals the uninterrupted one bit for bit.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import logging
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
 
 from fa_jax import checks
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.training.state import TrainState
 
 __all__ = ["Checkpointer", "check_directory", "fingerprint_mismatch", "latest_step"]
 
@@ -31,12 +37,12 @@ def _is_key(x) -> bool:
     return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def to_saveable(tree):
+def to_saveable(tree: Any) -> Any:
     """Typed PRNG keys -> their uint32 ``key_data`` (orbax stores plain arrays)."""
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
-def from_saveable(tree, like):
+def from_saveable(tree: Any, like: Any) -> Any:
     """Inverse of :func:`to_saveable`, with ``like`` (the template) telling which leaves are keys."""
     return jax.tree.map(lambda x, t: jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key(t) else x,
                         tree, like)
@@ -56,14 +62,14 @@ def _shapes(tree) -> dict:
     return {jax.tree_util.keystr(p): f"{np.dtype(x.dtype).name}{tuple(x.shape)}" for p, x in flat}
 
 
-def latest_step(directory) -> int | None:
+def latest_step(directory: str | os.PathLike[str]) -> int | None:
     """The newest complete checkpoint step in ``directory`` (no arrays are read), or None."""
     d = Path(directory)
     steps = [int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()] if d.is_dir() else []
     return max(steps) if steps else None
 
 
-def check_directory(directory) -> Path:
+def check_directory(directory: str | os.PathLike[str]) -> Path:
     """``directory`` as an absolute Path, if it is (or can be created as) a writable directory.
 
     A one-line ValueError for a value that is not a non-empty path, a path that is a file or
@@ -102,7 +108,7 @@ class Checkpointer:
     fingerprint: dict
     keep: int = 2
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if jax.process_count() > 1:
             raise InputError(f"cannot checkpoint {str(self.directory)!r} in a multi-process run (process "
                              f"{jax.process_index()} of {jax.process_count()}): orbax saves global arrays "
@@ -115,7 +121,8 @@ class Checkpointer:
         self._mgr = ocp.CheckpointManager(
             self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True))
 
-    def save(self, step: int, state, metrics: dict, seconds: dict | None = None) -> None:
+    def save(self, step: int, state: TrainState, metrics: dict[str, Any],
+             seconds: dict[str, float] | None = None) -> None:
         """Save ``state`` (a batched TrainState) and ``metrics`` ({name: (S, E_done, ...)}) as ``step``;
         ``seconds``: the time spent so far (``{"compile_s", "run_s"}``), given back on restore."""
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
@@ -125,7 +132,7 @@ class Checkpointer:
             meta=ocp.args.JsonSave({"step": int(step), "fingerprint": self.fingerprint,
                                     "shapes": _shapes(to_saveable(state)), "seconds": seconds or {}})))
 
-    def restore(self, like):
+    def restore(self, like: TrainState) -> tuple[TrainState, dict[str, np.ndarray], int] | None:
         """``(state, metrics, step)`` from the newest readable checkpoint, or None if there is none.
 
         like: a TrainState with this run's shapes and shardings (e.g. the fresh initial state).

@@ -7,12 +7,16 @@ the compiled program). :func:`compile_once_run` compiles a program that runs onc
 parameter and feedback draws) at a lower backend optimization level.
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import jax
-from jax import monitoring
+from jax import monitoring, stages
 
 # XLA's backend (LLVM) optimization level for programs run once: the vmapped parameter and
 # feedback draws of a ResNet-20 (3 seeds) compile in 4-6 s at level 1 instead of 10-17 s at the
@@ -40,7 +44,7 @@ def _listener(name, duration, **kwargs):
 
 
 @contextlib.contextmanager
-def count_compiles():
+def count_compiles() -> Iterator[CompileCount]:
     """Context manager yielding a :class:`CompileCount` (compilations and their seconds)."""
     global _REGISTERED
     if not _REGISTERED:
@@ -54,7 +58,7 @@ def count_compiles():
         _ACTIVE.remove(c)
 
 
-def compile_once_run(jitted, *args):
+def compile_once_run(jitted: stages.Wrapped, *args: Any) -> tuple[stages.Compiled, float]:
     """``(compiled, seconds)``: ``jitted`` lowered for ``args`` and compiled with
     :data:`RUN_ONCE_OPTIONS` (a backend that refuses them compiles with its defaults)."""
     t0 = time.perf_counter()

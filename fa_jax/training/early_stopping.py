@@ -12,8 +12,14 @@ early-stopped run of that seed returns (tested against a run stopped at its ``be
 ``split_validation`` carves the validation split off a task's training set.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
@@ -21,8 +27,15 @@ from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import freeze_diverged
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.losses import Loss
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
+    from fa_jax.training.state import TrainState
 
-def check_patience(patience) -> None:
+
+def check_patience(patience: int | None) -> None:
     """One-line ValueError unless ``patience`` is None (off) or a positive int (evaluations)."""
     if patience is None:
         return
@@ -30,7 +43,7 @@ def check_patience(patience) -> None:
                         what="None or a positive int (evaluations of patience)")
 
 
-def check_val(task, val) -> tuple:
+def check_val(task: Task, val: tuple[ArrayLike, ArrayLike]) -> tuple[jax.Array, jax.Array]:
     """``val`` as device arrays ``(x_val (n, n_in), y_val (n,))`` checked against ``task``."""
     if not (isinstance(val, (tuple, list)) and len(val) == 2):
         raise InputError(f"val must be a pair (x_val, y_val), got {type(val).__name__}")
@@ -41,7 +54,7 @@ def check_val(task, val) -> tuple:
     return x.astype(task.x_test.dtype), y.astype(task.y_test.dtype)
 
 
-def split_validation(task, n_val: int, key):
+def split_validation(task: Task, n_val: int, key: jax.Array) -> tuple[Task, tuple[jax.Array, jax.Array]]:
     """``(task without them, (x_val, y_val))``: ``n_val`` training examples drawn by ``key``."""
     n = task.n_train
     if n is None:
@@ -53,13 +66,14 @@ def split_validation(task, n_val: int, key):
             (task.x_train[va], task.y_train[va]))
 
 
-def init_early(params) -> dict:
+def init_early(params: Any) -> dict[str, Any]:
     """Fresh tracking state: best params (a copy of ``params``), val_loss inf, step/stopped_at -1."""
     return {"params": params, "val_loss": jnp.full((), jnp.inf, jnp.float32), "step": jnp.full((), -1, jnp.int32),
             "stale": jnp.zeros((), jnp.int32), "stopped_at": jnp.full((), -1, jnp.int32)}
 
 
-def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
+def update_early(early: dict[str, Any], params: Any, step: jax.Array, val_loss: jax.Array,
+                 patience: int) -> dict[str, Any]:
     """One evaluation: keep ``params`` if ``val_loss`` is a new minimum (NaN never is) and the
     seed has not stopped; stop after ``patience`` evaluations in a row without one.
 
@@ -84,14 +98,15 @@ def update_early(early: dict, params, step, val_loss, patience: int) -> dict:
             "stopped_at": jnp.where(stop, step, early["stopped_at"])}
 
 
-def make_validate(model, rule, loss_fn, patience: int):
+def make_validate(model: Model, rule: str | Rule, loss_fn: Loss,
+                  patience: int) -> Callable[[TrainState, Task], tuple[TrainState, dict[str, jax.Array]]]:
     """``validate(state, task) -> (state, {"val_loss", "val_acc"})`` on ``task.aux["x_val"/"y_val"]``.
 
     A diverged seed's tracking state stays as it was (its best params, ``stale``, ``stopped_at``)."""
 
     r = rules_lib.get(rule)
 
-    def validate(state, task):
+    def validate(state: TrainState, task: Task) -> tuple[TrainState, dict[str, jax.Array]]:
         x, y = task.aux["x_val"], task.aux["y_val"]
         logits = r.infer(model, state.params, x, state.feedback, state.model_state)
         val_loss, val_acc = loss_fn(logits, y), losses_lib.accuracy(logits, y).mean()

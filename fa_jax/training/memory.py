@@ -26,10 +26,14 @@ the check off). A model of more than :data:`MAX_LAYERS` layers is refused too: t
 program unrolls every layer, so its compile time grows without bound.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -38,6 +42,11 @@ from jax.sharding import Mesh
 from fa_jax.models import contract
 from fa_jax.models.contract import units
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
 
 GiB = 2 ** 30
 TRAIN_FACTOR = 4  # floats per unit per training example: pre-activation, activation, two cotangents
@@ -89,9 +98,11 @@ def _state_bytes(model, rule, optimizer, hyper, fb_opts, early) -> tuple[int, in
     return _nbytes(state) + (params if early else 0), params, item
 
 
-def estimate(model, task, *, rule="bp", seeds=8, batch_size=64, optimizer="adam", optimizer_hyper=None,
-             feedback=None, early_stopping=None, steps=1000, eval_every=100, devices=None,
-             data_parallel=1) -> Estimate:
+def estimate(model: Model, task: Task, *, rule: str | Rule = "bp", seeds: int | Sequence[int] = 8,
+             batch_size: int = 64, optimizer: str = "adam", optimizer_hyper: Mapping[str, Any] | None = None,
+             feedback: Mapping[str, Any] | None = None, early_stopping: int | None = None, steps: int = 1000,
+             eval_every: int = 100, devices: Sequence[jax.Device] | Mesh | None = None,
+             data_parallel: int = 1) -> Estimate:
     """The :class:`Estimate` for one device of ``fj.sweep(model, task, ...)`` with these arguments.
 
     :class:`TooLarge` for a model of more than :data:`MAX_LAYERS` layers (nothing is traced) or
@@ -159,7 +170,7 @@ def env_limit() -> float | None:
     return gib * GiB
 
 
-def device_limit(device=None) -> tuple[float, str]:
+def device_limit(device: jax.Device | None = None) -> tuple[float, str]:
     """``(bytes, description)``: what one device can hold (see the module doc)."""
     env = env_limit()
     if env is not None:
@@ -178,7 +189,7 @@ ARGS = ("rule", "seeds", "batch_size", "optimizer", "optimizer_hyper", "feedback
         "eval_every", "devices", "data_parallel")
 
 
-def check_sweep(model, task, **kw) -> Estimate | None:
+def check_sweep(model: Model, task: Task, **kw: Any) -> Estimate | None:
     """Raise :class:`TooLarge` if ``fj.sweep(model, task, **kw)`` cannot fit (``kw``: any sweep
     arguments; those of :func:`estimate` are used). Returns the estimate, or None when the
     arguments are too broken to estimate (the sweep's own checks then name the problem)."""
@@ -203,7 +214,7 @@ def check_bytes(nbytes: int, what: str) -> None:
         raise TooLarge(f"{what} would take {nbytes / GiB:.1f} GiB but the limit is {limit / GiB:.1f} GiB ({where})")
 
 
-def check_all(cases, **common) -> None:
+def check_all(cases: Iterable[Mapping[str, Any]], **common: Any) -> None:
     """:func:`check_sweep` for every case, a dict of sweep arguments (``model``, ``task``,
     ``rule``, ...) completing ``common``: e.g. every cell of a study, before the first compiles."""
     for case in cases:

@@ -27,27 +27,35 @@ service dies with it and JAX itself ends the others at once, with its own messag
 (``Terminating process because the JAX distributed service detected fatal errors``).
 """
 
+from __future__ import annotations
+
 import itertools
 import math
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.training.state import TrainState
 
-def seed_mesh(n_seeds: int, devices=None) -> Mesh:
+
+def seed_mesh(n_seeds: int, devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh over the largest number of ``devices`` (default: all) that divides ``n_seeds``."""
     devices = list(jax.devices() if devices is None else devices)
     n = max(d for d in range(1, len(devices) + 1) if n_seeds % d == 0)
     return Mesh(np.array(devices[:n]), ("seeds",))
 
 
-def sweep_mesh(n_seeds: int, devices=None, data_parallel: int = 1) -> Mesh:
+def sweep_mesh(n_seeds: int, devices: Sequence[jax.Device] | None = None, data_parallel: int = 1) -> Mesh:
     """:func:`seed_mesh` for ``data_parallel == 1``; otherwise a 2-D ``("seeds", "data")`` mesh
     with ``data_parallel`` devices per seed group and as many seed groups (dividing ``n_seeds``)
     as the devices allow."""
@@ -61,7 +69,7 @@ def sweep_mesh(n_seeds: int, devices=None, data_parallel: int = 1) -> Mesh:
     return Mesh(np.array(devices[:g * data_parallel]).reshape(g, data_parallel), ("seeds", "data"))
 
 
-def shard_batch(mesh: Mesh | None):
+def shard_batch(mesh: Mesh | None) -> Callable[[jax.Array], jax.Array]:
     """``f(x)``: split a per-seed batch (leading axis: examples) over the mesh's ``"data"``
     axis, for use inside ``jax.vmap(..., spmd_axis_name="seeds")``; identity without one."""
     if mesh is None or "data" not in mesh.axis_names:
@@ -70,7 +78,7 @@ def shard_batch(mesh: Mesh | None):
     return lambda x: jax.lax.with_sharding_constraint(x, spec)
 
 
-def place(state, task, mesh: Mesh):
+def place(state: TrainState, task: Task, mesh: Mesh) -> tuple[TrainState, Task]:
     """Shard ``state`` on its leading axis over ``mesh`` and replicate ``task``."""
     if mesh.size == 1:
         return state, task

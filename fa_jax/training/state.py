@@ -4,6 +4,11 @@ Every seed's randomness derives from ``jax.random.key(seed)`` by *purpose*
 (``fold_in(key, PURPOSE_*)``), so adding seeds to a sweep never changes the earlier ones.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -13,6 +18,10 @@ from fa_jax.models import contract
 from fa_jax.optim import zoo as optim
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import init_feedback
+
+if TYPE_CHECKING:
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
 
 # fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
 # seeds to a sweep never changes the earlier ones.
@@ -41,12 +50,14 @@ class TrainState:
     model_state: list | None = None
 
 
-def init_params(seed_key, model):
+def init_params(seed_key: jax.Array, model: Model) -> Any:
     """One seed's initial params, ``model.init(fold_in(seed_key, PURPOSE_INIT))`` (every rule's)."""
     return model.init(jax.random.fold_in(seed_key, PURPOSE_INIT))
 
 
-def init_state(seed_key, model, rule, tx, feedback_opts=None, learning_rate=None, params=None) -> TrainState:
+def init_state(seed_key: jax.Array, model: Model, rule: str | Rule, tx: optax.GradientTransformation,
+               feedback_opts: Mapping[str, Any] | None = None, learning_rate: float | jax.Array | None = None,
+               params: Any = None) -> TrainState:
     """A fresh TrainState for one seed.
 
     Params, feedback and the training key are ``fold_in(seed_key, PURPOSE_*)`` (module doc).
@@ -83,7 +94,7 @@ def freeze_diverged(new: TrainState, old: TrainState) -> TrainState:
     ``old`` where ``new.diverged_at >= 0`` (a scalar per seed; under ``vmap`` a per-seed select)."""
     frozen = new.diverged_at >= 0
 
-    def keep(n, o):
+    def keep(n: Any, o: Any) -> Any:
         return jax.tree.map(lambda a, b: jnp.where(frozen, b, a), n, o)
 
     return new.replace(params=keep(new.params, old.params), opt_state=keep(new.opt_state, old.opt_state),
@@ -91,7 +102,8 @@ def freeze_diverged(new: TrainState, old: TrainState) -> TrainState:
                        early=keep(new.early, old.early))
 
 
-def apply_model(model, state: TrainState, params, x, *, rule, **kw):
+def apply_model(model: Model, state: TrainState, params: Any, x: jax.Array, *, rule: str | Rule,
+                **kw: Any) -> tuple[jax.Array, Any]:
     """``(logits, new_model_state)``: ``model.apply`` with ``stats=state.model_state`` for a
     stateful model (batch norm; ``train`` in ``kw`` picks batch vs running statistics).
 

@@ -5,7 +5,10 @@
 rule's update) and applies the optimizer; ``make_run_chunk`` scans it ``eval_every`` times per evaluation.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +21,24 @@ from fa_jax.rules.rule import Batch
 from fa_jax.training import sweep_result
 from fa_jax.training.state import TrainState, freeze_diverged
 
+if TYPE_CHECKING:
+    from fa_jax.data.task import Task
+    from fa_jax.losses import Loss
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Aux, Rule
 
-def make_train_step(model, rule, loss_fn, tx, batch_size: int, shard=None) -> Callable:
+Metrics = dict[str, jax.Array]
+# step(state, task) -> (state, (loss, batch_accuracy, rule_metrics))
+Step = Callable[[TrainState, "Task"], tuple[TrainState, tuple[jax.Array, jax.Array, Metrics]]]
+# evaluate(state, task) -> (test_loss, test_accuracy)
+Evaluate = Callable[[TrainState, "Task"], tuple[jax.Array, jax.Array]]
+Diagnose = Callable[[TrainState, "Task"], Metrics]  # diagnose(state, task) -> {name: array}
+Validate = Callable[[TrainState, "Task"], tuple[TrainState, Metrics]]  # validate(state, task) -> (state, metrics)
+RunChunk = Callable[[TrainState, "Task"], tuple[TrainState, Metrics]]  # run_chunk(state, task) -> (state, metrics)
+
+
+def make_train_step(model: Model, rule: str | Rule, loss_fn: Loss, tx: optax.GradientTransformation, batch_size: int,
+                    shard: Callable[[jax.Array], jax.Array] | None = None) -> Step:
     """``step(state, task) -> (state, (loss, batch_accuracy, rule_metrics))``: sample, grad of the
     rule's objective, update.
 
@@ -55,12 +74,12 @@ def make_train_step(model, rule, loss_fn, tx, batch_size: int, shard=None) -> Ca
     tx_extra = optax.with_extra_args_support(tx)
     r = rules_lib.get(rule)
 
-    def step(state: TrainState, task):
+    def step(state: TrainState, task: Task) -> tuple[TrainState, tuple[jax.Array, jax.Array, Metrics]]:
         key, k_batch = jax.random.split(state.key)
         x, y = task.sample(k_batch, batch_size)
         batch = Batch(shard(x), shard(y), loss_fn, state.model_state)
 
-        def objective(params):
+        def objective(params: Any) -> tuple[jax.Array, Aux]:
             return r.train_objective(model, params, batch, state.feedback, jax.random.fold_in(k_batch, 1))
 
         (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
@@ -85,19 +104,20 @@ def make_train_step(model, rule, loss_fn, tx, batch_size: int, shard=None) -> Ca
     return step
 
 
-def make_evaluate(model, rule, loss_fn) -> Callable:
+def make_evaluate(model: Model, rule: str | Rule, loss_fn: Loss) -> Evaluate:
     """``evaluate(state, task) -> (test_loss, test_accuracy)`` on the whole test set, from the rule's
     prediction (:meth:`fa_jax.Rule.infer`: its ``predict``, or the forward pass in eval mode)."""
     r = rules_lib.get(rule)
 
-    def evaluate(state, task):
+    def evaluate(state: TrainState, task: Task) -> tuple[jax.Array, jax.Array]:
         logits = r.infer(model, state.params, task.x_test, state.feedback, state.model_state)
         return loss_fn(logits, task.y_test), losses_lib.accuracy(logits, task.y_test).mean()
 
     return evaluate
 
 
-def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagnose=None, validate=None):
+def make_run_chunk(step: Step, evaluate: Evaluate, eval_every: int, evals_per_chunk: int,
+                   diagnose: Diagnose | None = None, validate: Validate | None = None) -> RunChunk:
     """Run ``evals_per_chunk * eval_every`` steps; per evaluation return the mean training
     loss and mini-batch accuracy over its ``eval_every`` steps and the test loss/accuracy.
 
@@ -117,7 +137,7 @@ def make_run_chunk(step, evaluate, eval_every: int, evals_per_chunk: int, diagno
         own metrics averaged over the interval, ...).
     """
 
-    def run_chunk(state, task):
+    def run_chunk(state: TrainState, task: Task) -> tuple[TrainState, Metrics]:
         def interval(state, _):
             def body(carry, _):
                 s, tot_loss, tot_acc = carry

@@ -7,13 +7,19 @@ arrays are shared (not copied per seed). Evaluation runs inside the scan every
 progress bar), never single steps.
 """
 
+from __future__ import annotations
+
 import functools
 import time
+from collections.abc import Sequence
+from os import PathLike
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
+from jax.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from fa_jax import checks
@@ -29,6 +35,13 @@ from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
 from fa_jax.training.sweep_config import Program, SweepConfig, with_val
 from fa_jax.training.sweep_result import SweepResult, early_stopping_fields, rule_metric_fields
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    import optax
+
+    from fa_jax.data.task import Task
+    from fa_jax.models.contract import Model
+    from fa_jax.rules.rule import Rule
 
 CHECKPOINT_SECONDS = 60.0  # default checkpoint interval of a sweep with checkpoint= (wall-clock)
 
@@ -81,12 +94,14 @@ def _refuse_traced(args: dict) -> None:
             f"seed (S = the number of seeds)")
 
 
-def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_size: int = 64,
-          optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
-          eval_every: int = 100, optimizer_hyper: dict | None = None, progress: bool = True,
-          desc: str | None = None, diagnostics: bool = False, devices=None, early_stopping: int | None = None,
-          val=None, label_smoothing: float = 0.0, checkpoint=None, checkpoint_every: int | None = None,
-          keep_checkpoints: int = 2, data_parallel: int = 1) -> SweepResult:
+def sweep(model: Model, task: Task, *, rule: str | Rule = "bp", seeds: int | Sequence[int] = 8, steps: int = 1000,
+          batch_size: int = 64, optimizer: str = "adam", lr: ArrayLike | Sequence[float] | optax.Schedule = 1e-3,
+          loss: str | None = None, feedback: dict | None = None, eval_every: int = 100,
+          optimizer_hyper: dict | None = None, progress: bool = True, desc: str | None = None,
+          diagnostics: bool = False, devices: Sequence[jax.Device] | Mesh | None = None,
+          early_stopping: int | None = None, val: tuple[ArrayLike, ArrayLike] | None = None,
+          label_smoothing: float = 0.0, checkpoint: str | PathLike[str] | None = None,
+          checkpoint_every: int | None = None, keep_checkpoints: int = 2, data_parallel: int = 1) -> SweepResult:
     """Train ``seeds`` seeds of one configuration as one compiled, vmapped program.
 
     Every argument is checked before anything compiles; the task's arrays too
@@ -145,8 +160,9 @@ def sweep(model, task, *, rule: str = "bp", seeds=8, steps: int = 1000, batch_si
                devices=devices, checkpoint=checkpoint)
 
 
-def run(cfg: SweepConfig, model, task, *, progress: bool = True, desc: str | None = None, devices=None,
-        checkpoint=None) -> SweepResult:
+def run(cfg: SweepConfig, model: Model, task: Task, *, progress: bool = True, desc: str | None = None,
+        devices: Sequence[jax.Device] | Mesh | None = None,
+        checkpoint: str | PathLike[str] | None = None) -> SweepResult:
     """Train the sweep ``cfg`` (built by :meth:`SweepConfig.build` for this ``model`` and ``task``,
     the validation arrays in ``task.aux`` with early stopping); :func:`sweep`'s other arguments."""
     seed_list = list(cfg.seeds)

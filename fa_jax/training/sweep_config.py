@@ -8,13 +8,17 @@ depend on, so a second sweep of the same configuration does not recompile, whate
 rates) and the checkpoint fingerprint (:meth:`SweepConfig.fingerprint`: what a resume must match).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
@@ -29,8 +33,15 @@ from fa_jax.training import checkpoint as checkpoint_lib
 from fa_jax.training import early_stopping as early_stopping_lib
 from fa_jax.training import memory
 
+if TYPE_CHECKING:
+    import optax
+    from jax.sharding import Mesh
 
-def seed_list(seeds) -> list[int]:
+    from fa_jax.data.task import Task
+    from fa_jax.models.contract import Model
+
+
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
     """``seeds`` (a count S or a list of distinct ints in [0, 2**32)) as a list; else an InputError."""
     if checks.is_int(seeds, numpy=True):
         if seeds < 1:
@@ -44,7 +55,7 @@ def seed_list(seeds) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def positive_int(name: str, v) -> None:
+def positive_int(name: str, v: int) -> None:
     """InputError unless ``v`` is an int in [1, 2**31) (int32 counters and shapes)."""
     checks.positive_int(name, v, numpy=True)
     if v >= 2**31:
@@ -62,7 +73,7 @@ def chunk_size(n_evals: int, every: int | None = None, max_chunks: int = 20) -> 
     return g
 
 
-def learning_rates(lr, n: int):
+def learning_rates(lr: ArrayLike | Sequence[float] | optax.Schedule, n: int) -> np.ndarray | None:
     """The ``n`` per-seed learning rates of ``lr`` (float32), or None for a schedule; else an InputError."""
     what = "lr must be a positive number, an optax schedule or a list of one per seed"
     if callable(lr):
@@ -93,7 +104,7 @@ def learning_rates(lr, n: int):
     return lrs
 
 
-def check_shapes(model, task, loss_name: str) -> None:
+def check_shapes(model: Model, task: Task, loss_name: str) -> None:
     """One-line InputError unless ``model`` reads ``task``'s inputs and its outputs fit the task and loss."""
     m_shape, t_shape = contract.input_shape(model), tuple(task.input_shape or (task.n_in,))
     if m_shape != t_shape and max(len(m_shape), len(t_shape)) > 1:  # flat ones: the n_in check below
@@ -109,7 +120,7 @@ def check_shapes(model, task, loss_name: str) -> None:
         raise InputError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
 
 
-def with_val(task, val):
+def with_val(task: Task, val: tuple[ArrayLike, ArrayLike]) -> Task:
     """``task`` with the checked validation arrays ``val = (x_val, y_val)`` in its ``aux`` (early stopping)."""
     x_val, y_val = early_stopping_lib.check_val(task, val)
     return task.replace(aux={**task.aux, "x_val": x_val, "y_val": y_val})
@@ -163,12 +174,15 @@ class SweepConfig:
     chunk: int
 
     @classmethod
-    def build(cls, model, task, *, rule="bp", seeds=8, steps: int = 1000, batch_size: int = 64,
-              optimizer: str = "adam", lr=1e-3, loss: str | None = None, feedback: dict | None = None,
-              eval_every: int = 100, optimizer_hyper: dict | None = None, diagnostics: bool = False,
-              early_stopping: int | None = None, val=None, label_smoothing: float = 0.0, checkpoint=None,
-              checkpoint_every: int | None = None, keep_checkpoints: int = 2, data_parallel: int = 1,
-              devices=None) -> "SweepConfig":
+    def build(cls, model: Model, task: Task, *, rule: str | Rule = "bp", seeds: int | Sequence[int] = 8,
+              steps: int = 1000, batch_size: int = 64, optimizer: str = "adam",
+              lr: ArrayLike | Sequence[float] | optax.Schedule = 1e-3, loss: str | None = None,
+              feedback: dict | None = None, eval_every: int = 100, optimizer_hyper: dict | None = None,
+              diagnostics: bool = False, early_stopping: int | None = None,
+              val: tuple[ArrayLike, ArrayLike] | None = None, label_smoothing: float = 0.0,
+              checkpoint: str | PathLike[str] | None = None, checkpoint_every: int | None = None,
+              keep_checkpoints: int = 2, data_parallel: int = 1,
+              devices: Sequence[jax.Device] | Mesh | None = None) -> SweepConfig:
         """Check every setting against ``model`` and ``task`` (the arguments of :func:`fa_jax.sweep`,
         documented there) and return the config; one-line InputError for the first bad one. Also
         refuses a sweep that cannot fit in the device's memory (:mod:`fa_jax.training.memory`)."""
@@ -245,7 +259,7 @@ class SweepConfig:
                        self.batch_size, self.eval_every, self.chunk, self.diagnostics, self.early_stopping,
                        self.label_smoothing)
 
-    def fingerprint(self, model, task) -> dict[str, Any]:
+    def fingerprint(self, model: Model, task: Task) -> dict[str, Any]:
         """What a checkpoint records and a resume must match: every setting that changes the run
         (a resume replays the same compiled chunks, so their length is part of it)."""
         return {"rule": self.rule.name, "seeds": list(self.seeds), "steps": self.steps,

@@ -1,12 +1,19 @@
 """The result of one :func:`fa_jax.sweep`: per-seed metric arrays, the final batched
 TrainState, timings, and the JSON rows the run directories store."""
 
+from __future__ import annotations
+
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fa_jax.analysis import diagnostics as diagnostics_lib
+
+if TYPE_CHECKING:
+    from fa_jax.training.state import TrainState
 
 
 @dataclasses.dataclass
@@ -42,7 +49,7 @@ class SweepResult:
     test_loss: np.ndarray
     test_acc: np.ndarray
     diverged_at: np.ndarray
-    state: object  # the final batched fa_jax.TrainState
+    state: TrainState  # the final batched fa_jax.TrainState
     compile_s: float
     run_s: float
     diagnostics: dict | None = None
@@ -55,7 +62,7 @@ class SweepResult:
     rule_metrics: dict | None = None
 
     @property
-    def best_params(self):
+    def best_params(self) -> Any:
         """Per-seed params at the lowest validation loss (leading axis S); early stopping only."""
         return None if self.state.early is None else self.state.early["params"]
 
@@ -127,13 +134,13 @@ def _finite(v, diverged=False) -> float | None:
 STANDARD = ("loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", *diagnostics_lib.KEYS)
 
 
-def rule_metric_fields(metrics) -> dict:
+def rule_metric_fields(metrics: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """``{"rule_metrics": {name: (S, E)}}`` for the metrics a rule's objective added, ``{}`` without any."""
     own = {k: v for k, v in metrics.items() if k not in STANDARD}
     return {"rule_metrics": own} if own else {}
 
 
-def early_stopping_fields(metrics, state) -> dict:
+def early_stopping_fields(metrics: Mapping[str, np.ndarray], state: TrainState) -> dict[str, np.ndarray]:
     """The :class:`SweepResult` fields of early stopping (validation curves, each seed's best step
     and stopping step) from the metrics (S, E) and the final batched state; ``{}`` without it."""
     if state.early is None:

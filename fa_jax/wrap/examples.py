@@ -11,11 +11,17 @@ linen model written the same way wraps the same way. Inputs are NHWC images
 :data:`EXAMPLES` maps a name to a constructor ``f(n_out, **fields) -> module``.
 """
 
+from __future__ import annotations
+
 import functools
+from typing import TYPE_CHECKING
 
 import flax.linen as nn
 
 from fa_jax.wrap.linen import DFAPoint
+
+if TYPE_CHECKING:
+    import jax
 
 
 def _channels(n: int, width: float) -> int:
@@ -36,7 +42,7 @@ class MNISTCNN(nn.Module):
     width: float = 1.0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         c = functools.partial(_channels, width=self.width)
         x = nn.Conv(features=c(32), kernel_size=(3, 3))(x)
         x = nn.relu(x)
@@ -63,7 +69,7 @@ class ResNetBlock(nn.Module):
     dfa_point: bool = False
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5)
         s = (self.strides, self.strides)
         y = nn.Conv(self.features, (3, 3), strides=s, use_bias=False)(x)
@@ -97,7 +103,7 @@ class ResNet(nn.Module):
     dfa_blocks: bool = False
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = nn.Conv(self.width, (3, 3), use_bias=False)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x))
         for i, n_blocks in enumerate(self.stage_sizes):

@@ -11,14 +11,22 @@ module's ``__call__`` under the name it uses (``train``, ``training``, ``is_trai
 ``deterministic`` negated), and dropout draws from ``rngs={"dropout": key}``.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import inspect
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 from flax.core import unfreeze
 
 from fa_jax.wrap.wiring import path_name
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    import jax
+
+    from fa_jax.wrap.wiring import Wiring
 
 WEIGHTED = (nn.Dense, nn.DenseGeneral, nn.Conv, nn.ConvTranspose, nn.ConvLocal, nn.Einsum)
 # layers with params but no weighted map to feed back through: their params get the gradient
@@ -33,7 +41,7 @@ class DFAPoint(nn.Module):
     the default points (the inputs of the weighted layers) by the markers."""
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         return x
 
 
@@ -44,11 +52,11 @@ class DFAOutput(nn.Module):
     per model; DFA points come before it. Without it the error is taken at the logits."""
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         return x
 
 
-def train_arg(module, name=None):
+def train_arg(module: nn.Module, name: str | None = None) -> tuple[str | None, bool]:
     """``(name, negated)`` of the module's train flag: ``name`` if given (``"deterministic"`` is
     negated), else the first of :data:`TRAIN_ARGS` that ``__call__`` takes; ``(None, False)`` if none."""
     if name is not None:
@@ -78,7 +86,7 @@ class LinenAdapter:
     def _train_kw(self, train):
         return {} if self.train_name is None else {self.train_name: (not train) if self.negated else bool(train)}
 
-    def init(self, key, x):
+    def init(self, key: jax.Array, x: jax.Array | jax.ShapeDtypeStruct) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(params, state)`` (state: the non-params collections) for an input batch ``x``."""
         import jax
 
@@ -87,7 +95,8 @@ class LinenAdapter:
         params = variables.pop("params", {})
         return params, variables
 
-    def run(self, params, state, x, *, train, key, wiring):
+    def run(self, params: Any, state: dict[str, Any] | None, x: jax.Array, *, train: bool, key: jax.Array | None,
+            wiring: Wiring) -> tuple[jax.Array, dict[str, Any] | None]:
         """``(y, new_state)``: the module on ``x`` with every call handed to ``wiring``."""
         rngs = {"dropout": key} if key is not None else None
         mutable = sorted(state) if state else False

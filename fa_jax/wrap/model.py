@@ -24,19 +24,32 @@ layers in call order, the points, the state collections; a layer with params tha
 cannot wire is a one-line error then, before anything compiles.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 import math
 import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.wrap.wiring import Wiring, path_name
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    import flax.linen as nn
+    from flax import nnx
+
+    from fa_jax.rules.rule import Rule
+    from fa_jax.wrap.linen import LinenAdapter
+    from fa_jax.wrap.nnx import NNXAdapter
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -50,7 +63,7 @@ class FlaxModel:
     output_at: ``(name, shape)`` of the :class:`fa_jax.DFAOutput` marker, or None (the logits).
     """
 
-    adapter: object
+    adapter: LinenAdapter | NNXAdapter
     input_shape: tuple
     input_dtype: str
     n_out: int
@@ -66,13 +79,13 @@ class FlaxModel:
     def _key(self):
         return (self.adapter, self.input_shape, self.input_dtype)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self._key())
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, FlaxModel) and self._key() == other._key()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         desc = re.sub(r" at 0x[0-9a-fA-F]+", "", self.adapter.describe())
         return f"fj.from_flax({desc}, input_shape={self.input_shape}, {self.adapter.kind})"
 
@@ -115,12 +128,12 @@ class FlaxModel:
 
     probes = True  # apply takes probes= (the diagnostics)
 
-    def kernels(self, tree) -> list:
+    def kernels(self, tree: Any) -> list[Any]:
         """The kernel of every weighted layer of a params-shaped ``tree``, in ``weight_shapes`` order."""
         return [_at(tree, p + ("kernel",)) for p in self.kernel_paths]
 
     # -- feedback in the params' structure
-    def feedback_tree(self, rule, matrices):
+    def feedback_tree(self, rule: str | Rule, matrices: Sequence[jax.Array]) -> dict[str, Any] | list[jax.Array]:
         """The list ``init_feedback`` draws, as this model's feedback (module doc)."""
         r = rules_lib.get(rule)
         if r.feedback_at == "points":
@@ -135,7 +148,7 @@ class FlaxModel:
             node["kernel"] = B
         return tree
 
-    def feedback_list(self, rule, feedback):
+    def feedback_list(self, rule: str | Rule, feedback: Any) -> list[jax.Array]:
         """The feedback's matrices in ``feedback_shapes`` order; a one-line ValueError naming the
         first entry that is missing or extra."""
         r = rules_lib.get(rule)
@@ -173,7 +186,7 @@ class FlaxModel:
                                  f"(kernels: {', '.join(map(path_name, self.kernel_paths))}); biases take no B")
         return out
 
-    def check_rule(self, rule) -> None:
+    def check_rule(self, rule: Rule) -> None:
         """One-line InputError unless ``rule`` runs on a wrapped model: a rule whose wiring its op, point
         and output node describe (``Rule.layerwise``: bp, the FA and DFA families, objective rules), or
         one that wires models without layers itself (``Rule.wire_model``: pepita)."""
@@ -191,16 +204,17 @@ class FlaxModel:
     def _init(self, key):
         return self.adapter.init(key, jnp.zeros((2, *self.input_shape), self.input_dtype))
 
-    def init(self, key):
+    def init(self, key: jax.Array) -> dict[str, Any]:
         """The Flax params pytree, drawn from the ``jax.random`` key (traceable: seeds vmap it)."""
         return self._init(key)[0]
 
-    def init_stats(self):
+    def init_stats(self) -> dict[str, Any]:
         """The model's state collections (``batch_stats``, ...) as the module's init makes them."""
         return self._init(jax.random.key(0))[1]
 
-    def apply(self, params, x, *, rule="bp", feedback=None, train=False, key=None, stats=None, targets=None,
-              probes=None):
+    def apply(self, params: Any, x: jax.Array, *, rule: str | Rule = "bp", feedback: Any = None, train: bool = False,
+              key: jax.Array | None = None, stats: dict[str, Any] | None = None, targets: jax.Array | None = None,
+              probes: Sequence[jax.Array] | None = None) -> jax.Array | tuple[jax.Array, dict[str, Any]]:
         """Logits for inputs ``x`` (batch, *input_shape); ``jax.grad`` through it is ``rule``.
 
         Args:
@@ -283,7 +297,8 @@ def _adapter(module, train_arg):
                      f"nnx.Module), got {type(module).__name__}")
 
 
-def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> FlaxModel:
+def from_flax(module: nn.Module | nnx.Module | Callable[[nnx.Rngs], nnx.Module], input_shape: Sequence[int], *,
+              input_dtype: DTypeLike = "float32", train_arg: str | None = None) -> FlaxModel:
     """Wrap a Flax model so that every rule trains it (module doc).
 
     Args:
@@ -313,7 +328,7 @@ def from_flax(module, input_shape, *, input_dtype="float32", train_arg=None) -> 
         params, state = jax.eval_shape(adapter.init, jax.random.key(0), x)
     except (TypeError, ValueError) as e:
         raise InputError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
-                         f"{str(e).splitlines()[0]}") from None
+                         f"{str(e).splitlines()[0]}") from e
     wiring = _discover(adapter, params, state, x, markers=False)
     markers = bool(wiring.found_markers)  # the second pass, through the markers, records no found_markers
     if markers:

@@ -21,9 +21,13 @@ default ones (flax's: ``lecun_normal`` kernels, zero biases, unit scales, embedd
 ``variance_scaling(1, "fan_in", "normal", out_axis=0)``) and its batch statistics reset (mean 0, var 1).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +35,9 @@ from flax import nnx
 
 from fa_jax.wrap.wiring import path_name
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    from fa_jax.wrap.wiring import Wiring
 
 WEIGHTED = (nnx.Linear, nnx.LinearGeneral, nnx.Conv, nnx.ConvTranspose, nnx.Einsum)
 NORMS = (nnx.LayerNorm, nnx.BatchNorm, nnx.GroupNorm, nnx.RMSNorm, nnx.InstanceNorm)
@@ -44,7 +51,7 @@ class NNXDFAPoint(nnx.Module):
     enters here and no gradient crosses it. Placing any marker in a model replaces the default
     points (the inputs of the weighted layers) by the markers."""
 
-    def __call__(self, x):
+    def __call__(self, x: jax.Array) -> jax.Array:
         return x
 
 
@@ -134,7 +141,7 @@ class NNXAdapter:
     weighted_names = tuple(t.__name__ for t in WEIGHTED)
     true_gradient_names = tuple(t.__name__ for t in TRUE_GRADIENT) + ("NNXDFAPoint",)
 
-    def init(self, key, x=None):
+    def init(self, key: jax.Array, x: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(params, state)`` drawn from ``key`` (module doc); ``x`` is not needed by NNX."""
         if self.factory is not None:
             _, params, _, state = nnx.split(self.factory(nnx.Rngs(key)), nnx.Param, nnx.RngState, ...)
@@ -157,7 +164,8 @@ class NNXAdapter:
                 out.append((path, jnp.zeros(shape, dtype)))
         return _nest(out)
 
-    def run(self, params, state, x, *, train, key, wiring):
+    def run(self, params: Any, state: dict[str, Any] | None, x: jax.Array, *, train: bool, key: jax.Array | None,
+            wiring: Wiring) -> tuple[jax.Array, dict[str, Any] | None]:
         """``(y, new_state)``: a fresh copy of the model on ``x``, every call handed to ``wiring``."""
         model = nnx.merge(self.graphdef, params, state or {}, self._rng_values(key))
         if self.train_name is not None:
@@ -223,7 +231,7 @@ def _spec(flat):
     return tuple((p, type(v).__name__, tuple(v.shape), str(v.dtype)) for p, v in flat)
 
 
-def make_adapter(module) -> NNXAdapter:
+def make_adapter(module: nnx.Module | Callable[[nnx.Rngs], nnx.Module]) -> NNXAdapter:
     """The adapter of an ``nnx.Module`` instance or of a function ``rngs -> nnx.Module`` (module doc)."""
     factory = None
     if not isinstance(module, nnx.Module):

@@ -20,11 +20,18 @@ What each rule does (:mod:`fa_jax.wrap.wiring`, recurrent cells):
   the cell's input kernels.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import flax.linen as nn
 
 from fa_jax import checks
 from fa_jax.wrap.linen import DFAPoint
 from fa_jax.errors import InputError
+
+if TYPE_CHECKING:
+    import jax
 
 CELLS = {"gru": nn.GRUCell, "elman": nn.SimpleCell}
 
@@ -43,7 +50,7 @@ class RecurrentLM(nn.Module):
     n_layers: int = 1
     param_dtype: str = "float32"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("vocab", "d_hidden", "n_layers"):
             checks.positive_int(name, getattr(self, name))
         if self.d_embed is not None:
@@ -55,7 +62,7 @@ class RecurrentLM(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, tokens):
+    def __call__(self, tokens: jax.Array) -> jax.Array:
         pd = self.param_dtype
         x = nn.Embed(self.vocab, self.d_embed or self.d_hidden, name="embed", param_dtype=pd)(tokens)
         for i in range(self.n_layers):

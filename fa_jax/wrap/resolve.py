@@ -4,19 +4,29 @@
 result goes to :func:`fa_jax.from_flax` as is.
 """
 
+from __future__ import annotations
+
 import importlib
 import inspect
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    import flax.linen as nn
+    from flax import nnx
 
-def is_spec(text) -> bool:
+
+def is_spec(text: object) -> bool:
     """Whether ``text`` looks like an import path ``package.module:Name`` (it has a colon)."""
     return isinstance(text, str) and ":" in text
 
 
-def load(spec: str, n_out: int | None = None, *, what: str = "--model"):
+def load(spec: str, n_out: int | None = None, *,
+         what: str = "--model") -> nn.Module | nnx.Module | Callable[[nnx.Rngs], nnx.Module]:
     """The Flax model that ``spec`` (``"package.module:Name"``, ``Name`` may be dotted) names.
 
     The module is imported as Python would (``sys.path``, to which the current directory is

@@ -8,6 +8,10 @@
 Every one maps token ids (batch, T) int32 to per-token logits (batch, T, vocab).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from fa_jax.wrap.model import FlaxModel, from_flax
 from fa_jax.wrap.recurrent import RecurrentLM
 from fa_jax.wrap.transformer import TransformerLM
@@ -16,7 +20,7 @@ from fa_jax.errors import InputError
 SEQUENCE_MODELS = ("transformer", "gru", "elman")
 
 
-def module(kind: str, vocab: int, context: int, **options):
+def module(kind: str, vocab: int, context: int, **options: Any) -> TransformerLM | RecurrentLM:
     """The linen module ``kind`` (module doc) for ``vocab`` tokens and sequences of ``context`` tokens."""
     if kind == "transformer":
         return TransformerLM(vocab=vocab, context=context, **options)
@@ -25,7 +29,7 @@ def module(kind: str, vocab: int, context: int, **options):
     raise InputError(f"sequence model must be one of {', '.join(SEQUENCE_MODELS)}, got {kind!r}")
 
 
-def language_model(kind: str, vocab: int, context: int, **options) -> FlaxModel:
+def language_model(kind: str, vocab: int, context: int, **options: Any) -> FlaxModel:
     """``fj.from_flax`` of :func:`module`: inputs (batch, context) int32 token ids, logits (batch, context, vocab).
 
     A one-line ValueError for an unknown kind or option, bad sizes (heads not dividing d_model, ...)."""

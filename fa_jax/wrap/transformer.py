@@ -25,6 +25,10 @@ trained by the signal that reaches them by BP through the first block from its f
 (under the FA family: through the blocks' ``B``); the position embedding alike.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -32,11 +36,15 @@ from fa_jax import checks
 from fa_jax.wrap.linen import DFAOutput, DFAPoint
 from fa_jax.errors import InputError
 
+if TYPE_CHECKING:
+    import jax
+
 POINTS = ("macro", "micro")
 ERROR_AT = ("logits", "last_block")
 
 
-def check_sizes(vocab, context, d_model, n_heads, n_blocks, d_ff, points, error_at) -> None:
+def check_sizes(vocab: int, context: int, d_model: int, n_heads: int, n_blocks: int, d_ff: int | None, points: str,
+                error_at: str) -> None:
     """One-line ValueErrors for bad sizes and options (module doc), before anything is traced."""
     for name, v in (("vocab", vocab), ("context", context), ("d_model", d_model), ("n_heads", n_heads),
                     ("n_blocks", n_blocks)):
@@ -64,7 +72,7 @@ class Block(nn.Module):
     param_dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, x, mask):
+    def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
         pd = self.param_dtype
         h = nn.LayerNorm(name="ln_attn", param_dtype=pd)(x)
         h = nn.MultiHeadDotProductAttention(num_heads=self.n_heads, qkv_features=self.d_model, param_dtype=pd,
@@ -97,13 +105,13 @@ class TransformerLM(nn.Module):
     error_at: str = "logits"
     param_dtype: str = "float32"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_sizes(self.vocab, self.context, self.d_model, self.n_heads, self.n_blocks, self.d_ff, self.points,
                     self.error_at)
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, tokens):
+    def __call__(self, tokens: jax.Array) -> jax.Array:
         T = tokens.shape[-1]
         if T > self.context:
             raise InputError(f"sequence length {T} is longer than the model's context {self.context}")

@@ -41,15 +41,25 @@ on its input ``h`` instead of the logits: ``e = dL/dh`` (the layers above it, e.
 the unembedding, train by BP), ``B`` of shape ``(prod(h's feature shape), prod(point shape))``.
 """
 
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 
 from fa_jax.errors import InputError
 from fa_jax.rules.ops import linear
 
+if TYPE_CHECKING:
+    from fa_jax.rules.ops import LayerFn
+    from fa_jax.rules.rule import Rule
 
-def path_name(path) -> str:
+ModulePath = Sequence[Hashable]  # a module's path: names and list indices, e.g. ("block", "Dense_0")
+
+
+def path_name(path: ModulePath) -> str:
     """``("block", "Dense_0")`` -> ``"block/Dense_0"``; the root is ``"(root)"``."""
     return "/".join(map(str, path)) or "(root)"
 
@@ -66,7 +76,9 @@ class Wiring:
         record: keep ``(path, fn, input, params, output)`` of every weighted call in ``inputs``.
     """
 
-    def __init__(self, rule=None, matrices=None, *, markers=False, x=None, probes=None, record=False):
+    def __init__(self, rule: Rule | None = None, matrices: Mapping[tuple, jax.Array] | None = None, *,
+                 markers: bool = False, x: jax.Array | None = None, probes: Sequence[jax.Array] | None = None,
+                 record: bool = False):
         self.rule = rule
         self.matrices = matrices or {}
         self.markers = markers
@@ -87,7 +99,7 @@ class Wiring:
         self.output_at = None  # (path name, number of points before it, shape) of the DFAOutput marker
 
     @contextlib.contextmanager
-    def quiet(self):
+    def quiet(self) -> Iterator[None]:
         """Calls inside (a layer's own functional forward) are not intercepted."""
         self._quiet += 1
         try:
@@ -99,7 +111,7 @@ class Wiring:
     def active(self) -> bool:
         return not self._quiet
 
-    def module(self, path, kind: str) -> None:
+    def module(self, path: ModulePath, kind: str) -> None:
         self.modules.setdefault(tuple(path), kind)
 
     def _point(self, name, h):
@@ -123,7 +135,7 @@ class Wiring:
             raise InputError(f"{what} {path_name(path)} is inside the recurrent cell {self._cells[-1]}, whose "
                              f"arrays live inside a scan over time: place it on the RNN's output sequence")
 
-    def cell(self, path, call, carry, *rest):
+    def cell(self, path: ModulePath, call: Callable[..., Any], carry: Any, *rest: Any) -> Any:
         """A recurrent cell's step ``call(carry, *rest)`` (module doc): no points inside it; under the
         rule that cuts its points (DFA family, pepita) its carry enters through ``stop_gradient`` (no
         signal through time)."""
@@ -135,7 +147,7 @@ class Wiring:
         finally:
             self._cells.pop()
 
-    def output(self, path, h):
+    def output(self, path: ModulePath, h: jax.Array) -> jax.Array:
         """A ``DFAOutput`` call: the DFA family's output node on ``h`` (module doc); the identity otherwise."""
         self._not_in_cell("DFAOutput", path)
         if self.output_at is not None:
@@ -146,7 +158,7 @@ class Wiring:
             return h
         return self.output_node(h, [live for _, live in self.points])
 
-    def marker(self, path, h):
+    def marker(self, path: ModulePath, h: jax.Array) -> jax.Array:
         """A ``DFAPoint`` call: a point when the model's points are its markers (the marker is the
         identity outside DFA and probes); otherwise only noted (``found_markers``)."""
         self._not_in_cell("DFAPoint", path)
@@ -158,7 +170,8 @@ class Wiring:
             return h
         return self._point(path_name(path), h)
 
-    def weighted(self, path, kind: str, fn, h, p, plain):
+    def weighted(self, path: ModulePath, kind: str, fn: LayerFn, h: jax.Array, p: Any,
+                 plain: Callable[[jax.Array], jax.Array]) -> jax.Array:
         """A weighted-layer call: ``fn(h, p)`` is its functional forward, ``plain(h)`` the call
         itself; ``p`` its params (with ``"kernel"``)."""
         path = tuple(path)

@@ -106,14 +106,14 @@ def build(args):
         module = make_module(name, args, task.n_out)
         try:
             model = fj.from_flax(module, task.input_shape)
-        except ValueError as err:
+        except InputError as err:
             raise InputError(f"model {name!r}: {err}") from None
         if model.n_out != task.n_out:
             raise InputError(f"model {name!r} returns {model.n_out} logits; {task.name} has {task.n_out} classes")
         for r in args.rules:
             try:
-                model.check_rule(fj.rules.get(r))
-            except ValueError as err:
+                fj.rules.check_model(r, model)
+            except InputError as err:
                 raise InputError(f"--rules: {err}") from None
         models[name] = model
     fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),

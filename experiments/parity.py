@@ -52,24 +52,18 @@ def main(argv=None):
     fj.sharding.maybe_initialize_distributed()  # no-op unless launched as several processes
     if args.quick:
         cli.apply_defaults(args, QUICK)
-    for r in args.rules:
-        fj.rules.get(r)
     if args.depth < 0:
         raise InputError(f"--depth must be >= 0, got {args.depth}")
     cli.check_run_sizes(args, ("width",), multiple=False)
     task = fj.data.parity(args.n, args.k, n_train=args.n_train, data_seed=args.data_seed)
     model = fj.mlp([args.n] + [args.width] * args.depth + [1], activation=args.activation, init=args.init)
-    for r in args.rules:
-        fj.rules.check_model(r, model)  # e.g. the lazy rules need --depth 1
-    fj.losses.get(args.loss)
-    fj.optimizer(args.optimizer, args.lr)
     feedback = cli.feedback_options(args)
     cli.check_run_sizes(args)
     sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
                 "lr": args.lr, "loss": args.loss, "feedback": feedback, "eval_every": args.eval_every,
                 "diagnostics": args.diagnostics, "data_parallel": args.data_parallel}
-    fj.memory.check_all(({"model": model, "task": task, "rule": r} for r in args.rules), **sweep_kw)
     cli.check_data_parallel(args)
+    Study.plan(({"model": model, "task": task, "rule": r} for r in args.rules), **sweep_kw)  # before --out opens
     study = Study.from_args(args, "parity", {**vars(args), "model": dataclasses.asdict(model), "feedback": feedback,
                                              "task": task.name})  # checks the run flags, opens --out
     print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {study.out}")

@@ -170,7 +170,7 @@ def main(argv=None):
             try:
                 fj.rules.check_model(r, built[t][1])
                 cells.append((t, r))
-            except ValueError as err:
+            except InputError as err:
                 skipped.append((t, r, str(err)))
     n_lr, seeds = len(cfg["lrs"]), cfg["seeds"]
     fj.memory.check_all(({"model": built[t][1], "task": built[t][0], "rule": r} for t, r in cells),

@@ -213,11 +213,11 @@ def build(args):
                     try:
                         models[t, label] = language_model(arch, task.n_out, task.n_in,
                                                           **model_options(arch, args, points))
-                    except ValueError as err:
+                    except InputError as err:
                         raise InputError(f"model {label!r} on {t}: {err}") from None
                 try:
-                    models[t, label].check_rule(fj.rules.get(rule))
-                except ValueError as err:
+                    fj.rules.check_model(rule, models[t, label])
+                except InputError as err:
                     raise InputError(f"--rules: {err}") from None
                 cells.append({"task": t, "model": label, "arch": arch, "rule": rule})
     for t in tasks:

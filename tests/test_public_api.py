@@ -9,22 +9,11 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
 
 import fa_jax as fj
 
 ROOT = Path(__file__).resolve().parents[1]
 INIT = ROOT / "fa_jax" / "__init__.py"
-
-# Files (or folders, ending in "/") whose public signatures are still being annotated by others: the
-# main test skips the names defined there, test_pending_files_are_annotated lists them. Remove an
-# entry once its names are annotated (that test then XPASSes strictly and says so).
-PENDING = ("fa_jax/rules/pepita.py", "fa_jax/wrap/pepita.py", "fa_jax/runs/cli.py", "fa_jax/runs/configs.py")
-
-
-def _pending(path: str) -> bool:
-    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PENDING)
-
 
 def _type_checking_block() -> ast.If:
     tree = ast.parse(INIT.read_text(), filename=str(INIT))
@@ -168,14 +157,8 @@ def _report(v: dict[str, list[str]]) -> str:
 
 def test_public_signatures_are_annotated():
     """Every parameter (but self/cls, *args, **kwargs) of a public function or constructor defined in
-    fa_jax has a type annotation, and every function a return annotation (files in PENDING excepted)."""
-    v = {f: q for f, q in _violations().items() if not _pending(f)}
-    assert not v, _report(v)
-
-
-@pytest.mark.xfail(strict=True, reason="files in PENDING are annotated by others; drop each from PENDING when done")
-def test_pending_files_are_annotated():
-    v = {f: q for f, q in _violations().items() if _pending(f)}
+    fa_jax has a type annotation, and every function a return annotation."""
+    v = _violations()
     assert not v, _report(v)
 
 

@@ -13,7 +13,7 @@ Feedback (``fj.init_feedback(key, model, rule)``):
   (or a shared conv kernel, ``dfa(conv=shared)``); ``model.points`` lists the names and shapes.
   A point's name is the path of the layer whose input it is (``"Dense_1"``: the input of Dense_1,
   the output of the layer before it after its activation) or of a :class:`fa_jax.DFAPoint`;
-- other rules with feedback (``Rule.feedback_at == "list"``; pepita, :mod:`fa_jax.wrap.pepita`): the
+- other rules with feedback (``Rule.feedback_at == "list"``; pepita, :mod:`fa_jax.rules.pepita`): the
   list the rule draws, e.g. ``[F]``, F (n_out, n_in), as for fj.mlp.
 
 Which of these a rule's feedback is, and what each weighted layer and point does, the rule says
@@ -243,7 +243,7 @@ class FlaxModel:
             raise InputError("this model has no state collections; stats= is for models with batch norm")
         check_feedback(self, r, feedback)
         fbs = None if feedback is None else self.feedback_list(r, feedback)
-        if not r.layerwise:  # the rule wires the model itself (pepita: two passes, fa_jax.wrap.pepita)
+        if not r.layerwise:  # the rule wires the model itself (pepita: two passes, fa_jax.rules.pepita)
             return r.wire_model(self, params, x, fbs, rule=r, train=train, key=key if train else None, probes=probes)
         matrices = dict(zip(self.kernel_paths, fbs)) if r.feedback_at == "weights" and fbs is not None else {}
         wiring = Wiring(r, matrices, markers=self.markers, x=x, probes=probes)

@@ -14,7 +14,7 @@ through the interface fa_jax's own layers use (no rule is named here):
   ``rule.point(h)`` on to the layers that read it: ``stop_gradient(h)`` where the rule cuts the
   graph there (DFA family: after the forward, the rule's output node sends ``source @ B_p`` to each
   recorded ``h``, and between points gradients flow by ordinary BP, as in TinyDFA; forward-only
-  rules, pepita: the points' cotangents are its own, :mod:`fa_jax.wrap.pepita`), else ``h``;
+  rules, pepita: the points' cotangents are its own, :mod:`fa_jax.rules.pepita`), else ``h``;
 - ``record=True`` also keeps each weighted call's input and ``fn``.
 
 Points: the ``DFAPoint`` markers when the model has any; otherwise the input of every

@@ -10,6 +10,7 @@ from error_check import one_line_error
 
 import fa_jax as fj
 from fa_jax.analysis import diagnostics as dg
+from fa_jax.rules import pepita as pepita_lib
 from fa_jax.rules import reference
 
 TOL = dict(rtol=1e-11, atol=1e-13)
@@ -139,6 +140,23 @@ def test_diagnostics_give_grad_and_signal_alignment(x64, keys):
     # with F = 0 the output layer's update is BP's
     out0 = dg.diagnose(model, "pepita", fj.losses.softmax_ce, params, [0 * fb[0]], x, y)
     np.testing.assert_allclose(out0["grad_alignment_deg"][-1], 0.0, atol=1e-5)
+
+
+def test_the_vjp_of_any_weighted_call_is_the_dense_formula(x64, keys):
+    """One implementation for every pass: a dense map recorded as an arbitrary fn (the vjp branch, as a
+    wrapped Flax layer's) gives the hand formula of the built-in's dense op, and the same gradients."""
+    model, params, x, y, fb = _setup(keys, f_scale=20.0)
+
+    def generic(params, x, record):  # layered_pass with a dense fn that is not pepita's own
+        y_, hs, calls = pepita_lib.layered_pass(model.layers)(params, x, record)
+        return y_, hs, [(w, lambda h, p: h @ p["w"] + p["b"], h, p, o) for w, _, h, p, o in calls]
+
+    def loss(run):
+        return lambda p: fj.losses.softmax_ce(pepita_lib.pepita_apply(run, "modulated", None, p, x, fb[0]), y)
+
+    got = jax.grad(loss(generic))(params)
+    chex.assert_trees_all_close(got, jax.grad(loss(pepita_lib.layered_pass(model.layers)))(params), **TOL)
+    chex.assert_trees_all_close(got, _grads(model, params, x, y, fb), **TOL)
 
 
 def test_sweeps_learn_digits_and_run_norm_mlp_with_diagnostics():

@@ -1,4 +1,4 @@
-"""PEPITA on wrapped Flax models (fa_jax.wrap.pepita): a linen / NNX MLP equals fj.mlp with the same
+"""PEPITA on wrapped Flax models (fa_jax.rules.pepita.flax_pass): a linen / NNX MLP equals fj.mlp with the same
 weights and F (float64, every param, softmax_ce and bce, both ``last`` options); fj.sweep of the wrapped
 MLP is fj.sweep of fj.mlp from the same init; dropout keeps one mask for both passes; models that are
 not a chain (pooling between layers), batch norm and markers are refused in one line."""

@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-
-import fa_jax as fj
 from bench_rules import make_step
 from timing import base_parser, environment, median_time, precision, write
+
+import fa_jax as fj
 
 
 class MLP(nn.Module):

@@ -12,9 +12,9 @@ to BP (DFA/BP, FA/BP, ... for every rule) come from the same run. Rules with evo
 
 import jax
 import optax
+from timing import base_parser, device_memory, environment, flops_of, median_time, memory_of, precision, write
 
 import fa_jax as fj
-from timing import base_parser, device_memory, environment, flops_of, median_time, memory_of, precision, write
 
 SIZES = {  # name: (layer sizes, batch)
     "small": ([784, 256, 256, 256, 10], 128),

@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from bench_rules import make_step
+from timing import base_parser, environment, median_time, precision, write
 
 import fa_jax as fj
-from bench_rules import make_step
 from fa_jax.rules.core import fa_linear
-from timing import base_parser, environment, median_time, precision, write
 
 SIZES = {  # name: (layer sizes, batch)
     "tiny": ([20, 16, 16, 4], 8),

@@ -11,10 +11,10 @@ printed from the same run.
 
 import jax
 import jax.numpy as jnp
+from timing import base_parser, device_memory, environment, median_time, memory_of, precision, write
 
 import fa_jax as fj
 from fa_jax.training import sweep as train
-from timing import base_parser, device_memory, environment, median_time, memory_of, precision, write
 
 
 def gaussian_task(n_in, n_out, n=4096):

@@ -9,7 +9,6 @@ warm-up. fa_jax is also timed with DFA. Skipped with a message when torch is abs
 """
 
 import jax
-
 from bench_rules import SIZES, bench
 from timing import base_parser, environment, median_time, precision, write
 

@@ -12,12 +12,12 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 import sys
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.models import residual
 from fa_jax.models.contract import n_params
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap import resolve as flax_resolve
-from fa_jax.errors import InputError
 
 PRESETS = {
     # One GPU (not run on this project's CPU-only machine): full-width nets, flips + 4-px crops.

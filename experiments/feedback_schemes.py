@@ -14,9 +14,9 @@ import sys
 import numpy as np
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
-from fa_jax.errors import InputError
 
 TASKS = ("digits", "parity")
 SCHEMES = ("default", *fj.FEEDBACK_SCHEMES)

@@ -20,12 +20,13 @@ import re
 import sys
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.models.contract import n_params
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
-from fa_jax.wrap.resolve import is_spec, load as load_model
 from fa_jax.wrap.examples import EXAMPLES
-from fa_jax.errors import InputError
+from fa_jax.wrap.resolve import is_spec
+from fa_jax.wrap.resolve import load as load_model
 
 QUICK = {"seeds": 2, "steps": 40, "eval_every": 20, "width": 0.125, "resnet_width": 2, "batch_size": 16}
 COLUMNS = ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")

@@ -17,10 +17,10 @@ import sys
 import numpy as np
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs import study as study_lib
 from fa_jax.runs.study import Study
-from fa_jax.errors import InputError
 
 # centre of each optimizer's learning-rate grid (the grid is centre x --lr-factors)
 LR_CENTRE = {"sgd": 0.1, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.03, "adadelta": 1.0, "rmsprop": 3e-4,

@@ -11,9 +11,9 @@ import dataclasses
 import sys
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study, compare_rules
-from fa_jax.errors import InputError
 
 
 def parser():

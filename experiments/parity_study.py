@@ -15,10 +15,10 @@ table.md, accuracy_vs_n.png and heatmap_<method>.png, and prints the table.
 import sys
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs import study as study_lib
 from fa_jax.runs.study import Study
-from fa_jax.errors import InputError
 
 KEYS = ("method", "n", "k", "width")
 DEFAULT = {"dataset": "parity", "distribution": "uniform", "methods": ["bp", "dfa", "ntk", "rf_gaussian", "rf_relu",

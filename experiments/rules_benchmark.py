@@ -20,9 +20,9 @@ import sys
 import numpy as np
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
-from fa_jax.errors import InputError
 
 RULES = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"]
 # name: data, model (widths before --scale), default steps and evaluation interval, lr_from

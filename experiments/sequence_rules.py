@@ -41,13 +41,13 @@ import numpy as np
 
 import fa_jax as fj
 from fa_jax.analysis.generate import generate
+from fa_jax.errors import InputError
 from fa_jax.models.contract import n_params
 from fa_jax.runs import cli, rundir, tables
 from fa_jax.runs.block_alignment import alignment_figure, alignment_tables
 from fa_jax.runs.study import Study
 from fa_jax.wrap.sequence_models import SEQUENCE_MODELS, language_model
 from fa_jax.wrap.transformer import ERROR_AT, POINTS
-from fa_jax.errors import InputError
 
 TASKS = ("lm", "recall", "modadd")
 # the run's defaults, in one place (parser() and experiments/configs/sequence_rules.py spell them out)

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from fa_jax.rules import register as register
     from fa_jax.rules.feedback import check_feedback as check_feedback
     from fa_jax.rules.feedback import init_feedback as init_feedback
+    from fa_jax.rules.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
     from fa_jax.runs import plots as plots
     from fa_jax.runs import rundir as rundir
     from fa_jax.runs import tables as tables
@@ -91,12 +92,11 @@ if TYPE_CHECKING:
     from fa_jax.training.sweep import sweep as sweep
     from fa_jax.training.sweep_config import SweepConfig as SweepConfig
     from fa_jax.training.sweep_result import SweepResult as SweepResult
-    from fa_jax.wrap.model import from_flax as from_flax
-    from fa_jax.wrap.model import FlaxModel as FlaxModel
-    from fa_jax.wrap.linen import DFAPoint as DFAPoint
     from fa_jax.wrap.linen import DFAOutput as DFAOutput
+    from fa_jax.wrap.linen import DFAPoint as DFAPoint
+    from fa_jax.wrap.model import FlaxModel as FlaxModel
+    from fa_jax.wrap.model import from_flax as from_flax
     from fa_jax.wrap.nnx import NNXDFAPoint as NNXDFAPoint
-    from fa_jax.rules.feedback_schemes import SCHEMES as FEEDBACK_SCHEMES
 
 
 if not TYPE_CHECKING:  # hidden from static tools, so they flag a name fa_jax lacks

@@ -15,6 +15,7 @@ from collections.abc import Collection
 
 import jax
 import numpy as np
+
 from fa_jax.errors import InputError
 
 

@@ -23,10 +23,9 @@ import jax.numpy as jnp
 import optax
 from jax.typing import DTypeLike
 
-from fa_jax import checks
-from fa_jax import registry
-from fa_jax.registry import lookup
+from fa_jax import checks, registry
 from fa_jax.errors import InputError
+from fa_jax.registry import lookup
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]  # loss(logits, labels) -> scalar
 

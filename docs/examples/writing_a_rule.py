@@ -1,7 +1,7 @@
 """Three learning rules written outside the library, each trained by fj.sweep on fj.mlp and on a wrapped Flax MLP.
 
-    python experiments/writing_a_rule.py            # 4 seeds x 2000 steps per cell, ~1 min on 2 CPU cores
-    python experiments/writing_a_rule.py --quick    # seconds (used by the tests)
+    python docs/examples/writing_a_rule.py            # 4 seeds x 2000 steps per cell, ~30 s on 2 CPU cores
+    python docs/examples/writing_a_rule.py --quick    # seconds (used by the tests)
 
 The rules are those of docs/writing_a_rule.md: an FA-family backward (``sign_fa``), a DFA-family wiring
 with its own output node (``unit_dfa``) and a rule defined by its objective (``wp``, weight perturbation).

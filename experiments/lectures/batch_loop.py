@@ -14,6 +14,7 @@ import time
 import jax
 import jax.numpy as jnp
 import matplotlib
+
 from fa_jax.errors import InputError
 
 matplotlib.use("Agg")

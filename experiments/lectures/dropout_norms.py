@@ -23,6 +23,7 @@ import sys
 
 import jax
 import matplotlib
+
 from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
@@ -31,8 +32,10 @@ import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
 from fa_jax.models.dropout import KINDS  # noqa: E402
-from fa_jax.runs import cli  # noqa: E402
-from fa_jax.runs import lecture  # noqa: E402
+from fa_jax.runs import (
+    cli,  # noqa: E402
+    lecture,  # noqa: E402
+)
 from fa_jax.training.state import apply_model  # noqa: E402
 
 QUICK = {"rules": ["dfa"], "dropouts": ["standout"], "norms": ["group"], "seeds": 1, "steps": 20, "width": 16,

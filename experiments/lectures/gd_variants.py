@@ -12,14 +12,15 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+
 from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fa_jax.runs import lecture  # noqa: E402
 from fa_jax.optim.gd_paths import gd_path, linear_data, mse_wb  # noqa: E402
+from fa_jax.runs import lecture  # noqa: E402
 
 QUICK = {"steps": 5}
 # label: (optimizer, lr, batch size (None = all 30), extra hyperparameters)

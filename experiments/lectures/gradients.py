@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax.runs import lecture  # noqa: E402
 from fa_jax.analysis.gradflow import layer_grad_norms  # noqa: E402
+from fa_jax.runs import lecture  # noqa: E402
 
 QUICK = {"depth": 3, "seeds": 1, "steps": 4}
 CONFIGS = [("sigmoid", "glorot_normal"), ("sigmoid", "normal(4)"), ("tanh", "glorot_normal"),

@@ -18,6 +18,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+
 from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
@@ -26,9 +27,11 @@ import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
 from fa_jax.data.digits import split as digits_split
-from fa_jax.runs import cli
-from fa_jax.runs import lecture  # noqa: E402
 from fa_jax.optim.gd_paths import gd_path, linear_data  # noqa: E402
+from fa_jax.runs import (
+    cli,
+    lecture,  # noqa: E402
+)
 
 QUICK = {"reg_steps": 10, "steps": 20, "seeds": 1, "width": 8, "lrs": [0.01, 0.1]}
 SCALINGS = ("raw", "zscore", "zca")

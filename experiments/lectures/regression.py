@@ -16,10 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import fa_jax as fj
-from fa_jax.runs import cli
-from fa_jax.runs import lecture
-from fa_jax.runs import plots
 from fa_jax.errors import InputError
+from fa_jax.runs import cli, lecture, plots
 
 QUICK = {"seeds": 1, "steps": 20, "width": 8}
 DATASETS = ("california", "diabetes")

@@ -16,6 +16,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import matplotlib
+
 from fa_jax.errors import InputError
 
 matplotlib.use("Agg")
@@ -23,9 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax.runs import lecture
 from fa_jax.models import rbf  # noqa: E402
 from fa_jax.models.norm_mlp import norm_mlp  # noqa: E402
+from fa_jax.runs import lecture
 
 QUICK = {"steps": 20, "seeds": 1, "rbf_steps": 20, "width": 16}
 

@@ -25,8 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax.runs import cli  # noqa: E402
-from fa_jax.runs import lecture  # noqa: E402
+from fa_jax.runs import (
+    cli,  # noqa: E402
+    lecture,  # noqa: E402
+)
 
 QUICK = {"rules": ["dfa"], "seeds": 1, "steps": 20, "width": 8}
 LOSSES = ("mse", "spectral_mse")

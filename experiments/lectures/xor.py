@@ -17,8 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fa_jax as fj  # noqa: E402
-from fa_jax.runs import cli
-from fa_jax.runs import lecture  # noqa: E402
+from fa_jax.runs import (
+    cli,
+    lecture,  # noqa: E402
+)
 
 QUICK = {"seeds": 2, "steps": 20}
 INITS = {"U(-10, 10)": "uniform(10)", "N(0, 1/fan_in)": "lecun_normal"}

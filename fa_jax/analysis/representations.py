@@ -50,8 +50,8 @@ def hidden_activations(model: contract.LayeredModel, params: Any, x: jax.Array) 
 
 def embed_2d(acts: jax.Array | np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """Map (N, d) activations to (N, 2): PCA (fast) or t-SNE (``sklearn.manifold.TSNE``)."""
-    from sklearn.manifold import TSNE  # noqa: PLC0415  (loaded on first use)
     from sklearn.decomposition import PCA  # noqa: PLC0415  (loaded on first use)
+    from sklearn.manifold import TSNE  # noqa: PLC0415  (loaded on first use)
     check_method(method)
     acts = np.asarray(acts, np.float64).reshape(len(acts), -1)
     if method == "pca":

@@ -30,8 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fa_jax import checks
-from fa_jax import losses
+from fa_jax import checks, losses
 from fa_jax.data.task import Task, sample_fixed
 from fa_jax.errors import InputError
 

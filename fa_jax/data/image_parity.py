@@ -34,13 +34,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fa_jax import checks
-from fa_jax.training import memory
 from fa_jax.data import mnist5k
-from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.digits import split as digits_split
+from fa_jax.data.parity import check_parity_sizes, parity
 from fa_jax.data.task import Task
 from fa_jax.data.tfds_source import load_arrays
 from fa_jax.errors import InputError
+from fa_jax.training import memory
 
 SOURCES = ("digits", "mnist", "mnist5k")
 

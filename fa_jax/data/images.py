@@ -18,8 +18,8 @@ from os import PathLike
 
 import jax
 import jax.numpy as jnp
-from jax.typing import DTypeLike
 import numpy as np
+from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax.data import mnist5k

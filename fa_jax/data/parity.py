@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.training import memory
 from fa_jax.data.task import Task, sample_fixed
 from fa_jax.errors import InputError
+from fa_jax.training import memory
 
 
 def parity_batch(key: jax.Array, subset: jax.Array, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:

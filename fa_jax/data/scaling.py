@@ -19,8 +19,8 @@ from jax.typing import ArrayLike
 
 from fa_jax import checks, pytree
 from fa_jax.data.task import Task
-from fa_jax.registry import lookup
 from fa_jax.errors import InputError
+from fa_jax.registry import lookup
 
 
 @pytree.dataclass

@@ -23,8 +23,8 @@ import numpy as np
 
 from fa_jax import checks
 from fa_jax.data.task import Task, sample_fixed
-from fa_jax.training import memory
 from fa_jax.errors import InputError
+from fa_jax.training import memory
 
 TEST_STREAM = 0x7E57  # folded into key(test_seed): the recall test set's own stream
 

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import checks, pytree, registry
+from fa_jax.errors import InputError
 from fa_jax.models import conv as C
 from fa_jax.models import dropout as D
 from fa_jax.models import init as inits
@@ -47,7 +48,6 @@ from fa_jax.models.layer_specs import LAYERS, parse_layer, register_layer
 from fa_jax.registry import lookup
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     from fa_jax.rules.rule import Layer, Rule

@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import activations, conv_grad
 from fa_jax.models import init as inits
 from fa_jax.models import norm as norm_lib
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.core import fa_apply  # noqa: F401  (FA through a conv; defined with the other rule ops)
-from fa_jax.errors import InputError
 
 PADDINGS = ("SAME", "VALID")
 

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import checks
-from fa_jax.rules import core as rules_core
 from fa_jax.errors import InputError
+from fa_jax.rules import core as rules_core
 
 KINDS = ("bernoulli", "gaussian", "dropconnect", "standout")
 UNIT_KINDS = ("bernoulli", "gaussian", "standout")

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import registry
-from fa_jax.registry import lookup
 from fa_jax.errors import InputError
+from fa_jax.registry import lookup
 
 Initializer = Callable[..., jax.Array]
 

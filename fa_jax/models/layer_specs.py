@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fa_jax import registry
+from fa_jax.errors import InputError
 from fa_jax.models import activations
 from fa_jax.models import conv as C
 from fa_jax.models import dropout as D
 from fa_jax.models import residual as R
-from fa_jax.errors import InputError
 
 
 def _ints(args, lo, hi, name):

@@ -17,11 +17,11 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import checks, pytree
+from fa_jax.errors import InputError
 from fa_jax.models import activations
 from fa_jax.models import init as inits
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     from fa_jax.rules.rule import Layer, Rule

@@ -25,10 +25,10 @@ from jax.typing import DTypeLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
-from fa_jax.optim import zoo as optim
-from fa_jax.optim import regularize
-from fa_jax.registry import lookup
 from fa_jax.errors import InputError
+from fa_jax.optim import regularize
+from fa_jax.optim import zoo as optim
+from fa_jax.registry import lookup
 
 
 def _grid(key, x, k):

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import norm as norm_lib
 from fa_jax.models.conv import Conv, _init_kernel, _run
-from fa_jax.errors import InputError
 
 NORMS = ("batch", "layer", "instance", "group", "none")
 

@@ -25,11 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fa_jax import checks
-from fa_jax.optim.zoo import check_learning_rate
-from fa_jax import registry
-from fa_jax.registry import lookup
+from fa_jax import checks, registry
 from fa_jax.errors import InputError
+from fa_jax.optim.zoo import check_learning_rate
+from fa_jax.registry import lookup
 
 
 def _fraction(name, v, closed_hi=False):

@@ -23,11 +23,11 @@ import optax
 from jax.typing import ArrayLike
 
 from fa_jax import checks, registry
+from fa_jax.errors import InputError
 from fa_jax.optim import regularize
 from fa_jax.optim.hyper import check as check_hyper
 from fa_jax.optim.hyper import plain
 from fa_jax.registry import lookup
-from fa_jax.errors import InputError
 
 _DEFAULTS = {"momentum": {"momentum": 0.9}, "nesterov": {"momentum": 0.9, "nesterov": True}}
 

@@ -16,9 +16,29 @@
 """
 
 from fa_jax.rules import conv_feedback, direct, kolen_pollack, lazy, mirror, pepita, sign_symmetry  # register rules
-from fa_jax.rules.core import (FACTORIES, RULES, FALinear, LayerOp, Linear, bp, check_model, dfa, dfa_output, direct_signals, fa,
-                                fa_apply, fa_family, fa_linear, fa_rule, get, linear, parse_spec, register,
-                                register_factory, used_matrices)
+from fa_jax.rules.core import (
+                                FACTORIES,
+                                RULES,
+                                FALinear,
+                                LayerOp,
+                                Linear,
+                                bp,
+                                check_model,
+                                dfa,
+                                dfa_output,
+                                direct_signals,
+                                fa,
+                                fa_apply,
+                                fa_family,
+                                fa_linear,
+                                fa_rule,
+                                get,
+                                linear,
+                                parse_spec,
+                                register,
+                                register_factory,
+                                used_matrices,
+)
 from fa_jax.rules.rule import Aux, Batch, Family, Rule, surrogate
 
 __all__ = ["FACTORIES", "FALinear", "Aux", "Batch", "Family", "LayerOp", "Linear", "RULES", "Rule", "bp",

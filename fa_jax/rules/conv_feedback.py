@@ -46,8 +46,8 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.models import contract
 from fa_jax.errors import InputError
+from fa_jax.models import contract
 
 if TYPE_CHECKING:
     from fa_jax.models.contract import Model

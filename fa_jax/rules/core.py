@@ -46,8 +46,17 @@ from fa_jax import registry
 from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.registry import lookup
-from fa_jax.rules.ops import (FALinear, LayerOp, Linear, direct_signals, dfa_output, fa_apply, fa_layer,  # noqa: F401
-                              fa_linear, linear)
+from fa_jax.rules.ops import (  # noqa: F401
+    FALinear,
+    LayerOp,
+    Linear,
+    dfa_output,
+    direct_signals,
+    fa_apply,
+    fa_layer,
+    fa_linear,
+    linear,
+)
 from fa_jax.rules.rule import Aux, Batch, Family, Rule, family_wiring, surrogate  # noqa: F401
 
 if TYPE_CHECKING:

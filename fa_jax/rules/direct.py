@@ -28,7 +28,6 @@ weight-shared conv feedback for (H, W, C) activations, :mod:`fa_jax.rules.conv_f
 
 from __future__ import annotations
 
-from fa_jax.errors import InputError
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -37,9 +36,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from fa_jax.errors import InputError
 from fa_jax.rules import conv_feedback
-from fa_jax.rules.core import (FACTORIES, RULES, Rule, _dfa_shapes, direct_signals,
-                               register_factory)
+from fa_jax.rules.core import FACTORIES, RULES, Rule, _dfa_shapes, direct_signals, register_factory
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

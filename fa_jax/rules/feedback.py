@@ -34,12 +34,12 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import contract
-from fa_jax.rules import core as rules_lib
-from fa_jax.rules.feedback_schemes import SCHEMES
 from fa_jax.models.init import fans
 from fa_jax.registry import lookup
-from fa_jax.errors import InputError
+from fa_jax.rules import core as rules_lib
+from fa_jax.rules.feedback_schemes import SCHEMES
 
 if TYPE_CHECKING:
     from fa_jax.models.contract import Model

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.rules.core import fa_rule, register_factory
 from fa_jax.rules.kernels import kernels_like, with_kernels
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     from fa_jax.rules.rule import Rule, UpdateFeedback

@@ -31,10 +31,10 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.models import init as inits
 from fa_jax.rules.core import RULES, Family, Rule, linear, register
-from fa_jax.errors import InputError
 
 
 def _check_depth_two(name):

@@ -68,8 +68,8 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.rules.core import Family, Rule, register_factory
 from fa_jax.errors import InputError
+from fa_jax.rules.core import Family, Rule, register_factory
 
 if TYPE_CHECKING:
     from fa_jax.wrap.model import FlaxModel

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
+from fa_jax.errors import InputError
 from fa_jax.runs import cli
 from fa_jax.runs.study import Study
-from fa_jax.errors import InputError
 
 
 def parser(prog: str, doc: str, quick: dict) -> cli.ArgParser:

@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+
 from fa_jax.errors import InputError
 
 NAME = "run.lock"

@@ -17,8 +17,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from fa_jax.analysis import representations
-from fa_jax.runs import rundir
 from fa_jax.errors import InputError
+from fa_jax.runs import rundir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

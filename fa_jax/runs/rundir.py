@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+
 from fa_jax.errors import InputError
 
 

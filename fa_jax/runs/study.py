@@ -32,13 +32,13 @@ import jax
 import numpy as np
 
 from fa_jax.analysis import representations
+from fa_jax.errors import InputError
 from fa_jax.runs import lock, rundir, tables
 from fa_jax.runs.plots import redraw
 from fa_jax.runs.tables import SOLVED
 from fa_jax.training import sharding
 from fa_jax.training.sweep import sweep as fj_sweep
 from fa_jax.training.sweep_config import SweepConfig
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     import argparse

@@ -23,9 +23,9 @@ from jax.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
+from fa_jax.errors import InputError
 from fa_jax.rules import core as rules_lib
 from fa_jax.training.state import freeze_diverged
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     from fa_jax.data.task import Task

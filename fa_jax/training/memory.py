@@ -39,9 +39,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.models.contract import units
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     from fa_jax.data.task import Task

@@ -40,7 +40,9 @@ from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
 from fa_jax.errors import InputError
 
 if TYPE_CHECKING:

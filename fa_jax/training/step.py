@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import losses as losses_lib
-from fa_jax.rules import core as rules_lib
 from fa_jax.errors import InputError
+from fa_jax.rules import core as rules_lib
 from fa_jax.rules.rule import Batch
 from fa_jax.training import sweep_result
 from fa_jax.training.state import TrainState, freeze_diverged

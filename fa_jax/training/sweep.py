@@ -25,16 +25,15 @@ from tqdm.auto import tqdm
 from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.analysis import diagnostics as diagnostics_lib
+from fa_jax.errors import InputError
 from fa_jax.optim import zoo as optim
 from fa_jax.training import checkpoint as checkpoint_lib
-from fa_jax.training import compiles
+from fa_jax.training import compiles, sharding
 from fa_jax.training import early_stopping as early_stopping_lib
-from fa_jax.training import sharding
 from fa_jax.training.state import init_params, init_state
 from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
 from fa_jax.training.sweep_config import Program, SweepConfig, with_val
 from fa_jax.training.sweep_result import SweepResult, early_stopping_fields, rule_metric_fields
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     import optax

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import flax.linen as nn
 from flax.core import unfreeze
 
-from fa_jax.wrap.wiring import path_name
 from fa_jax.errors import InputError
+from fa_jax.wrap.wiring import path_name
 
 if TYPE_CHECKING:
     import jax

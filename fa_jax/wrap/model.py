@@ -38,10 +38,10 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
 from fa_jax.wrap.wiring import Wiring, path_name
-from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
     import flax.linen as nn

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fa_jax.wrap.wiring import path_name
 from fa_jax.errors import InputError
+from fa_jax.wrap.wiring import path_name
 
 if TYPE_CHECKING:
     from fa_jax.wrap.wiring import Wiring

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 import flax.linen as nn
 
 from fa_jax import checks
-from fa_jax.wrap.linen import DFAPoint
 from fa_jax.errors import InputError
+from fa_jax.wrap.linen import DFAPoint
 
 if TYPE_CHECKING:
     import jax

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fa_jax.errors import InputError
 from fa_jax.wrap.model import FlaxModel, from_flax
 from fa_jax.wrap.recurrent import RecurrentLM
 from fa_jax.wrap.transformer import TransformerLM
-from fa_jax.errors import InputError
 
 SEQUENCE_MODELS = ("transformer", "gru", "elman")
 

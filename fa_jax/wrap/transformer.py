@@ -33,8 +33,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fa_jax import checks
-from fa_jax.wrap.linen import DFAOutput, DFAPoint
 from fa_jax.errors import InputError
+from fa_jax.wrap.linen import DFAOutput, DFAPoint
 
 if TYPE_CHECKING:
     import jax

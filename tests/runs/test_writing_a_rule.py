@@ -1,4 +1,4 @@
-"""docs/writing_a_rule.md: its code is experiments/writing_a_rule.py's, word for word, and the three rules
+"""docs/writing_a_rule.md: its code is docs/examples/writing_a_rule.py's, word for word, and the three rules
 it writes (FA-family backward, DFA-family output node, objective) train fj.mlp and a wrapped Flax MLP
 through fj.sweep, the objective's metric reaching the result."""
 
@@ -7,12 +7,12 @@ import re
 import numpy as np
 from repository import ROOT, load_script
 
-script = load_script("experiments/writing_a_rule.py", "writing_a_rule")
+script = load_script("docs/examples/writing_a_rule.py", "writing_a_rule")
 
 
 def test_every_code_block_of_the_page_is_the_scripts_code():
     page = (ROOT / "docs" / "writing_a_rule.md").read_text()
-    source = (ROOT / "experiments" / "writing_a_rule.py").read_text()
+    source = (ROOT / "docs" / "examples" / "writing_a_rule.py").read_text()
     blocks = re.findall(r"^```python\n(.*?)^```", page, flags=re.S | re.M)
     assert len(blocks) == 3
     for block in blocks:

@@ -6,7 +6,9 @@ satisfies it, and so may any object a user writes. Required (:class:`Model`):
 - ``init(key) -> params``: draws the params pytree from a ``jax.random`` key (traceable: a
   sweep vmaps it over seeds);
 - ``apply(params, x, *, rule, feedback, **kw) -> logits``: logits ``(batch, n_out)`` for
-  inputs ``x`` ``(batch, *input_shape)``; ``jax.grad`` through it is ``rule``'s update;
+  inputs ``x`` ``(batch, *input_shape)``; ``jax.grad`` through it is ``rule``'s update. ``fj.sweep``
+  passes the resolved :class:`fa_jax.Rule` (``fj.rules.get(rule)`` resolves a name too); it
+  compares equal to its name, so ``rule == "bp"`` works either way;
 - ``n_in``: features per example (``prod(input_shape)``); ``n_out``: outputs (logits).
 
 The model must be hashable (``fj.sweep`` caches its compiled programs by model; a frozen

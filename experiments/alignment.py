@@ -55,18 +55,16 @@ def main(argv=None):
         fj.rules.get(r)
     cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
     feedback = {} if args.feedback_scheme is None else {"scheme": args.feedback_scheme}
-    fj.feedback.check_feedback_options(**feedback)
     embed_layer = args.depth if args.embed_layer is None else args.embed_layer
     fj.representations.check_method(args.embed_method)
     tasks = {t: make_task(t, args) for t in args.tasks}
     models = {t: fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
               for t, task in tasks.items()}
     fj.representations.check_layer(next(iter(models.values())), embed_layer)
-    fj.optimizer(args.optimizer, args.lr)
     sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
                 "lr": args.lr, "feedback": feedback, "eval_every": args.eval_every, "diagnostics": True}
-    fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
-                        **sweep_kw)
+    Study.plan(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
+               **sweep_kw)  # every cell checked before --out opens
     top = Study.from_args(args, "alignment")  # config.json of the whole run; alignment.md comes last
 
     md = [f"# Alignment with BP: {args.depth} hidden layers of {args.width} {args.activation}, "

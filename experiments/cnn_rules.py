@@ -75,6 +75,7 @@ def build(args):
         if a not in AUGMENTS:
             raise InputError(f"unknown augmentation {a!r}; known: {', '.join(AUGMENTS)}")
     cli.check_run_sizes(args)
+    cli.check_data_parallel(args)  # flag-worded, so before Study.plan's own batch_size check
     if args.resnet_norm not in residual.NORMS:
         raise InputError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
     if args.resnet_groups < 1:
@@ -85,9 +86,8 @@ def build(args):
                          f"of {w}: {', '.join(str(d) for d in range(1, w + 1) if w % d == 0)}")
     if not args.width > 0:
         raise InputError(f"--width must be > 0, got {args.width}")
-    fj.losses.get("softmax_ce")
-    fj.optimizer(args.optimizer, args.lr)
-    cli.feedback_options(args)
+    fj.optimizer(args.optimizer, args.lr)  # a typo answers before the dataset loads
+    feedback = cli.feedback_options(args)
     aug = fj.data.Augment(flip="flip" in args.augment, crop=args.crop if "crop" in args.augment else 0)
     kw = {"lecture_cnn": {"width": args.width, "padding": args.padding}, "allconv": {"width": args.width},
           "resnet20": {"depth": args.resnet_depth, "width": args.resnet_width, "norm": args.resnet_norm,
@@ -101,10 +101,16 @@ def build(args):
     if args.diagnostics and any(m.stateful for m in models.values()):
         raise InputError("--diagnostics does not support batch norm yet; add --resnet-norm none (or layer, "
                          "instance, group) or leave resnet20 out of --models")
-    fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
-                        seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                        eval_every=args.eval_every, data_parallel=args.data_parallel)
+    Study.plan(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
+               **sweep_kw(args, feedback))  # every cell checked as its sweep will be, before --out opens
     return task, models
+
+
+def sweep_kw(args, feedback) -> dict:
+    """The :func:`fa_jax.sweep` arguments every cell shares (its model and rule aside)."""
+    return {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
+            "lr": args.lr, "feedback": feedback, "eval_every": args.eval_every, "diagnostics": args.diagnostics,
+            "data_parallel": args.data_parallel}
 
 
 def wrapped(spec, task):
@@ -142,7 +148,6 @@ def main(argv=None):
     if args.preset:
         cli.apply_defaults(args, PRESETS[args.preset])
     task, models = build(args)
-    cli.check_data_parallel(args)
     feedback = cli.feedback_options(args)
     study = Study.from_args(args, "cnn_rules", {
         **vars(args), "task": task.name, "input_shape": list(task.input_shape), "n_train": task.n_train,
@@ -153,9 +158,7 @@ def main(argv=None):
     for name, model in models.items():
         for rule in args.rules:
             study.sweep({"model": name, "rule": rule}, model, task, desc=f"{name}/{rule}", rule=rule,
-                        seeds=args.seeds, steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer,
-                        lr=args.lr, feedback=feedback, eval_every=args.eval_every, diagnostics=args.diagnostics,
-                        data_parallel=args.data_parallel)
+                        **sweep_kw(args, feedback))
     sizes = {name: n_params(m) for name, m in models.items()}
     summary = study.finish(lambda s: write_outputs(s, task, sizes, args.diagnostics))
     print(tables.table(summary["by_model_rule"], ("model", "params", "rule", "acc", "min_acc", "diverged", "seconds")))

@@ -40,6 +40,11 @@ def parser():
     return p
 
 
+def feedback_of(scheme) -> dict:
+    """The sweep's ``feedback`` for ``scheme`` (``default``: the library's own draw)."""
+    return {} if scheme == "default" else {"scheme": scheme}
+
+
 def alignment(res) -> dict:
     """Per seed of one sweep: the final angle to BP's gradient, averaged over the hidden layers
     (the output layer's update is exact), as ``{seed: degrees}`` (None where the seed diverged)."""
@@ -74,22 +79,21 @@ def main(argv=None):
             raise InputError(f"rule {r!r} uses no feedback; pick rules with feedback (fa, dfa)")
     cli.check_known(args.schemes, SCHEMES, "feedback scheme")
     cli.check_run_sizes(args, ("depth", "width", "seeds", "steps", "batch_size", "eval_every"))
-    fj.optimizer(args.optimizer, args.lr)
     tasks = {t: fj.data.digits() if t == "digits" else fj.data.parity(args.parity_n, args.parity_k) for t in args.tasks}
     models = {t: fj.mlp([task.n_in] + [args.width] * args.depth + [task.n_out], activation=args.activation)
               for t, task in tasks.items()}
     sweep_kw = {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
                 "lr": args.lr, "eval_every": args.eval_every, "diagnostics": True}
-    fj.memory.check_all(({"model": models[t], "task": tasks[t], "rule": r} for t in tasks for r in args.rules),
-                        **sweep_kw)
+    Study.plan(({"model": models[t], "task": tasks[t], "rule": r, "feedback": feedback_of(scheme)}
+                for t in tasks for r in args.rules for scheme in args.schemes),
+               **sweep_kw)  # every cell checked before --out opens
     study = Study.from_args(args, "feedback-schemes",
                             {**vars(args), "tasks_resolved": {t: task.name for t, task in tasks.items()}})
     for t, task in tasks.items():
         for rule in args.rules:
             for scheme in args.schemes:
-                fb = {} if scheme == "default" else {"scheme": scheme}
                 res = study.sweep({"task": t, "rule": rule, "scheme": scheme}, models[t], task, rule=rule,
-                                  desc=f"{t} {rule} {scheme}", feedback=fb, **sweep_kw)
+                                  desc=f"{t} {rule} {scheme}", feedback=feedback_of(scheme), **sweep_kw)
                 angles = alignment(res)
                 for r in study.rows[-len(res.seeds):]:
                     r["align"] = angles[r["seed"]]

@@ -90,14 +90,15 @@ def build(args):
     for r in args.rules:
         fj.rules.get(r)
     cli.check_run_sizes(args)
+    cli.check_data_parallel(args)  # flag-worded, so before Study.plan's own batch_size check
     if not args.width > 0:
         raise InputError(f"--width must be > 0, got {args.width}")
     if args.resnet_width < 1:
         raise InputError(f"--resnet-width must be >= 1, got {args.resnet_width}")
     if any(n < 1 for n in args.resnet_stages):
         raise InputError(f"--resnet-stages must be >= 1 each, got {','.join(map(str, args.resnet_stages))}")
-    fj.optimizer(args.optimizer, args.lr)
-    cli.feedback_options(args)
+    fj.optimizer(args.optimizer, args.lr)  # a typo answers before the dataset loads
+    feedback = cli.feedback_options(args)
     for name in names:  # unknown names first: nothing loads for a typo
         if not is_spec(name):
             cli.check_known([name], list(EXAMPLES), "model")
@@ -111,16 +112,22 @@ def build(args):
             raise InputError(f"model {name!r}: {err}") from None
         if model.n_out != task.n_out:
             raise InputError(f"model {name!r} returns {model.n_out} logits; {task.name} has {task.n_out} classes")
-        for r in args.rules:
-            try:
-                fj.rules.check_model(r, model)
-            except InputError as err:
-                raise InputError(f"--rules: {err}") from None
         models[name] = model
-    fj.memory.check_all(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
-                        seeds=args.seeds, batch_size=args.batch_size, optimizer=args.optimizer, steps=args.steps,
-                        eval_every=args.eval_every, data_parallel=args.data_parallel)
+    Study.plan(({"model": m, "task": task, "rule": r, "diagnostics": diagnosed(args, m)}
+                for m in models.values() for r in args.rules),
+               **sweep_kw(args, feedback))  # every cell checked as its sweep will be, before --out opens
     return task, models
+
+
+def diagnosed(args, model) -> bool:
+    """Whether the sweeps of ``model`` record diagnostics: with --diagnostics, unless it has batch norm."""
+    return args.diagnostics and not model.stateful
+
+
+def sweep_kw(args, feedback) -> dict:
+    """The :func:`fa_jax.sweep` arguments every cell shares (its model, rule and diagnostics aside)."""
+    return {"seeds": args.seeds, "steps": args.steps, "batch_size": args.batch_size, "optimizer": args.optimizer,
+            "lr": args.lr, "feedback": feedback, "eval_every": args.eval_every, "data_parallel": args.data_parallel}
 
 
 def skipped_note(skipped) -> str:
@@ -152,7 +159,6 @@ def main(argv=None):
     if args.quick:
         cli.apply_defaults(args, QUICK)
     task, models = build(args)
-    cli.check_data_parallel(args)
     skipped = [n for n, m in models.items() if args.diagnostics and m.stateful]
     feedback = cli.feedback_options(args)
     study = Study.from_args(args, "flax_models", {
@@ -167,10 +173,8 @@ def main(argv=None):
     for name, model in models.items():
         for rule in args.rules:
             study.sweep({"model": name, "rule": rule}, model, task, name=f"{file_name(name)}-{file_name(rule)}",
-                        desc=f"{name}/{rule}", rule=rule, seeds=args.seeds, steps=args.steps,
-                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, feedback=feedback,
-                        eval_every=args.eval_every, diagnostics=args.diagnostics and name not in skipped,
-                        data_parallel=args.data_parallel)
+                        desc=f"{name}/{rule}", rule=rule, diagnostics=diagnosed(args, model),
+                        **sweep_kw(args, feedback))
     sizes = {name: n_params(m) for name, m in models.items()}
     summary = study.finish(lambda s: write_outputs(s, task, sizes, args.diagnostics, skipped))
     print(tables.table(summary["by_model_rule"], COLUMNS))

@@ -88,9 +88,12 @@ def main(argv=None):
                 "seeds": n_lr * seeds}
     cells = study_lib.product(dataset=cfg["datasets"], rule=cfg["rules"], optimizer=cfg["optimizers"])
     model = lambda c: fj.mlp([tasks[c["dataset"]].n_in] + [cfg["width"]] * cfg["depth"] + [1])  # noqa: E731
-    fj.memory.check_all(({"model": model(c), "task": tasks[c["dataset"]], "rule": c["rule"],
-                          "optimizer": c["optimizer"]} for c in cells), **sweep_kw)
     lrs = {o: [float(LR_CENTRE[o] * f) for f in cfg["lr_factors"]] for o in cfg["optimizers"]}
+    lr = lambda c: list(np.repeat(lrs[c["optimizer"]], seeds))  # noqa: E731  (the grid, each lr x the seeds)
+    plan = [{"model": model(c), "task": tasks[c["dataset"]], "rule": c["rule"], "optimizer": c["optimizer"]}
+            for c in cells]
+    fj.memory.check_all(plan, **sweep_kw)  # first: an enormous --seeds is refused before lr(c) builds its list
+    Study.plan(({**p, "lr": lr(c)} for p, c in zip(plan, cells)), **sweep_kw)  # every cell, before --out opens
     study = Study.from_args(args, "optimizer_study", {**cfg, "lrs": lrs, "config": args.config,
                                                       "tasks": {d: t.name for d, t in tasks.items()}},
                             eval_every=cfg["eval_every"])
@@ -98,7 +101,7 @@ def main(argv=None):
     print(f"{len(cells)} sweeps x {n_lr} learning rates x {seeds} seeds x {cfg['steps']} steps -> {study.out}")
     for c in cells:
         study.sweep(c, model(c), tasks[c["dataset"]], rule=c["rule"], name=study_lib.cell_name(c),
-                    optimizer=c["optimizer"], lr=list(np.repeat(lrs[c["optimizer"]], seeds)),
+                    optimizer=c["optimizer"], lr=lr(c),
                     seed_labels=lambda seed, c=c: {"lr": lrs[c["optimizer"]][seed // seeds]}, **sweep_kw)
 
     def write(s):

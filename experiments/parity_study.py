@@ -87,7 +87,7 @@ def resolve(args) -> dict:
     cli.check_run_sizes(cfg, multiple=False)  # --epochs may still set steps and eval_every
     if cfg["epochs"] is not None:
         cli.check_run_sizes(cfg, ("epochs",), multiple=False)
-    fj.optimizer(cfg["optimizer"], cfg["lr"], **cfg["optimizer_hyper"])
+    fj.optimizer(cfg["optimizer"], cfg["lr"], **cfg["optimizer_hyper"])  # typos answer before the data loads
     if cfg["loss"] is not None:
         fj.losses.get(cfg["loss"])
     fj.init.get(cfg["init"])
@@ -112,8 +112,8 @@ def main(argv=None):
                 "optimizer_hyper": cfg["optimizer_hyper"] or None}
     cells = study_lib.product(method=cfg["methods"], n=cfg["n"], k=cfg["k"], width=cfg["width"])
     model = lambda c: fj.mlp([tasks[c["n"], c["k"]].n_in, c["width"], 1], init=cfg["init"])  # noqa: E731
-    fj.memory.check_all(({"model": model(c), "task": tasks[c["n"], c["k"]], "rule": c["method"]} for c in cells),
-                        **sweep_kw)
+    Study.plan(({"model": model(c), "task": tasks[c["n"], c["k"]], "rule": c["method"]} for c in cells),
+               **sweep_kw)  # every cell checked before --out opens
     study = Study.from_args(args, "parity_study", {"preset": args.preset, **cfg, "data_seed": args.data_seed,
                                                    "config": args.config, "cells": len(cells)},
                             eval_every=cfg["eval_every"])

@@ -73,7 +73,6 @@ def resolve(args) -> dict:
     for lr in cfg["lrs"]:
         if not lr > 0:
             raise InputError(f"--lrs must be positive, got {lr}")
-    fj.optimizer(cfg["optimizer"], cfg["lrs"][0])
     if not cfg["scale"] > 0:
         raise InputError(f"--scale must be > 0, got {cfg['scale']}")
     cli.check_run_sizes(cfg, ("seeds", "batch_size"), multiple=False)
@@ -93,6 +92,16 @@ def build(name: str, scale: float):
     if arch == "mlp":
         return task, fj.mlp([task.n_in] + [max(1, round(w * scale)) for w in size] + [task.n_out])
     return task, fj.cnn.get(arch, task.input_shape, task.n_out, width=size * scale)
+
+
+def task_kw(cfg: dict, name: str) -> dict:
+    """The sweep's ``steps`` and ``eval_every`` on task ``name``: the flags where given, else the task's own."""
+    return {"steps": cfg["steps"] or TASKS[name]["steps"], "eval_every": cfg["eval_every"] or TASKS[name]["eval_every"]}
+
+
+def grid_kw(lrs, seeds: int) -> dict:
+    """The sweep's ``seeds`` and ``lr`` for the learning rates ``lrs``: each of them x ``seeds`` on the seed axis."""
+    return {"seeds": len(lrs) * seeds, "lr": list(np.repeat(lrs, seeds))}
 
 
 def late_gain(metric_rows, steps: int):
@@ -173,9 +182,13 @@ def main(argv=None):
             except InputError as err:
                 skipped.append((t, r, str(err)))
     n_lr, seeds = len(cfg["lrs"]), cfg["seeds"]
-    fj.memory.check_all(({"model": built[t][1], "task": built[t][0], "rule": r} for t, r in cells),
-                        seeds=n_lr * seeds, batch_size=cfg["batch_size"], optimizer=cfg["optimizer"],
-                        steps=cfg["steps"] or 1000, eval_every=cfg["eval_every"] or 100)
+    # every cell that runs, checked before --out opens, with the whole grid (a cell with lr_from trains
+    # it when its digits counterpart left no best learning rate, else one lr of it: fewer seeds); the
+    # memory estimate first, so an enormous --seeds is refused before grid_kw builds its lr list
+    plan = [{"model": built[t][1], "task": built[t][0], "rule": r, **task_kw(cfg, t)} for t, r in cells]
+    common = {"batch_size": cfg["batch_size"], "optimizer": cfg["optimizer"], "diagnostics": cfg["diagnostics"]}
+    fj.memory.check_all(plan, seeds=n_lr * seeds, **common)
+    Study.plan(({**p, **grid_kw(cfg["lrs"], seeds)} for p in plan), **common)
     study = Study.from_args(args, "rules_benchmark", {**cfg, "config": args.config,
                                                       "task_specs": {t: TASKS[t] for t in cfg["tasks"]}},
                             eval_every=cfg["eval_every"] or 100)
@@ -190,10 +203,9 @@ def main(argv=None):
             lrs = [done[0]["lr"]] if done else cfg["lrs"]
         else:
             lrs = cfg["lrs"]
-        study.sweep({"task": t, "rule": r}, model, task, rule=r, seeds=len(lrs) * seeds,
-                    steps=cfg["steps"] or TASKS[t]["steps"], eval_every=cfg["eval_every"] or TASKS[t]["eval_every"],
-                    batch_size=cfg["batch_size"], optimizer=cfg["optimizer"], lr=list(np.repeat(lrs, seeds)),
-                    diagnostics=cfg["diagnostics"], seed_labels=lambda seed, lrs=lrs: {"lr": float(lrs[seed // seeds])})
+        study.sweep({"task": t, "rule": r}, model, task, rule=r, **task_kw(cfg, t), **grid_kw(lrs, seeds),
+                    batch_size=cfg["batch_size"], optimizer=cfg["optimizer"], diagnostics=cfg["diagnostics"],
+                    seed_labels=lambda seed, lrs=lrs: {"lr": float(lrs[seed // seeds])})
     study.finish(lambda s: write_outputs(s, cfg, skipped))
     print((study.out / "table.md").read_text().rstrip())
     print(study.time_report())

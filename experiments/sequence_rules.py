@@ -179,7 +179,6 @@ def check_args(args) -> None:
         tr = training(args, t)
         cli.check_run_sizes({"seeds": args.seeds, "eval_every": args.eval_every, "steps": tr["steps"],
                              "batch_size": tr["batch_size"]})
-        fj.optimizer(args.optimizer, args.lr, **tr["optimizer_hyper"])
     for flag in ("d_model", "n_heads", "n_blocks", "d_hidden", "context", "recall_pairs", "recall_keys",
                  "recall_values"):
         if getattr(args, flag) < 1:
@@ -215,17 +214,18 @@ def build(args):
                                                           **model_options(arch, args, points))
                     except InputError as err:
                         raise InputError(f"model {label!r} on {t}: {err}") from None
-                try:
-                    fj.rules.check_model(rule, models[t, label])
-                except InputError as err:
-                    raise InputError(f"--rules: {err}") from None
                 cells.append({"task": t, "model": label, "arch": arch, "rule": rule})
-    for t in tasks:
-        tr = training(args, t)
-        fj.memory.check_all(({"model": models[c["task"], c["model"]], "task": tasks[c["task"]], "rule": c["rule"]}
-                             for c in cells if c["task"] == t), seeds=args.seeds, batch_size=tr["batch_size"],
-                            optimizer=args.optimizer, steps=tr["steps"], eval_every=args.eval_every)
+    feedback = cli.feedback_options(args)
+    Study.plan(({"model": models[c["task"], c["model"]], "task": tasks[c["task"]], "rule": c["rule"],
+                 **training(args, c["task"])} for c in cells),
+               **sweep_kw(args, feedback))  # every cell checked as its sweep will be, before --out opens
     return tasks, cells, models
+
+
+def sweep_kw(args, feedback) -> dict:
+    """The :func:`fa_jax.sweep` arguments every cell shares (its model, rule and :func:`training` aside)."""
+    return {"seeds": args.seeds, "optimizer": args.optimizer, "lr": args.lr, "feedback": feedback,
+            "eval_every": args.eval_every, "diagnostics": args.diagnostics}
 
 
 def cell_name(c) -> str:
@@ -352,8 +352,7 @@ def main(argv=None):
     for c in cells:
         study.sweep({"task": c["task"], "model": c["model"], "rule": c["rule"]}, models[c["task"], c["model"]],
                     tasks[c["task"]], name=cell_name(c), desc=f"{c['task']}/{c['model']}/{c['rule']}",
-                    rule=c["rule"], seeds=args.seeds, optimizer=args.optimizer, lr=args.lr, feedback=feedback,
-                    eval_every=args.eval_every, diagnostics=args.diagnostics, **training(args, c["task"]))
+                    rule=c["rule"], **sweep_kw(args, feedback), **training(args, c["task"]))
     summary = study.finish(lambda s: write_outputs(s, tasks, cells, models, args))
     rows = summary["by_task_model_rule"]
     for t in tasks:

@@ -36,6 +36,7 @@ from fa_jax.runs import (
     cli,  # noqa: E402
     lecture,  # noqa: E402
 )
+from fa_jax.runs.study import Study  # noqa: E402
 from fa_jax.training.state import apply_model  # noqa: E402
 
 QUICK = {"rules": ["dfa"], "dropouts": ["standout"], "norms": ["group"], "seeds": 1, "steps": 20, "width": 16,
@@ -106,13 +107,24 @@ def check(args):
     if args.n_train >= n:
         raise InputError(f"--n-train must be below the {n} training images (the rest validate), got {args.n_train}")
     models = cells(args)  # one-line errors for the widths, the rate and groups not dividing the channels
-    tasks = {False: fj.data.digits(), True: fj.data.images("digits")}
-    fj.memory.check_all(({"rule": r, "model": m, "task": tasks[images]} for (_, _, r), (m, images) in models.items()),
-                        seeds=args.seeds, batch_size=32, optimizer="adam", steps=args.steps, eval_every=_every(args))
+    tasks = {images: task for images, (task, _) in data(args).items()}
+    Study.plan(({"rule": r, "model": m, "task": tasks[images]} for (_, _, r), (m, images) in models.items()),
+               **sweep_kw(args))  # every cell checked as train_cells will sweep it, before --out opens
 
 
 def _every(args):
     return max(1, args.steps // 40)
+
+
+def sweep_kw(args) -> dict:
+    """The :func:`fa_jax.sweep` arguments every cell shares (its model, task and rule aside)."""
+    return {"seeds": args.seeds, "steps": args.steps, "batch_size": 32, "optimizer": "adam", "lr": args.lr,
+            "eval_every": _every(args)}
+
+
+def data(args):
+    """``{images?: (train_task, (x_test, y_test))}``: digits flat (the MLP) and as 8x8 images, :func:`split`."""
+    return {False: split(fj.data.digits(), args.n_train), True: split(fj.data.images("digits"), args.n_train)}
 
 
 def split(task, n_train):
@@ -139,13 +151,12 @@ def _stats(v):
 
 
 def train_cells(args, study):
-    data = {False: split(fj.data.digits(), args.n_train), True: split(fj.data.images("digits"), args.n_train)}
+    tasks = data(args)
     out = {}
     for (group, variant, rule), (model, images) in cells(args).items():
-        task, (x_te, y_te) = data[images]
-        res = study.sweep({"sweep": f"{group}-{variant}-{rule}"}, model, task, rule=rule, seeds=args.seeds,
-                          steps=args.steps, batch_size=32, optimizer="adam", lr=args.lr, eval_every=_every(args),
-                          progress=False)
+        task, (x_te, y_te) = tasks[images]
+        res = study.sweep({"sweep": f"{group}-{variant}-{rule}"}, model, task, rule=rule, progress=False,
+                          **sweep_kw(args))
         train = accuracy(model, rule, res, task.x_train, task.y_train)
         val = accuracy(model, rule, res, task.x_test, task.y_test)
         out[group, variant, rule] = {

@@ -18,6 +18,7 @@ import numpy as np
 import fa_jax as fj
 from fa_jax.errors import InputError
 from fa_jax.runs import cli, lecture, plots
+from fa_jax.runs.study import Study
 
 QUICK = {"seeds": 1, "steps": 20, "width": 8}
 DATASETS = ("california", "diabetes")
@@ -56,13 +57,20 @@ def check(args):
     for r in args.rules:
         fj.rules.get(r)
     x, y = load(args.dataset)  # fails before anything compiles when California is not cached
-    fj.memory.check_all(({"rule": r} for r in args.rules), model=fj.mlp([x.shape[1], args.width, args.width, 1]),
-                        task=fj.data.Task(x_test=x, y_test=y, n_in=x.shape[1]), seeds=args.seeds, batch_size=32,
-                        steps=args.steps, eval_every=args.steps // 50 or 1)
+    task = make_task(args.dataset, x, y)[0]
+    Study.plan(({"rule": r} for r in args.rules), model=fj.mlp([x.shape[1], args.width, args.width, 1]), task=task,
+               **sweep_kw(args))  # every sweep checked as body will run it, before --out opens
 
 
-def body(args, study):
-    x, y = load(args.dataset)
+def sweep_kw(args) -> dict:
+    """The :func:`fa_jax.sweep` arguments of every rule's sweep (its rule aside)."""
+    return {"seeds": args.seeds, "steps": args.steps, "batch_size": 32, "lr": args.lr,
+            "optimizer_hyper": {"l2": args.l2} if args.l2 else None, "eval_every": args.steps // 50 or 1}
+
+
+def make_task(name, x, y):
+    """``(task, test indices, training indices, y_mean, y_std)``: a fixed 80/20 split of ``(x, y)``, the
+    targets standardized and the inputs z-scored with the training split's statistics."""
     perm = np.random.default_rng(0).permutation(len(x))
     n_test = len(x) // 5
     te, tr = perm[:n_test], perm[n_test:]
@@ -70,15 +78,17 @@ def body(args, study):
     ys = ((y - y_mean) / y_std).astype(np.float32)
     task = fj.data.Task(x_test=jnp.asarray(x[te], jnp.float32), y_test=jnp.asarray(ys[te]),
                         x_train=jnp.asarray(x[tr], jnp.float32), y_train=jnp.asarray(ys[tr]),
-                        name=args.dataset, n_in=x.shape[1], n_out=1, default_loss="mse")
-    task = fj.scaling.scale_task(task, "zscore")
+                        name=name, n_in=x.shape[1], n_out=1, default_loss="mse")
+    return fj.scaling.scale_task(task, "zscore"), te, tr, y_mean, y_std
+
+
+def body(args, study):
+    x, y = load(args.dataset)
+    task, te, tr, y_mean, y_std = make_task(args.dataset, x, y)
     model = fj.mlp([x.shape[1], args.width, args.width, 1])
     rows, result = [], {}
     for rule in args.rules:
-        res = study.sweep({"sweep": rule}, model, task,
-            rule=rule, seeds=args.seeds, steps=args.steps, batch_size=32, lr=args.lr,
-            optimizer_hyper={"l2": args.l2} if args.l2 else None, eval_every=args.steps // 50 or 1,
-            progress=False)
+        res = study.sweep({"sweep": rule}, model, task, rule=rule, progress=False, **sweep_kw(args))
         rmse = np.sqrt(res.test_loss) * y_std
         result[rule] = {"final_rmse_mean": float(rmse[:, -1].mean()), "final_rmse_std": float(rmse[:, -1].std()),
                         "best_rmse_mean": float(rmse.min(1).mean())}

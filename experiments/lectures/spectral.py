@@ -29,6 +29,7 @@ from fa_jax.runs import (
     cli,  # noqa: E402
     lecture,  # noqa: E402
 )
+from fa_jax.runs.study import Study  # noqa: E402
 
 QUICK = {"rules": ["dfa"], "seeds": 1, "steps": 20, "width": 8}
 LOSSES = ("mse", "spectral_mse")
@@ -58,9 +59,15 @@ def check(args):
     for r in args.rules:
         fj.rules.get(r)
     task = task_of(args)  # one-line errors for t, components, max_freq, noise, shift
-    fj.memory.check_all(({"rule": r, "loss": loss} for r in args.rules for loss in LOSSES),
-                        model=fj.mlp([args.t, args.width, args.width, args.t]), task=task, seeds=args.seeds,
-                        batch_size=64, optimizer="adam", steps=args.steps, eval_every=args.steps // 50 or 1)
+    Study.plan(({"rule": r, "loss": loss} for r in args.rules for loss in LOSSES),
+               model=fj.mlp([args.t, args.width, args.width, args.t]), task=task,
+               **sweep_kw(args))  # every cell checked as body will sweep it, before --out opens
+
+
+def sweep_kw(args) -> dict:
+    """The :func:`fa_jax.sweep` arguments every cell shares (its rule and loss aside)."""
+    return {"seeds": args.seeds, "steps": args.steps, "batch_size": 64, "optimizer": "adam", "lr": args.lr,
+            "eval_every": args.steps // 50 or 1}
 
 
 def _stats(v):
@@ -81,9 +88,8 @@ def body(args, study):
     result, curves, example = {}, {}, {}
     for rule in args.rules:
         for loss in LOSSES:
-            res = study.sweep({"rule": rule, "loss": loss}, model, task,
-                rule=rule, loss=loss, seeds=args.seeds, steps=args.steps, batch_size=64, optimizer="adam",
-                lr=args.lr, eval_every=args.steps // 50 or 1, progress=False)
+            res = study.sweep({"rule": rule, "loss": loss}, model, task, rule=rule, loss=loss, progress=False,
+                              **sweep_kw(args))
             pred = predict(res.state.params)  # (S, n_test, T); the forward pass is the same for every rule
             ok = ~res.diverged
             cell = {f"test_{m}": _stats(np.where(ok, np.asarray(f(pred, y)), np.nan)) for m, f in metrics.items()}

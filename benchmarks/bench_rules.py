@@ -24,14 +24,14 @@ SIZES = {  # name: (layer sizes, batch)
 
 
 def make_step(model, rule, tx):
-    """The jitted step, as fj.make_train_step does it: targets for rules that read them (drtp), the
-    rule's feedback hook (kp, wm, brsf) instead of optax.apply_updates when it has one."""
-    loss = fj.losses.softmax_ce
+    """The jitted step, as fj.make_train_step does it: ``jax.grad`` of the rule's objective
+    (:meth:`fa_jax.Rule.train_objective`), then the rule's feedback hook (kp, wm, brsf) instead of
+    optax.apply_updates when it has one."""
     r = fj.rules.get(rule)
-    extra = (lambda y: {"targets": y}) if r.needs_targets else (lambda y: {})
 
     def step(params, opt_state, fb, key, x, y):
-        g = jax.grad(lambda p: loss(model.apply(p, x, rule=rule, feedback=fb, **extra(y)), y))(params)
+        batch = fj.rules.Batch(x, y, fj.losses.softmax_ce)
+        g = jax.grad(lambda p: r.train_objective(model, p, batch, fb, key)[0])(params)
         updates, opt_state = tx.update(g, opt_state, params)
         if r.update_feedback is None:
             return optax.apply_updates(params, updates), opt_state, fb

@@ -20,6 +20,10 @@ With ``W_l`` of shape (fan_in, fan_out), L layers and H = L - 1 hidden layers:
   for dense nets with dense feedback. ``None`` for rules without feedback, conv nets and
   weight-shared conv feedback (``dfa(conv=shared)``: no product of forward weights to compare).
 - ``grad_norm`` (L,): ``|dW_l^rule|_F``; ``weight_norm`` (L,): ``|W_l|_F``.
+
+For a rule defined by an objective (:class:`fa_jax.Rule` ``objective``), ``dW^rule`` is the
+objective's gradient (its update) on the same batch; it sends no signal to the hidden activations,
+so there is no ``signal_alignment_deg``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from jax.typing import ArrayLike
 
 from fa_jax.models import contract
 from fa_jax.rules import core as rules_lib
-from fa_jax.rules.rule import Family
+from fa_jax.rules.rule import Batch, Family
 
 if TYPE_CHECKING:
     from fa_jax.data.task import Task
@@ -131,7 +135,7 @@ def rule_gradients(model: Model, rule: str | Rule, loss_fn: Loss, params: Any, f
 
 
 def diagnose(model: Model, rule: str | Rule, loss_fn: Loss, params: Any, feedback: Any, x: jax.Array,
-             y: jax.Array) -> dict[str, jax.Array]:
+             y: jax.Array, key: jax.Array | None = None) -> dict[str, jax.Array]:
     """All metrics of the module doc at ``params`` on the batch ``(x, y)``; a dict of arrays.
 
     Two gradient evaluations: the rule's and BP's (``rule="bp"``) on the same batch.
@@ -139,12 +143,19 @@ def diagnose(model: Model, rule: str | Rule, loss_fn: Loss, params: Any, feedbac
     Args:
         model, rule, loss_fn, params, feedback: as for :func:`rule_gradients`.
         x: (batch, n_in) inputs; y: (batch,) labels.
+        key: the key an objective rule's objective gets (default ``key(0)``; wirings ignore it).
 
     Returns:
         {name: array} with the :data:`KEYS` of the module doc; ``signal_alignment_deg`` only
-        when the model has hidden layers, ``weight_alignment_deg`` only for the FA and (dense) DFA families.
+        when the model has hidden layers and the rule is a wiring, ``weight_alignment_deg`` only for the FA and (dense) DFA families.
     """
-    g_rule, s_rule = rule_gradients(model, rule, loss_fn, params, feedback, x, y)
+    r = rules_lib.get(rule)
+    if r.objective is None:
+        g_rule, s_rule = rule_gradients(model, r, loss_fn, params, feedback, x, y)
+    else:  # the update is the objective's gradient; it sends no signal to the hidden activations
+        batch = Batch(x, y, loss_fn)
+        key = jax.random.key(0) if key is None else key
+        g_rule, s_rule = jax.grad(lambda p: r.train_objective(model, p, batch, feedback, key)[0])(params), []
     g_bp, s_bp = rule_gradients(model, "bp", loss_fn, params, None, x, y)
     k_rule, k_bp, k = (contract.kernels(model, t) for t in (g_rule, g_bp, params))
     out = {
@@ -179,7 +190,8 @@ def make_diagnose(model: Model, rule: str | Rule, loss_fn: Loss, batch_size: int
     """
 
     def diag(state: TrainState, task: Task) -> dict[str, jax.Array]:
-        x, y = task.sample(jax.random.fold_in(state.key, purpose), batch_size)
-        return diagnose(model, rule, loss_fn, state.params, state.feedback, x, y)
+        k = jax.random.fold_in(state.key, purpose)
+        x, y = task.sample(k, batch_size)
+        return diagnose(model, rule, loss_fn, state.params, state.feedback, x, y, jax.random.fold_in(k, 1))
 
     return diag

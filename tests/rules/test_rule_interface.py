@@ -165,3 +165,27 @@ def test_study_plan_checks_every_cell_before_anything_is_written(tmp_path):
     one_line_error(lambda: fj.Study.plan(cells + [{"model": fj.mlp([6, 8, 8, 1]), "task": TASK, "rule": "ntk"}], seeds=2),
                    "rule 'ntk' needs a depth-two MLP")
     assert not (tmp_path / "run").exists()
+
+
+def test_diagnostics_measure_an_objective_rules_own_update(x64, keys):
+    k1, k2 = keys(2)
+    model = fj.mlp([6, 8, 8, 1], activation="tanh")
+    params = model.init(k1, jnp.float64)
+    x, y = TASK.sample(k2, 32)
+    x = x.astype(jnp.float64)
+    same = fj.diagnostics.diagnose(model, BP_OBJECTIVE, fj.losses.bce, params, None, x, y)
+    np.testing.assert_allclose(same["grad_alignment_deg"], 0.0, atol=1e-5)
+    assert "signal_alignment_deg" not in same and "weight_alignment_deg" not in same
+
+    def half_then_sign(model, params, batch, feedback, key):  # BP's gradient, the first layer's signs only
+        value, aux = BP_OBJECTIVE.objective(model, params, batch, feedback, key)
+        g = jax.grad(lambda p: batch.loss(model.apply(p, batch.x), batch.y))(params)
+        g = [jax.tree.map(jnp.sign, g[0])] + list(g[1:])
+        return surrogate(value, g, params), aux
+
+    other = fj.diagnostics.diagnose(model, fj.Rule("signs", objective=half_then_sign), fj.losses.bce, params, None,
+                                    x, y)
+    assert other["grad_alignment_deg"][0] > 1.0
+    np.testing.assert_allclose(other["grad_alignment_deg"][1:], 0.0, atol=1e-5)
+    res = fj.sweep(MLP, TASK, rule=BP_OBJECTIVE, seeds=1, steps=10, eval_every=10, diagnostics=True, progress=False)
+    assert res.diagnostics["grad_alignment_deg"].shape == (1, 1, 2)

@@ -4,7 +4,9 @@ Every check of a setting, an argument, a config or a run directory raises it wit
 message naming the bad value and what is accepted. It is a ``ValueError``, so callers that
 catch ``ValueError`` keep working. The scripts print it as one line and exit 2
 (:class:`fa_jax.runs.cli.guarded`); any other exception, a ``ValueError`` from JAX or from the
-user's own model included, keeps its traceback, so a bug shows where it is.
+user's own model included, keeps its traceback, so a bug shows where it is. (``fj.from_flax`` reports
+a module that cannot run on inputs of the given shape as an InputError, chaining the module's own
+error, which ``FA_JAX_TRACEBACK=1`` shows.)
 """
 
 

@@ -2,7 +2,7 @@
 
 A weighted layer runs its map through the op its rule gives it (:class:`LayerOp`): ``op(h, w, b)``
 for a dense layer, ``op.apply(fn, h, w, b)`` for any other map ``fn(h, w)`` linear in ``w`` (a
-convolution, a transposed convolution), ``op.layer(fn, h, p)`` for a layer of a wrapped Flax
+convolution, a transposed convolution), ``op.layer(fn, h, p, plain)`` for a layer of a wrapped Flax
 model (``fn(h, p)`` with the kernel at ``p["kernel"]``). BP's op (:data:`linear`) is the plain map;
 the FA family's (:class:`FALinear`) sends ``delta @ B.T`` to the layer's input where BP sends
 ``delta @ W.T`` (Lillicrap et al. 2016). :func:`dfa_output` is the DFA family's output node: it

@@ -232,9 +232,12 @@ def _wire(last, output):
     return wire
 
 
-def _wire_model(model, params, x, feedback, *, rule, train=False, key=None, probes=None):
-    run = flax_pass(model, rule, train=train, key=key, probes=probes)
-    return pepita_apply(run, rule.option("last"), OUTPUTS[rule.option("output")], params, x, feedback[0])
+def _wire_model(last: str, output: Callable | None) -> Callable:
+    def wire_model(model, params, x, feedback, *, rule, train=False, key=None, probes=None):
+        run = flax_pass(model, rule, train=train, key=key, probes=probes)
+        return pepita_apply(run, last, output, params, x, feedback[0])
+
+    return wire_model
 
 
 # -- the models it runs on -------------------------------------------------------------------------
@@ -315,7 +318,7 @@ def pepita(f_scale: float = 0.05, last: str = "modulated", output: str = "auto")
     return Rule("pepita", _wire(last, OUTPUTS[output]), _shapes,
                 f"PEPITA: a second forward pass on x + e @ F, F ~ {f_scale:g} * U(+-sqrt(6/n_in)) "
                 f"(Dellaferrera & Kreiman 2022)", init=_init(float(f_scale)), check_model=_check_model,
-                family=Family.FORWARD, wire_model=_wire_model)
+                family=Family.FORWARD, wire_model=_wire_model(last, OUTPUTS[output]))
 
 
 register_factory("pepita", pepita)

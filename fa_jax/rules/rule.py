@@ -36,7 +36,7 @@ model's structure, ``fj.init_feedback``):
   hidden activations (the wrapper of Flax models places it);
 - ``backward(w, B) -> B_used``: an FA-family rule's backward matrix from a layer's weight and its
   fixed feedback (None: ``B`` itself);
-- ``wire_model(model, params, x, feedback, *, train, key, probes) -> y``: the wiring of a rule with
+- ``wire_model(model, params, x, feedback, *, rule, train, key, probes) -> y``: the wiring of a rule with
   its own ``wire`` on a model that has no ``layers`` (a wrapped Flax model; pepita), where the
   per-layer interface below does not describe it.
 
@@ -277,12 +277,13 @@ class Rule:
     # -- the forward pass and the update
     def apply_layers(self, layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any,
                      targets: jax.Array | None = None) -> jax.Array:
-        """The rule's forward over a layered model's ``layers``: ``wire`` or the family's wiring (BP:
-        the plain chain; FA: every layer with ``op(B_l)``; DFA: every layer's input cut, the output
-        node on top; :meth:`point` is applied to every layer's input). ``targets`` reach ``wire`` / ``output`` of rules that need them."""
-        extra = {"targets": targets} if self.needs_targets else {}
-        if self.wire is not None:
-            return self.wire(layers, params, x, feedback, **extra)
+        """The rule's forward over a layered model's ``layers``: its own ``wire``, or for a
+        :attr:`layerwise` rule the family's wiring through :meth:`op`, :meth:`point` and ``output``
+        (BP: the plain chain; FA: every layer with ``op(B_l)``; DFA: every layer's input cut, the
+        output node on top), as a wrapped model runs it, so ``backward`` and ``output`` act the same
+        on both. ``targets`` reach ``wire`` / ``output`` of rules that need them."""
+        if not self.layerwise:
+            return self.wire(layers, params, x, feedback, **({"targets": targets} if self.needs_targets else {}))
         fbs = [None] * len(params) if feedback is None or self.family is not Family.FA else list(feedback)
         hs, h = [], x
         for layer, p, B in zip(layers, params, fbs):

@@ -16,7 +16,7 @@ recomputed from the current forward weight ``W_l`` at every step (no gradient fl
   U(-a, a), ``a = sqrt(3 / fan_in_l)``, init_feedback's default distribution).
 
 With ``M = |W|`` (frsf) or weights that are all ``±s_l`` (usf) these rules are BP. Conv
-kernels work the same way (``fa_family`` hands the matrix to conv layers too).
+kernels and wrapped Flax layers work the same way (``Rule.op`` hands the matrix to every weighted layer).
 """
 
 from __future__ import annotations

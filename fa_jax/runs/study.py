@@ -152,7 +152,7 @@ class Study:
         for cell in cells:
             kw = {**common, **cell}
             model, task = kw.pop("model"), kw.pop("task")
-            for k in ("progress", "desc", "name"):
+            for k in ("progress", "desc", "name", "seed_labels"):
                 kw.pop(k, None)
             configs.append(SweepConfig.build(model, task, **kw))
         return configs

@@ -42,6 +42,7 @@ from jax.sharding import Mesh
 from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.models.contract import units
+from fa_jax.rules import core as rules_lib
 
 if TYPE_CHECKING:
     from fa_jax.data.task import Task
@@ -127,6 +128,7 @@ def estimate(model: Model, task: Task, *, rule: str | Rule = "bp", seeds: int | 
     n_seeds = seeds if isinstance(seeds, (int, np.integer)) else len(seeds)
     hyper = tuple(sorted((optimizer_hyper or {}).items()))
     fb_opts = tuple(sorted((feedback or {}).items()))
+    rule = rules_lib.get(rule)  # resolved: a Rule equals its name, so the cache must not see both
     state, params, item = _state_bytes(model, rule, optimizer, hyper, fb_opts, early_stopping is not None)
     data = _nbytes([a for a in jax.tree.leaves(task) if hasattr(a, "shape")])
     u = units(model)

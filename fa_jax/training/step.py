@@ -15,10 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from fa_jax import losses as losses_lib
-from fa_jax.errors import InputError
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.rule import Batch
-from fa_jax.training import sweep_result
 from fa_jax.training.state import TrainState, freeze_diverged
 
 if TYPE_CHECKING:
@@ -83,10 +81,6 @@ def make_train_step(model: Model, rule: str | Rule, loss_fn: Loss, tx: optax.Gra
             return r.train_objective(model, params, batch, state.feedback, jax.random.fold_in(k_batch, 1))
 
         (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        for name in aux.metrics:
-            if name in sweep_result.STANDARD:
-                raise InputError(f"rule {r.name!r} reports a metric named {name!r}, which the sweep records "
-                                 f"itself; rename it (taken: {', '.join(sweep_result.STANDARD)})")
         updates, opt_state = tx_extra.update(grads, state.opt_state, state.params, value=loss)
         if r.update_feedback is None:
             params, feedback = optax.apply_updates(state.params, updates), state.feedback

@@ -120,6 +120,51 @@ def check_shapes(model: Model, task: Task, loss_name: str) -> None:
         raise InputError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")
 
 
+def rule_identity(rule: Rule) -> str:
+    """What a checkpoint records of ``rule``: its name when it is the rule the registry gives for that
+    name (so runs checkpointed by name resume as before), else its repr (name, family, options) marked
+    as not registered, so another rule of the same name never resumes from it."""
+    try:
+        if rules_lib.get(rule.name) == rule:
+            return rule.name
+    except InputError:
+        pass
+    return f"{rule!r} (not registered)"
+
+
+def check_objective(rule: Rule, model: Model, task: Task, batch_size: int, loss: str,
+                    feedback: dict | None) -> None:
+    """Trace ``rule``'s objective once on shapes (nothing runs): its value must be a scalar, its
+    metrics scalars whose names the sweep does not record itself, and a stateful model's new
+    statistics must come back in ``Aux.stats``. One-line InputError otherwise."""
+    from fa_jax.rules.feedback import init_feedback  # noqa: PLC0415
+    from fa_jax.rules.rule import Batch  # noqa: PLC0415
+    from fa_jax.training.sweep_result import STANDARD  # noqa: PLC0415
+
+    def trace():
+        key = jax.random.key(0)
+        params = model.init(key)
+        fb = init_feedback(key, model, rule, **(feedback or {}), params=params)
+        params = params if rule.trainable is None else rule.trainable(params)
+        x, y = task.sample(key, batch_size)
+        stats = model.init_stats() if contract.is_stateful(model) else None
+        return rule.train_objective(model, params, Batch(x, y, losses_lib.get(loss), stats), fb, key)
+
+    value, aux = jax.eval_shape(trace)
+    if value.shape != ():
+        raise InputError(f"rule {rule.name!r}: its objective's value must be a scalar, got shape {value.shape}")
+    for name, m in aux.metrics.items():
+        if name in STANDARD:
+            raise InputError(f"rule {rule.name!r} reports a metric named {name!r}, which the sweep records itself; "
+                             f"rename it (taken: {', '.join(STANDARD)})")
+        if getattr(m, "shape", None) != ():
+            raise InputError(f"rule {rule.name!r}: metric {name!r} must be a scalar per step, got shape "
+                             f"{getattr(m, 'shape', type(m).__name__)}")
+    if contract.is_stateful(model) and aux.stats is None:
+        raise InputError(f"rule {rule.name!r}: the model has running statistics (batch norm), which its objective "
+                         f"must return as Aux.stats")
+
+
 def with_val(task: Task, val: tuple[ArrayLike, ArrayLike]) -> Task:
     """``task`` with the checked validation arrays ``val = (x_val, y_val)`` in its ``aux`` (early stopping)."""
     x_val, y_val = early_stopping_lib.check_val(task, val)
@@ -225,6 +270,8 @@ class SweepConfig:
             early_stopping = int(early_stopping)
         label_smoothing = losses_lib.check_label_smoothing(label_smoothing, task.n_out)
         check_task(task, batch_size, loss_name, label_smoothing)
+        if rule.objective is not None:
+            check_objective(rule, model, task, batch_size, loss_name, feedback)
         if not isinstance(devices, jax.sharding.Mesh):
             positive_int("data_parallel", data_parallel)
             if batch_size % data_parallel:
@@ -262,7 +309,7 @@ class SweepConfig:
     def fingerprint(self, model: Model, task: Task) -> dict[str, Any]:
         """What a checkpoint records and a resume must match: every setting that changes the run
         (a resume replays the same compiled chunks, so their length is part of it)."""
-        return {"rule": self.rule.name, "seeds": list(self.seeds), "steps": self.steps,
+        return {"rule": rule_identity(self.rule), "seeds": list(self.seeds), "steps": self.steps,
                 "eval_every": self.eval_every, "batch_size": self.batch_size, "model": repr(model), "task": task.name,
                 "optimizer": self.optimizer, "optimizer_hyper": repr(self.optimizer_hyper),
                 "lr": "schedule" if self.lrs is None else [float(f"{v:.7g}") for v in self.lrs], "loss": self.loss,

@@ -3,6 +3,7 @@ equal to its name, the surrogate identity, and the step taking ``jax.value_and_g
 objective: an objective whose update is BP's gradient trains bit for bit as bp, its metrics reach the
 sweep's rows and ``metrics.jsonl``, and a ``predict`` hook is what evaluation scores."""
 
+import dataclasses
 import json
 
 import chex
@@ -189,3 +190,43 @@ def test_diagnostics_measure_an_objective_rules_own_update(x64, keys):
     np.testing.assert_allclose(other["grad_alignment_deg"][1:], 0.0, atol=1e-5)
     res = fj.sweep(MLP, TASK, rule=BP_OBJECTIVE, seeds=1, steps=10, eval_every=10, diagnostics=True, progress=False)
     assert res.diagnostics["grad_alignment_deg"].shape == (1, 1, 2)
+
+
+def test_an_objective_is_checked_on_shapes_before_anything_runs(tmp_path):
+    def objective(metrics, stats=False):
+        def fn(model, params, batch, feedback, key):
+            value, aux = fj.RULES["bp"].train_objective(model, params, batch, feedback, key)
+            return value, Aux(aux.logits, aux.stats if stats else None, metrics(value))
+        return fn
+
+    for metrics, match in [(lambda v: {"test_acc": v}, "rule 'x' reports a metric named 'test_acc', which the sweep"),
+                           (lambda v: {"energy": jnp.stack([v, v])}, "rule 'x': metric 'energy' must be a scalar")]:
+        one_line_error(lambda: fj.Study.plan([{"model": MLP, "task": TASK, "rule": fj.Rule("x", objective=objective(
+            metrics))}], seeds=1, steps=10, eval_every=10), match)
+    bn = fj.norm_mlp([6, 8, 1], norm="batch")
+    one_line_error(lambda: fj.SweepConfig.build(bn, TASK, rule=fj.Rule("x", objective=objective(lambda v: {}))),
+                   "rule 'x': the model has running statistics (batch norm), which its objective must return")
+    fj.SweepConfig.build(bn, TASK, rule=fj.Rule("x", objective=objective(lambda v: {}, stats=True)))
+
+
+def test_a_family_rules_hooks_act_alike_on_every_model(x64, keys):
+    k1, k2, k3 = keys(3)
+    model = fj.mlp([6, 8, 8, 1], activation="tanh")
+    params = model.init(k1, jnp.float64)
+    x, y = TASK.sample(k2, 16)
+    fb = fj.init_feedback(k3, model, "fa", dtype=jnp.float64)
+    half = dataclasses.replace(fj.RULES["fa"], name="fa_half", backward=lambda w, B: 0.5 * B)
+    grad = lambda r: jax.grad(lambda p: fj.losses.bce(model.apply(p, x.astype(jnp.float64), rule=r, feedback=fb),
+                                                       y))(params)
+    g_fa, g_half = grad("fa"), grad(half)
+    # the backward hook is used: each B halved halves the signal once per layer it crosses
+    for layer, factor in enumerate([0.25, 0.5, 1.0]):
+        chex.assert_trees_all_close(g_half[layer], jax.tree.map(lambda g: factor * g, g_fa[layer]), rtol=1e-12)
+
+
+def test_a_rule_of_another_kind_under_a_registered_name_does_not_resume_its_checkpoint(tmp_path):
+    kw = dict(seeds=1, steps=10, eval_every=10, progress=False, checkpoint=tmp_path / "ckpt")
+    fj.sweep(MLP, TASK, rule="bp", **kw)
+    impostor = fj.Rule("bp", objective=bp_objective)
+    one_line_error(lambda: fj.sweep(MLP, TASK, rule=impostor, **kw), "rule")
+    assert fj.SweepConfig.build(MLP, TASK, rule="kp(lam=0.5)").fingerprint(MLP, TASK)["rule"] == "kp(lam=0.5)"

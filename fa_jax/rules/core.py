@@ -67,43 +67,26 @@ if TYPE_CHECKING:
 
 @family_wiring(Family.BP)
 def bp(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
-    """Backpropagation: the plain chain, every layer with BP's op."""
-    del feedback
-    h = x
-    for layer, p in zip(layers, params):
-        h = layer(p, h, linear)
-    return h
+    """Backpropagation: the plain chain, every layer with BP's op (:meth:`Rule.apply_layers`)."""
+    return RULES["bp"].apply_layers(layers, params, x, None)
 
 
 def fa_family(backward: Backward | None = None) -> Wire:
     """The wiring of an FA-family rule: layer l runs with ``FALinear(feedback[l], backward)``
     (module doc). ``backward=None`` is FA itself; with no feedback, every B passed is None.
     (A rule built by :func:`fa_rule` needs no wire: its family's wiring is this one.)"""
+    rule = Rule("fa_family", None, family=Family.FA, backward=backward)
 
     def wire(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
-        fbs = [None] * len(params) if feedback is None else feedback
-        h = x
-        for layer, p, B in zip(layers, params, fbs):
-            h = layer(p, h, FALinear(B, backward))
-        return h
+        return rule.apply_layers(layers, params, x, feedback)
 
     return wire
 
 
 @family_wiring(Family.FA)
 def fa(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Any) -> jax.Array:
-    """Feedback alignment: every layer's op is ``FALinear(B_l)``."""
-    return fa_family()(layers, params, x, feedback)
-
-
-def direct_chain(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array) -> tuple[list[jax.Array], jax.Array]:
-    """``(hs, y)``: the DFA family's forward pass, every layer fed its input through ``stop_gradient``
-    (so no gradient flows between layers); hs: the hidden activations, y: the output."""
-    hs, h = [], x
-    for layer, p in zip(layers[:-1], params[:-1]):
-        h = layer(p, jax.lax.stop_gradient(h), linear)
-        hs.append(h)
-    return hs, layers[-1](params[-1], jax.lax.stop_gradient(h), linear)
+    """Feedback alignment: every layer's op is ``FALinear(B_l)`` (:meth:`Rule.apply_layers`)."""
+    return RULES["fa"].apply_layers(layers, params, x, feedback)
 
 
 def dfa_node(y: jax.Array, hs: Sequence[jax.Array], feedback: Sequence[jax.Array],
@@ -115,9 +98,8 @@ def dfa_node(y: jax.Array, hs: Sequence[jax.Array], feedback: Sequence[jax.Array
 
 @family_wiring(Family.DFA)
 def dfa(layers: Sequence[Layer], params: Sequence[Any], x: jax.Array, feedback: Sequence[jax.Array]) -> jax.Array:
-    """Direct feedback alignment: :func:`direct_chain` and :func:`dfa_node` on top."""
-    hs, y = direct_chain(layers, params, x)
-    return dfa_node(y, hs, feedback)
+    """Direct feedback alignment: every layer's input cut, :func:`dfa_node` on top (:meth:`Rule.apply_layers`)."""
+    return RULES["dfa"].apply_layers(layers, params, x, feedback)
 
 
 def _fa_shapes(model):

@@ -10,6 +10,7 @@ weight_norms.png, embedding.npz/.png). <out>/alignment.md holds the tables of fi
 per-layer alignment (mean ± std over seeds).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import dataclasses
 import sys
 

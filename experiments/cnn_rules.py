@@ -9,6 +9,7 @@ Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a t
 (model | params | rule | test accuracy mean ± std over seeds).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import fa_jax as fj

@@ -9,6 +9,7 @@ Writes <out>/config.json, metrics.jsonl (rows carry ``task`` and ``scheme``), su
 schemes_<task>.png and schemes.md (the table), and prints the table.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import numpy as np

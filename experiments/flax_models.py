@@ -16,6 +16,7 @@ alignment.md and alignment_<model>.png) and prints a table
 (model | params | rule | test accuracy mean ± std over seeds | min | diverged | seconds).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import re
 import sys
 

@@ -12,6 +12,7 @@ optimizer's best learning rate), and prints the table of the best learning rate 
 optimizer and rule.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import numpy as np

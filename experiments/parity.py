@@ -7,6 +7,7 @@
 Writes <out>/config.json, metrics.jsonl, summary.json, curves.png and prints a table.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import dataclasses
 import sys
 

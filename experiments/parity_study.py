@@ -12,6 +12,7 @@ Each cell (method, n, k, width) is one vmapped, jit-compiled sweep over the seed
 table.md, accuracy_vs_n.png and heatmap_<method>.png, and prints the table.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import fa_jax as fj

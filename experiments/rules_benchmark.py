@@ -15,6 +15,7 @@ table.md, accuracy.png (bars with seed spread), curves.png, alignment_<task>.png
 layer's update to BP's vs step) and prints the table.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import numpy as np

@@ -33,6 +33,7 @@ compile excluded, its evaluations, diagnostics and checkpoint saves included; vs
 on the same task and model).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import re
 import sys
 

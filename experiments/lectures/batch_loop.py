@@ -8,6 +8,7 @@ each the median of --repeats runs after a warm-up; prints the ratio. The gradien
 Timings are of this machine at the time of the run (other processes may share the CPU).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 import time
 

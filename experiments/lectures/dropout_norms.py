@@ -19,6 +19,7 @@ minus on the validation images, both in evaluation mode: dropout off, batch norm
 statistics), mean and std over seeds. Writes dropout_norms.png and summary.json.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax

@@ -7,6 +7,7 @@ the same start: trajectories in (w, b) over the loss contours, and loss vs step
 (gd_variants.png); the verdict lists the steps each needs to reach loss < --target.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax

@@ -9,6 +9,7 @@ layer is > 1) trained by SGD with and without clipping by global norm (fj.sweep)
 Writes gradients.png and summary.json with the verdict.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax

@@ -13,6 +13,7 @@ scaling at its own best rate. Writes normalization.png and summary.json with the
 (the first step whose loss is below --reg-target / --digits-target).
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax

@@ -10,6 +10,7 @@ minimized on the standardized target and the RMSE reported in the target's units
 Writes regression.png (test RMSE vs step) and summary.json with the verdict.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax.numpy as jnp

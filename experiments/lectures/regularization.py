@@ -11,6 +11,7 @@ Part 2: an MLP 64-W-W-10 (--width, 256) on 300 digits (the rest validation) with
 lowest validation loss. Writes regularization.png and summary.json with the verdict.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import jax

@@ -14,6 +14,7 @@ mse (mean over signals of the sum over the T samples of the squared error) and s
 Writes spectral.png (learning curves, the test metrics, one test signal) and summary.json.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import math
 import sys
 

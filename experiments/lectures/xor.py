@@ -8,6 +8,7 @@ a seed fails when it does not classify all four points after the last step (the 
 6/20 vs 0/20 failures). Writes loss curves (xor.png) and summary.json with the verdict.
 """
 
+from fa_jax.runs import ctrl_c  # noqa: F401, I001  (first: Ctrl-C ends the script in one line, exit 130)
 import sys
 
 import matplotlib

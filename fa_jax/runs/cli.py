@@ -17,10 +17,13 @@ import argparse
 import contextlib
 import errno
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, NoReturn
 
+from fa_jax import interrupt
 from fa_jax.errors import InputError
 from fa_jax.runs import configs, lock
 from fa_jax.runs.configs import apply_config, check_unique, load_config  # noqa: F401  (part of this API)
@@ -169,7 +172,10 @@ class guarded(contextlib.ContextDecorator):
     a sweep refused as too large for the device's memory, :mod:`fa_jax.training.memory`), the
     device running out of memory. Any other exception, a ``ValueError`` raised by JAX or by the
     user's own model included, keeps its traceback. Set
-    ``FA_JAX_TRACEBACK=1`` to get the traceback instead. A script writes PNG files without a
+    ``FA_JAX_TRACEBACK=1`` to get the traceback instead. Ctrl-C inside ends the process with
+    exit code 130 and one line naming what was kept and ``--resume RUN_DIR``
+    (:mod:`fa_jax.interrupt`; the handler is installed here unless the script did it
+    first with :func:`~fa_jax.interrupt.on_ctrl_c`). A script writes PNG files without a
     screen: inside, matplotlib's backend is ``Agg`` unless ``MPLBACKEND`` names another (the
     library itself never sets one)."""
 
@@ -209,9 +215,23 @@ def apply_defaults(args: argparse.Namespace, values: dict) -> None:
         if k not in mine and k not in args._preset:
             setattr(args, k, v)
             args._preset.add(k)
+        self._interrupts = contextlib.ExitStack()
+        if not interrupt.installed() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous = signal.getsignal(signal.SIGINT)
+            interrupt.on_ctrl_c(self.prog)
+            self._interrupts.callback(signal.signal, signal.SIGINT, previous)
+        self._interrupts.enter_context(interrupt.guarding())
 
 
 def check_known(values: Iterable, known: Collection[str], what: str) -> None:
+        interrupted = isinstance(err, KeyboardInterrupt) and interrupt.installed()
+        self._interrupts.close()
+        if interrupted:  # one line, the lock released, no interpreter shutdown (interrupt module doc)
+            runs = lock.held()
+            lock.release_all()
+            if os.environ.get("FA_JAX_TRACEBACK"):
+                traceback.print_exception(err)
+            interrupt.stop(self.prog, runs)
     """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
     for v in values:
         if v not in known:

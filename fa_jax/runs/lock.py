@@ -131,6 +131,11 @@ def release(out: str | os.PathLike[str]) -> None:
         path.unlink(missing_ok=True)
 
 
+def held() -> list[Path]:
+    """The run directories whose lock this process holds."""
+    return [path.parent for path in _held]
+
+
 @atexit.register
 def release_all() -> None:
     """Release every lock this process holds (at exit, and when a script fails)."""

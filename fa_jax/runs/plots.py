@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fa_jax import interrupt
 from fa_jax.analysis import representations
 from fa_jax.errors import InputError
 from fa_jax.runs import rundir
@@ -34,7 +35,8 @@ def save(fig: Figure, path: _P, title: str | None = None) -> _P:
         fig.suptitle(title)
     fig.tight_layout()
     try:
-        fig.savefig(path)
+        with interrupt.deferred():  # a Ctrl-C waits for the whole image
+            fig.savefig(path)
     except OSError as err:
         raise rundir.named(err, path) from None
     finally:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fa_jax.errors import InputError
+from fa_jax import interrupt
 
 
 def default_dir(name: str) -> Path:
@@ -67,10 +68,11 @@ def _atomic(path, write) -> None:
     except OSError as err:
         raise named(err, path) from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it (mkstemp makes 0600)
-        with os.fdopen(fd, "w") as f:
-            write(f)
-        os.replace(tmp, path)
+        with interrupt.deferred():  # a Ctrl-C waits for the file to be complete
+            os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it (mkstemp makes 0600)
+            with os.fdopen(fd, "w") as f:
+                write(f)
+            os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):
@@ -87,7 +89,7 @@ def _umask() -> int:
 def append_jsonl(path: str | os.PathLike[str], rows: Iterable[dict]) -> None:
     """Append rows to a JSONL file, one JSON object per line, flushed to disk (an OSError names ``path``)."""
     try:
-        with open(path, "a") as f:
+        with interrupt.deferred(), open(path, "a") as f:  # a Ctrl-C waits for whole lines
             f.write("".join(json.dumps(r, allow_nan=False) + "\n" for r in rows))
             f.flush()
             os.fsync(f.fileno())

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from fa_jax import checks
+from fa_jax import checks, interrupt
 from fa_jax.errors import InputError
 
 if TYPE_CHECKING:
@@ -126,6 +126,10 @@ class Checkpointer:
         """Save ``state`` (a batched TrainState) and ``metrics`` ({name: (S, E_done, ...)}) as ``step``;
         ``seconds``: the time spent so far (``{"compile_s", "run_s"}``), given back on restore."""
         import orbax.checkpoint as ocp  # noqa: PLC0415  (loaded on first use)
+        with interrupt.deferred():  # a Ctrl-C waits for the save to be scheduled, then for it to end
+            self._save(ocp, step, state, metrics, seconds)
+
+    def _save(self, ocp, step, state, metrics, seconds) -> None:
         self._mgr.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(to_saveable(state)),
             curves=ocp.args.StandardSave({k: np.asarray(v) for k, v in metrics.items()}),
@@ -172,5 +176,6 @@ class Checkpointer:
 
     def close(self) -> None:
         """Wait for pending asynchronous saves, then release the manager."""
-        self._mgr.wait_until_finished()
-        self._mgr.close()
+        with interrupt.deferred():
+            self._mgr.wait_until_finished()
+            self._mgr.close()

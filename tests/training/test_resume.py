@@ -141,21 +141,34 @@ def _results(out):
     return summary["results"], rundir.read_jsonl(out / "metrics.jsonl")
 
 
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
-    straight = _job(*JOB, "--out", str(tmp_path / "straight"))  # runs while the other is killed/resumed
+def _wait(job, ckpts, after=None):
+    deadline = time.time() + 300
+    while (checkpoint.latest_step(ckpts) or -1) <= (after or -1) and job.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+
+
+def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+    straight = _job(*JOB, "--out", str(tmp_path / "straight"))  # runs while the other is stopped/resumed
     killed = _job(*JOB, "--out", str(tmp_path / "killed"))
     ckpts = tmp_path / "killed" / "checkpoints" / "bp"
-    deadline = time.time() + 300
-    while checkpoint.latest_step(ckpts) is None and killed.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.communicate()
-    assert killed.returncode == -signal.SIGKILL, "the job finished before it could be killed"
-    assert not (tmp_path / "killed" / "summary.json").exists()  # never looks complete
+    _wait(killed, ckpts)
+    killed.send_signal(signal.SIGINT)  # Ctrl-C: the save in progress completes, one line, exit 130
+    _, err = killed.communicate()
+    assert killed.returncode == 130, err[-2000:]
+    assert len(err.strip().splitlines()) == 1 and f"--resume {tmp_path / 'killed'}" in err, err
+    assert not (tmp_path / "killed" / "run.lock").exists() and not (tmp_path / "killed" / "summary.json").exists()
 
     again = _job(*JOB, "--out", str(tmp_path / "killed"))  # without --resume: refused, nothing touched
     _, err = again.communicate(timeout=300)
     assert again.returncode == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+
+    first = checkpoint.latest_step(ckpts)
+    cut = _job("--resume", str(tmp_path / "killed"))  # resumed, then killed for real at its next checkpoint
+    _wait(cut, ckpts, after=first)
+    cut.send_signal(signal.SIGKILL)
+    cut.communicate()
+    assert cut.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    assert not (tmp_path / "killed" / "summary.json").exists()  # never looks complete
 
     resumed = _job("--resume", str(tmp_path / "killed"))
     out, err = resumed.communicate(timeout=600)

@@ -1,0 +1,110 @@
+"""Ctrl-C: exit code 130 and one line at any moment of a script; a save in progress completes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import pytest
+
+from fa_jax import interrupt
+from fa_jax.runs import cli, lock
+from fa_jax.training import checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def handler():
+    """fa_jax's Ctrl-C handler in this process for one test; Python's default afterwards."""
+    previous = signal.getsignal(signal.SIGINT)
+    interrupt.on_ctrl_c("test")
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # the handler runs at the next bytecode; give the signal time to arrive
+
+
+def test_a_ctrl_c_inside_a_deferred_block_waits_for_its_end(handler):
+    done = []
+    with pytest.raises(KeyboardInterrupt), interrupt.guarding():
+        with interrupt.deferred():
+            _ctrl_c()
+            done.append("after the signal")  # not cut
+            with interrupt.deferred():  # nested: held until the outermost block ends
+                done.append("nested")
+            done.append("outer end")
+        done.append("never")
+    assert done == ["after the signal", "nested", "outer end"]
+
+
+def test_without_the_handler_deferred_changes_nothing():
+    assert not interrupt.installed()
+    with pytest.raises(KeyboardInterrupt), interrupt.deferred():
+        _ctrl_c()
+        raise AssertionError("Python's default handler raises at once")
+
+
+def test_a_ctrl_c_during_a_checkpoint_save_lets_the_save_complete(handler, tmp_path, monkeypatch):
+    ckpt = checkpoint.Checkpointer(tmp_path / "ck", {"rule": "bp"})
+    save = ckpt._save
+
+    def cut(*args):
+        _ctrl_c()  # arrives while the save is being scheduled
+        save(*args)
+
+    monkeypatch.setattr(ckpt, "_save", cut)
+    state = {"w": jnp.arange(6.0).reshape(2, 3)}
+    with pytest.raises(KeyboardInterrupt), interrupt.guarding():
+        ckpt.save(7, state, {"loss": jnp.ones((2, 1))})
+    ckpt.close()
+    assert checkpoint.latest_step(tmp_path / "ck") == 7
+    assert not [p for p in (tmp_path / "ck").iterdir() if "tmp" in p.name]  # no half-written step
+
+
+def test_guarded_turns_an_interrupt_into_one_line_and_exit_130(handler, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(interrupt, "_exit", lambda line: (_ for _ in ()).throw(SystemExit(line)))
+    lock.acquire(tmp_path)
+    with pytest.raises(SystemExit) as stop, cli.guarded("job.py"):
+        raise KeyboardInterrupt
+    assert str(stop.value) == f"job.py: interrupted; {tmp_path} has no checkpoint yet; " \
+                              f"python {sys.argv[0]} --resume {tmp_path} starts it over"
+    assert not (tmp_path / lock.NAME).exists()  # the lock is released
+    assert interrupt.EXIT == 130
+
+
+def _job(out, *extra):
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / "parity.py"), "--quick", "--steps", "40000", "--eval-every",
+         "100", "--rules", "bp", "--out", str(out), "--no-progress", *extra], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"})
+
+
+def _interrupted(job):
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert job.returncode == 130, (job.returncode, err[-3000:])  # not 139: no crash in XLA's shutdown
+    assert len(lines) == 1 and lines[0].startswith("parity.py: interrupted; "), err[-3000:]
+    return out, lines[0]
+
+
+def test_ctrl_c_during_the_imports_and_during_compilation(tmp_path):
+    early = _job(tmp_path / "early")
+    time.sleep(0.3)  # still importing jax
+    _, line = _interrupted(early)
+    assert line == "parity.py: interrupted; nothing was written" and not (tmp_path / "early").exists()
+
+    compiling = _job(tmp_path / "compiling")
+    header = compiling.stdout.readline()  # printed once the run directory is open, before the first compile
+    assert "->" in header, header
+    _, line = _interrupted(compiling)
+    assert f"--resume {tmp_path / 'compiling'}" in line
+    assert not (tmp_path / "compiling" / lock.NAME).exists()
+    assert (tmp_path / "compiling" / "config.json").exists() and not (tmp_path / "compiling" / "summary.json").exists()

@@ -8,7 +8,8 @@ one panel per model when the rows carry ``model``), ``loss.png`` (training loss)
 diagnostics ``alignment.png`` (angle to the BP gradient per layer), ``signal_alignment.png``,
 ``weight_alignment.png``, ``grad_norms.png``, ``weight_norms.png``; ``embedding.png`` from
 ``embedding.npz``. Seeds whose rows are marked ``diverged`` are left out of every curve and
-counted in its legend (``bp (3 of 4 seeds; 1 diverged)``).
+counted in its legend (``bp (3 of 4 seeds; 1 diverged)``). A damaged file is one line naming it
+(and the line of ``metrics.jsonl``), exit code 2.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from fa_jax.errors import InputError
 from fa_jax.runs import cli
 from fa_jax.runs.plots import redraw
 
@@ -25,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = cli.ArgParser(prog="python -m fa_jax.plot", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run directory (with metrics.jsonl)")
     args = p.parse_args(argv)
-    written = redraw(args.run_dir)
+    try:
+        written = redraw(args.run_dir)
+    except OSError as err:  # not a run's failure (no "the run is incomplete"): the file and the reason
+        raise InputError(f"{err.filename or args.run_dir}: {err.strerror or err} (errno {err.errno})") from None
     print("wrote " + ", ".join(str(w) for w in written))
     return 0
 

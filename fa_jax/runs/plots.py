@@ -5,9 +5,9 @@ user's (scripts that write PNGs headless choose ``Agg`` themselves)."""
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -19,7 +19,7 @@ from numpy.typing import ArrayLike
 from fa_jax import interrupt
 from fa_jax.analysis import representations
 from fa_jax.errors import InputError
-from fa_jax.runs import rundir
+from fa_jax.runs import rundata, rundir
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -361,17 +361,21 @@ FIGURES = {  # file name: (metric, y label, log scale, one value per hidden acti
 def redraw(run_dir: str | PathLike[str], title: str | None = None) -> list[Path]:
     """Draw all figures the files in ``run_dir`` support; returns the paths written.
 
-    title: figure title; default the ``task`` recorded in ``config.json``.
+    title: figure title; default the ``task`` recorded in ``config.json``. A damaged
+    ``config.json``, ``metrics.jsonl`` or ``embedding.npz`` is a one-line InputError naming the
+    file (and line): :mod:`fa_jax.runs.rundata`.
     """
     run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        raise InputError(f"{str(run_dir)!r} is not a run directory (no metrics.jsonl)")
-    rows = rundir.read_jsonl(metrics)
-    if not rows:
-        raise InputError(f"{str(metrics)!r} has no rows")
-    if title is None and (run_dir / "config.json").is_file():
-        title = json.loads((run_dir / "config.json").read_text()).get("task")
+    rows = rundata.read_metrics(run_dir, required=("rule", "seed", "step"), like_first=("model",))
+    if title is None:
+        title = (rundata.read_config(run_dir) or {}).get("task")
+    embedded = None
+    if (run_dir / "embedding.npz").is_file():  # read before any figure is written
+        try:
+            embedded = representations.load_maps(run_dir / "embedding.npz")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(f"{run_dir / 'embedding.npz'}: not a readable embedding file "
+                             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
     panel = "model" if "model" in rows[0] else None
     written = [curves(rows, run_dir / "curves.png", title=title, panel=panel),
                curves(rows, run_dir / "loss.png", "loss", "training loss", title=title, panel=panel)]
@@ -379,8 +383,8 @@ def redraw(run_dir: str | PathLike[str], title: str | None = None) -> list[Path]
         p = layer_curves(rows, run_dir / name, metric, ylabel, title=title, log=log, hidden=hidden)
         if p is not None:
             written.append(p)
-    if (run_dir / "embedding.npz").is_file():
-        maps, labels, layer, method = representations.load_maps(run_dir / "embedding.npz")
+    if embedded is not None:
+        maps, labels, layer, method = embedded
         written.append(embedding(maps, labels, run_dir / "embedding.png",
                                        title=f"{title + ', ' if title else ''}hidden layer {layer} ({method})"))
     return [Path(p) for p in written]

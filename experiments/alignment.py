@@ -76,7 +76,7 @@ def main(argv=None):
                                           "model": dataclasses.asdict(model), "feedback": feedback,
                                           "task": task.name},
                             resume=top.resume, checkpoint_every=top.checkpoint_every,
-                            keep_checkpoints=top.keep_checkpoints, progress=top.progress)
+                            keep_checkpoints=top.keep_checkpoints, progress=top.progress, tensorboard=top.tensorboard)
         print(f"{task.name}: {args.seeds} seeds x {args.steps} steps, rules {', '.join(args.rules)} -> {study.out}")
         _, _, table = compare_rules(study, model, task, args.rules, embed_layer=embed_layer,
                                     embed_method=args.embed_method, **sweep_kw)

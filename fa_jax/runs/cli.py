@@ -259,7 +259,7 @@ def check_multiple(steps: int, eval_every: int) -> None:
 
 def add_run_flags(p: argparse.ArgumentParser, job: str) -> None:
     """The flags of every run: ``--out DIR`` (default ``runs/<job>-<time>``), ``--no-progress``,
-    ``--checkpoint-every N``, ``--keep-checkpoints K`` and ``--resume RUN_DIR`` (which
+    ``--checkpoint-every N``, ``--keep-checkpoints K``, ``--tensorboard`` and ``--resume RUN_DIR`` (which
     :meth:`ArgParser.parse_known_args` resolves: :meth:`fa_jax.runs.configs.Config.resume`); read by
     :meth:`fa_jax.runs.study.Study.from_args`."""
     p.add_argument("--out", default=None, help=f"run directory (default runs/{job}-<time>)")
@@ -272,6 +272,9 @@ def add_run_flags(p: argparse.ArgumentParser, job: str) -> None:
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the killed run in RUN_DIR from its checkpoints, with the config it "
                         "recorded (the result equals an uninterrupted run bit for bit)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write RUN_DIR/tensorboard/ at the end: TensorBoard event logs of metrics.jsonl, one "
+                        "run per cell and seed plus the seeds' mean (needs pip install 'fa_jax[tensorboard]')")
 
 
 def add_training_flags(p: argparse.ArgumentParser, *, seeds: int, steps: int | None, batch_size: int | None,

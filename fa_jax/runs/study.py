@@ -11,7 +11,8 @@ Every study and lecture experiment runs through it::
 What it writes: ``config.json`` (the resolved configuration and the environment; kept when
 resuming), ``metrics.jsonl`` as each sweep finishes (one row per logged step and seed, carrying
 the cell's labels), ``checkpoints/<cell>/`` (the whole train state, to resume a killed run),
-whatever the ``finish`` hook draws (figures, tables), and ``summary.json`` last, so a directory
+whatever the ``finish`` hook draws (figures, tables), with ``tensorboard`` TensorBoard event logs of
+the metrics (:mod:`fa_jax.runs.tensorboard`), and ``summary.json`` last, so a directory
 with a summary is a complete run. Launched as several processes (``jax.distributed``), each
 process trains its share of every cell's seeds and writes ``metrics.p<i>.jsonl``; process 0
 merges them before the hook runs.
@@ -34,6 +35,7 @@ import numpy as np
 from fa_jax.analysis import representations
 from fa_jax.errors import InputError
 from fa_jax.runs import lock, rundir, tables
+from fa_jax.runs import tensorboard as tb_events
 from fa_jax.runs.plots import redraw
 from fa_jax.runs.tables import SOLVED
 from fa_jax.training import sharding
@@ -82,7 +84,8 @@ def steps_to_threshold(eval_steps: Sequence[int] | np.ndarray, acc: np.ndarray,
 
 
 # config.json keys a resumed run may change: where it goes, how it checkpoints and reports
-RESUMABLE = ("out", "resume", "config", "no_progress", "checkpoint_every", "keep_checkpoints", "environment")
+RESUMABLE = ("out", "resume", "config", "no_progress", "checkpoint_every", "keep_checkpoints", "tensorboard",
+             "environment")
 
 
 def check_resumable(out: str | os.PathLike[str], config: dict) -> None:
@@ -127,7 +130,7 @@ class Study:
     labels, the seed's own labels, :meth:`fa_jax.SweepResult.rows` and ``steps_to_95``);
     metric_rows: one row per cell, seed and logged step. checkpoint_every: steps between
     checkpoints (None: about once a minute; 0: no checkpoints); keep_checkpoints: the newest
-    K kept per sweep.
+    K kept per sweep; tensorboard: :meth:`finish` writes ``tensorboard/`` (event logs of the metrics).
     """
 
     out: Path
@@ -135,6 +138,7 @@ class Study:
     checkpoint_every: int | None = None
     keep_checkpoints: int = 2
     progress: bool = True
+    tensorboard: bool = False
     results: dict = dataclasses.field(default_factory=dict)
     rows: list = dataclasses.field(default_factory=list)
     metric_rows: list = dataclasses.field(default_factory=list)
@@ -159,7 +163,8 @@ class Study:
 
     @classmethod
     def start(cls, out: str | os.PathLike[str], config: dict, *, resume: bool = False,
-              checkpoint_every: int | None = None, keep_checkpoints: int = 2, progress: bool = True) -> Study:
+              checkpoint_every: int | None = None, keep_checkpoints: int = 2, progress: bool = True,
+              tensorboard: bool = False) -> Study:
         """Begin (or, with ``resume``, continue) a study in the folder ``out``.
 
         Every check runs before anything in ``out`` changes. Refuses (one-line ValueError) an
@@ -177,13 +182,17 @@ class Study:
             checkpoint_every: steps between checkpoints (None: about once a minute; 0: no checkpoints).
             keep_checkpoints: the newest K kept per sweep, >= 1 (default 2).
             progress: show a progress bar per sweep (default True).
+            tensorboard: :meth:`finish` also writes ``tensorboard/``, TensorBoard event logs of
+                ``metrics.jsonl`` (default False; needs tensorboardX, checked here).
         """
         check_checkpointing(checkpoint_every, keep_checkpoints)
+        if tensorboard:
+            tb_events.require()
         out = rundir.prepare(out)
         if resume:
             check_resumable(out, config)
         study = cls(out=out, resume=resume, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                    progress=progress)
+                    progress=progress, tensorboard=tensorboard)
         if jax.process_index() == 0:
             lock.acquire(out)
             try:
@@ -201,16 +210,19 @@ class Study:
     def from_args(cls, args: argparse.Namespace, job: str, config: dict | None = None, *,
                   eval_every: int | None = None) -> Study:
         """:meth:`start` from a script's parsed flags (``--out``, ``--resume``, ``--checkpoint-every``,
-        ``--keep-checkpoints``, ``--no-progress``: :func:`fa_jax.runs.cli.add_run_flags`); the
+        ``--keep-checkpoints``, ``--no-progress``, ``--tensorboard``: :func:`fa_jax.runs.cli.add_run_flags`); the
         default folder is ``runs/<job>-<time>``. config: what ``config.json`` records (default:
         every flag); ``job`` and ``out`` are added. eval_every: the run's evaluation interval,
         which ``--checkpoint-every`` must be a multiple of (default ``args.eval_every`` if any)."""
         every = args.checkpoint_every
         check_checkpointing(every, args.keep_checkpoints, eval_every or getattr(args, "eval_every", None))
+        if getattr(args, "tensorboard", False):
+            tb_events.require()  # tensorboardX installed: checked before --out opens
         out = rundir.prepare(args.out or rundir.default_dir(job))
         config = {"job": job, **(vars(args) if config is None else config), "out": str(out)}
         return cls.start(out, config, resume=args.resume is not None, checkpoint_every=every,
-                         keep_checkpoints=args.keep_checkpoints, progress=not getattr(args, "no_progress", False))
+                         keep_checkpoints=args.keep_checkpoints, progress=not getattr(args, "no_progress", False),
+                         tensorboard=getattr(args, "tensorboard", False))
 
     @property
     def metrics_path(self) -> Path:
@@ -344,6 +356,8 @@ class Study:
             fields = {} if write is None else write(self)
         except OSError as err:  # e.g. a figure on a full disk: name the run directory at least
             raise rundir.named(err, self.out) from None
+        if self.tensorboard:  # from the finished metrics.jsonl, before the summary marks the run complete
+            tb_events.write_events(self.out)
         self.clock["finish_s"] = time.perf_counter() - t0
         self.clock["finished"] = time.perf_counter()
         summary = {"results": self.rows, **fields, "timing": self.timing()}

@@ -184,9 +184,23 @@ class guarded(contextlib.ContextDecorator):
 
     def __enter__(self):
         os.environ.setdefault("MPLBACKEND", "Agg")
+        self._interrupts = contextlib.ExitStack()
+        if not interrupt.installed() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous = signal.getsignal(signal.SIGINT)
+            interrupt.on_ctrl_c(self.prog)
+            self._interrupts.callback(signal.signal, signal.SIGINT, previous)
+        self._interrupts.enter_context(interrupt.guarding())
         return self
 
     def __exit__(self, typ, err, tb):
+        interrupted = isinstance(err, KeyboardInterrupt) and interrupt.installed()
+        self._interrupts.close()
+        if interrupted:  # one line, the lock released, no interpreter shutdown (interrupt module doc)
+            runs = lock.held()
+            lock.release_all()
+            if os.environ.get("FA_JAX_TRACEBACK"):
+                traceback.print_exception(err)
+            interrupt.stop(self.prog, runs)
         if err is not None:  # the run stops writing: its run directory is free again
             lock.release_all()
         if err is None or os.environ.get("FA_JAX_TRACEBACK"):
@@ -215,23 +229,9 @@ def apply_defaults(args: argparse.Namespace, values: dict) -> None:
         if k not in mine and k not in args._preset:
             setattr(args, k, v)
             args._preset.add(k)
-        self._interrupts = contextlib.ExitStack()
-        if not interrupt.installed() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            previous = signal.getsignal(signal.SIGINT)
-            interrupt.on_ctrl_c(self.prog)
-            self._interrupts.callback(signal.signal, signal.SIGINT, previous)
-        self._interrupts.enter_context(interrupt.guarding())
 
 
 def check_known(values: Iterable, known: Collection[str], what: str) -> None:
-        interrupted = isinstance(err, KeyboardInterrupt) and interrupt.installed()
-        self._interrupts.close()
-        if interrupted:  # one line, the lock released, no interpreter shutdown (interrupt module doc)
-            runs = lock.held()
-            lock.release_all()
-            if os.environ.get("FA_JAX_TRACEBACK"):
-                traceback.print_exception(err)
-            interrupt.stop(self.prog, runs)
     """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
     for v in values:
         if v not in known:

@@ -27,7 +27,7 @@ QUICK = {"seeds": 2, "steps": 200, "width": 32, "eval_every": 50, "parity_n": 8,
 def parser():
     p = cli.ArgParser(prog="alignment.py", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=cli.csv(), default=list(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "fa", "dfa"])
     p.add_argument("--depth", type=int, default=3, help="hidden layers (2-4 tell FA and DFA apart)")
     p.add_argument("--width", type=int, default=128)
     p.add_argument("--activation", default="tanh")

@@ -39,7 +39,7 @@ def parser():
     p.add_argument("--models", type=cli.csv(), default=["lecture_cnn", "allconv", "resnet20", "mlp"],
                    help=f"comma-separated, from {', '.join(fj.cnn.MODELS)}, or a Flax model by import path "
                         "package.module:Name (wrapped with fj.from_flax)")
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "fa", "dfa"])
     cli.add_training_flags(p, seeds=3, steps=600, batch_size=32, eval_every=50)
     p.add_argument("--width", type=float, default=0.5, help="channel multiplier of lecture_cnn and allconv")
     p.add_argument("--padding", default="SAME", help="lecture_cnn conv padding (VALID = the lecture's MNIST net)")

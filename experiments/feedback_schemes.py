@@ -27,7 +27,7 @@ QUICK = {"seeds": 2, "steps": 200, "width": 32, "eval_every": 100, "parity_n": 8
 def parser():
     p = cli.ArgParser(prog="feedback_schemes.py", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=cli.csv(), default=list(TASKS), help=f"from {', '.join(TASKS)}")
-    p.add_argument("--rules", type=cli.csv(), default=["fa", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["fa", "dfa"])
     p.add_argument("--schemes", type=cli.csv(), default=list(SCHEMES), help=f"from {', '.join(SCHEMES)}")
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--width", type=int, default=128)

@@ -44,7 +44,7 @@ def parser():
                    help="one model, overriding --models: an import path package.module:Name (a flax.linen or "
                         "flax.nnx Module class, made with no arguments or with n_out= if it takes it; or a module "
                         "instance) or a bundled example name")
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa", "kp", "usf"],
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "fa", "dfa", "kp", "usf"],
                    help="comma-separated: bp and rules of the FA or DFA family")
     cli.add_training_flags(p, seeds=3, steps=600, batch_size=32, eval_every=50)
     p.add_argument("--width", type=float, default=0.5,

@@ -40,7 +40,7 @@ KEYS = ("dataset", "rule", "optimizer")
 def parser():
     p = cli.ArgParser(prog="optimizer_study.py", description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=cli.csv(), help=f"from {', '.join(DATASETS)}")
-    p.add_argument("--rules", type=cli.csv(), help="comma-separated rules (default bp,dfa)")
+    p.add_argument("--rules", type=cli.rule_list(), help="comma-separated rules (default bp,dfa)")
     p.add_argument("--optimizers", type=cli.csv(), help=f"from {', '.join(LR_CENTRE)}")
     p.add_argument("--lr-factors", type=cli.csv(float), help="learning-rate grid as multiples of each centre")
     p.add_argument("--seeds", type=int, help="seeds per learning rate")

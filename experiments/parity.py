@@ -21,7 +21,7 @@ def parser():
     p = cli.ArgParser(prog="parity.py", description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=30, help="number of input bits")
     p.add_argument("--k", type=int, default=3, help="number of relevant bits")
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"], help="comma-separated rules")
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "fa", "dfa"], help="comma-separated rules")
     p.add_argument("--seeds", type=int, default=8, help="number of seeds (vmapped)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)

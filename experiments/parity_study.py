@@ -49,7 +49,7 @@ def parser():
     p.add_argument("--quick", action="store_const", const="quick", dest="preset", help="same as --preset quick")
     p.add_argument("--dataset", help=f"one of {', '.join(fj.data.DATASETS)}")
     p.add_argument("--distribution", help="parity input distribution: uniform or mixture (Daniely & Malach)")
-    p.add_argument("--methods", type=cli.csv(), help="comma-separated rules, e.g. bp,dfa,ntk,rf_gaussian")
+    p.add_argument("--methods", type=cli.rule_list(), help="comma-separated rules, e.g. bp,dfa,ntk,rf_gaussian")
     p.add_argument("--n", type=cli.csv(int), help="input bits (parity) or images (image parity), e.g. 10,20,40")
     p.add_argument("--k", type=cli.csv(int), help="relevant bits / images, e.g. 2,3")
     p.add_argument("--width", type=cli.csv(int), help="hidden widths (one hidden layer), e.g. 128,512")

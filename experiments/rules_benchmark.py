@@ -49,7 +49,7 @@ LATE = 0.2  # "still improving" compares the last evaluation with the one LATE o
 def parser():
     p = cli.ArgParser(prog="rules_benchmark.py", description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=cli.csv(), help=f"comma-separated, from {', '.join(TASKS)}")
-    p.add_argument("--rules", type=cli.csv(), help="comma-separated rules or specs ('kp(lam=0.99;b0=w)')")
+    p.add_argument("--rules", type=cli.rule_list(), help="comma-separated rules or specs ('kp(lam=0.99;b0=w)')")
     p.add_argument("--lrs", type=cli.csv(float), help="the learning-rate grid every rule is tuned over")
     p.add_argument("--seeds", type=int, help="seeds per learning rate (vmapped with the grid)")
     p.add_argument("--steps", type=int, help="training steps of every task (default: each task's own)")

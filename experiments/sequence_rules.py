@@ -77,7 +77,7 @@ def parser():
     p.add_argument("--tasks", type=cli.csv(), default=d["tasks"], help=f"comma-separated, from {', '.join(TASKS)}")
     p.add_argument("--models", type=cli.csv(), default=d["models"],
                    help=f"comma-separated, from {', '.join(SEQUENCE_MODELS)}")
-    p.add_argument("--rules", type=cli.csv(), default=d["rules"],
+    p.add_argument("--rules", type=cli.rule_list(), default=d["rules"],
                    help="comma-separated: bp and rules of the FA or DFA family (fa, dfa, kp, usf, frsf, brsf, sdfa, "
                         "drtp, wm)")
     p.add_argument("--points", type=cli.csv(), default=d["points"],

@@ -48,7 +48,7 @@ NORMS = ("batch", "layer", "instance", "group")
 
 def parser():
     p = lecture.parser("dropout_norms.py", __doc__, QUICK)
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "dfa"])
     p.add_argument("--dropouts", type=cli.csv(empty=True), default=list(DROPOUTS),
                    help=f"of {', '.join(DROPOUTS)} ('': no dropout groups)")
     p.add_argument("--norms", type=cli.csv(empty=True), default=list(NORMS),

@@ -28,7 +28,7 @@ DATASETS = ("california", "diabetes")
 def parser():
     p = lecture.parser("regression.py", __doc__, QUICK)
     p.add_argument("--dataset", default="california", help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "dfa"])
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--width", type=int, default=64)

@@ -38,7 +38,7 @@ LOSSES = ("mse", "spectral_mse")
 
 def parser():
     p = lecture.parser("spectral.py", __doc__, QUICK)
-    p.add_argument("--rules", type=cli.csv(), default=["bp", "fa", "dfa"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp", "fa", "dfa"])
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--width", type=int, default=256)

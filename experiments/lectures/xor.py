@@ -33,7 +33,7 @@ def parser():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.99)
-    p.add_argument("--rules", type=cli.csv(), default=["bp"])
+    p.add_argument("--rules", type=cli.rule_list(), default=["bp"])
     return p
 
 

@@ -4,7 +4,8 @@
   :class:`Family`, the :class:`Batch` and :class:`Aux` an objective sees and returns, :func:`surrogate`;
 - :mod:`fa_jax.rules.ops`: the layer ops (``linear``, ``FALinear``) and the ``custom_vjp`` ops (``fa_linear``,
   ``fa_apply``, ``fa_layer``, ``dfa_output``);
-- :mod:`fa_jax.rules.core`: bp, fa, dfa, ``fa_rule`` for FA-family rules, and the registry (names and specs);
+- :mod:`fa_jax.rules.core`: bp, fa, dfa, ``fa_rule`` for FA-family rules, and the registry (names and specs, each
+  rule's one normal form: ``normalize``);
 - :mod:`fa_jax.rules.sign_symmetry`: FA with sign-concordant feedback (usf, frsf, brsf);
 - :mod:`fa_jax.rules.kolen_pollack` (kp) and :mod:`fa_jax.rules.mirror` (wm): FA with evolving feedback;
 - :mod:`fa_jax.rules.direct`: DFA-family rules with other sources (drtp: the target; sdfa: sign(e));
@@ -34,14 +35,16 @@ from fa_jax.rules.core import (
                                 fa_rule,
                                 get,
                                 linear,
+                                normalize,
                                 parse_spec,
                                 register,
                                 register_factory,
+                                split_specs,
                                 used_matrices,
 )
 from fa_jax.rules.rule import Aux, Batch, Family, Rule, surrogate
 
 __all__ = ["FACTORIES", "FALinear", "Aux", "Batch", "Family", "LayerOp", "Linear", "RULES", "Rule", "bp",
            "check_model", "conv_feedback", "dfa", "dfa_output", "direct", "direct_signals", "fa", "fa_apply", "fa_family", "fa_linear",
-           "fa_rule", "get", "kolen_pollack", "lazy", "linear", "mirror", "parse_spec", "pepita", "register",
-           "register_factory", "sign_symmetry", "surrogate", "used_matrices"]
+           "fa_rule", "get", "kolen_pollack", "lazy", "linear", "mirror", "normalize", "parse_spec", "pepita", "register",
+           "register_factory", "sign_symmetry", "split_specs", "surrogate", "used_matrices"]

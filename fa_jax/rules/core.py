@@ -23,10 +23,12 @@ output node (``output``). A rule whose update is not a wiring gives an ``objecti
 (:mod:`fa_jax.rules.rule`; ``docs/writing_a_rule.md``).
 
 Rules with options are registered as factories (:func:`register_factory`) and named by specs such
-as ``"kp(lam=0.99)"`` or ``"wm(eta=0.1; d=0.1)"`` (``;`` or ``,`` between options; ``;`` where the
-spec sits in a comma-separated ``--rules`` list); the spec is the rule's name everywhere, and its
-resolved options (the factory's defaults filled in) are the rule's declared ``options``.
-:func:`get` resolves a spec once; everything after it passes the :class:`Rule` object on.
+as ``"kp(lam=0.99)"`` or ``"wm(eta=0.1; d=0.1)"`` (``;`` or ``,`` between options; a comma-separated
+``--rules`` list cuts only at commas outside parentheses: :func:`split_specs`). Every spelling of
+one rule has one normal form (:func:`normalize`: ``kp()`` and ``kp(lam=0.999)`` are ``kp``,
+``wm(eta=0.1, d=0.1)`` is ``wm(d=0.1;eta=0.1)``), the rule's name everywhere (lists, config.json,
+checkpoints); its resolved options (the factory's defaults filled in) are the rule's declared
+``options``. :func:`get` resolves a spec once; everything after it passes the :class:`Rule` object on.
 """
 
 from __future__ import annotations
@@ -134,28 +136,127 @@ RULES: dict[str, Rule] = {
 # name -> factory(**options) -> Rule, for the rules with options (module doc); the plain name is
 # also in RULES (the defaults).
 FACTORIES: dict[str, Callable] = {}
-_SPEC = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\((.*)\)\s*$", re.S)
+_SPEC = re.compile(r"^([A-Za-z_][\w-]*)\s*\((.*)\)$", re.DOTALL)
+_BARE = re.compile(r"[A-Za-z_]\w*")  # a string option written without quotes
+_CLOSE = {"(": ")", "[": "]", "{": "}"}
+
+
+def split_specs(text: str, seps: str = ",", what: str = "rule list") -> list[str]:
+    """``text`` cut at the characters of ``seps`` that stand outside brackets and quotes:
+    ``"bp,wm(eta=0.1,d=0.1)"`` -> ``["bp", "wm(eta=0.1,d=0.1)"]`` (items as written, unstripped).
+    One-line InputError (naming ``what``) for unbalanced brackets or an unclosed quote."""
+    parts, stack, quote, start, i = [], [], None, 0, 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            i += c == "\\"  # an escaped character inside quotes
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in _CLOSE:
+            stack.append(_CLOSE[c])
+        elif c in ")]}" and (not stack or stack.pop() != c):
+            raise InputError(f"{what} {text!r}: unbalanced parentheses (a {c!r} that closes nothing)")
+        elif c in seps and not stack:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if quote:
+        raise InputError(f"{what} {text!r}: unclosed quote {quote}")
+    if stack:
+        raise InputError(f"{what} {text!r}: unbalanced parentheses ({len(stack)} not closed)")
+    return [*parts, text[start:]]
 
 
 def _option_value(text: str):
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return text  # a bare word: a string option
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"kp(lam=0.99)"`` -> ``("kp", {"lam": 0.99})``; a plain name -> ``(name, {})``."""
-    m = _SPEC.match(spec) if isinstance(spec, str) else None
-    if m is None:
+    """``"kp(lam=0.99)"`` -> ``("kp", {"lam": 0.99})``; a plain name -> ``(name, {})`` (stripped).
+
+    Options are ``key=value`` separated by ``;`` or ``,`` (outside brackets and quotes); a value
+    is a Python literal, else the string as written (``b0=w``). One-line InputError for unbalanced
+    parentheses, an option not written ``key=value`` or given twice."""
+    if not isinstance(spec, str):
         return spec, {}
+    text = spec.strip()
+    split_specs(text, "", "rule")
+    if not any(c in text for c in "()"):
+        return text, {}
+    m = _SPEC.match(text)
+    try:
+        items = split_specs(m.group(2), ";,") if m else None
+    except InputError:  # the first ( closes before the end: kp(a=1)(b=2)
+        items = None
+    if items is None:
+        raise InputError(f"rule {spec!r}: a spec is name(key=value; ...), e.g. 'kp(lam=0.99)'")
     opts = {}
-    for item in filter(None, (t.strip() for t in re.split(r"[;,]", m.group(2)))):
+    for item in filter(None, (t.strip() for t in items)):
         key, eq, value = item.partition("=")
-        if not eq or not key.strip().isidentifier():
+        key = key.strip()
+        if not eq or not key.isidentifier():
             raise InputError(f"rule {spec!r}: options are written key=value, got {item!r}")
-        opts[key.strip()] = _option_value(value.strip())
+        if key in opts:
+            raise InputError(f"rule {spec!r}: option {key!r} is given twice")
+        opts[key] = _option_value(value.strip())
     return m.group(1), opts
+
+
+def _spell(value: Any) -> str:
+    """An option value as the normal form writes it: a bare word unquoted, else its repr."""
+    if isinstance(value, str) and _BARE.fullmatch(value) and _option_value(value) == value:
+        return value
+    return repr(value)
+
+
+def _canonical(base: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` checked (a number, string, bool or None; finite) and, for a float option, an int made float."""
+    if value is not None and not isinstance(value, (bool, int, float, str)):
+        raise InputError(f"rule {base!r}: option {key}={value!r} is not a number, string, bool or None")
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(default, float):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"rule {base!r}: option {key}={value!r} is not a finite number")
+    return value
+
+
+def _normal(spec: str) -> str:
+    """The normal form of ``spec`` (:func:`normalize`) from its text and the factory's signature."""
+    base, opts = parse_spec(spec)
+    if base not in FACTORIES:
+        if base in RULES and opts:
+            raise InputError(f"rule {base!r} takes no options (got {spec!r}); rules with options: "
+                             f"{', '.join(sorted(FACTORIES)) or 'none'}")
+        lookup(RULES, base, "rule")  # an unknown name: the known ones listed
+        return base
+    params = inspect.signature(FACTORIES[base]).parameters
+    for k in opts:
+        if k not in params:
+            raise InputError(f"rule {base!r} has no option {k!r}; its options: {', '.join(params)}")
+    items = []
+    for k in sorted(opts):
+        default = params[k].default
+        v = _canonical(base, k, opts[k], default)
+        if not (type(v) is type(default) and v == default):
+            items.append(f"{k}={_spell(v)}")
+    return f"{base}({';'.join(items)})" if items else base
+
+
+def normalize(spec: str | Rule) -> str:
+    """The normal form of a rule name or spec: the name of the rule :func:`get` resolves.
+
+    One rule has one normal form: the plain name when no option is given (``kp``, ``kp()``,
+    ``kp ()``), options that equal the factory's default dropped (``kp(lam=0.999)`` is ``kp``),
+    the others sorted by key and ``;``-separated, each value spelled as the repr of its literal
+    (``0.90``, ``.9`` and ``9e-1`` are ``0.9``; an int for a float option is that float: ``1`` is
+    ``1.0``) and bare-word strings unquoted (``b0='w'`` is ``b0=w``): ``"wm(eta=1e-1, d=0.1)"`` ->
+    ``"wm(d=0.1;eta=0.1)"``. A :class:`Rule` gives its name. One-line InputError for a spec that
+    names no rule (:func:`get`)."""
+    return get(spec).name
 
 
 def _build(factory: Callable, name: str, opts: dict) -> Rule:
@@ -170,26 +271,24 @@ def _build(factory: Callable, name: str, opts: dict) -> Rule:
 
 
 @functools.lru_cache(maxsize=256)
-def _from_spec(spec: str) -> Rule:
-    base, opts = parse_spec(spec)
-    if base not in FACTORIES:
-        if base in RULES:
-            raise InputError(f"rule {base!r} takes no options (got {spec!r}); rules with options: "
-                             f"{', '.join(sorted(FACTORIES)) or 'none'}")
-        return lookup(RULES, base, "rule")
-    return _build(FACTORIES[base], spec, opts)
+def _from_spec(normal: str) -> Rule:
+    """The rule of a normal form with options (:func:`_normal`), built once."""
+    base, opts = parse_spec(normal)
+    return _build(FACTORIES[base], normal, opts)
 
 
 def get(name: str | Rule) -> Rule:
-    """The :class:`Rule` for a name or spec (``"kp(lam=0.99)"``, module doc), resolved once (specs are
-    cached); a :class:`Rule` is returned as it is. Unknown names list the known ones."""
+    """The :class:`Rule` for a name or spec (``"kp(lam=0.99)"``, module doc), resolved once per
+    normal form (:func:`normalize`: every spelling of one rule gives the same object, named by its
+    normal form); a :class:`Rule` is returned as it is. Unknown names list the known ones."""
     if isinstance(name, Rule):
         return name
     if isinstance(name, str) and name in RULES:
         return RULES[name]
-    if isinstance(name, str) and "(" in name:
-        return _from_spec(name)
-    return lookup(RULES, name, "rule")
+    if not isinstance(name, str):
+        return lookup(RULES, name, "rule")
+    normal = _normal(name)
+    return RULES[normal] if normal in RULES else _from_spec(normal)
 
 
 def register_factory(name: str, factory: Callable[..., Rule], *, replace: bool = False) -> Callable[..., Rule]:

@@ -153,6 +153,37 @@ def csv(type_: Callable[[str], Any] = str, *, unique: bool = True, empty: bool =
     return parse
 
 
+def rule(text: str) -> str:
+    """argparse type of one rule: its name or spec in its normal form (:func:`fa_jax.rules.normalize`:
+    ``"kp( lam = .9 )"`` -> ``"kp(lam=0.9)"``); an unknown rule or a bad spec is an ArgumentTypeError."""
+    from fa_jax import rules  # noqa: PLC0415  (this module stays importable without jax)
+
+    try:
+        return rules.normalize(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).splitlines()[0]) from None
+
+
+def rule_list() -> Callable[[str], list[str]]:
+    """argparse type of ``--rules``: a comma-separated list of rule names or specs, cut only at commas
+    outside parentheses (``"bp,wm(eta=0.1,d=0.1)"`` -> ``["bp", "wm(d=0.1;eta=0.1)"]``), each in its
+    normal form (:func:`rule`), so one rule spelled twice (``"kp,kp()"``) is a repeated item."""
+
+    def parse(text):
+        from fa_jax.rules import split_specs  # noqa: PLC0415  (this module stays importable without jax)
+
+        try:
+            items = [t.strip() for t in split_specs(text) if t.strip()]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty list {text!r}")
+        return check_unique([rule(t) for t in items], text, items, "rule")
+
+    parse.item_type, parse.unique, parse.what = rule, True, "rule"
+    return parse
+
+
 def fail(prog: str, err: Exception) -> NoReturn:
     """Print ``prog: error: <err>`` on one line and exit 2 (bad input, before any compilation);
     in a multi-process run the other processes are told and end too (:func:`fa_jax.sharding.abandon`)."""

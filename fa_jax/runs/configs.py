@@ -49,7 +49,7 @@ class Option:
     def expected(self) -> str:
         if self.items is not None:
             length = f" of length {self.nargs}" if isinstance(self.nargs, int) else ""
-            return f"list of {self.items.__name__}{length}"
+            return f"list of {_item_name(self.items)}{length}"
         if self.field_type is bool:
             return "bool (true or false)"
         return getattr(self.parse if self.field_type is object else self.field_type, "__name__", "value")
@@ -171,13 +171,19 @@ def _parse(type_, text, where):
         raise InputError(f"{where}: expected {getattr(type_, '__name__', 'value')} ({err})") from None
 
 
+def _item_name(type_) -> str:
+    """What a list item is called in messages: int or float, else str (an argparse type parses a str)."""
+    return type_.__name__ if type_ in (int, float) else "str"
+
+
 def _item(type_, value, where):
-    """One list item checked as ``type_`` (a string for a non-str item: parsed as on the command line)."""
+    """One list item checked as ``type_`` (a string for a non-str item: parsed as on the command line;
+    an argparse type of its own, e.g. :func:`fa_jax.runs.cli.rule`, takes only strings)."""
     if isinstance(value, str) and type_ is not str:
         return _parse(type_, value, where)
-    ok = {int: int, float: (int, float), str: str}.get(type_, object)
+    ok = {int: int, float: (int, float)}.get(type_, str)
     if not isinstance(value, ok) or isinstance(value, bool) and type_ in (int, float):
-        raise InputError(f"{where}: expected {type_.__name__}, got {type(value).__name__}")
+        raise InputError(f"{where}: expected {_item_name(type_)}, got {type(value).__name__}")
     return type_(value) if type_ in (int, float) else value
 
 
@@ -200,19 +206,25 @@ def _list(opt, value, where):
     values = [_item(opt.items, v, where) for v in value]
     if getattr(opt.parse, "unique", False):
         try:
-            check_unique(values, value)
+            check_unique(values, value, list(value), getattr(opt.parse, "what", "item"))
         except argparse.ArgumentTypeError as err:
             raise InputError(f"{where}: {err}") from None
     return values
 
 
-def check_unique(values: list, where: object) -> list:
-    """``values`` unless one repeats: ArgumentTypeError ``'bp' is repeated in 'bp,bp'``."""
-    seen = set()
-    for v in values:
+def check_unique(values: list, where: object, written: list | None = None, what: str = "item") -> list:
+    """``values`` unless one repeats: ArgumentTypeError ``'bp' is repeated in 'bp,bp'``. written:
+    the items as typed when ``values`` are their normal forms, named in the message when they differ
+    (``'kp()' is 'kp' again (both are the rule 'kp')``); what: the kind of item (``"rule"``)."""
+    seen = {}
+    for i, v in enumerate(values):
         if v in seen:
-            raise argparse.ArgumentTypeError(f"{v!r} is repeated in {where!r}; each item may appear once")
-        seen.add(v)
+            first, again = (v, v) if written is None else (written[seen[v]], written[i])
+            if first != again:
+                raise argparse.ArgumentTypeError(f"{again!r} is {first!r} again (both are the {what} {v!r}) in "
+                                                 f"{where!r}; each {what} may appear once")
+            raise argparse.ArgumentTypeError(f"{v!r} is repeated in {where!r}; each {what} may appear once")
+        seen[v] = i
     return values
 
 

@@ -2,17 +2,18 @@
 
 Layout every run writes: ``config.json`` (resolved config and the environment, see
 :func:`environment`), ``metrics.jsonl`` (one row per logged step, rule and seed),
-``checkpoints/<sweep>/<step>/`` (orbax, see :mod:`fa_jax.training.checkpoint`), PNG plots and
+``checkpoints/<sweep>/<step>/`` (orbax, see :mod:`fa_jax.training.checkpoint`; ``<sweep>``: the sweep's
+name, :func:`checkpoint_folder`), PNG plots and
 ``summary.json`` (written last, so a directory with a summary is complete).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
 import platform
-import re
 import subprocess
 import tempfile
 import time
@@ -151,12 +152,14 @@ def start(out: str | os.PathLike[str], resume: bool = False) -> Path:
 
 def checkpointing(out: str | os.PathLike[str], name: str, every: int | None = None, enabled: bool = True,
                   keep: int = 2) -> dict:
-    """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<name>``
-    every ``every`` steps (default: about once a minute) and at its end, keeping the newest ``keep``.
+    """:func:`fa_jax.sweep` arguments that checkpoint one sweep into ``out/checkpoints/<folder>``
+    (:func:`checkpoint_folder` of ``name``) every ``every`` steps (default: about once a minute) and
+    at its end, keeping the newest ``keep``.
 
     Args:
         out: the run directory.
-        name: the sweep's name; characters outside ``[A-Za-z0-9_.=+-]`` become ``_`` in the folder name.
+        name: the sweep's name (a rule's normal form, ``cnn-kp(lam=0.9)``, ``method=dfa n=20``);
+            distinct names get distinct folders.
         every: steps between checkpoints (``checkpoint_every``; default None: about once a minute,
             or none in a multi-process run, where sweeps cannot checkpoint).
         enabled: False gives ``{}`` (no checkpoints).
@@ -165,15 +168,35 @@ def checkpointing(out: str | os.PathLike[str], name: str, every: int | None = No
     Returns:
         ``{"checkpoint", "checkpoint_every", "keep_checkpoints"}`` for ``fj.sweep(**...)``, or ``{}``.
     """
+    folder = checkpoint_folder(name)
     if not enabled:
         return {}
     import jax  # noqa: PLC0415  (keep this module importable without initializing jax)
 
     if every is None and jax.process_count() > 1:  # several processes: none unless asked (and refused)
         return {}
-    safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "sweep"
-    return {"checkpoint": Path(out).absolute() / "checkpoints" / safe, "checkpoint_every": every,
+    return {"checkpoint": Path(out).absolute() / "checkpoints" / folder, "checkpoint_every": every,
             "keep_checkpoints": keep}
+
+
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~=+(),;")
+
+
+def checkpoint_folder(name: str) -> str:
+    """The folder name of a sweep named ``name``: ``name`` itself where it is made of letters, digits
+    and ``_.-~=+(),;`` (``bp``, ``kp(lam=0.9)``, ``wm(d=0.1;eta=0.1)``), any other character (and a
+    leading ``.``) written ``%XX`` (its UTF-8 bytes in hex, ``%`` included: ``method=dfa%20n=20``),
+    so distinct names never share a folder; a name past 200 characters is cut and given a hash of
+    the whole. One-line InputError for an empty name."""
+    if not isinstance(name, str) or not name:
+        raise InputError(f"a sweep name must be non-empty, got {name!r}")
+    folder = "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+                     for c in name)
+    if folder.startswith("."):  # never hidden, never . or ..
+        folder = "%2E" + folder[1:]
+    if len(folder) > 200:  # file systems take 255 bytes a name
+        folder = folder[:180] + "~" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return folder
 
 
 def _git_commit() -> str | None:

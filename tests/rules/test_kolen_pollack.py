@@ -44,7 +44,7 @@ def test_decay_shrinks_B_minus_W_by_lam_every_step(keys):
 
 def test_options_and_their_errors():
     assert fj.rules.parse_spec("kp(lam=0.5; b0=w)") == ("kp", {"lam": 0.5, "b0": "w"})
-    assert fj.rules.get("kp(lam=0.5, b0=w)").name == "kp(lam=0.5, b0=w)"
+    assert fj.rules.get("kp(lam=0.5, b0=w)").name == "kp(b0=w;lam=0.5)"  # its normal form
     assert "lam=0.999" in fj.RULES["kp"].doc
     one_line_error(lambda: fj.rules.get("kp(lam=1.5)"), "kp: lam must be in (0, 1], got 1.5")
     one_line_error(lambda: fj.rules.get("kp(b0=zero)"), "unknown kp option b0 'zero'; known: random, w")

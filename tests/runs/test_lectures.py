@@ -35,9 +35,9 @@ def test_lecture_runs_and_writes_plot_and_verdict(tmp_path, name, capsys):
             assert c["gap"]["mean"] == pytest.approx(c["train_acc"]["mean"] - c["val_acc"]["mean"], abs=1e-6)
             assert 0 <= c["test_acc"]["mean"] <= 1 and len(c["test_acc"]["per_seed"]) == 1
     if name == "xor":  # a resumed run restores every sweep from its checkpoints: same summary
-        assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[:2] == ["bp-N_0_1_fan_in", "bp-U_-10_10"]
+        assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[:2] == ["bp-N(0,%201%2Ffan_in)", "bp-U(-10,%2010)"]
         assert_resume_reproduces(_load(name).main, tmp_path)
-        assert [p.name for p in (tmp_path / "checkpoints" / "bp-U_-10_10").iterdir() if p.name.isdigit()] == ["20"]
+        assert [p.name for p in (tmp_path / "checkpoints" / "bp-U(-10,%2010)").iterdir() if p.name.isdigit()] == ["20"]
 
 
 def test_dropout_norms_verdict_skips_a_group_left_out():

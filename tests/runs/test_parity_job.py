@@ -72,7 +72,7 @@ def test_bad_input_in_a_subprocess_has_no_traceback():
     p = _run("--rules", "bp,dfaa")
     assert p.returncode == 2 and "Traceback" not in p.stderr
     err = p.stderr.strip()  # one line listing every registered rule (the lazy ones included)
-    assert "\n" not in err and err.startswith("parity.py: error: unknown rule 'dfaa'; known: bp, ")
+    assert "\n" not in err and err.startswith("parity.py: error: argument --rules: unknown rule 'dfaa'; known: bp, ")
     assert ", dfa, " in err and ", fa, " in err
 
 

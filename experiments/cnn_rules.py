@@ -29,6 +29,7 @@ PRESETS = {
 QUICK = {"seeds": 2, "steps": 40, "eval_every": 20, "width": 0.125, "resnet_depth": 8, "resnet_width": 2,
          "mlp_hidden": [16], "batch_size": 16}
 AUGMENTS = ("flip", "crop")
+MAX_GROUPS = 8  # --resnet-groups' default: the largest divisor of --resnet-width up to this
 
 
 def parser():
@@ -49,8 +50,9 @@ def parser():
     p.add_argument("--resnet-norm", default="batch",
                    help="resnet20's normalization: batch (batch norm, the paper's), layer, instance, group "
                         "(per example, no running statistics) or none (SkipInit gains)")
-    p.add_argument("--resnet-groups", type=int, default=8,
-                   help="groups of --resnet-norm group (must divide --resnet-width)")
+    p.add_argument("--resnet-groups", type=int, default=None,
+                   help="groups of --resnet-norm group, a divisor of --resnet-width (default: the largest "
+                        f"divisor of the width up to {MAX_GROUPS})")
     p.add_argument("--mlp-hidden", type=cli.csv(int, unique=False), default=[128, 128], help="hidden widths of the dense control")
     p.add_argument("--augment", type=cli.csv(empty=True), default=[], help=f"comma-separated from {', '.join(AUGMENTS)}")
     p.add_argument("--crop", type=int, default=1, help="max shift in pixels for --augment crop")
@@ -79,12 +81,13 @@ def build(args):
     cli.check_data_parallel(args)  # flag-worded, so before Study.plan's own batch_size check
     if args.resnet_norm not in residual.NORMS:
         raise InputError(f"unknown --resnet-norm {args.resnet_norm!r}; known: {', '.join(residual.NORMS)}")
-    if args.resnet_groups < 1:
+    if args.resnet_groups is not None and args.resnet_groups < 1:
         raise InputError(f"--resnet-groups must be a positive int, got {args.resnet_groups}")
+    args.resnet_groups = resnet_groups(args)  # what config.json records
     if args.resnet_norm == "group" and "resnet20" in args.models and args.resnet_width % args.resnet_groups:
         w = args.resnet_width
-        raise InputError(f"--resnet-groups {args.resnet_groups} does not divide --resnet-width {w}; use a divisor "
-                         f"of {w}: {', '.join(str(d) for d in range(1, w + 1) if w % d == 0)}")
+        raise InputError(f"--resnet-groups {args.resnet_groups} does not divide --resnet-width {w}{preset_of(args)}; "
+                         f"use a divisor of {w}: {', '.join(str(d) for d in range(1, w + 1) if w % d == 0)}")
     if not args.width > 0:
         raise InputError(f"--width must be > 0, got {args.width}")
     fj.optimizer(args.optimizer, args.lr)  # a typo answers before the dataset loads
@@ -105,6 +108,22 @@ def build(args):
     Study.plan(({"model": m, "task": task, "rule": r} for m in models.values() for r in args.rules),
                **sweep_kw(args, feedback))  # every cell checked as its sweep will be, before --out opens
     return task, models
+
+
+def resnet_groups(args) -> int:
+    """``--resnet-groups``, or by default the largest divisor of ``--resnet-width`` up to :data:`MAX_GROUPS`
+    (a width below 1 gives 1: the width's own check refuses it)."""
+    if args.resnet_groups is not None:
+        return args.resnet_groups
+    w = args.resnet_width
+    return max([d for d in range(1, min(w, MAX_GROUPS) + 1) if w % d == 0], default=1)
+
+
+def preset_of(args) -> str:
+    """`` (--quick's width)`` or `` (--preset NAME's width)`` when a preset set ``--resnet-width``, else ``""``."""
+    if "resnet_width" not in getattr(args, "_preset", ()):
+        return ""
+    return " (--quick's width)" if args.quick and "resnet_width" in QUICK else f" (--preset {args.preset}'s width)"
 
 
 def sweep_kw(args, feedback) -> dict:

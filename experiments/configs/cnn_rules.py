@@ -25,7 +25,7 @@ def get_config():
     config.resnet_depth = 20
     config.resnet_width = 4
     config.resnet_norm = "batch"
-    config.resnet_groups = 8
+    config.resnet_groups = None  # the largest divisor of resnet_width up to 8
     config.mlp_hidden = [128, 128]
     config.augment = []
     config.crop = 1

@@ -79,6 +79,7 @@ class Config:
 
     def __init__(self, parser: ArgParser) -> None:
         self.options = dict(parser.options)
+        self.prog = parser.prog
         self.defaults = {}
         for dest, opt in self.options.items():
             value = parser.get_default(dest)
@@ -135,15 +136,35 @@ class Config:
     def resume(self, run_dir: str | os.PathLike) -> set[str]:
         """``--resume RUN_DIR``: the options recorded in ``RUN_DIR/config.json`` (a flag given now
         still wins; a changed setting is then refused before anything is written:
-        :meth:`fa_jax.runs.study.Study.start`); one-line InputError if that file cannot be used."""
+        :meth:`fa_jax.runs.study.Study.start`); one-line InputError if that file cannot be used or
+        records a run of another script (:func:`check_job`: its ``job`` against this parser's ``prog``)."""
         path = pathlib.Path(run_dir) / "config.json"
         try:
             recorded = json.loads(path.read_text())
-            keep = set(self.options) - {"resume", "out"}
-            return self.update({k: v for k, v in recorded.items() if k in keep}, str(path))
-        except (OSError, json.JSONDecodeError, ValueError, AttributeError) as err:
+        except (OSError, ValueError) as err:
             raise InputError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") \
                 from None
+        if isinstance(recorded, dict) and str(self.prog).endswith(".py"):
+            check_job(run_dir, recorded.get("job"), self.prog)
+        try:
+            keep = set(self.options) - {"resume", "out"}
+            return self.update({k: v for k, v in recorded.items() if k in keep}, str(path))
+        except (ValueError, AttributeError) as err:
+            raise InputError(f"--resume {run_dir!r}: cannot use {path} ({getattr(err, 'strerror', None) or err})") \
+                from None
+
+
+def check_job(run_dir: str | os.PathLike, recorded: object, job: str) -> None:
+    """One-line InputError if the run in ``run_dir`` was made by another script: its config.json's
+    ``job`` (``recorded``; None: not recorded, nothing to check) against ``job``, a job name or a
+    script's file name (``parity`` and ``parity.py`` are one script, - and _ alike)."""
+    def key(name):
+        name = pathlib.PurePath(str(name)).name
+        return name.removesuffix(".py").replace("-", "_")
+
+    if isinstance(recorded, str) and key(recorded) != key(job):
+        raise InputError(f"--resume {str(run_dir)!r}: the run there was made by {recorded} (its config.json's job), "
+                         f"not by {job}; resume it with that script")
 
 
 def apply_config(parser: ArgParser, mapping: Mapping[str, Any] | config_dict.ConfigDict,

@@ -189,10 +189,14 @@ def test_memory_message_names_estimate_limit_and_what_to_reduce(monkeypatch):
 
 # documented behaviours (no training program is compiled unless the name says "runs")
 def test_from_arrays_dtypes():
-    """ints and bools are cast to float32, float16/bfloat16 upcast, float64 cast without x64."""
-    for dtype in (np.int32, np.int64, np.uint8, bool, np.float16, jnp.bfloat16, np.float64, np.float32):
+    """2-D ints stay integer (int32 token ids); bools are cast to float32, float16/bfloat16 upcast, float64 cast
+    without x64."""
+    for dtype in (bool, np.float16, jnp.bfloat16, np.float64, np.float32):
         t = fj.data.from_arrays(X.astype(dtype), Y, X.astype(dtype), Y)
         assert t.x_train.dtype == jnp.float32 and t.x_test.dtype == jnp.float32, dtype
+    for dtype in (np.int32, np.int64, np.uint8):
+        t = fj.data.from_arrays(X.astype(dtype), Y, X.astype(dtype), Y)
+        assert t.x_train.dtype == jnp.int32 and t.x_test.dtype == jnp.int32, dtype
     t = fj.data.from_arrays(X.astype(np.float16), Y, X, Y)
     np.testing.assert_array_equal(np.asarray(t.x_train), X.astype(np.float16).astype(np.float32))
 

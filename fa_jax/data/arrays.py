@@ -5,10 +5,15 @@ or index at fault, before anything is compiled):
 
 - x: 2-D ``(n, features)``, or 4-D NHWC ``(n, H, W, C)`` for image models (then
   ``input_shape = (H, W, C)``; a 2-D x with ``input_shape`` given is reshaped to it).
-  Integer and bool x are cast to float32; float16 and bfloat16 x are upcast to float32
-  (lossless; the library computes in float32); float64 is kept only with
-  ``jax_enable_x64``, else cast to float32. Complex, object and string arrays are refused.
-  Every value must be finite (the error counts the NaN and inf and gives the first index).
+  Integer 2-D x stays integer, as int32 (token ids, e.g. for an ``nn.Embed`` model wrapped with
+  ``input_dtype="int32"``; every value must fit in int32); integer images (4-D, or
+  ``input_shape`` given: uint8 pixels) and bool x are cast to float32. For integer features of
+  a float model pass ``x.astype("float32")``: :func:`fa_jax.sweep` refuses a task whose inputs
+  are integer for a model that takes floats, and the reverse (``check_input_dtype``).
+  Float16 and bfloat16 x are upcast to float32 (lossless; the library computes in float32);
+  float64 is kept only with ``jax_enable_x64``, else cast to float32. Complex, object and
+  string arrays are refused. Every value must be finite (the error counts the NaN and inf and
+  gives the first index).
 - y: 1-D ``(n,)`` (``(n, 1)`` is flattened), finite. ``n_out=1`` (binary, one logit, bce):
   labels in {-1, +1}; {0, 1} is accepted and mapped 0 -> -1. ``n_out >= 2``: integer
   class labels in ``[0, n_out)`` (integral floats are accepted). ``n_out=None`` infers it:
@@ -51,13 +56,18 @@ def from_arrays(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_tes
         input_shape: (H, W, C) to reshape 2-D x to images (default None: x as given).
 
     Returns:
-        A :class:`Task` with arrays on the default device: x float32 (see the module doc for
-        dtypes), y float32 in {-1, +1} (binary) or int32 classes; ``default_loss`` bce
+        A :class:`Task` with arrays on the default device: x float32, or int32 for 2-D integer x
+        (see the module doc for dtypes), y float32 in {-1, +1} (binary) or int32 classes; ``default_loss`` bce
         (binary) or softmax_ce; ``input_shape`` set for 4-D x.
     """
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
     xs = {"x_train": _as_x("x_train", x_train, input_shape), "x_test": _as_x("x_test", x_test, input_shape)}
+    kinds = {k: "integer" if v.dtype.kind == "i" else "real" for k, v in xs.items()}
+    if kinds["x_train"] != kinds["x_test"]:
+        raise InputError(f"x_train is {kinds['x_train']} ({np.asarray(x_train).dtype}) but x_test is "
+                         f"{kinds['x_test']} ({np.asarray(x_test).dtype}): integer x is kept as token ids, so give "
+                         f"both splits the same kind (.astype)")
     if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
         raise InputError(f"x_train examples have shape {xs['x_train'].shape[1:]} but x_test examples "
                          f"{xs['x_test'].shape[1:]}")
@@ -85,13 +95,16 @@ def _float_dtype():
 
 
 def _as_x(name, x, input_shape):
-    """``x`` as a finite float numpy array (n, d) or (n, H, W, C); the dtype rules of the module doc."""
+    """``x`` as a finite numpy array (n, d) or (n, H, W, C): float, or int32 token ids (the dtype rules of the
+    module doc)."""
     try:
         a = np.asarray(x)
     except Exception as err:  # noqa: BLE001  (ragged lists, unconvertible objects)
         raise InputError(f"{name} is not an array ({type(err).__name__}: {str(err).splitlines()[0]})") from None
     kind = a.dtype.kind
-    if kind in "biu":
+    if kind in "iu" and a.ndim != 4 and input_shape is None:  # token ids
+        a = _int32(name, a)
+    elif kind in "biu":  # pixels, flags
         a = a.astype(np.float32)
     elif kind == "f" or jnp.issubdtype(a.dtype, jnp.floating):  # bfloat16 (ml_dtypes) is kind "V"
         a = a.astype(np.float32 if a.dtype.itemsize < 4 else _float_dtype())
@@ -112,6 +125,15 @@ def _as_x(name, x, input_shape):
         raise InputError(f"{name} has examples of shape {a.shape[1:]} (no features)")
     _finite(name, a)
     return a
+
+
+def _int32(name, a):
+    info = np.iinfo(np.int32)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        i = int(np.argmax((a < info.min) | (a > info.max)))
+        raise InputError(f"{name} holds {a.flat[i].item()!r}, outside int32: integer x is kept as int32 token ids; "
+                         f"pass x.astype('float32') for numeric features")
+    return a.astype(np.int32)
 
 
 def _finite(name, a):
@@ -211,6 +233,24 @@ def check_task(task: Task, batch_size: int | None = None, loss: str | None = Non
         _WARNED.add((task.name, n, batch_size))
         warnings.warn(f"batch_size={batch_size} > the {n} training examples of task {task.name!r}: every step "
                       f"uses the whole training set (full-batch gradient descent)", stacklevel=3)
+
+
+def check_input_dtype(model: object, task: Task) -> None:
+    """One-line InputError unless ``task``'s inputs are of the kind ``model`` takes: integer token ids for a
+    model with an integer ``input_dtype`` (``fj.from_flax(..., input_dtype="int32")``), real values for
+    the others (float32 unless the model says otherwise). No array is read, only ``x_test``'s dtype."""
+    want = jnp.dtype(getattr(model, "input_dtype", "float32"))
+    got = jnp.result_type(task.x_test)
+    if jnp.issubdtype(want, jnp.integer) == jnp.issubdtype(got, jnp.integer):
+        return
+    if jnp.issubdtype(want, jnp.integer):
+        raise InputError(f"the model takes integer token ids ({want.name}) but task {task.name!r} has {got.name} "
+                         f"inputs: build the task from an integer array of token ids (fj.data.from_arrays keeps "
+                         f"integer x integer)")
+    hint = "; for token ids wrap the model with input_dtype='int32'" if hasattr(model, "adapter") else ""
+    raise InputError(f"task {task.name!r} has integer inputs ({got.name}: fj.data.from_arrays keeps integer x as "
+                     f"token ids) but the model takes {want.name} inputs: for numeric features pass "
+                     f"x.astype('float32') to fj.data.from_arrays (integer images: input_shape=(H, W, C)){hint}")
 
 
 def _nonfinite(task_name, name, a) -> str:

@@ -22,7 +22,7 @@ from jax.typing import ArrayLike
 
 from fa_jax import checks
 from fa_jax import losses as losses_lib
-from fa_jax.data.arrays import check_task
+from fa_jax.data.arrays import check_input_dtype, check_task
 from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.optim import zoo as optim
@@ -115,6 +115,7 @@ def check_shapes(model: Model, task: Task, loss_name: str) -> None:
                              f"but task {task.name!r} has sequences of {task.n_in} tokens and a vocabulary of "
                              f"{task.n_out}")
         raise InputError(f"model is {model.n_in}->{model.n_out} but task {task.name!r} is {task.n_in}->{task.n_out}")
+    check_input_dtype(model, task)
     losses_lib.get(loss_name)
     if loss_name == "softmax_ce" and task.n_out == 1:
         raise InputError(f"loss 'softmax_ce' needs >= 2 outputs; task {task.name!r} is binary (use bce, hinge, mse)")

@@ -55,6 +55,54 @@ def _check(model, prompt, n_new, key, temperature) -> np.ndarray:
     return p.astype(np.int32)
 
 
+def _check_params(model, params) -> None:
+    """One-line InputError unless ``params`` has the structure and shapes of ``model.init``'s (traced on
+    shapes only); a sweep's params, with a leading seed axis, are named as such."""
+    ref = jax.eval_shape(model.init, jax.random.key(0))
+    want, treedef = jax.tree_util.tree_flatten_with_path(ref)
+    try:
+        got = treedef.flatten_up_to(params)
+    except (TypeError, ValueError):
+        raise InputError(f"generate params are not this model's: {_difference(params, ref)}") from None
+    leads = set()
+    for (path, w), g in zip(want, got):
+        shape = tuple(np.shape(g))
+        k = len(shape) - len(w.shape)
+        if k < 0 or shape[k:] != tuple(w.shape):
+            raise InputError(f"generate params are not this model's: {jax.tree_util.keystr(path)} has shape "
+                             f"{shape}, the model's is {tuple(w.shape)}")
+        leads.add(shape[:k])
+    lead = leads.pop() if len(leads) == 1 else None
+    if lead == ():
+        return
+    if lead is None:
+        raise InputError(f"generate params have leading axes {sorted(leads)} of different sizes before the model's "
+                         f"shapes; pass one model's params")
+    if len(lead) == 1:
+        raise InputError(f"generate takes one model's params, but these have a leading seed axis of size {lead[0]} "
+                         f"(a sweep's res.state.params): select one seed, e.g. "
+                         f"jax.tree.map(lambda a: a[0], res.state.params)")
+    index = ", ".join("0" * len(lead))
+    raise InputError(f"generate takes one model's params, but these have {len(lead)} leading axes {lead} before the "
+                     f"model's shapes: select one model, e.g. jax.tree.map(lambda a: a[{index}], params)")
+
+
+def _difference(params, ref) -> str:
+    """Where the pytree ``params`` first departs from ``ref`` (model.init's), in words."""
+    if type(params) is not type(ref):
+        return f"they are a {type(params).__name__}, model.init gives a {type(ref).__name__}"
+
+    def paths(t):
+        return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(t)[0]]
+
+    got, want = paths(params), paths(ref)
+    missing = [p for p in want if p not in got]
+    if missing:
+        return f"they have no {missing[0]}, which model.init has"
+    extra = [p for p in got if p not in want]
+    return f"they have {extra[0]}, which model.init has not" if extra else "their pytree nodes differ from model.init's"
+
+
 @functools.partial(jax.jit, static_argnames=("model", "n_new"))
 def _generate(model, params, prompt, key, temperature, *, n_new):
     """One program for greedy (``temperature`` 0) and sampling alike: the temperature is traced."""
@@ -89,11 +137,13 @@ def generate(model: Model, params: Any, prompt: ArrayLike, n_new: int, *, key: j
         (n_new,) int32 numpy array of the new token ids (the prompt not included).
 
     Raises:
-        ValueError: one line, for a model that does not take (batch, context) token ids, a prompt
+        ValueError: one line, for a model that does not take (batch, context) token ids, params
+            that are not one model's (a sweep's, with their seed axis, are named as such), a prompt
             of another length or with ids outside the vocabulary, n_new < 1, a negative or
             non-finite temperature, or a missing key when sampling.
     """
     p = _check(model, prompt, n_new, key, temperature)
+    _check_params(model, params)
     k = jax.random.key(0) if key is None else key  # greedy: drawn from, never used
     out = _generate(model, params, jnp.asarray(p), k, jnp.float32(temperature), n_new=int(n_new))
     return np.asarray(out)

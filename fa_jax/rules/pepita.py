@@ -53,7 +53,8 @@ Options: ``pepita(f_scale=0.05, last="modulated", output="auto")``.
 Models: ``fj.mlp`` and ``fj.norm_mlp`` without batch norm (dropout keeps one mask for both
 passes, as the authors' code), and wrapped Flax models (``fj.from_flax``) whose weighted layers
 form a chain (:func:`check_flax`: each called once, the input of call l+1 the output of call l up to
-an activation or a flatten, the last returning the logits), without batch norm or DFAPoint markers;
+an activation or a flatten, the last returning the logits), with floating inputs, without batch norm, DFAPoint
+markers or weighted layers inside a recurrent cell or a lifted transform (``nn.scan``, ``nn.remat``, ...);
 other models are refused in one line.
 """
 
@@ -250,12 +251,18 @@ def check_flax(model: FlaxModel) -> None:
     if model.stateful:
         raise InputError(f"{head}: the model has state collections (batch norm), which PEPITA's two passes "
                          f"would both update; use a model without batch norm")
-    if model.markers:
-        raise InputError(f"{head}: the model has DFAPoint markers; PEPITA's points are the inputs of the weighted "
-                         f"layers (remove the markers)")
     if not jnp.issubdtype(jnp.dtype(model.input_dtype), jnp.floating):
-        raise InputError(f"{head}: the input dtype is {model.input_dtype}; PEPITA adds e @ F to the input, "
-                         f"which must be floating")
+        raise InputError(f"{head}: its inputs are {model.input_dtype} (token ids); PEPITA adds e @ F to the input, "
+                         f"so it trains models with floating inputs only: train this one with bp or an FA- or "
+                         f"DFA-family rule")
+    if model.lifted:
+        raise InputError(f"{head}: layer {path_name(model.lifted[0])} runs inside a recurrent cell or a lifted "
+                         f"transform (nn.scan, nn.vmap, nn.remat, nn.jit), whose arrays PEPITA's second pass cannot "
+                         f"reach: call the layer outside the transform, or train with bp or an FA- or DFA-family rule")
+    if model.markers:
+        raise InputError(f"{head}: the module places DFAPoint markers ({', '.join(model.point_names)}), and PEPITA "
+                         f"takes its points at the inputs of the weighted layers only: wrap a version of the module "
+                         f"without DFAPoint markers")
     calls, points = model.calls, model.points
     paths = [c[0] for c in calls]
     for i, (path, _, _, _, out) in enumerate(calls):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
@@ -58,7 +59,9 @@ class DFAOutput(nn.Module):
 
 def train_arg(module: nn.Module, name: str | None = None) -> tuple[str | None, bool]:
     """``(name, negated)`` of the module's train flag: ``name`` if given (``"deterministic"`` is
-    negated), else the first of :data:`TRAIN_ARGS` that ``__call__`` takes; ``(None, False)`` if none."""
+    negated), else the first of :data:`TRAIN_ARGS` that ``__call__`` takes; ``(None, False)`` if none,
+    with a warning (once per module class and argument) naming a boolean argument of ``__call__``
+    that may be a train flag under another name (it is never set: dropout would stay off)."""
     if name is not None:
         return name, TRAIN_ARGS.get(name, False)
     try:
@@ -68,7 +71,22 @@ def train_arg(module: nn.Module, name: str | None = None) -> tuple[str | None, b
     for n, negated in TRAIN_ARGS.items():
         if n in params:
             return n, negated
+    flags = [p.name for i, p in enumerate(params.values()) if i > 0 and _boolean(p)]
+    cls = type(module).__name__
+    if flags and (cls, flags[0]) not in _WARNED:
+        _WARNED.add((cls, flags[0]))
+        warnings.warn(f"{cls}.__call__ takes the boolean argument {flags[0]!r}, which fj.from_flax never sets (train "
+                      f"flags it finds by name: {', '.join(TRAIN_ARGS)}): if it turns dropout or batch statistics "
+                      f"on, pass fj.from_flax(..., train_arg={flags[0]!r})", stacklevel=4)
     return None, False
+
+
+_WARNED = set()
+
+
+def _boolean(param):
+    """Whether a ``__call__`` parameter looks like a flag: annotated ``bool`` or with a bool default."""
+    return param.annotation in (bool, "bool") or isinstance(param.default, bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +118,7 @@ class LinenAdapter:
         """``(y, new_state)``: the module on ``x`` with every call handed to ``wiring``."""
         rngs = {"dropout": key} if key is not None else None
         mutable = sorted(state) if state else False
+        wiring.begin()
         with nn.intercept_methods(_interceptor(wiring)):
             out = self.module.apply({"params": params, **(state or {})}, x, rngs=rngs, mutable=mutable,
                                     **self._train_kw(train))

@@ -41,6 +41,8 @@ from fa_jax import checks
 from fa_jax.errors import InputError
 from fa_jax.rules import core as rules_lib
 from fa_jax.rules.feedback import check_feedback
+from fa_jax.wrap.discover import at as _at
+from fa_jax.wrap.discover import check_owners, discover, runs_on, stacked_kernels
 from fa_jax.wrap.wiring import Wiring, path_name
 
 if TYPE_CHECKING:
@@ -60,7 +62,11 @@ class FlaxModel:
     points: ``(name, shape)`` per DFA point (shape without the output's leading axes);
     token_axes: the output's axes between batch and n_out (``(T,)`` for per-token logits), shared
     by every point: a point's B maps one token's error to that token's activation;
-    output_at: ``(name, shape)`` of the :class:`fa_jax.DFAOutput` marker, or None (the logits).
+    output_at: ``(name, shape)`` of the :class:`fa_jax.DFAOutput` marker, or None (the logits);
+    lifted: the paths of the weighted layers called inside a recurrent cell or a lifted transform
+    (``nn.scan``, ``nn.vmap``, ``nn.remat``, ``nn.jit``; no points there, :mod:`fa_jax.wrap.wiring`);
+    stacked: ``(path, kernel shape, one call's kernel shape)`` of those whose kernel the transform
+    stacks (``nn.scan`` or ``nn.vmap`` over params: each call uses one slice).
     """
 
     adapter: LinenAdapter | NNXAdapter
@@ -74,6 +80,8 @@ class FlaxModel:
     stochastic: bool
     token_axes: tuple = ()
     output_at: tuple | None = None  # (DFAOutput path name, feature shape) when the error is taken there
+    lifted: tuple = ()
+    stacked: tuple = ()
 
     # -- identity: compiled programs are cached by model, checkpoints fingerprint its repr
     def _key(self):
@@ -191,8 +199,16 @@ class FlaxModel:
         and output node describe (``Rule.layerwise``: bp, the FA and DFA families, objective rules), or
         one that wires models without layers itself (``Rule.wire_model``: pepita)."""
         if rule.output is not None and rule.needs_targets and self.output_at is not None:
-            raise InputError(f"rule {rule.name!r} sends the target, not an error, to the DFA points: it does not "
-                             f"take the error at the DFAOutput marker {self.output_at[0]}; wrap the model without it")
+            raise InputError(f"rule {rule.name!r} sends the target, not an error, to the DFA points, so it needs the "
+                             f"logits as its output node, but this model takes the error at its DFAOutput marker "
+                             f"{self.output_at[0]!r}: wrap a version of the module without the DFAOutput marker "
+                             f"(language_model('transformer', ...) or TransformerLM: error_at='logits')")
+        if rule.feedback_at == "weights" and self.stacked:
+            path, full, one = self.stacked[0]
+            raise InputError(f"rule {rule.name!r} gives every kernel one feedback matrix B, but layer "
+                             f"{path_name(path)} has a kernel {full} stacked by a lifted transform (nn.scan or nn.vmap "
+                             f"over params) whose calls each use one {one} slice: use bp or a DFA-family rule, or "
+                             f"write the layers out without the transform")
         if rule.layerwise or rule.wire_model is not None:
             return
         raise InputError(f"rule {rule.name!r} does not run on a wrapped Flax model: its own wire(layers, ...) needs "
@@ -236,6 +252,11 @@ class FlaxModel:
         shape = tuple(getattr(x, "shape", ()))
         if len(shape) < len(self.input_shape) + 1 or shape[len(shape) - len(self.input_shape):] != self.input_shape:
             raise InputError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
+        dtype = jnp.result_type(x)
+        if jnp.issubdtype(dtype, jnp.integer) != jnp.issubdtype(self.input_dtype, jnp.integer):
+            what = "integer token ids" if jnp.issubdtype(self.input_dtype, jnp.integer) else "real values"
+            raise InputError(f"input has dtype {dtype.name}, this model takes {what} ({self.input_dtype}; "
+                             f"fj.from_flax's input_dtype)")
         if self.stateful and stats is None:
             raise InputError("this model has state collections (batch norm): pass stats= (make them with "
                              "model.init_stats())")
@@ -257,24 +278,6 @@ class FlaxModel:
             if self.output_at is None:
                 y = r.output(y, [h for _, h in wiring.points], fbs, targets)
         return (y, new) if self.stateful else y
-
-
-def _at(tree, path):
-    for k in path:
-        tree = tree[k]
-    return tree
-
-
-def _owners(params, prefix=()):
-    """``{path: [param names]}`` of every module that holds params directly."""
-    out = {}
-    own = [k for k, v in params.items() if not hasattr(v, "keys")]
-    if own:
-        out[prefix] = sorted(own)
-    for k, v in params.items():
-        if hasattr(v, "keys"):
-            out.update(_owners(v, prefix + (k,)))
-    return out
 
 
 def _adapter(module, train_arg):
@@ -306,10 +309,12 @@ def from_flax(module: nn.Module | nnx.Module | Callable[[nnx.Rngs], nnx.Module],
             per seed with each layer type's default initializers, :mod:`fa_jax.wrap.nnx`), or a
             function ``rngs -> nnx.Module`` (called once per seed, so its own initializers apply).
         input_shape: one example's shape, e.g. ``(28, 28, 1)`` (NHWC images) or ``(784,)``.
-        input_dtype: of the inputs (default float32; ``"int32"`` for token ids).
+        input_dtype: of the inputs (default float32; ``"int32"`` for token ids); ``apply`` and
+            ``fj.sweep`` refuse inputs of the other kind (integer vs real).
         train_arg: the name of the module's train flag (linen ``__call__`` keyword: ``train``,
             ``training``, ``is_training``, or ``deterministic``, which is negated); default: found
-            by name in the signature; none means the module has no train mode.
+            by name in the signature; none means the module has no train mode (a warning names a
+            boolean argument of ``__call__`` that may be the flag under another name).
 
     Returns:
         A :class:`FlaxModel`. One-line ValueErrors for a layer fa_jax cannot wire (naming its
@@ -324,16 +329,13 @@ def from_flax(module: nn.Module | nnx.Module | Callable[[nnx.Rngs], nnx.Module],
         raise InputError(f"input_dtype must be a dtype name such as 'float32' or 'int32', got {input_dtype!r}") from None
     adapter = _adapter(module, train_arg)
     x = jax.ShapeDtypeStruct((2, *shape), jnp.dtype(dtype))
-    try:
+    with runs_on(shape, dtype):  # linen fails in init, NNX (whose init takes no input) in the first run
         params, state = jax.eval_shape(adapter.init, jax.random.key(0), x)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"the module does not run on inputs (batch, {', '.join(map(str, shape))}) of {dtype}: "
-                         f"{str(e).splitlines()[0]}") from e
-    wiring = _discover(adapter, params, state, x, markers=False)
+        wiring = discover(adapter, params, state, x, markers=False)
     markers = bool(wiring.found_markers)  # the second pass, through the markers, records no found_markers
     if markers:
-        wiring = _discover(adapter, params, state, x, markers=True)
-    _check_owners(adapter, params, wiring)
+        wiring = discover(adapter, params, state, x, markers=True)
+    check_owners(adapter, params, wiring)
     out = wiring.out_shape
     if len(out) < 2:
         raise InputError(f"the module returns shape {out}; fa_jax trains models whose output is logits "
@@ -355,32 +357,5 @@ def from_flax(module: nn.Module | nnx.Module | Callable[[nnx.Rngs], nnx.Module],
     return FlaxModel(adapter=adapter, input_shape=shape, input_dtype=dtype, n_out=int(out[-1]),
                      calls=tuple(wiring.calls), points=tuple(points), markers=markers,
                      stateful=bool(state), stochastic=getattr(adapter, "train_name", None) is not None,
-                     token_axes=tuple(out[1:lead]), output_at=output_at)
-
-
-def _discover(adapter, params, state, x, markers):
-    wiring = Wiring(None, markers=markers)
-
-    def run(p, s, x_):
-        wiring.x = x_
-        return adapter.run(p, s, x_, train=False, key=None, wiring=wiring)[0]
-
-    out = jax.eval_shape(run, params, state, x)
-    if not hasattr(out, "shape"):
-        raise InputError(f"the module returns {type(out).__name__}; fa_jax trains models that return one array "
-                         f"of logits (batch, ..., n_out)")
-    wiring.out_shape = tuple(out.shape)
-    wiring.points = [(n, jax.ShapeDtypeStruct(h.shape, h.dtype)) for n, h in wiring.points]
-    return wiring
-
-
-def _check_owners(adapter, params, wiring):
-    called = {c[0] for c in wiring.calls}
-    for path, names in _owners(params).items():
-        kind = wiring.modules.get(path)
-        if path in called or kind in adapter.true_gradient_names:
-            continue
-        what = f"({kind})" if kind else "(a module that is never called)"
-        raise InputError(f"layer {path_name(path)} {what} holds params {names} that fa_jax cannot wire: weighted "
-                         f"layers it knows are {', '.join(adapter.weighted_names)}; layers trained by their true "
-                         f"gradient are {', '.join(adapter.true_gradient_names)}")
+                     token_axes=tuple(out[1:lead]), output_at=output_at, lifted=tuple(wiring.lifted),
+                     stacked=stacked_kernels(params, wiring))

@@ -78,6 +78,11 @@ def _call(self, *args, **kwargs):
     routes = _routes()
     wiring, paths = routes[-1] if routes else (None, {})
     path = paths.get(id(self))
+    if wiring is not None and path is None and wiring.active:  # a copy that an NNX transform made of a layer
+        raise InputError(f"a {base.__name__} layer is called inside an NNX transform (nnx.scan, nnx.vmap, nnx.remat, "
+                         f"nnx.jit, ...), which runs a copy of it that fa_jax's routing does not reach: call it outside "
+                         f"the transform, or write that part in flax.linen (nn.scan, nn.remat, ...), whose lifted "
+                         f"transforms fa_jax wires")
     if wiring is None or path is None or not wiring.active:
         return base.__call__(self, *args, **kwargs)
     wiring.module(path, base.__name__)
@@ -184,6 +189,7 @@ class NNXAdapter:
                 object.__setattr__(m, "__class__", _routed(type(m)))
                 paths[id(m)] = tuple(path)
         _routes().append((wiring, paths))
+        wiring.begin()
         try:
             y = model(x)
         finally:

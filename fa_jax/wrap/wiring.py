@@ -36,6 +36,17 @@ carry enters through ``stop_gradient``: each step's hidden state receives only i
 ``e_t @ B``, with no signal through time, and the cell's weights learn from ``dh_t/dW`` at a fixed
 previous state.
 
+Lifted transforms (``nn.scan``, ``nn.vmap``, ``nn.remat``, ``nn.jit``, ... : any call that runs
+under another JAX trace than the pass, found by ``jax.extend.core.get_opaque_trace_state``): their
+weighted layers are wired like any other (FA: ``delta @ B.T``), but no point is made inside them and
+a marker there is refused (their arrays live inside the transform); the array that a weighted layer
+after the transform reads is a point as usual, so under the DFA family BP runs through the whole
+transformed block from the point after it. A ``fj.DFAPoint()`` placed before the transform (outside
+it) adds a point at its input. A kernel the transform stacks (``nn.scan`` or ``nn.vmap`` over params:
+each call uses one slice) has no FA feedback of its own, so the FA family refuses it
+(:attr:`fa_jax.wrap.model.FlaxModel.stacked`); PEPITA refuses every layer inside a transform. NNX
+transforms run copies of their modules that the NNX adapter does not reach: refused when wrapped.
+
 The error taken elsewhere: a :class:`fa_jax.DFAOutput` marker puts the DFA family's output node
 on its input ``h`` instead of the logits: ``e = dL/dh`` (the layers above it, e.g. a final norm and
 the unembedding, train by BP), ``B`` of shape ``(prod(h's feature shape), prod(point shape))``.
@@ -48,6 +59,7 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jax
+from jax.extend.core import get_opaque_trace_state
 
 from fa_jax.errors import InputError
 from fa_jax.rules.ops import linear
@@ -97,6 +109,16 @@ class Wiring:
         self._cells = []  # the recurrent cells being run (innermost last)
         self.output_node = None  # h -> DFA output node on h (a DFA-family pass with a DFAOutput marker)
         self.output_at = None  # (path name, number of points before it, shape) of the DFAOutput marker
+        self.lifted = []  # paths of the weighted layers called inside a lifted transform, in call order
+        self._trace = None  # the trace the module runs under (begin)
+
+    def begin(self) -> None:
+        """Called by the adapter just before it runs the module: calls under another trace are inside a
+        lifted transform (module doc)."""
+        self._trace = get_opaque_trace_state(convention="flax")
+
+    def _in_lifted(self):
+        return self._trace is not None and get_opaque_trace_state(convention="flax") != self._trace
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:
@@ -134,6 +156,10 @@ class Wiring:
         if self._cells:
             raise InputError(f"{what} {path_name(path)} is inside the recurrent cell {self._cells[-1]}, whose "
                              f"arrays live inside a scan over time: place it on the RNN's output sequence")
+        if self._in_lifted():
+            raise InputError(f"{what} {path_name(path)} is called inside a lifted transform (nn.scan, nn.vmap, "
+                             f"nn.remat, nn.jit, ...), whose arrays live inside it: place it on the transform's "
+                             f"output, outside it")
 
     def cell(self, path: ModulePath, call: Callable[..., Any], carry: Any, *rest: Any) -> Any:
         """A recurrent cell's step ``call(carry, *rest)`` (module doc): no points inside it; under the
@@ -177,7 +203,10 @@ class Wiring:
         path = tuple(path)
         first = self._n_weighted == 0
         self._n_weighted += 1
-        if not self.markers and not first and h is not self.x and not self._cells and self.output_at is None:
+        lifted = bool(self._cells) or self._in_lifted()
+        if lifted and path not in self.lifted:
+            self.lifted.append(path)
+        if not self.markers and not first and h is not self.x and not lifted and self.output_at is None:
             name = path_name(path)
             k = self._repeats.get(name, 0)
             self._repeats[name] = k + 1
@@ -186,6 +215,6 @@ class Wiring:
         out = op.layer(fn, h, p, plain)
         if self.record:
             self.inputs.append((path, fn, h, p, out))
-        if self.rule is None and not (self._cells and any(c[0] == path for c in self.calls)):  # a scan traces twice
+        if self.rule is None and not (lifted and any(c[0] == path for c in self.calls)):  # a scan traces twice
             self.calls.append((path, kind, tuple(p["kernel"].shape), tuple(h.shape), tuple(out.shape)))
         return out

@@ -21,8 +21,8 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-from fa_jax.errors import InputError
 from fa_jax import interrupt
+from fa_jax.errors import InputError
 
 
 def default_dir(name: str) -> Path:

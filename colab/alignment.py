@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,8 +21,23 @@
 # (2) gradient norms, (3) a 2-D map of a hidden layer before and after training, and
 # (4) how the choice of feedback matrices (the "scheme") changes accuracy and alignment.
 #
-# On Colab, first clone this repository and `pip install -e .` inside it.
+# On Colab, set `FA_JAX_URL` in the first code cell to the project's git URL, then run all cells.
 # Set `FA_JAX_SMALL=1` for a tiny run (that is what the tests execute).
+
+# %%
+# Install fa_jax on Colab (elsewhere this cell does nothing): set FA_JAX_URL, then run all cells.
+FA_JAX_URL = ""  # the project's git URL, e.g. "https://github.com/OWNER/fa_jax" (a tag or branch: ".../fa_jax@v1")
+import importlib.util
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("fa_jax") is None:
+    if not FA_JAX_URL.strip():
+        print("fa_jax is not installed: set FA_JAX_URL in the first code cell to the project's git URL, run it again")
+    else:
+        import subprocess
+
+        spec = FA_JAX_URL.strip().removeprefix("git+")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{spec}"], check=True)
 
 # %%
 import os
@@ -33,8 +48,8 @@ import fa_jax as fj
 from fa_jax.runs.plots import redraw
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
-cfg = (dict(seeds=2, steps=100, eval_every=50, width=16, depth=2) if SMALL
-       else dict(seeds=4, steps=2000, eval_every=100, width=128, depth=3))
+cfg = ({"seeds": 2, "steps": 100, "eval_every": 50, "width": 16, "depth": 2} if SMALL
+       else {"seeds": 4, "steps": 2000, "eval_every": 100, "width": 128, "depth": 3})
 task = fj.data.digits()
 model = fj.mlp([64] + [cfg["width"]] * cfg["depth"] + [10], activation="tanh")
 print(task.name, model.sizes, cfg)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -22,8 +22,23 @@
 # looks at the FA feedback (a tree that mirrors the params), chooses DFA points with
 # `fj.DFAPoint`, trains over seeds and reads the per-layer alignment plots.
 #
-# On Colab, first clone this repository and `pip install -e .` inside it (flax is a dependency).
+# On Colab, set `FA_JAX_URL` in the first code cell to the project's git URL, then run all cells.
 # Set `FA_JAX_SMALL=1` for a tiny run (that is what the tests execute).
+
+# %%
+# Install fa_jax on Colab (elsewhere this cell does nothing): set FA_JAX_URL, then run all cells.
+FA_JAX_URL = ""  # the project's git URL, e.g. "https://github.com/OWNER/fa_jax" (a tag or branch: ".../fa_jax@v1")
+import importlib.util
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("fa_jax") is None:
+    if not FA_JAX_URL.strip():
+        print("fa_jax is not installed: set FA_JAX_URL in the first code cell to the project's git URL, run it again")
+    else:
+        import subprocess
+
+        spec = FA_JAX_URL.strip().removeprefix("git+")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{spec}"], check=True)
 
 # %%
 import os
@@ -38,8 +53,8 @@ import fa_jax as fj
 from fa_jax.analysis.diagnostics import angle_deg
 
 SMALL = os.environ.get("FA_JAX_SMALL") == "1"
-cfg = (dict(seeds=2, steps=100, eval_every=50, channels=4, rules=["fa", "dfa"]) if SMALL
-       else dict(seeds=3, steps=600, eval_every=50, channels=16, rules=["bp", "fa", "dfa"]))
+cfg = ({"seeds": 2, "steps": 20, "eval_every": 10, "channels": 4, "rules": ["fa", "dfa"]} if SMALL
+       else {"seeds": 3, "steps": 600, "eval_every": 50, "channels": 16, "rules": ["bp", "fa", "dfa"]})
 task = fj.data.images("digits")  # 8x8 digits, NHWC: x (n, 8, 8, 1), 10 classes
 print(task.name, task.input_shape, cfg)
 
@@ -75,15 +90,15 @@ print(jax.tree.map(lambda a: a.shape, params))
 # backward computed with a fixed random `B` in place of the kernel (for a dense layer
 # `delta @ B.T`; for a conv, the conv's transpose with kernel `B`). The feedback mirrors the
 # params: `fb["Dense_0"]["kernel"]` is the `B` of `params["Dense_0"]["kernel"]`; biases take none.
-# Plain `jax.grad` through `model.apply(..., rule="fa")` is the FA update.
+# Plain `jax.grad` through `model.apply(..., rule="fa")` is the FA update (`jax.jit` compiles it as one program).
 
 # %%
 fb = fj.init_feedback(jax.random.key(1), model, "fa")
 print(jax.tree.map(lambda a: a.shape, fb))
 x, y = task.sample(jax.random.key(2), 64)
 loss = fj.losses.get("softmax_ce")
-g_fa = jax.grad(lambda p: loss(model.apply(p, x, rule="fa", feedback=fb), y))(params)
-g_bp = jax.grad(lambda p: loss(model.apply(p, x), y))(params)
+g_fa = jax.jit(jax.grad(lambda p: loss(model.apply(p, x, rule="fa", feedback=fb), y)))(params)
+g_bp = jax.jit(jax.grad(lambda p: loss(model.apply(p, x), y)))(params)
 for path, a, b in zip(model.kernel_paths, model.kernels(g_fa), model.kernels(g_bp)):
     print(f"{'/'.join(path):8s} angle(FA update, BP gradient) = {float(angle_deg(a, b)):5.1f}°")
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -17,18 +19,23 @@
 # BP, DFA and the lazy baselines (NTK regime, random features) on k-sparse parity, after
 # Daniely & Malach, "Learning Parities with Neural Networks" (NeurIPS 2020). Each cell of the
 # grid (method, n, k, width) trains all its seeds as one vmapped, jit-compiled `fj.sweep`.
+# On Colab, set `FA_JAX_URL` in the first code cell to the project's git URL, then run all cells.
 # Set `FA_JAX_SMALL=1` for a tiny grid (seconds on a CPU).
 
 # %%
-# On Colab: install fa_jax from its repository (set REPO_URL to the project's git URL).
-REPO_URL = "https://github.com/OWNER/fa_jax"  # the project has no public URL yet: edit this line
-try:
-    import fa_jax  # noqa: F401
-except ImportError:
-    import subprocess
-    import sys
+# Install fa_jax on Colab (elsewhere this cell does nothing): set FA_JAX_URL, then run all cells.
+FA_JAX_URL = ""  # the project's git URL, e.g. "https://github.com/OWNER/fa_jax" (a tag or branch: ".../fa_jax@v1")
+import importlib.util
+import sys
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"], check=True)
+if "google.colab" in sys.modules and importlib.util.find_spec("fa_jax") is None:
+    if not FA_JAX_URL.strip():
+        print("fa_jax is not installed: set FA_JAX_URL in the first code cell to the project's git URL, run it again")
+    else:
+        import subprocess
+
+        spec = FA_JAX_URL.strip().removeprefix("git+")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+{spec}"], check=True)
 
 # %%
 import os

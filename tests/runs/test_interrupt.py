@@ -51,6 +51,13 @@ def test_without_the_handler_deferred_changes_nothing():
         raise AssertionError("Python's default handler raises at once")
 
 
+def test_importing_a_script_leaves_ctrl_c_alone():
+    from repository import load_script
+
+    load_script("experiments/parity.py", "parity_for_ctrl_c")  # imports fa_jax.runs.ctrl_c first
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_ctrl_c_during_a_checkpoint_save_lets_the_save_complete(handler, tmp_path, monkeypatch):
     ckpt = checkpoint.Checkpointer(tmp_path / "ck", {"rule": "bp"})
     save = ckpt._save

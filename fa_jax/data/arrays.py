@@ -7,9 +7,11 @@ or index at fault, before anything is compiled):
   ``input_shape = (H, W, C)``; a 2-D x with ``input_shape`` given is reshaped to it).
   Integer 2-D x stays integer, as int32 (token ids, e.g. for an ``nn.Embed`` model wrapped with
   ``input_dtype="int32"``; every value must fit in int32); integer images (4-D, or
-  ``input_shape`` given: uint8 pixels) and bool x are cast to float32. For integer features of
-  a float model pass ``x.astype("float32")``: :func:`fa_jax.sweep` refuses a task whose inputs
-  are integer for a model that takes floats, and the reverse (``check_input_dtype``).
+  ``input_shape`` given: uint8 pixels) and bool x are cast to float32, and so are integer x
+  whose other split is real. A model that takes real inputs (``fj.mlp``, a float Flax model)
+  trains on integer x as numeric features: :func:`fa_jax.sweep` casts them to its input dtype
+  (:func:`for_model`); a model that takes integer token ids refuses real inputs up front
+  (:func:`check_input_dtype`).
   Float16 and bfloat16 x are upcast to float32 (lossless; the library computes in float32);
   float64 is kept only with ``jax_enable_x64``, else cast to float32. Complex, object and
   string arrays are refused. Every value must be finite (the error counts the NaN and inf and
@@ -26,6 +28,7 @@ or index at fault, before anything is compiled):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -63,11 +66,8 @@ def from_arrays(x_train: ArrayLike, y_train: ArrayLike, x_test: ArrayLike, y_tes
     if input_shape is not None:
         input_shape = _check_input_shape(input_shape)
     xs = {"x_train": _as_x("x_train", x_train, input_shape), "x_test": _as_x("x_test", x_test, input_shape)}
-    kinds = {k: "integer" if v.dtype.kind == "i" else "real" for k, v in xs.items()}
-    if kinds["x_train"] != kinds["x_test"]:
-        raise InputError(f"x_train is {kinds['x_train']} ({np.asarray(x_train).dtype}) but x_test is "
-                         f"{kinds['x_test']} ({np.asarray(x_test).dtype}): integer x is kept as token ids, so give "
-                         f"both splits the same kind (.astype)")
+    if len({v.dtype.kind == "i" for v in xs.values()}) > 1:  # one split real: numeric features, not token ids
+        xs = {k: v.astype(np.float32) if v.dtype.kind == "i" else v for k, v in xs.items()}
     if xs["x_train"].shape[1:] != xs["x_test"].shape[1:]:
         raise InputError(f"x_train examples have shape {xs['x_train'].shape[1:]} but x_test examples "
                          f"{xs['x_test'].shape[1:]}")
@@ -236,21 +236,26 @@ def check_task(task: Task, batch_size: int | None = None, loss: str | None = Non
 
 
 def check_input_dtype(model: object, task: Task) -> None:
-    """One-line InputError unless ``task``'s inputs are of the kind ``model`` takes: integer token ids for a
-    model with an integer ``input_dtype`` (``fj.from_flax(..., input_dtype="int32")``), real values for
-    the others (float32 unless the model says otherwise). No array is read, only ``x_test``'s dtype."""
+    """One-line InputError if ``model`` takes integer token ids (an integer ``input_dtype``, e.g.
+    ``fj.from_flax(..., input_dtype="int32")``) and ``task``'s inputs are real. Integer inputs for a
+    model that takes real ones are numeric features (:func:`for_model`). Only dtypes are read."""
     want = jnp.dtype(getattr(model, "input_dtype", "float32"))
     got = jnp.result_type(task.x_test)
-    if jnp.issubdtype(want, jnp.integer) == jnp.issubdtype(got, jnp.integer):
-        return
-    if jnp.issubdtype(want, jnp.integer):
+    if jnp.issubdtype(want, jnp.integer) and not jnp.issubdtype(got, jnp.integer):
         raise InputError(f"the model takes integer token ids ({want.name}) but task {task.name!r} has {got.name} "
                          f"inputs: build the task from an integer array of token ids (fj.data.from_arrays keeps "
                          f"integer x integer)")
-    hint = "; for token ids wrap the model with input_dtype='int32'" if hasattr(model, "adapter") else ""
-    raise InputError(f"task {task.name!r} has integer inputs ({got.name}: fj.data.from_arrays keeps integer x as "
-                     f"token ids) but the model takes {want.name} inputs: for numeric features pass "
-                     f"x.astype('float32') to fj.data.from_arrays (integer images: input_shape=(H, W, C)){hint}")
+
+
+def for_model(model: object, task: Task) -> Task:
+    """``task`` with its integer inputs (``x_test``, a fixed ``x_train``) cast to ``model``'s real
+    input dtype (float32 unless the model says otherwise) when the model takes real inputs;
+    ``task`` itself otherwise (token ids for an integer model, real inputs already)."""
+    want = jnp.dtype(getattr(model, "input_dtype", "float32"))
+    if jnp.issubdtype(want, jnp.integer) or not jnp.issubdtype(jnp.result_type(task.x_test), jnp.integer):
+        return task
+    cast = {k: getattr(task, k).astype(want) for k in ("x_test", "x_train") if getattr(task, k) is not None}
+    return dataclasses.replace(task, **cast)
 
 
 def _nonfinite(task_name, name, a) -> str:

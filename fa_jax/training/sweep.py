@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from fa_jax import checks
 from fa_jax import losses as losses_lib
 from fa_jax.analysis import diagnostics as diagnostics_lib
+from fa_jax.data.arrays import for_model
 from fa_jax.errors import InputError
 from fa_jax.optim import zoo as optim
 from fa_jax.training import checkpoint as checkpoint_lib
@@ -149,6 +150,7 @@ def sweep(model: Model, task: Task, *, rule: str | Rule = "bp", seeds: int | Seq
         batched TrainState, compile and run seconds.
     """
     _refuse_traced(locals())
+    task = for_model(model, task)  # integer features of a model that takes real inputs
     cfg = SweepConfig.build(model, task, rule=rule, seeds=seeds, steps=steps, batch_size=batch_size,
                             optimizer=optimizer, lr=lr, loss=loss, feedback=feedback, eval_every=eval_every,
                             optimizer_hyper=optimizer_hyper, diagnostics=diagnostics, early_stopping=early_stopping,

@@ -253,10 +253,11 @@ class FlaxModel:
         if len(shape) < len(self.input_shape) + 1 or shape[len(shape) - len(self.input_shape):] != self.input_shape:
             raise InputError(f"input has shape {shape}, this model expects (batch, {', '.join(map(str, self.input_shape))})")
         dtype = jnp.result_type(x)
-        if jnp.issubdtype(dtype, jnp.integer) != jnp.issubdtype(self.input_dtype, jnp.integer):
-            what = "integer token ids" if jnp.issubdtype(self.input_dtype, jnp.integer) else "real values"
-            raise InputError(f"input has dtype {dtype.name}, this model takes {what} ({self.input_dtype}; "
+        if jnp.issubdtype(self.input_dtype, jnp.integer) and not jnp.issubdtype(dtype, jnp.integer):
+            raise InputError(f"input has dtype {dtype.name}, this model takes integer token ids ({self.input_dtype}; "
                              f"fj.from_flax's input_dtype)")
+        if jnp.issubdtype(dtype, jnp.integer) and not jnp.issubdtype(self.input_dtype, jnp.integer):
+            x = jnp.asarray(x).astype(self.input_dtype)  # integer numeric features of a real-valued model
         if self.stateful and stats is None:
             raise InputError("this model has state collections (batch norm): pass stats= (make them with "
                              "model.init_stats())")

@@ -279,10 +279,11 @@ def test_integer_ids_outside_int32_are_refused():
     one_line_error(lambda: fj.data.from_arrays(x, y, x, y), f"x_train holds {2**40}, outside int32")
 
 
-def test_train_and_test_inputs_of_different_kinds_are_refused():
+def test_train_and_test_inputs_of_different_kinds_are_both_real():
     x, y = token_arrays()
-    one_line_error(lambda: fj.data.from_arrays(x, y, x.astype(np.float32), y),
-                   "x_train is integer (int64) but x_test is real (float32): integer x is kept as token ids")
+    t = fj.data.from_arrays(x, y, x.astype(np.float32) + 0.5, y)  # one split real: numeric features
+    assert t.x_train.dtype == t.x_test.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(t.x_train), x.astype(np.float32))
 
 
 def test_the_models_input_dtype_is_checked_against_the_tasks():
@@ -292,12 +293,19 @@ def test_the_models_input_dtype_is_checked_against_the_tasks():
     token_model = fj.from_flax(Bag(), (T,), input_dtype="int32")
     refused(lambda: fj.sweep(token_model, floats, seeds=1, steps=1, eval_every=1),
             "the model takes integer token ids (int32) but task 'arrays' has float32 inputs")
-    for model in (fj.mlp([T, 8, N_OUT]), fj.from_flax(nn.Dense(N_OUT), (T,))):
-        refused(lambda m=model: fj.sweep(m, ints, seeds=1, steps=1, eval_every=1),
-                "task 'arrays' has integer inputs (int32: fj.data.from_arrays keeps integer x as token ids) but the "
-                "model takes float32 inputs: for numeric features pass x.astype('float32')")
     params, xf = token_model.init(jax.random.key(0)), jnp.zeros((2, T))
     refused(lambda: token_model.apply(params, xf), "input has dtype float32, this model takes integer token ids")
+
+
+@pytest.mark.parametrize("model", [fj.mlp([T, 8, N_OUT]), fj.from_flax(nn.Dense(N_OUT), (T,))], ids=["mlp", "flax"])
+def test_a_real_valued_model_trains_on_integer_features_as_floats(model):
+    x, y = token_arrays()
+    ints = fj.data.from_arrays(x, y, x, y)
+    floats = fj.data.from_arrays(x.astype(np.float32), y, x.astype(np.float32), y)
+    a, b = (fj.sweep(model, t, seeds=1, steps=2, eval_every=2, batch_size=8, progress=False) for t in (ints, floats))
+    np.testing.assert_array_equal(a.loss, b.loss)  # the same numbers: the integers are cast, as features
+    params = model.init(jax.random.key(0))
+    np.testing.assert_array_equal(model.apply(params, ints.x_test), model.apply(params, floats.x_test))
 
 
 # -- NNX: a wrong input shape is the same one-line error as for linen ----------------------------------------

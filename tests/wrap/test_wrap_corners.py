@@ -288,7 +288,6 @@ def test_train_and_test_inputs_of_different_kinds_are_both_real():
 
 def test_the_models_input_dtype_is_checked_against_the_tasks():
     x, y = token_arrays()
-    ints = fj.data.from_arrays(x, y, x, y)
     floats = fj.data.from_arrays(x.astype(np.float32), y, x.astype(np.float32), y)
     token_model = fj.from_flax(Bag(), (T,), input_dtype="int32")
     refused(lambda: fj.sweep(token_model, floats, seeds=1, steps=1, eval_every=1),

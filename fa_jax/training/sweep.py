@@ -34,11 +34,7 @@ from fa_jax.training import early_stopping as early_stopping_lib
 from fa_jax.training.state import init_params, init_state
 from fa_jax.training.step import make_evaluate, make_run_chunk, make_train_step
 from fa_jax.training.sweep_config import Program, SweepConfig, with_val
-from fa_jax.training.sweep_result import (
-    SweepResult,
-    early_stopping_fields,
-    rule_metric_fields,
-)
+from fa_jax.training.sweep_result import SweepResult, early_stopping_fields, rule_metric_fields
 
 if TYPE_CHECKING:
     import optax

@@ -85,14 +85,15 @@ def guarding() -> Iterator[None]:
         _state["guarded"] = before
 
 
-def kept(runs: list[Path]) -> str:
-    """What the run directories ``runs`` keep and how to continue them, in a few words."""
+def kept(runs: list[Path], prog: str = "SCRIPT") -> str:
+    """What the run directories ``runs`` keep and how to continue them (with the script this
+    process runs, else ``prog``), in a few words."""
     from fa_jax.runs import rundir  # noqa: PLC0415  (keep the handler's module light)
     from fa_jax.training.checkpoint import latest_step  # noqa: PLC0415
 
     if not runs:
         return "nothing was written"
-    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c") else "the script"
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else prog
     parts = []
     for out in runs:
         saved = rundir.saved_checkpoints(out)
@@ -109,7 +110,7 @@ def kept(runs: list[Path]) -> str:
 
 def report(prog: str, runs: list[Path]) -> str:
     """The line printed when ``prog`` is interrupted while it writes ``runs``."""
-    return f"{prog}: interrupted; {kept(runs)}"
+    return f"{prog}: interrupted; {kept(runs, prog)}"
 
 
 def _say(line: str) -> None:

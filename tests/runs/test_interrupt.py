@@ -44,7 +44,15 @@ def test_a_ctrl_c_inside_a_deferred_block_waits_for_its_end(handler):
     assert done == ["after the signal", "nested", "outer end"]
 
 
-def test_without_the_handler_deferred_changes_nothing():
+@pytest.fixture
+def python_default():
+    """Python's own SIGINT handler for one test (a pytest-xdist worker ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_without_the_handler_deferred_changes_nothing(python_default):
     assert not interrupt.installed()
     with pytest.raises(KeyboardInterrupt), interrupt.deferred():
         _ctrl_c()
@@ -54,8 +62,9 @@ def test_without_the_handler_deferred_changes_nothing():
 def test_importing_a_script_leaves_ctrl_c_alone():
     from repository import load_script
 
+    before = signal.getsignal(signal.SIGINT)
     load_script("experiments/parity.py", "parity_for_ctrl_c")  # imports fa_jax.runs.ctrl_c first
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before and not interrupt.installed()
 
 
 def test_a_ctrl_c_during_a_checkpoint_save_lets_the_save_complete(handler, tmp_path, monkeypatch):
@@ -77,11 +86,12 @@ def test_a_ctrl_c_during_a_checkpoint_save_lets_the_save_complete(handler, tmp_p
 
 def test_guarded_turns_an_interrupt_into_one_line_and_exit_130(handler, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(interrupt, "_exit", lambda line: (_ for _ in ()).throw(SystemExit(line)))
+    monkeypatch.setattr(sys, "argv", ["experiments/job.py", "--out", str(tmp_path)])
     lock.acquire(tmp_path)
     with pytest.raises(SystemExit) as stop, cli.guarded("job.py"):
         raise KeyboardInterrupt
     assert str(stop.value) == f"job.py: interrupted; {tmp_path} has no checkpoint yet; " \
-                              f"python {sys.argv[0]} --resume {tmp_path} starts it over"
+                              f"python experiments/job.py --resume {tmp_path} starts it over"
     assert not (tmp_path / lock.NAME).exists()  # the lock is released
     assert interrupt.EXIT == 130
 

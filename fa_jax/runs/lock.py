@@ -85,6 +85,11 @@ def acquire(out: str | os.PathLike[str]) -> Path:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             owner = _read(path)
+            for _ in range(40):  # a lock being written right now: read it again once it is complete
+                if owner is None or owner.get("host") or owner.get("age", 1e9) >= 5.0:
+                    break
+                time.sleep(0.025)
+                owner = _read(path)
             if owner is None:
                 continue  # released meanwhile
             if _alive(owner):

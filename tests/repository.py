@@ -15,24 +15,3 @@ def load_script(path, name):
     spec.loader.exec_module(mod)
     return mod
 
-
-FAST_FUSION = "--xla_cpu_use_fusion_emitters=false"  # set by conftest.py: compiles faster
-
-
-def in_default_fusion(request) -> bool:
-    """Run the calling test again in a subprocess under XLA's default CPU fusion and say whether
-    that was done (then the caller returns). For tests that compare two different programs bit
-    for bit: conftest.py turns XLA's CPU fusion emitters off to compile faster, and two programs
-    that fuse alike by default may then round one operation differently."""
-    import os
-    import subprocess
-    import sys
-
-    flags = os.environ.get("XLA_FLAGS", "")
-    if FAST_FUSION not in flags:
-        return False
-    env = {**os.environ, "XLA_FLAGS": flags.replace(FAST_FUSION, "--xla_cpu_use_fusion_emitters=true")}
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        request.node.nodeid], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
-    return True

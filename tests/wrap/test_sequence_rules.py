@@ -36,12 +36,14 @@ def loss(model, params, x, y, rule, fb, **kw):
 
 
 def grads(model, params, x, y, rule, fb):
-    return jax.grad(lambda p: loss(model, p, x, y, rule, fb))(params)
+    """The rule's update of every param, as one compiled program (not one per operation)."""
+    return jax.jit(jax.grad(lambda p, x, y, fb: loss(model, p, x, y, rule, fb)))(params, x, y, fb)
 
 
 def signals(model, params, x, y, rule, fb):
     """The gradient each DFA point receives, (batch, T, *point shape) per point."""
-    return diagnostics.rule_gradients(model, rule, fj.losses.softmax_ce, params, fb, x, y)[1]
+    return jax.jit(lambda p, x, y, fb: diagnostics.rule_gradients(model, rule, fj.losses.softmax_ce, p, fb, x, y)[1])(
+        params, x, y, fb)
 
 
 @pytest.mark.parametrize("kind", ["transformer", "gru", "elman"])

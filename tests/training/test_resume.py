@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from repository import ROOT
+from error_check import one_line_exit
+from repository import ROOT, load_script
 
 import fa_jax as fj
 from fa_jax.training import checkpoint
@@ -147,7 +148,7 @@ def _wait(job, ckpts, after=None):
         time.sleep(0.02)
 
 
-def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
+def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted_run(tmp_path, capsys):
     straight = _job(*JOB, "--out", str(tmp_path / "straight"))  # runs while the other is stopped/resumed
     killed = _job(*JOB, "--out", str(tmp_path / "killed"))
     ckpts = tmp_path / "killed" / "checkpoints" / "bp"
@@ -158,9 +159,8 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert len(err.strip().splitlines()) == 1 and f"--resume {tmp_path / 'killed'}" in err, err
     assert not (tmp_path / "killed" / "run.lock").exists() and not (tmp_path / "killed" / "summary.json").exists()
 
-    again = _job(*JOB, "--out", str(tmp_path / "killed"))  # without --resume: refused, nothing touched
-    _, err = again.communicate(timeout=300)
-    assert again.returncode == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+    parity = load_script("experiments/parity.py", "parity_refused")  # without --resume: refused, nothing touched
+    assert "--resume" in one_line_exit(capsys, parity.main, [*JOB, "--out", str(tmp_path / "killed")])
 
     first = checkpoint.latest_step(ckpts)
     cut = _job("--resume", str(tmp_path / "killed"))  # resumed, then killed for real at its next checkpoint

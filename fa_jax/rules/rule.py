@@ -27,6 +27,9 @@ model's structure, ``fj.init_feedback``):
 - ``feedback_shapes(model) -> [shape, ...]``: one shape per feedback matrix (None: no feedback);
 - ``init(key, model, params, dtype) -> feedback``: draws feedback that is not a list of random
   matrices (the lazy baselines' frozen layer, pepita's F);
+- ``init_params(key, model, params) -> params``: the model's params with the rule's own trainable
+  extras added (local auxiliary heads, forward-forward's label weights), e.g. as new entries of a
+  layer's dict, which the model's layers do not read; the optimizer trains them like any param;
 - ``trainable(params) -> params``: frozen layers' entries replaced by ``{}``;
 - ``check_model(model)``: raises a one-line :class:`fa_jax.errors.InputError` for a model the rule
   cannot run;
@@ -180,7 +183,7 @@ class Rule:
         options: the resolved options ``{name: value}`` (kept sorted as a tuple of pairs): declared,
             hashable, part of the compile-cache key; :func:`fa_jax.rules.core.get` fills them from a
             spec and the factory's defaults.
-        backward, init, trainable, check_model, update_feedback, output, wire_model: module doc.
+        backward, init, trainable, check_model, update_feedback, output, wire_model, init_params: module doc.
         needs_targets: ``wire`` / ``output`` take ``targets=`` (the batch labels; drtp).
         objective, predict: module doc.
     """
@@ -201,6 +204,7 @@ class Rule:
     predict: Predict | None = None
     options: tuple = ()
     wire_model: Callable | None = None
+    init_params: Callable | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -214,7 +218,7 @@ class Rule:
         object.__setattr__(self, "family", family)
         object.__setattr__(self, "options", _options(self.options))
         hooks = ("wire", "feedback_shapes", "init", "trainable", "check_model", "backward", "update_feedback",
-                 "output", "objective", "predict", "wire_model")
+                 "output", "objective", "predict", "wire_model", "init_params")
         for hook in hooks:
             value = getattr(self, hook)
             if value is not None and not callable(value):

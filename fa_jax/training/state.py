@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # fold_in "purposes": every seed's randomness derives from key(seed) by purpose, so adding
 # seeds to a sweep never changes the earlier ones.
-PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN = 0, 1, 2
+PURPOSE_INIT, PURPOSE_FEEDBACK, PURPOSE_TRAIN, PURPOSE_RULE = 0, 1, 2, 4
 
 
 @pytree.dataclass
@@ -66,7 +66,8 @@ def init_state(seed_key: jax.Array, model: Model, rule: str | Rule, tx: optax.Gr
         seed_key: ``jax.random.key(seed)``.
         model: anything with the model contract (:mod:`fa_jax.models.contract`).
         rule: a :class:`fa_jax.Rule` (or a name from ``fj.RULES``); a rule with frozen layers
-            (``trainable``) keeps only its trainable params.
+            (``trainable``) keeps only its trainable params, one with extras (``init_params``: local
+            heads) adds them, drawn from ``fold_in(seed_key, PURPOSE_RULE)``.
         tx: the optax optimizer, e.g. from :func:`fa_jax.optimizer` (hyperparameters injected).
         feedback_opts: options for :func:`fa_jax.init_feedback` (default None: its defaults).
         learning_rate: this seed's learning rate, set in ``tx``'s injected state (default None:
@@ -78,6 +79,8 @@ def init_state(seed_key: jax.Array, model: Model, rule: str | Rule, tx: optax.Gr
     fb = init_feedback(jax.random.fold_in(seed_key, PURPOSE_FEEDBACK), model, rule, **(feedback_opts or {}),
                        params=params)
     r = rules_lib.get(rule)
+    if r.init_params is not None:  # the rule's own trainable extras (auxiliary heads), drawn per seed
+        params = r.init_params(jax.random.fold_in(seed_key, PURPOSE_RULE), model, params)
     if r.trainable is not None:  # frozen layers: no params, hence no gradient and no optimizer state
         params = r.trainable(params)
     opt_state = tx.init(params)

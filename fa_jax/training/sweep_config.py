@@ -146,6 +146,7 @@ def check_objective(rule: Rule, model: Model, task: Task, batch_size: int, loss:
         key = jax.random.key(0)
         params = model.init(key)
         fb = init_feedback(key, model, rule, **(feedback or {}), params=params)
+        params = params if rule.init_params is None else rule.init_params(key, model, params)
         params = params if rule.trainable is None else rule.trainable(params)
         x, y = task.sample(key, batch_size)
         stats = model.init_stats() if contract.is_stateful(model) else None

@@ -65,7 +65,7 @@ def test_two_hidden_layers_match_the_hand_formula(x64, keys, label):
         for name in w:
             np.testing.assert_allclose(g[name], w[name], err_msg=name, **TOL)
             assert np.abs(w[name]).max() > 1e-4  # no update is trivially zero
-    np.testing.assert_allclose(aux.logits, ref.goodness_scores(p, xs, 3, label), **TOL)  # the batch's prediction
+    np.testing.assert_allclose(aux.logits, ref.readout_logits(p, xs, 3, label), **TOL)  # train accuracy: the readout
 
 
 def test_no_gradient_reaches_an_earlier_layer(x64, keys):

@@ -1,4 +1,4 @@
-"""Per-step time of every rule (default: BP, FA, DFA and the eight others) for MLPs of several sizes.
+"""Per-step time of every rule (default: BP, FA, DFA, the eight others and the local rules) for MLPs of several sizes.
 
     python benchmarks/bench_rules.py                      # CPU: small + medium
     python benchmarks/bench_rules.py --sizes small,medium,large --precision tf32   # a GPU
@@ -8,6 +8,8 @@ dispatch, one seed, batch resident on the device. Median of --repeats after warm
 ``block_until_ready``; FLOPs from XLA's cost analysis of the compiled step. Ratios
 to BP (DFA/BP, FA/BP, ... for every rule) come from the same run. Rules with evolving feedback
 (kp, wm, brsf) run their feedback hook in the step and drtp gets the targets, as in fj.sweep.
+"extra fwd" is ``(step - BP's step) / forward``, the forward pass (``model.apply``, jitted) timed in
+the same run: what a rule costs beyond BP, counted in forward passes.
 """
 
 import jax
@@ -50,7 +52,10 @@ def bench(size, rules, repeats):
     tx = optax.adam(1e-3)
     rows = []
     for rule in rules:
+        r = fj.rules.get(rule)
         params = model.init(k)
+        if r.init_params is not None:  # the rule's own trainable extras (local heads, ff's label weights)
+            params = r.init_params(jax.random.fold_in(k, 5), model, params)
         fb = fj.init_feedback(jax.random.fold_in(k, 3), model, rule)
         opt_state = tx.init(params)
         step = make_step(model, rule, tx)
@@ -69,23 +74,29 @@ def bench(size, rules, repeats):
                      "gflop_per_step": None if flops is None else flops / 1e9,
                      "tflops": None if flops is None else flops / t / 1e12,
                      "xla_peak_mib": None if mem is None else mem["peak_estimate"] / 2**20})
+    fwd = jax.jit(lambda p, x: model.apply(p, x))
+    params = model.init(k)
+    fwd_ms = median_time(lambda: fwd(params, x), repeats=repeats) * 1e3
     bp = next((r["step_ms"] for r in rows if r["rule"] == "bp"), None)
     for r in rows:
         r["ratio_vs_bp"] = None if bp is None else r["step_ms"] / bp
+        r["forward_ms"] = fwd_ms
+        r["extra_forwards"] = None if bp is None else (r["step_ms"] - bp) / fwd_ms
     return rows
 
 
 def main():
     p = base_parser(__doc__.splitlines()[0], "benchmarks/results/bench_rules.json")
     p.add_argument("--sizes", default=None, help="comma-separated from small, medium, large")
-    p.add_argument("--rules", default="bp,fa,dfa,usf,frsf,brsf,kp,wm,sdfa,drtp,pepita")
+    p.add_argument("--rules", default="bp,fa,dfa,usf,frsf,brsf,kp,wm,sdfa,drtp,pepita,local,ff,fg,fg(kind=activity),"
+                                     "node_pert")
     a = p.parse_args()
     sizes = a.sizes.split(",") if a.sizes else (["small", "medium", "large"] if jax.default_backend() == "gpu"
                                                 else ["small", "medium"])
     for s in sizes:
         if s not in SIZES:
             raise SystemExit(f"error: unknown size {s!r}; known: {', '.join(SIZES)}")
-    rules = a.rules.split(",")
+    rules = fj.rules.split_specs(a.rules)
     for r in rules:
         fj.rules.get(r)
     env = environment(a.precision)
@@ -94,15 +105,16 @@ def main():
     with precision(a.precision):
         for s in sizes:
             rows += bench(s, rules, a.repeats)
-    print("| size | layers | batch | rule | ms/step | GFLOP/step | TFLOP/s | / BP | XLA peak MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| size | layers | batch | rule | ms/step | GFLOP/step | TFLOP/s | / BP | extra fwd | XLA peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         layers = "-".join(map(str, r["layers"]))
         gf = "—" if r["gflop_per_step"] is None else f"{r['gflop_per_step']:.2f}"
         tf = "—" if r["tflops"] is None else f"{r['tflops']:.3f}"
         mib = "—" if r["xla_peak_mib"] is None else f"{r['xla_peak_mib']:.0f}"
+        extra = "—" if r["extra_forwards"] is None else f"{r['extra_forwards']:+.1f}"
         print(f"| {r['size']} | {layers} | {r['batch']} | {r['rule']} | {r['step_ms']:.3f} | {gf} | {tf} "
-              f"| {r['ratio_vs_bp']:.2f}x | {mib} |")
+              f"| {r['ratio_vs_bp']:.2f}x | {extra} | {mib} |")
     dev_mem = device_memory()
     if dev_mem:
         print(f"device peak memory in use: {dev_mem['peak_bytes_in_use'] / 2**30:.2f} GiB "

@@ -1,6 +1,6 @@
-"""Every learning rule on every task: parity, digits with an MLP, digits and MNIST with conv nets.
+"""Every learning rule on every task: parity, digits and MNIST with MLPs and conv nets.
 
-    python experiments/rules_benchmark.py           # 11 rules x 5 tasks, 4 seeds x 3 learning rates (~1 h on 2 CPU cores)
+    python experiments/rules_benchmark.py           # 16 rules x 6 tasks, 4 seeds x 3 lrs (~1.5 h, 2 CPU cores)
     python experiments/rules_benchmark.py --quick   # tiny nets, few steps (a smoke test; the tests use it)
     python experiments/rules_benchmark.py --tasks parity,digits-mlp --rules bp,kp,wm
 
@@ -9,8 +9,8 @@ Each (task, rule) cell is one vmapped sweep whose seed axis carries the learning
 ``optax.inject_hyperparams``), so every rule is compared at its own best learning rate (by
 mean final test accuracy, the optimizer study's choice). The mnist5k tasks are ~6x dearer per
 step, so when their digits counterpart ran in the same study they train each rule at its
-digits best learning rate only (``lr_from``). A rule that cannot wire a task's model (pepita on
-conv nets) is skipped and listed. Writes <out>/config.json, metrics.jsonl, summary.json,
+digits best learning rate only (``lr_from``). A rule that cannot run a task's model (pepita and
+ff on conv nets) is skipped and listed. Writes <out>/config.json, metrics.jsonl, summary.json,
 table.md, accuracy.png (bars with seed spread), curves.png, alignment_<task>.png (angle of each
 layer's update to BP's vs step) and prints the table.
 """
@@ -25,11 +25,14 @@ from fa_jax.errors import InputError
 from fa_jax.runs import cli, plots, rundir, tables
 from fa_jax.runs.study import Study
 
-RULES = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"]
+RULES = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita",
+         "local", "ff", "fg", "fg(kind=activity)", "node_pert"]
 # name: data, model (widths before --scale), default steps and evaluation interval, lr_from
 TASKS = {
     "parity": {"data": ("parity", 30, 3), "model": ("mlp", [256, 256]), "steps": 1500, "eval_every": 100},
     "digits-mlp": {"data": ("digits",), "model": ("mlp", [128, 128]), "steps": 2000, "eval_every": 100},
+    "mnist5k-mlp": {"data": ("flat_images", "mnist5k"), "model": ("mlp", [256, 256]), "steps": 1000,
+                    "eval_every": 100, "lr_from": "digits-mlp"},
     "digits-lecture_cnn": {"data": ("images", "digits"), "model": ("lecture_cnn", 0.5), "steps": 1500,
                            "eval_every": 100},
     "digits-allconv": {"data": ("images", "digits"), "model": ("allconv", 0.5), "steps": 1500, "eval_every": 100},
@@ -88,11 +91,18 @@ def build(name: str, scale: float):
     spec = TASKS[name]
     kind, *data = spec["data"]
     task = {"parity": lambda: fj.data.parity(*data), "digits": lambda: fj.data.digits("class"),
-            "images": lambda: fj.data.images(*data)}[kind]()
+            "images": lambda: fj.data.images(*data), "flat_images": lambda: flat(fj.data.images(*data))}[kind]()
     arch, size = spec["model"]
     if arch == "mlp":
         return task, fj.mlp([task.n_in] + [max(1, round(w * scale)) for w in size] + [task.n_out])
     return task, fj.cnn.get(arch, task.input_shape, task.n_out, width=size * scale)
+
+
+def flat(task):
+    """An image task's pixels as flat feature vectors (H * W * C), for an MLP."""
+    n_tr, n_te = len(task.x_train), len(task.x_test)
+    return fj.data.from_arrays(task.x_train.reshape(n_tr, -1), task.y_train, task.x_test.reshape(n_te, -1),
+                               task.y_test, n_out=task.n_out, name=f"{task.name}-flat")
 
 
 def task_kw(cfg: dict, name: str) -> dict:

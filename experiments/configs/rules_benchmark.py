@@ -1,5 +1,5 @@
 """Config for experiments/rules_benchmark.py: reproduces the table of every rule on parity, digits
-(MLP, lecture conv net, all-conv net) and mnist5k (lecture conv net); docs/rules_benchmark.md.
+(MLP, lecture conv net, all-conv net) and mnist5k (MLP, lecture conv net); docs/rules_benchmark.md.
 
     python experiments/rules_benchmark.py --config experiments/configs/rules_benchmark.py
 
@@ -13,8 +13,10 @@ import ml_collections
 
 def get_config():
     config = ml_collections.ConfigDict()
-    config.tasks = ["parity", "digits-mlp", "digits-lecture_cnn", "digits-allconv", "mnist5k-lecture_cnn"]
-    config.rules = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita"]
+    config.tasks = ["parity", "digits-mlp", "mnist5k-mlp", "digits-lecture_cnn", "digits-allconv",
+                    "mnist5k-lecture_cnn"]
+    config.rules = ["bp", "fa", "dfa", "usf", "frsf", "brsf", "kp", "wm", "sdfa", "drtp", "pepita",
+                    "local", "ff", "fg", "fg(kind=activity)", "node_pert"]
     config.lrs = [3e-4, 1e-3, 3e-3]
     config.seeds = 4
     config.steps = None

@@ -27,6 +27,7 @@ SHIPPED = {
     "flax_models": ("experiments/flax_models.py", []),
     "sequence_rules": ("experiments/sequence_rules.py", []),
     "rules_benchmark": ("experiments/rules_benchmark.py", []),
+    "forward_gradients": ("experiments/forward_gradients.py", []),
     "lecture_xor": ("experiments/lectures/xor.py", ["--rules", "bp,fa,dfa"]),
     "lecture_gradients": ("experiments/lectures/gradients.py", []),
     "lecture_gd_variants": ("experiments/lectures/gd_variants.py", []),

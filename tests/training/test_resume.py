@@ -50,6 +50,10 @@ def _half(tmp_path, full_dir, step, name="b"):
     ("kp(lam=0.99)", {}),  # evolving feedback, in the state
     ("wm", {}),  # evolving feedback and a noise key per step
     ("brsf", {}),  # magnitudes redrawn from the step's key
+    ("local", {}),  # objective rules: trainable heads in the params
+    ("ff", {}),  # label weights in the params, negative labels from the step's key
+    ("fg(kind=activity)", {}),  # a random direction per step
+    ("node_pert", {}),
 ])
 def test_resumed_sweep_is_bit_identical(tmp_path, rule, extra):
     if "early_stopping" in extra:

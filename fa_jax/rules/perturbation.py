@@ -39,8 +39,11 @@ jvp. Default ``sigma = 1e-3``: in float32 the loss change (~1e-3) keeps ~4 signi
 against rounding (~1e-7), while the curvature and ReLU-kink error, ~sigma relative, stays small;
 on 8x8 digits it trains as activity does, and as sigma = 1e-2 and 1e-4 do.
 
-Options: ``fg(kind="weight"|"activity", n=1)``: ``n`` directions per step (vmapped), their
-estimates averaged (for activity, n directions per example). ``node_pert(sigma=1e-3)``.
+Options: ``fg(kind="weight"|"activity", n=1, local="none", beta=0.99)``: ``n`` directions per step
+(vmapped), their estimates averaged (for activity, n directions per example); ``local`` ``"pred"``,
+``"sim"`` or ``"predsim"``: every block's input detached, each block's estimate of its own local
+loss (Ren et al. 2023; :mod:`fa_jax.rules.fg_local`), ``beta`` weighing predsim's sim part as
+``local``'s does (refused with ``local="none"``). ``node_pert(sigma=1e-3)``.
 ``activity`` and ``node_pert`` need a layered model (fj.mlp, norm_mlp, the conv nets) whose
 params are the weighted maps' ``w``, ``b`` only (no normalization, no prelu: those would get no
 update); dropout keeps one mask for all passes. Metrics: ``fg_directional_derivative`` (mean
@@ -58,6 +61,7 @@ import jax
 import jax.numpy as jnp
 
 from fa_jax import checks
+from fa_jax.errors import InputError
 from fa_jax.models import contract
 from fa_jax.rules.core import Aux, Batch, Family, Rule, normalize, register_factory, surrogate
 from fa_jax.rules.layered import Shifted, batch_forward, check_layered, check_map_params, per_example_loss
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
     from fa_jax.models.contract import Model
 
 KINDS = ("weight", "activity")
+LOCAL = ("none", "pred", "sim", "predsim")  # fg's local losses (fa_jax.rules.fg_local)
 sg = jax.lax.stop_gradient
 
 
@@ -227,11 +232,21 @@ def _check_maps(spec):
     return check
 
 
-def fg(kind: str = "weight", n: int = 1) -> Rule:
+def fg(kind: str = "weight", n: int = 1, local: str = "none", beta: float = 0.99) -> Rule:
     """Forward gradients: ``kind`` ``"weight"`` (perturb all params) or ``"activity"`` (perturb every
-    map's output), the estimates of ``n`` directions averaged (module doc)."""
+    map's output), the estimates of ``n`` directions averaged (module doc); ``local`` pred, sim or
+    predsim: each block's estimate of its own local loss, ``beta`` weighing predsim's sim part
+    (:mod:`fa_jax.rules.fg_local`)."""
     checks.choice("fg option kind", kind, KINDS)
     checks.positive_int("fg: n", n)
+    checks.choice("fg option local", local, LOCAL)
+    checks.number_in("fg: beta", beta, 0, 1, hi_open=False)
+    if local != "none":
+        from fa_jax.rules import fg_local  # it builds on this module
+
+        return fg_local.rule(kind, n, local, beta)
+    if beta != 0.99:
+        raise InputError(f"fg: beta weighs local=predsim's sim part; got beta={beta!r} with local=none")
     if kind == "weight":
         def objective(model, params, batch, feedback, key):
             del feedback

@@ -49,3 +49,20 @@ def test_bp_itself_has_cosine_one_and_bad_group_sizes_are_refused():
     np.testing.assert_allclose(np.concatenate([c[1], c[2]]), 1.0, rtol=1e-5)
     one_line_error(lambda: estimators.cosines(model, exact, loss, params, x, y, jax.random.key(2), [3, 4]),
                    "each divide the largest")
+
+
+def test_a_rules_extras_are_left_out_and_random_models_refused():
+    model, task = fj.mlp([6, 8, 1]), fj.data.parity(6, 2)
+    loss = fj.losses.get(task.default_loss)
+    params = model.init(jax.random.key(0))
+    with_extra = [{**params[0], "head": jnp.ones((8, 1))}, *params[1:]]
+    x, y = task.sample(jax.random.key(1), 16)
+
+    def objective(m, p, b, f, k):  # BP's loss plus a term of the extra alone: BP's update on the model's params
+        return b.loss(m.apply(p, b.x), b.y) + jnp.sum(p[0]["head"] ** 2), fj.rules.Aux(jnp.zeros(()))
+
+    headed = fj.Rule("headed_test", objective=objective)
+    c = estimators.cosines(model, headed, loss, with_extra, x, y, jax.random.key(2), [1])
+    np.testing.assert_allclose(c[1], 1.0, rtol=1e-5)
+    one_line_error(lambda: estimators.cosines(fj.norm_mlp([6, 8, 1], dropout=0.5), headed, loss, params, x, y,
+                                              jax.random.key(2), [1]), "without dropout or batch norm")

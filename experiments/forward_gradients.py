@@ -101,20 +101,21 @@ EST_COLUMNS = ("rule", "width", "params", "n", ("cosine to BP (mean ± std)",
 
 
 def plot_cosines(rows, path, widths):
-    """Cosine to BP vs n per rule, one panel per width; the weight-perturbation formula dashed."""
+    """Cosine to BP vs n per rule (log-log), one panel per width; the weight-perturbation formula dashed."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.4), sharey=True, squeeze=False)
     for ax, w in zip(axes[0], widths):
         mine = [r for r in rows if r["width"] == w]
-        for rule in dict.fromkeys(r["rule"] for r in mine):
+        for i, rule in enumerate(dict.fromkeys(r["rule"] for r in mine)):  # overlapping rules stay visible
             pts = [r for r in mine if r["rule"] == rule]
             ax.errorbar([r["n"] for r in pts], [r["cos_mean"] for r in pts], [r["cos_std"] for r in pts],
-                        marker="o", capsize=2, label=rule)
+                        marker="osx^v"[i % 5], ls=("-", "--", ":", "-.")[i % 4], ms=7 - i, capsize=2, label=rule)
         ns = [r["n"] for r in mine if r["rule"] == mine[0]["rule"]]
         ax.plot(ns, [estimators.weight_fg_cosine(mine[0]["params"], n) for n in ns], "k--", lw=1,
                 label="formula, fg (weight)")
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.set_title(f"width {w} ({mine[0]['params']} params)")
         ax.set_xlabel("draws averaged (n)")
         ax.grid(alpha=0.3)

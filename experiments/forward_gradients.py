@@ -55,17 +55,13 @@ def parser():
 
 def resolve(args) -> dict:
     """DEFAULT, then QUICK (with --quick), then the flags given; all checked before anything runs."""
-    cfg = {**DEFAULT, **(QUICK if args.quick else {})}
-    cfg.update({k: getattr(args, k) for k in DEFAULT if getattr(args, k, None) is not None})
+    cfg = cli.settings(args, DEFAULT, QUICK)
     cfg["rules"] = [fj.rules.get(r).name for r in cfg["rules"]]  # each rule's normal form (fg(kind=weight) is fg)
     ns = cfg["ns"]
     if not ns or min(ns) < 1 or any(max(ns) % n for n in ns):
         raise InputError(f"--ns must be positive and each divide the largest, got {ns}")
-    if any(not lr > 0 for lr in cfg["lrs"]):
-        raise InputError(f"--lrs must be positive, got {cfg['lrs']}")
-    for w in cfg["widths"]:
-        if w < 1:
-            raise InputError(f"--widths must be positive, got {w}")
+    cli.check_positive("--lrs", cfg["lrs"])
+    cli.check_positive("--widths", cfg["widths"])
     cli.check_run_sizes(cfg, ("seeds", "estimate_batch", "batch_size", "eval_every"), multiple=False)
     if cfg["steps"] < 0 or (cfg["steps"] and cfg["steps"] % cfg["eval_every"]):
         raise InputError(f"--steps must be 0 or a positive multiple of --eval-every "

@@ -55,10 +55,7 @@ def parser():
 
 
 def resolve(args) -> dict:
-    cfg = {**DEFAULT, **(QUICK if args.quick else {})}
-    for key in DEFAULT:
-        if getattr(args, key, None) is not None:
-            cfg[key] = getattr(args, key)
+    cfg = cli.settings(args, DEFAULT, QUICK)
     for d in cfg["datasets"]:
         if d not in DATASETS:
             raise InputError(f"unknown dataset {d!r}; known: {', '.join(DATASETS)}")
@@ -67,9 +64,7 @@ def resolve(args) -> dict:
     for o in cfg["optimizers"]:
         if o not in LR_CENTRE:
             raise InputError(f"unknown optimizer {o!r}; known: {', '.join(LR_CENTRE)}")
-    for f in cfg["lr_factors"]:
-        if not f > 0:
-            raise InputError(f"--lr-factors must be positive, got {f}")
+    cli.check_positive("--lr-factors", cfg["lr_factors"])
     cli.check_run_sizes(cfg, ("seeds", "steps", "batch_size", "width", "depth", "eval_every"))
     return cfg
 

@@ -69,14 +69,11 @@ def parser():
 
 def resolve(args) -> dict:
     """The run's settings: DEFAULT, then QUICK (with --quick), then what was given; all checked."""
-    cfg = {**DEFAULT, **(QUICK if args.quick else {})}
-    cfg.update({k: getattr(args, k) for k in DEFAULT if getattr(args, k, None) is not None})
+    cfg = cli.settings(args, DEFAULT, QUICK)
     cli.check_known(cfg["tasks"], list(TASKS), "task")
     for r in cfg["rules"]:
         fj.rules.get(r)
-    for lr in cfg["lrs"]:
-        if not lr > 0:
-            raise InputError(f"--lrs must be positive, got {lr}")
+    cli.check_positive("--lrs", cfg["lrs"])
     if not cfg["scale"] > 0:
         raise InputError(f"--scale must be > 0, got {cfg['scale']}")
     cli.check_run_sizes(cfg, ("seeds", "batch_size"), multiple=False)

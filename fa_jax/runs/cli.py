@@ -262,6 +262,21 @@ def apply_defaults(args: argparse.Namespace, values: dict) -> None:
             args._preset.add(k)
 
 
+def settings(args: argparse.Namespace, default: dict, quick: dict) -> dict:
+    """A study's settings: ``default``, then ``quick`` (with ``--quick``), then every flag of
+    ``default`` the user gave (flags without defaults of their own: None means not given)."""
+    cfg = {**default, **(quick if getattr(args, "quick", False) else {})}
+    cfg.update({k: getattr(args, k) for k in default if getattr(args, k, None) is not None})
+    return cfg
+
+
+def check_positive(flag: str, values: Iterable[float]) -> None:
+    """One-line ValueError ``<flag> must be positive, got x`` for the first of ``values`` not > 0."""
+    for v in values:
+        if not v > 0:
+            raise InputError(f"{flag} must be positive, got {v}")
+
+
 def check_known(values: Iterable, known: Collection[str], what: str) -> None:
     """One-line ValueError ``unknown <what> 'x'; known: a, b`` for the first of ``values`` not in ``known``."""
     for v in values:

@@ -34,7 +34,7 @@ def test_a_tiny_run_writes_the_estimator_and_training_tables(tmp_path):
     (["--rules", "fg(kind=spin)"], "kind"),
     (["--widths", "0"], "--widths must be positive, got 0"),
     (["--steps", "30", "--eval-every", "20"], "--steps must be 0 or a positive multiple of --eval-every (20)"),
-    (["--lrs", "0"], "--lrs must be positive"),
+    (["--lrs", "0"], "--lrs must be positive, got 0.0"),
 ])
 def test_bad_inputs_are_one_line_errors_exit_2(argv, message, tmp_path, capsys):
     err = one_line_exit(capsys, script.main, ["--quick", *argv, "--out", str(tmp_path / "o")])

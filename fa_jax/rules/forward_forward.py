@@ -59,7 +59,13 @@ accuracy, early stopping) scores ``predict``. A training step is one stacked pas
 of the batch (positive, negative, neutral): about 3 forward passes, each layer's local backward. In goodness
 mode the sweep's test loss is the task's loss of the goodness logits, which nothing trains to be a
 calibrated loss: compare the accuracies. The pos, neg, neutral (and K label) copies of the batch run
-as one stacked batch, so a dropout model draws each copy's masks independently.
+as one stacked batch, so a dropout model draws each copy's unit masks independently, while
+DropConnect (``norm_mlp(dropout="dropconnect")``) draws one weight mask per layer and step, shared by
+all copies (``label_w`` is not dropped).
+
+Labels are read as classes by :func:`fa_jax.rules.layered.classes` (integer classes, or ``y > 0``
+for one logit); real-valued labels shaped like the logits (regression targets) are a one-line
+error when the objective is first traced.
 """
 
 from __future__ import annotations
@@ -73,11 +79,13 @@ from fa_jax import checks
 from fa_jax.errors import InputError
 from fa_jax.models import init as inits
 from fa_jax.rules.core import Aux, Family, Rule, linear, register_factory
-from fa_jax.rules.layered import Shifted, forward
+from fa_jax.rules.layered import Shifted, classes, forward
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fa_jax.models.contract import Model
-    from fa_jax.rules.rule import Batch
+    from fa_jax.rules.rule import Batch, Objective, Predict
 
 LABELS = ("concat", "overlay")
 NEGS = ("label",)
@@ -89,14 +97,6 @@ LABEL_KEY = "label_w"  # params[0][LABEL_KEY]: the label's weights (K, h_1) with
 def n_classes(model: Model) -> int:
     """K: the model's outputs, 2 for one logit (a binary task)."""
     return max(model.n_out, 2)
-
-
-def classes(y: jax.Array, n_out: int) -> jax.Array:
-    """Class indices (B,) int32 from the task's labels: ``y > 0`` for one logit (labels in {-1, +1}),
-    the argmax of one-hot (B, C) labels, else the integer labels themselves."""
-    if n_out == 1:
-        return (y > 0).astype(jnp.int32)
-    return (y.argmax(-1) if y.ndim == 2 else y).astype(jnp.int32)
 
 
 def wrong_labels(key: jax.Array, c: jax.Array, k: int) -> jax.Array:
@@ -174,13 +174,13 @@ def _label_groups(k: int, b: int, dtype) -> jax.Array:
     return jnp.broadcast_to(jnp.eye(k, dtype=dtype)[:, None, :], (k, b, k))
 
 
-def ff_objective(theta: float, label: str):
+def ff_objective(theta: float, label: str) -> Objective:
     """The objective (module doc): ``(sum_l loss_l + readout loss, Aux)``."""
 
     def objective(model: Model, params: Any, batch: Batch, feedback: Any, key: jax.Array) -> tuple[jax.Array, Aux]:
         del feedback
         x, k, dtype = batch.x, n_classes(model), batch.x.dtype
-        c = classes(batch.y, model.n_out)
+        c = classes(batch.y, model.n_out, 1, "ff")
         neg = wrong_labels(jax.random.fold_in(key, 0), c, k)
         b = c.shape[0]
         neutral = jnp.full((b, k), 1 / k, dtype)
@@ -197,7 +197,7 @@ def ff_objective(theta: float, label: str):
     return objective
 
 
-def ff_predict(label: str, predict: str):
+def ff_predict(label: str, predict: str) -> Predict:
     """The prediction (module doc): goodness logits or the readout's (B, n_out), in eval mode."""
 
     def infer(model: Model, params: Any, x: jax.Array, feedback: Any) -> jax.Array:
@@ -221,7 +221,7 @@ def init_label_weights(key: jax.Array, model: Model, params: Any) -> Any:
     return [{**params[0], LABEL_KEY: draw[n_in:]}, *params[1:]]
 
 
-def check_ff_model(label: str):
+def check_ff_model(label: str) -> Callable[[Model], None]:
     """``check_model``: a one-line InputError unless ``model`` is an MLP ff runs (module doc)."""
 
     def check(model: Model) -> None:

@@ -101,16 +101,17 @@ def test_a_layers_input_carries_no_goodness(x64, keys, label):
 def test_the_goodness_prediction_is_the_argmax_over_labels(x64, keys):
     r, model, params, x, y = _setup(keys, n=40)
     p, xs = _np(params), np.asarray(x)
-    logits = jax.jit(r.infer, static_argnums=0)(model, params, x, None)
+    # one logit (labels in {-1, +1}): G(class 1) - G(class 0), of the one hidden layer
+    r1, model1, params1, x1, _ = _setup(keys, "ff(label=overlay)", sizes=(8, 12, 1))
+    readout = fj.rules.get("ff(predict=readout)")
+    logits, readout_logits, binary = jax.jit(lambda p, p1: (
+        r.infer(model, p, x, None), readout.infer(model, p, x, None), r1.infer(model1, p1, x1, None)))(params, params1)
     want = ref.goodness_scores(p, xs, 3)
     np.testing.assert_allclose(logits, want, **TOL)
     np.testing.assert_array_equal(np.argmax(logits, 1), np.argmax(want, 1))
-    readout = fj.rules.get("ff(predict=readout)").infer(model, params, x, None)
-    np.testing.assert_allclose(readout, ref.readout_logits(p, xs, 3), **TOL)
-    # one logit (labels in {-1, +1}): G(class 1) - G(class 0), of the one hidden layer
-    r, model, params, x, y = _setup(keys, "ff(label=overlay)", sizes=(8, 12, 1))
-    scores = ref.goodness_scores(_np(params), np.asarray(x), 2, "overlay")
-    np.testing.assert_allclose(r.infer(model, params, x, None)[:, 0], scores[:, 1] - scores[:, 0], **TOL)
+    np.testing.assert_allclose(readout_logits, ref.readout_logits(p, xs, 3), **TOL)
+    scores = ref.goodness_scores(_np(params1), np.asarray(x1), 2, "overlay")
+    np.testing.assert_allclose(binary[:, 0], scores[:, 1] - scores[:, 0], **TOL)
 
 
 def test_under_jit_and_vmap_the_update_is_finite_and_not_bp(keys):
@@ -131,10 +132,6 @@ def test_under_jit_and_vmap_the_update_is_finite_and_not_bp(keys):
         assert np.isfinite(ff[layer]["w"]).all()
         assert not np.allclose(ff[layer]["w"], bp[layer]["w"], rtol=0.1)
         assert not np.allclose(ff[layer]["w"][0], ff[layer]["w"][1])  # the seeds differ
-    res = fj.sweep(model, task, rule="ff(label=overlay)", seeds=2, steps=3, batch_size=32, eval_every=3,
-                   progress=False)
-    assert np.isfinite(res.loss).all() and np.isfinite(res.test_loss).all()
-    assert set(res.rule_metrics) == {"ff_loss", "readout_loss", "goodness_pos", "goodness_neg"}
 
 
 def test_options_and_their_errors():
@@ -165,10 +162,17 @@ def test_models_it_cannot_run_are_one_line_errors(keys):
     one_line_error(lambda: fj.rules.get("ff").train_objective(model, model.init(keys(1)[0]),
                                                              fj.rules.Batch(x, y, fj.losses.softmax_ce), None,
                                                              keys(1)[0]), "lack")
+    # ff reads class labels: regression targets (real-valued, shaped like the logits) are refused while tracing
+    r = fj.rules.get("ff(label=overlay)")
+    one_line_error(lambda: jax.eval_shape(lambda p: r.train_objective(
+        model, p, fj.rules.Batch(x, jnp.ones((4, 3)), fj.losses.mse), None, keys(1)[0]), model.init(keys(1)[0])),
+        "rule 'ff' reads class labels, but these labels are real-valued (float32, shape (4, 3)")
 
 
 def test_a_sweep_learns_the_digits():
     res = fj.sweep(fj.mlp([64, 64, 64, 10]), fj.data.digits(), rule="ff", seeds=1, steps=150,
                    batch_size=64, lr=1e-2, eval_every=150, progress=False)
     assert res.test_acc[0, -1] > 0.6, res.test_acc  # chance: 0.1
+    assert np.isfinite(res.loss).all() and np.isfinite(res.test_loss).all()
+    assert set(res.rule_metrics) == {"ff_loss", "readout_loss", "goodness_pos", "goodness_neg"}
     assert res.rule_metrics["goodness_pos"][0, -1] > res.rule_metrics["goodness_neg"][0, -1]

@@ -1,7 +1,8 @@
 """fg (forward gradients, weight and activity perturbation) and node_pert (float64 where exact): each
 estimate against its formula (jax.grad for weight, the numpy reference for activity and node_pert),
 the mean over many directions against BP within the variance the formula predicts, node_pert's
-O(sigma) distance to its linearisation, the models each runs on, one-line refusals, a learning sweep.
+O(sigma) distance to its linearisation, the models each runs on (fg with local losses too), one
+dropout mask for every pass, one map per Shifted op, one-line refusals, a learning sweep.
 
 Statistics: for ``v ~ N(0, I)`` and a gradient ``g``, ``Cov[(g . v) v] = ||g||^2 I + g g^T``. For the
 mean ``m`` of N independent estimates, each coordinate's ``z_j = (m_j - g_j) / sqrt((||g||^2 +
@@ -24,6 +25,7 @@ from error_check import one_line_error
 from scipy import stats
 
 import fa_jax as fj
+from fa_jax.errors import InputError
 from fa_jax.rules import layered
 from fa_jax.rules import perturbation as pt
 from fa_jax.rules import reference_perturbation as ref
@@ -87,10 +89,10 @@ def _compiled(rule, estimate, model, params, batch, key):
     return jax.jit(run)(params, key)
 
 
-@pytest.mark.parametrize("net", ["mlp", "conv"])
-def test_fg_weight_is_the_directional_derivative_times_the_direction(x64, keys, net):
-    """conv: forward mode through fa_jax's convs (a custom_vjp) by their bilinear tangent."""
-    model, params, batch = _setup(keys) if net == "mlp" else _conv_setup(keys)
+def test_fg_weight_on_a_conv_net_is_the_directional_derivative_times_the_direction(x64, keys):
+    """Forward mode through fa_jax's convs (a custom_vjp) by their bilinear tangent (an MLP: the
+    convergence test below checks the same formula, exactly, for every one of its directions)."""
+    model, params, batch = _conv_setup(keys)
     e, update, value, metrics, (loss, g) = _compiled(
         "fg(n=3)", lambda p, k: pt.fg_weight(model, p, batch, k, 3), model, params, batch, keys(4)[3])
     for j in range(3):
@@ -103,44 +105,38 @@ def test_fg_weight_is_the_directional_derivative_times_the_direction(x64, keys, 
     np.testing.assert_allclose(metrics["fg_directional_derivative"], np.abs(e.d).mean(), **TOL)
 
 
-def test_fg_activity_matches_the_hand_formula(x64, keys):
-    activation = "relu"  # tanh's reference: the node_pert linearisation test below
-    model, params, batch = _setup(keys, activation=activation)
-    e, update, value, metrics, (loss, _) = _compiled(
-        "fg(kind=activity;n=2)", lambda p, k: pt.fg_activity(model, p, batch, k, 2), model, params, batch,
-        keys(4)[3])
-    want, d = ref.activity_update(_np(params), batch.x, batch.y, e.directions, activation)
-    np.testing.assert_allclose(e.d, d, **TOL)
-    chex.assert_trees_all_close(update, want, **TOL)
-    np.testing.assert_allclose(value, loss, **TOL)
-    np.testing.assert_allclose(metrics["fg_directional_derivative"], np.abs(d).mean(), **TOL)
-    assert all(np.abs(w["w"]).max() > 1e-4 for w in want)
+def _bp_deltas(model, params, batch, zs, key=None):
+    """``(BP's dL/dz_l of every map (reverse mode), (logits, [z_l]))`` through layered's forward,
+    dropout keyed by ``key``."""
+
+    def loss(shifts):
+        def wire(layers, ps, h):
+            zz = []
+            for layer, p, s in zip(layers, ps, shifts):
+                op = layered.Shifted(s)
+                h = layer(p, h, op)
+                zz.append(op.z)
+            return h, zz
+
+        logits, _, zz = layered.forward(model, params, batch.x, wire, key=key)
+        return batch.loss(logits, batch.y), (logits, zz)
+
+    return jax.grad(loss, has_aux=True)([jnp.zeros_like(z) for z in zs])
 
 
 def test_fg_activity_on_a_conv_net_is_bp_deltas_along_the_directions(x64, keys):
     """d_ji = B sum_l delta_l,i . u_jl,i with BP's deltas (reverse mode) of every map, convs included."""
     model, params, batch = _conv_setup(keys)
 
-    def deltas(zs):
-        def loss(shifts):
-            def wire(layers, ps, h):
-                for layer, p, s in zip(layers, ps, shifts):
-                    h = layer(p, h, layered.Shifted(s))
-                return h, None
-
-            return batch.loss(layered.forward(model, params, batch.x, wire)[0], batch.y)
-
-        return jax.grad(loss)([jnp.zeros_like(z) for z in zs])
-
     def estimate(p, k):
         e = pt.fg_activity(model, p, batch, k, 2)
-        return e, deltas(e.zs)
+        return e, _bp_deltas(model, params, batch, e.zs)[0]
 
     (e, ds), update, *_ = _compiled("fg(kind=activity;n=2)", estimate, model, params, batch, keys(4)[3])
     flat = [(np.reshape(dl, (4, -1)), np.reshape(u, (2, 4, -1))) for dl, u in zip(ds, e.directions)]
     want = 4 * sum(np.einsum("ik,jik->ji", dl, u) for dl, u in flat)
     np.testing.assert_allclose(e.d, want, **TOL)
-    for g, u in zip(e.grads, e.directions):
+    for g, u in zip(e.update, e.directions):
         np.testing.assert_allclose(g, np.einsum("ji,ji...->i...", want, u) / 2 / 4, **TOL)
     assert np.isfinite(_flat(update)).all()
 
@@ -171,31 +167,47 @@ def test_node_pert_approaches_its_linearisation_like_sigma(x64, keys):
 
 # -- the mean over many directions is BP's gradient, within the predicted variance ------------------
 
-def test_fg_weight_mean_converges_to_bp_with_the_predicted_variance(x64, keys):
+def test_fg_weight_is_its_formula_and_its_mean_converges_to_bp_with_the_predicted_variance(x64, keys):
+    """N directions in one compiled call: every d_j = grad L . v_j, the update mean_j d_j v_j (the
+    estimator's and the rule's), and that mean against BP within the predicted variance."""
     model, params, batch = _setup(keys, sizes=(8, 20, 6), batch=8)  # 326 params
-
-    def run(k):
-        g = jax.grad(lambda p: batch.loss(model.apply(p, batch.x), batch.y))(params)
-        return pt.fg_weight(model, params, batch, k, N).update, g
-
-    mean, g = jax.jit(run)(keys(4)[3])
-    _check_mean(_flat(mean)[None], _flat(g)[None], N)
+    e, update, value, metrics, (loss, g) = _compiled(
+        f"fg(n={N})", lambda p, k: pt.fg_weight(model, p, batch, k, N), model, params, batch, keys(4)[3])
+    v = np.concatenate([np.reshape(a, (N, -1)) for a in jax.tree.leaves(e.directions)], 1)
+    np.testing.assert_allclose(e.d, v @ _flat(g), **TOL)
+    want = jax.tree.map(lambda a: np.einsum("j,j...->...", e.d, a) / N, e.directions)
+    chex.assert_trees_all_close(e.update, want, **TOL)
+    chex.assert_trees_all_close(update, want, **TOL)
+    np.testing.assert_allclose(value, loss, **TOL)
+    np.testing.assert_allclose(metrics["fg_directional_derivative"], np.abs(e.d).mean(), **TOL)
+    _check_mean(_flat(e.update)[None], _flat(g)[None], N)
 
 
 def _deltas_per_example(params, batch):
     return np.concatenate(ref.deltas(_np(params), batch.x, batch.y), axis=1)  # (B, all units)
 
 
-def test_fg_activity_mean_converges_to_bp_deltas_with_the_predicted_variance(x64, keys):
+def test_fg_activity_is_the_hand_formula_and_its_mean_converges_to_bp_deltas(x64, keys):
+    """N directions in one compiled call: d and the update (the estimator's g_z, the rule's weights)
+    against the numpy reference's formula, the mean g_z against BP's deltas within the predicted
+    variance (relu; tanh's reference: the node_pert linearisation test)."""
     model, params, batch = _setup(keys, sizes=(6, 12, 10, 4), batch=8)
-    grads = jax.jit(lambda k: pt.fg_activity(model, params, batch, k, N).grads)(keys(4)[3])
-    _check_mean(np.concatenate(grads, axis=1), _deltas_per_example(params, batch), N)
+    e, update, value, metrics, (loss, _) = _compiled(
+        f"fg(kind=activity;n={N})", lambda p, k: pt.fg_activity(model, p, batch, k, N), model, params, batch,
+        keys(4)[3])
+    want, d = ref.activity_update(_np(params), batch.x, batch.y, e.directions)
+    np.testing.assert_allclose(e.d, d, **TOL)
+    chex.assert_trees_all_close(update, want, **TOL)
+    np.testing.assert_allclose(value, loss, **TOL)
+    np.testing.assert_allclose(metrics["fg_directional_derivative"], np.abs(d).mean(), **TOL)
+    assert all(np.abs(w["w"]).max() > 1e-4 for w in want)
+    _check_mean(np.concatenate(e.update, axis=1), _deltas_per_example(params, batch), N)
 
 
 def test_node_pert_mean_converges_to_bp_deltas_with_the_predicted_variance(x64, keys):
     """sigma = 1e-5: the bias of a draw is O(sigma), of the mean O(sigma^2), far below its noise."""
     model, params, batch = _setup(keys, sizes=(6, 12, 10, 4), batch=8)
-    draw = jax.vmap(lambda k: jnp.concatenate(pt.node_perturbation(model, params, batch, k, 1e-5).grads, axis=1))
+    draw = jax.vmap(lambda k: jnp.concatenate(pt.node_perturbation(model, params, batch, k, 1e-5).update, axis=1))
     mean = jax.jit(lambda k: draw(jax.random.split(k, N)).mean(0))(keys(4)[3])
     _check_mean(np.asarray(mean), _deltas_per_example(params, batch), N)
 
@@ -212,14 +224,22 @@ class _Flax(nn.Module):
 
 
 def _models():
-    return {"mlp": (fj.mlp([5, 8, 3]), (5,), RULES),
-            "dropout_mlp": (fj.norm_mlp([5, 8, 3], dropout=0.3), (5,), RULES),
-            "batch_norm_mlp": (fj.norm_mlp([5, 8, 3], norm="batch"), (5,), ["fg"]),
-            "lecture_cnn": (fj.cnn.get("lecture_cnn", (8, 8, 1), 3, width=0.25), (8, 8, 1), RULES),
+    """{name: (model, input shape, rules)}: fg with local losses where it runs (weight only with batch
+    norm). A plain fj.mlp runs every rule in the (jitted) exactness tests above; here the same MLP
+    carries dropout."""
+    return {"dropout_mlp": (fj.norm_mlp([5, 8, 3], dropout=0.3), (5,), [*RULES, "fg(local=predsim)"]),
+            "batch_norm_mlp": (fj.norm_mlp([5, 8, 3], norm="batch"), (5,), ["fg", "fg(local=pred)"]),
+            "lecture_cnn": (fj.cnn.get("lecture_cnn", (8, 8, 1), 3, width=0.25), (8, 8, 1),
+                            [*RULES, "fg(kind=activity;local=predsim)"]),
             "flax": (fj.from_flax(_Flax(), (5,)), (5,), ["fg"])}
 
 
-@pytest.mark.parametrize("name", ["mlp", "dropout_mlp", "batch_norm_mlp", "lecture_cnn", "flax"])
+def _blocks(tree):
+    """A params-shaped tree without the local heads (fg with local losses adds them)."""
+    return [{k: v for k, v in p.items() if k != "head"} for p in tree] if isinstance(tree, list) else tree
+
+
+@pytest.mark.parametrize("name", ["dropout_mlp", "batch_norm_mlp", "lecture_cnn", "flax"])
 def test_updates_are_finite_and_not_bp_under_jit_and_vmap(keys, name):
     """Two seeds in one compiled, vmapped call; a batch-norm model's new statistics are BP's."""
     model, shape, rules = _models()[name]
@@ -231,9 +251,10 @@ def test_updates_are_finite_and_not_bp_under_jit_and_vmap(keys, name):
         k1, k2 = jax.random.split(key)
         params = model.init(k1)
 
-        def grad(rule):
-            objective = fj.rules.get(rule).train_objective
-            return jax.grad(lambda p: objective(model, p, batch, None, k2), has_aux=True)(params)
+        def grad(spec):
+            rule = fj.rules.get(spec)
+            p = params if rule.init_params is None else rule.init_params(k1, model, params)
+            return jax.grad(lambda q: rule.train_objective(model, q, batch, None, k2), has_aux=True)(p)
 
         return grad("bp"), [grad(r) for r in rules]
 
@@ -243,18 +264,66 @@ def test_updates_are_finite_and_not_bp_under_jit_and_vmap(keys, name):
         assert all(np.isfinite(a).all() for a in jax.tree.leaves(u)), r
         chex.assert_trees_all_close(aux.stats, bp_aux.stats, rtol=1e-5, atol=1e-6)
         assert np.isfinite(list(aux.metrics.values())).all() and aux.metrics, r
+        if "local" in r:
+            assert set(aux.metrics) >= {"fg_directional_derivative", "local_loss"}, r
+            assert all("head" in p for p in u[:-1]) and "head" not in u[-1], r
         for seed in range(2):
-            a, b = (_flat(jax.tree.map(lambda t, s=seed: t[s], t)) for t in (u, bp))
+            a, b = (_flat(jax.tree.map(lambda t, s=seed: t[s], _blocks(t))) for t in (u, bp))
             assert not np.allclose(a, b, rtol=1e-2), (r, seed)
 
 
-def test_dropout_keeps_one_mask_for_both_passes(x64, keys):
-    """A mask redrawn for the noisy pass would change the loss by O(1): d ~ 1 / sigma."""
+def test_dropout_keeps_one_mask_for_every_pass(x64, keys):
+    """Dropout is on (the train-mode clean logits are not eval mode's). node_pert: a mask redrawn for
+    the noisy pass would change the loss by O(1), d ~ 1 / sigma. fg(kind=activity): its clean pass is
+    layered's forward with the model key's masks, and d is BP's deltas through that same pass along u."""
     model = fj.norm_mlp([5, 16, 3], dropout=0.5)
     params = model.init(keys(1)[0], jnp.float64)
     batch = fj.rules.Batch(jax.random.normal(keys(2)[1], (8, 5), jnp.float64), jnp.arange(8) % 3, fj.losses.softmax_ce)
-    e = jax.jit(lambda k: pt.node_perturbation(model, params, batch, k, 1e-8))(keys(3)[2])
+
+    def run(k):
+        a = pt.fg_activity(model, params, batch, k, 2)
+        return (pt.node_perturbation(model, params, batch, k, 1e-8), model.apply(params, batch.x), a,
+                _bp_deltas(model, params, batch, a.zs, jax.random.split(k)[1]))
+
+    e, eval_logits, a, (ds, (logits, zs)) = jax.jit(run)(keys(3)[2])
     assert np.abs(e.d).max() < 100, np.abs(e.d).max()
+    assert not np.allclose(e.logits, eval_logits, rtol=1e-3)
+    np.testing.assert_array_equal(a.logits, logits)
+    np.testing.assert_allclose(e.logits, logits, **TOL)
+    for z, zz in zip(a.zs, zs):
+        np.testing.assert_array_equal(z, zz)
+    want = 8 * sum(np.einsum("ik,jik->ji", dl, u) for dl, u in zip(ds, a.directions))
+    np.testing.assert_allclose(a.d, want, **TOL)
+
+
+class _NoMapFirst:
+    """A layered model whose first layer runs no weighted map."""
+
+    n_in, n_out = 3, 3
+    layers = [lambda p, h, op: jnp.tanh(h), lambda p, h, op: op(h, p["w"], p["b"])]
+
+    def init(self, key, dtype=jnp.float32):
+        return [{}, {"w": jax.random.normal(key, (3, 3), dtype), "b": jnp.zeros(3, dtype)}]
+
+    def apply(self, params, x, *, rule="bp", feedback=None, **kw):
+        return fj.rules.get(rule).apply_layers(self.layers, params, x, feedback)
+
+
+def test_a_shifted_op_runs_one_map_and_the_map_rules_need_one_per_layer(keys):
+    op = layered.Shifted(jnp.ones((2, 3)))
+    h, w, b = jnp.ones((2, 4)), jnp.full((4, 3), 0.5), jnp.arange(3.0)
+    op(h, w, b)
+    one_line_error(lambda: op(h, w, b), "two weighted maps through one Shifted op", InputError)
+    one_line_error(lambda: layered.Shifted().output(1), "layer 1 of this model ran no weighted map", InputError)
+    model = _NoMapFirst()
+    batch = fj.rules.Batch(jnp.ones((4, 3)), jnp.arange(4) % 3, fj.losses.softmax_ce)
+    for rule in ("fg(kind=activity)", "node_pert"):
+        objective = fj.rules.get(rule).train_objective
+        one_line_error(lambda o=objective: jax.eval_shape(lambda p: o(model, p, batch, None, keys(1)[0]),
+                                                          model.init(keys(1)[0])),
+                       "layer 0 of this model ran no weighted map", InputError)
+    jax.eval_shape(lambda p: fj.rules.get("fg").train_objective(model, p, batch, None, keys(1)[0]),
+                   model.init(keys(1)[0]))  # weight perturbation reads no z_l
 
 
 # -- options, refusals, a sweep that learns ----------------------------------------------------------

@@ -9,6 +9,10 @@ then :func:`report` names the run directory, its newest checkpoints and ``--resu
 the run lock is released and the process ends with :func:`os._exit` — an interrupted XLA
 compilation leaves the runtime in a state whose normal interpreter shutdown can crash.
 
+A Ctrl-C that lands while Python runs a finalizer or a gc callback would be dropped there (Python
+prints "Exception ignored" and goes on): :func:`on_ctrl_c` also installs a ``sys.unraisablehook``
+that sends it again a moment later.
+
 Writes that must not be cut (a checkpoint save, an atomic JSON file, a metrics line, a PNG)
 run inside :func:`deferred`: a Ctrl-C there is held until the write is complete. A third Ctrl-C
 while one is held ends the process at once. Without :func:`on_ctrl_c` (the library used from
@@ -28,6 +32,7 @@ from pathlib import Path
 EXIT = 130  # 128 + SIGINT, what a shell reports for a process ended by Ctrl-C
 
 _state = {"prog": None, "guarded": False, "defer": 0, "pending": 0}
+REDELIVER_S = 0.05  # a Ctrl-C that Python dropped is sent again after this many seconds
 
 
 def on_ctrl_c(prog: str) -> None:
@@ -36,6 +41,21 @@ def on_ctrl_c(prog: str) -> None:
         return
     _state["prog"] = prog
     signal.signal(signal.SIGINT, _handler)
+    if sys.unraisablehook is not _unraisable:
+        _state["hook"] = sys.unraisablehook
+        sys.unraisablehook = _unraisable
+
+
+def _unraisable(unraisable) -> None:
+    """``sys.unraisablehook``: a ``KeyboardInterrupt`` raised while Python ran a finalizer or a gc
+    callback (XLA's, say) is dropped there, and the script would run on; send the Ctrl-C again,
+    shortly, from another thread, so that it lands where it can unwind."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt) and installed():
+        timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signal.SIGINT))
+        timer.daemon = True
+        timer.start()
+        return
+    _state.get("hook", sys.__unraisablehook__)(unraisable)
 
 
 def installed() -> bool:

@@ -125,3 +125,35 @@ def test_ctrl_c_during_the_imports_and_during_compilation(tmp_path):
     assert f"--resume {tmp_path / 'compiling'}" in line
     assert not (tmp_path / "compiling" / lock.NAME).exists()
     assert (tmp_path / "compiling" / "config.json").exists() and not (tmp_path / "compiling" / "summary.json").exists()
+
+
+DROPPED = """
+import signal, sys, time
+sys.path.insert(0, {root!r})
+from fa_jax import interrupt
+interrupt.on_ctrl_c("t.py")
+
+class Finalized:
+    def __del__(self):  # the handler's KeyboardInterrupt is raised here, where Python drops it
+        signal.raise_signal(signal.SIGINT)
+        sum(range(1000))
+
+with interrupt.guarding():
+    try:
+        Finalized()
+        time.sleep(10)
+        print("ran on")
+    except KeyboardInterrupt:
+        interrupt.stop("t.py", [])
+"""
+
+
+def test_a_ctrl_c_that_python_drops_in_a_finalizer_is_sent_again():
+    """A Ctrl-C landing in a finalizer or a gc callback (XLA's) is dropped by Python ("Exception
+    ignored"); the handler's unraisable hook sends it again, so the script still stops: exit 130."""
+    code = DROPPED.format(root=str(Path(__file__).resolve().parents[2]))
+    t = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == interrupt.EXIT, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "" and p.stderr.strip() == "t.py: interrupted; nothing was written", p.stderr
+    assert time.monotonic() - t < 8  # not after the 10 s sleep

@@ -105,3 +105,20 @@ def test_metric_rows_after_divergence_are_null_and_marked(runs):
     np.testing.assert_array_equal(res.final_test_acc[[0, 2]], res.test_acc[[0, 2], -1])
     assert np.isnan(res.final_test_acc[1])
     assert res.rows()[1]["test_accuracy"] is None and res.rows()[1]["diverged_step"] == d
+
+
+@pytest.mark.parametrize("rule,lr", [("local", 1e5), ("fg(kind=activity)", 30.0)])
+def test_an_objective_rules_diverged_seed_freezes_with_its_extras(rule, lr):
+    """local (heads in the params) and fg (a random direction per step): seed 1 diverges and keeps
+    the state it had at the divergence step, heads included; the others train on."""
+    kw = {"rule": rule, "seeds": [0, 1, 2], "lr": [1e-2, lr, 1e-2], "batch_size": 16, "optimizer": "sgd",
+          "eval_every": 1, "progress": False}
+    res = fj.sweep(MODEL, TASK, steps=30, **kw)
+    d = int(res.diverged_at[1])
+    assert list(res.diverged) == [False, True, False] and 0 < d < 30
+    before = fj.sweep(MODEL, TASK, steps=d, **kw)
+    chex.assert_trees_all_equal(_frozen_part(res.state, 1), _frozen_part(before.state, 1))
+    assert np.isfinite(np.concatenate([np.ravel(a) for a in jax.tree.leaves(_seed(res.state.params, 1))])).all()
+    if rule == "local":
+        assert "head" in _seed(res.state.params, 1)[0]
+    assert not np.array_equal(_seed(res.state.params, 0)[0]["w"], _seed(before.state.params, 0)[0]["w"])
